@@ -1,0 +1,18 @@
+"""taskqueue: a distributed task queue for Django, in the style of Celery."""
+
+from __future__ import annotations
+
+from . import states
+from .app import TaskQueue, app, send_task
+from .canvas import Signature, maybe_signature, signature
+from .log import get_task_logger
+from .result import AsyncResult, EagerResult, result_from_tuple
+from .task import Task, shared_task, task
+
+Celery = TaskQueue  # so `app = Celery("proj")` ports unchanged
+
+__version__ = "0.1.0"
+
+__all__ = ["AsyncResult", "Celery", "EagerResult", "Signature", "Task", "TaskQueue", "app", "get_task_logger",
+           "maybe_signature", "result_from_tuple", "send_task", "shared_task", "signature", "states", "task"]
+

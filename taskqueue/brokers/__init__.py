@@ -1,0 +1,46 @@
+"""Pick the broker for TASKQUEUE_BROKER_URL; one instance per process, rebuilt after fork."""
+
+from __future__ import annotations
+
+import os
+
+from ..conf import get_settings
+from ..exceptions import ImproperlyConfigured
+from .base import Broker, Delivery
+
+_instance: tuple[int, str, Broker] | None = None
+
+
+def get_broker() -> Broker:
+    """The process's broker for the configured URL (a fresh one in a forked child)."""
+    global _instance
+    settings = get_settings()
+    url = settings.BROKER_URL
+    if _instance is None or _instance[0] != os.getpid() or _instance[1] != url:
+        _instance = (os.getpid(), url, create_broker(url, settings.KEY_PREFIX))
+    return _instance[2]
+
+
+def create_broker(url: str, prefix: str) -> Broker:
+    scheme = url.split(":", 1)[0]
+    if scheme in ("redis", "rediss", "unix"):
+        from .redis import RedisBroker
+
+        return RedisBroker(url, prefix)
+    if scheme == "django":
+        raise ImproperlyConfigured(
+            "TASKQUEUE_BROKER_URL='django://' (the database broker) is not available in this version yet: "
+            "set TASKQUEUE_BROKER_URL to a redis:// URL"
+        )
+    raise ImproperlyConfigured(f"Unsupported TASKQUEUE_BROKER_URL scheme {scheme!r}: use redis:// or django://")
+
+
+def reset_broker() -> None:
+    """Forget the cached broker (after fork or a settings change)."""
+    global _instance
+    if _instance is not None and _instance[0] == os.getpid():
+        _instance[2].close()
+    _instance = None
+
+
+__all__ = ["Broker", "Delivery", "get_broker", "create_broker", "reset_broker"]

@@ -1,0 +1,72 @@
+"""The broker contract: queues of opaque bytes with delays and per-consumer leases."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A message handed to one consumer; it stays leased to it until ack or release."""
+
+    key: str  # unique per published message (a task id, or task id + attempt for retries)
+    body: bytes
+    queue: str
+    consumer_id: str
+    redeliveries: int = 0  # times it was taken back from a dead consumer
+
+
+class Broker(ABC):
+    """Every broker implements these; results, locks and notifications live elsewhere."""
+
+    @abstractmethod
+    def publish(self, queue: str, key: str, body: bytes, *, eta: float | None = None,
+                priority: int = 0) -> None:
+        """Store the message durably; it is invisible until `eta` (epoch seconds) if given."""
+
+    def publish_many(self, items: list[tuple[str, str, bytes, float | None, int]]) -> None:
+        """Publish (queue, key, body, eta, priority) items; brokers batch where they can."""
+        for queue, key, body, eta, priority in items:
+            self.publish(queue, key, body, eta=eta, priority=priority)
+
+    @abstractmethod
+    def reserve(self, consumer_id: str, queues: list[str], *, count: int = 1,
+                timeout: float = 1.0) -> list[Delivery]:
+        """Lease up to `count` due messages to `consumer_id`, waiting at most `timeout` for one."""
+
+    @abstractmethod
+    def ack(self, deliveries: list[Delivery]) -> None:
+        """Remove messages for good; called only once their outcome is stored."""
+
+    @abstractmethod
+    def release(self, delivery: Delivery, *, delay: float = 0.0) -> None:
+        """Give a message back unchanged (lock busy, shutdown), visible again after `delay`."""
+
+    @abstractmethod
+    def heartbeat(self, consumer_ids: list[str]) -> None:
+        """Extend the lease on everything these live consumers hold."""
+
+    @abstractmethod
+    def recover(self, stale_after: float, consumer_ids: list[str] | None = None) -> int:
+        """Requeue messages of consumers silent for `stale_after` s (or of those named); return count."""
+
+    @abstractmethod
+    def forget_consumer(self, consumer_id: str) -> None:
+        """A consumer stopped cleanly: drop its lease record (it must hold no messages)."""
+
+    @abstractmethod
+    def contains(self, key: str) -> bool:
+        """Whether a message with this key is queued, delayed or in flight."""
+
+    @abstractmethod
+    def purge(self, queue: str) -> int:
+        """Delete every ready message of `queue`; return how many."""
+
+    @abstractmethod
+    def sizes(self) -> dict[str, int]:
+        """Ready message count per known queue."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Drop connections (also after fork, so a child never shares its parent's sockets)."""

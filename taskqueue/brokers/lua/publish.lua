@@ -1,0 +1,16 @@
+-- Store a message and make it ready (or delayed until its eta).
+-- ARGV: prefix, queue, key, body, eta (epoch seconds, or "" for now)
+-- Keys: {p}:msg hash key->body; {p}:q:{queue} ready list (LPUSH in, RPOP out = FIFO);
+--       {p}:delayed zset "queue\nkey" by eta; {p}:wake:{queue} tokens that wake idle consumers;
+--       {p}:queues set of queue names.
+local p, queue, key, body, eta = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+redis.call('HSET', p .. ':msg', key, body)
+redis.call('SADD', p .. ':queues', queue)
+if eta ~= '' then
+  redis.call('ZADD', p .. ':delayed', eta, queue .. '\n' .. key)
+else
+  redis.call('LPUSH', p .. ':q:' .. queue, key)
+  redis.call('LPUSH', p .. ':wake:' .. queue, '1')
+  redis.call('LTRIM', p .. ':wake:' .. queue, 0, 63)
+end
+return 1

@@ -1,0 +1,134 @@
+"""Redis broker: ready lists, a delayed sorted set and per-consumer leases (key schema in lua/*.lua)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import redis
+
+from .base import Broker, Delivery
+
+_LUA = Path(__file__).with_name("lua")
+
+
+def connect(url: str) -> redis.Redis:
+    """A client that retries a dropped connection a few times before raising."""
+    from redis.backoff import ExponentialBackoff
+    from redis.retry import Retry
+
+    return redis.Redis.from_url(
+        url, socket_connect_timeout=2, socket_keepalive=True, health_check_interval=30,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=3),
+        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+    )
+
+
+class RedisBroker(Broker):
+    """Queues in Redis; delays stay in Redis until due, never in worker memory."""
+
+    def __init__(self, url: str, prefix: str = "taskqueue"):
+        self.url = url
+        self.prefix = prefix
+        self.client = connect(url)
+        self._scripts = {
+            name: self.client.register_script((_LUA / f"{name}.lua").read_text())
+            for name in ("publish", "reserve", "release", "recover", "lock")
+        }
+
+    def _check_queue(self, queue: str) -> None:
+        if not queue or "\n" in queue:
+            raise ValueError(f"invalid queue name {queue!r}")
+
+    def publish(self, queue: str, key: str, body: bytes, *, eta: float | None = None,
+                priority: int = 0) -> None:
+        self._check_queue(queue)
+        self._scripts["publish"](args=[self.prefix, queue, key, body, "" if eta is None else repr(eta)])
+
+    def publish_many(self, items: list[tuple[str, str, bytes, float | None, int]]) -> None:
+        script = self._scripts["publish"]
+        with self.client.pipeline(transaction=False) as pipe:
+            for queue, key, body, eta, _priority in items:
+                self._check_queue(queue)
+                script(args=[self.prefix, queue, key, body, "" if eta is None else repr(eta)], client=pipe)
+            pipe.execute()
+
+    def reserve(self, consumer_id: str, queues: list[str], *, count: int = 1,
+                timeout: float = 1.0) -> list[Delivery]:
+        deliveries, next_eta = self._take(consumer_id, queues, count)
+        if deliveries or timeout <= 0:
+            return deliveries
+        wait = timeout if next_eta is None else max(0.0, min(timeout, next_eta - time.time()))
+        if wait > 0.001:
+            # Sleep until a publish pushes a wake token (or the next delayed message is due).
+            self.client.blpop([f"{self.prefix}:wake:{q}" for q in queues], timeout=wait)
+        return self._take(consumer_id, queues, count)[0]
+
+    def _take(self, consumer_id: str, queues: list[str], count: int) -> tuple[list[Delivery], float | None]:
+        reply = self._scripts["reserve"](args=[self.prefix, consumer_id, repr(time.time()), count, *queues])
+        next_eta = float(reply[0]) if reply[0] else None
+        deliveries = [
+            Delivery(key=reply[i].decode(), body=reply[i + 1], redeliveries=int(reply[i + 2]),
+                     queue=reply[i + 3].decode(), consumer_id=consumer_id)
+            for i in range(1, len(reply), 4)
+        ]
+        return deliveries, next_eta
+
+    def ack(self, deliveries: list[Delivery]) -> None:
+        if not deliveries:
+            return
+        with self.client.pipeline(transaction=False) as pipe:
+            for delivery in deliveries:
+                pipe.hdel(f"{self.prefix}:inflight:{delivery.consumer_id}", delivery.key)
+            keys = [d.key for d in deliveries]
+            pipe.hdel(f"{self.prefix}:msg", *keys)
+            pipe.hdel(f"{self.prefix}:redeliveries", *keys)
+            pipe.execute()
+
+    def release(self, delivery: Delivery, *, delay: float = 0.0) -> None:
+        self._scripts["release"](args=[self.prefix, delivery.consumer_id, delivery.key, delivery.queue,
+                                       repr(time.time()), repr(delay)])
+
+    def heartbeat(self, consumer_ids: list[str]) -> None:
+        if consumer_ids:
+            now = time.time()
+            self.client.zadd(f"{self.prefix}:heartbeats", {cid: now for cid in consumer_ids})
+
+    def recover(self, stale_after: float, consumer_ids: list[str] | None = None) -> int:
+        return int(self._scripts["recover"](args=[self.prefix, repr(time.time()), repr(stale_after),
+                                                  *(consumer_ids or [])]))
+
+    def forget_consumer(self, consumer_id: str) -> None:
+        self.client.zrem(f"{self.prefix}:heartbeats", consumer_id)
+
+    def contains(self, key: str) -> bool:
+        return bool(self.client.hexists(f"{self.prefix}:msg", key))
+
+    def purge(self, queue: str) -> int:
+        list_key = f"{self.prefix}:q:{queue}"
+        with self.client.pipeline(transaction=True) as pipe:
+            pipe.lrange(list_key, 0, -1)
+            pipe.delete(list_key)
+            keys, _ = pipe.execute()
+        if keys:
+            self.client.hdel(f"{self.prefix}:msg", *keys)
+        return len(keys)
+
+    def sizes(self) -> dict[str, int]:
+        queues = sorted(q.decode() for q in self.client.smembers(f"{self.prefix}:queues"))
+        with self.client.pipeline(transaction=False) as pipe:
+            for queue in queues:
+                pipe.llen(f"{self.prefix}:q:{queue}")
+            return dict(zip(queues, pipe.execute(), strict=True))
+
+    def acquire_lock(self, name: str, consumer_id: str, stale_after: float) -> bool:
+        """lock_key support (used by taskqueue.locks, not part of the broker contract)."""
+        return bool(self._scripts["lock"](args=[self.prefix, name, consumer_id, repr(time.time()),
+                                                repr(stale_after), "acquire"]))
+
+    def release_lock(self, name: str, consumer_id: str) -> None:
+        self._scripts["lock"](args=[self.prefix, name, consumer_id, "0", "0", "release"])
+
+    def close(self) -> None:
+        self.client.close()
+        self.client.connection_pool.disconnect()

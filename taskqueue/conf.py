@@ -1,0 +1,73 @@
+"""The only reader of Django settings: every TASKQUEUE_* setting, typed, with its default."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass, fields
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings as django_settings
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Typed view of the TASKQUEUE_* settings; read with `get_settings()`."""
+
+    BROKER_URL: str = "django://"
+    DEFAULT_QUEUE: str = "default"
+    ROUTES: dict | None = None
+    RESULT_EXPIRES: Any = timedelta(days=1)
+    TASK_ALWAYS_EAGER: bool = False
+    TASK_EAGER_PROPAGATES: bool = False
+    ENQUEUE_ON_COMMIT: bool = True
+    KEY_PREFIX: str = "taskqueue"
+    # A consumer whose heartbeat is older than this loses its in-flight messages to other workers.
+    VISIBILITY_TIMEOUT: float = 15.0
+    HEARTBEAT_INTERVAL: float | None = None  # default: a fifth of VISIBILITY_TIMEOUT
+    SIGNING_KEY: str | None = None
+    TRACK_STARTED: bool = True
+    PREFETCH: int = 1
+    LOCK_RETRY_DELAY: float = 0.05
+    MAX_REDELIVERIES: int = 5
+
+    @property
+    def heartbeat_interval(self) -> float:
+        return self.HEARTBEAT_INTERVAL or max(0.2, self.VISIBILITY_TIMEOUT / 5)
+
+    @property
+    def result_expires(self) -> timedelta | None:
+        value = self.RESULT_EXPIRES
+        if value is None or isinstance(value, timedelta):
+            return value
+        return timedelta(seconds=float(value))
+
+    @property
+    def signing_key(self) -> bytes:
+        if self.SIGNING_KEY:
+            return self.SIGNING_KEY.encode()
+        secret = django_settings.SECRET_KEY.encode()
+        return hmac.new(secret, b"taskqueue.message-signing", hashlib.sha256).digest()
+
+
+_cached: Settings | None = None
+
+
+def get_settings() -> Settings:
+    """Read the TASKQUEUE_* settings once per process (reset by `reset_settings()`)."""
+    global _cached
+    if _cached is None:
+        values = {}
+        for field in fields(Settings):
+            name = f"TASKQUEUE_{field.name}"
+            if hasattr(django_settings, name):
+                values[field.name] = getattr(django_settings, name)
+        _cached = Settings(**values)
+    return _cached
+
+
+def reset_settings(**_: Any) -> None:
+    """Forget cached settings (connected to Django's setting_changed signal)."""
+    global _cached
+    _cached = None

@@ -1,0 +1,41 @@
+"""Operator actions behind `manage.py taskqueue` and the admin: status, purge, inspect, cleanup."""
+
+from __future__ import annotations
+
+from django.db.models import Count
+
+from .brokers import get_broker
+from .conf import get_settings
+from .models import TaskResult
+
+
+def status() -> dict:
+    """Ready messages per queue and stored results per state."""
+    by_state = dict(TaskResult.objects.order_by().values_list("state").annotate(n=Count("id")))
+    return {"queues": get_broker().sizes(), "results": by_state}
+
+
+def purge(queue: str) -> int:
+    return get_broker().purge(queue)
+
+
+def inspect(task_id: str) -> dict | None:
+    row = TaskResult.objects.filter(task_id=task_id).first()
+    if row is None:
+        return {"task_id": task_id, "state": "PENDING (queued)"} if get_broker().contains(task_id) else None
+    return {field: getattr(row, field) for field in (
+        "task_id", "task_name", "state", "queue", "worker", "retries", "args", "kwargs", "result", "meta",
+        "parent_id", "root_id", "group_id", "date_created", "date_started", "date_done")}
+
+
+def cleanup(batch_size: int = 5000) -> int:
+    """Delete expired finished results in batches of ids, never loading them all."""
+    expires = get_settings().result_expires
+    if expires is None:
+        return 0
+    deleted = 0
+    while True:
+        ids = list(TaskResult.objects.expired(expires).order_by().values_list("id", flat=True)[:batch_size])
+        if not ids:
+            return deleted
+        deleted += TaskResult.objects.filter(id__in=ids).delete()[0]

@@ -1,0 +1,26 @@
+"""get_task_logger: loggers whose records carry the running task's id and name."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+
+current_task_ids: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar(
+    "taskqueue_current_task", default=None)
+
+
+class TaskContextFilter(logging.Filter):
+    """Stamps `task_id` and `task_name` on every record ("-" outside a task)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        current = current_task_ids.get()
+        record.task_id, record.task_name = current if current else ("-", "-")
+        return True
+
+
+def get_task_logger(name: str) -> logging.Logger:
+    """A logger for task modules whose records carry `task_id` and `task_name`."""
+    logger = logging.getLogger(name)
+    if not any(isinstance(f, TaskContextFilter) for f in logger.filters):
+        logger.addFilter(TaskContextFilter())
+    return logger

@@ -1,0 +1,118 @@
+"""The wire protocol: a signed JSON envelope, version 1 (see docs/protocol.md).
+
+The only code that knows the wire format. Unknown fields are ignored and missing
+ones take their defaults, so older and newer workers can read each other's messages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
+from typing import Any
+
+from . import serialization
+from .exceptions import DecodeError
+
+PROTOCOL_VERSION = 1
+_SIGNATURE_LENGTH = 64  # hex digest of HMAC-SHA256
+
+
+@dataclass(frozen=True)
+class Message:
+    """One task invocation as it travels through the broker."""
+
+    id: str
+    task: str
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
+    queue: str = "default"
+    eta: str | None = None  # ISO 8601, UTC
+    expires: str | None = None  # ISO 8601, UTC
+    retries: int = 0
+    priority: int = 0
+    parent_id: str | None = None
+    root_id: str | None = None
+    group_id: str | None = None
+    group_index: int | None = None
+    time_limit: float | None = None
+    soft_time_limit: float | None = None
+    ignore_result: bool = False
+    lock: str | None = None  # lock_key value: same value never runs twice at once
+    link: list = field(default_factory=list)  # signatures called with the result
+    link_error: list = field(default_factory=list)  # signatures called on failure
+    chain: list = field(default_factory=list)  # remaining steps, next one last (as in Celery)
+    chord: dict | None = None  # body signature to run when this task's group completes
+    headers: dict = field(default_factory=dict)
+
+    @property
+    def eta_datetime(self) -> datetime | None:
+        return datetime.fromisoformat(self.eta) if self.eta else None
+
+    @property
+    def expires_datetime(self) -> datetime | None:
+        return datetime.fromisoformat(self.expires) if self.expires else None
+
+
+_FIELD_NAMES = frozenset(f.name for f in fields(Message))
+
+
+def _sign(key: bytes, payload: bytes) -> bytes:
+    return hmac.new(key, payload, hashlib.sha256).hexdigest().encode("ascii")
+
+
+def encode(message: Message, key: bytes) -> bytes:
+    """Serialise and sign; raises TypeError if args, kwargs or options are not sendable."""
+    body = asdict(message)
+    body["v"] = PROTOCOL_VERSION
+    payload = serialization.dumps(body).encode("utf-8")
+    return _sign(key, payload) + b":" + payload
+
+
+def encode_many(messages: list[Message], key: bytes) -> list[bytes]:
+    """Encode several messages (all are checked before any is sent)."""
+    return [encode(message, key) for message in messages]
+
+
+def decode(raw: bytes, key: bytes) -> Message:
+    """Verify the signature and rebuild the Message; raises DecodeError with the reason."""
+    if not isinstance(raw, bytes):
+        raw = str(raw).encode("utf-8")
+    signature, sep, payload = raw.partition(b":")
+    if not sep or len(signature) != _SIGNATURE_LENGTH:
+        raise DecodeError("unsigned message: no HMAC signature in front of the body")
+    if not hmac.compare_digest(signature, _sign(key, payload)):
+        raise DecodeError("forged message: the HMAC signature does not match the body")
+    try:
+        body = serialization.loads(payload)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DecodeError(f"malformed body: {exc}") from exc
+    return from_dict(body)
+
+
+def from_dict(body: Any) -> Message:
+    """Build a Message from a decoded body, defaulting missing fields."""
+    if not isinstance(body, dict):
+        raise DecodeError(f"malformed body: expected a JSON object, got {type(body).__name__}")
+    version = body.get("v", PROTOCOL_VERSION)
+    if not isinstance(version, int) or version > PROTOCOL_VERSION:
+        raise DecodeError(f"unsupported protocol version {version!r} (this worker reads {PROTOCOL_VERSION})")
+    for required in ("id", "task"):
+        if not isinstance(body.get(required), str) or not body[required]:
+            raise DecodeError(f"malformed body: field {required!r} is missing or not a string")
+    known = {name: value for name, value in body.items() if name in _FIELD_NAMES}
+    args, kwargs = known.get("args", ()), known.get("kwargs", {})
+    if not isinstance(args, (list, tuple)) or not isinstance(kwargs, dict):
+        raise DecodeError("malformed body: args must be a list and kwargs an object")
+    known["args"] = tuple(args)
+    return Message(**known)
+
+
+def peek_id(raw: bytes) -> str | None:
+    """Best-effort message id of a raw body, for dead-letter records."""
+    try:
+        return str(json.loads(raw.partition(b":")[2])["id"])
+    except Exception:
+        return None

@@ -1,0 +1,50 @@
+"""TaskResult: one row per task id, the source of truth for state and result."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+from .. import states
+
+
+class TaskResultQuerySet(models.QuerySet):
+    def ready(self) -> TaskResultQuerySet:
+        return self.filter(state__in=states.READY_STATES)
+
+    def failed(self) -> TaskResultQuerySet:
+        return self.filter(state=states.FAILURE)
+
+    def expired(self, older_than) -> TaskResultQuerySet:
+        return self.ready().filter(date_done__lt=timezone.now() - older_than)
+
+
+class TaskResult(models.Model):
+    """State, arguments, result or exception of one task (updated across retries)."""
+
+    task_id = models.CharField(max_length=255, unique=True)
+    task_name = models.CharField(max_length=255, blank=True, default="", db_index=True)
+    state = models.CharField(max_length=50, default=states.PENDING, db_index=True)
+    args = models.JSONField(null=True, blank=True)
+    kwargs = models.JSONField(null=True, blank=True)
+    result = models.JSONField(null=True, blank=True, help_text="Return value, or the exception when failed")
+    traceback = models.TextField(null=True, blank=True)
+    meta = models.JSONField(null=True, blank=True, help_text="Custom state metadata (update_state)")
+    retries = models.PositiveIntegerField(default=0)
+    queue = models.CharField(max_length=255, blank=True, default="", db_index=True)
+    worker = models.CharField(max_length=255, blank=True, default="", db_index=True)
+    parent_id = models.CharField(max_length=255, null=True, blank=True, db_index=True)
+    root_id = models.CharField(max_length=255, null=True, blank=True, db_index=True)
+    group_id = models.CharField(max_length=255, null=True, blank=True, db_index=True)
+    date_created = models.DateTimeField(default=timezone.now, db_index=True)
+    date_started = models.DateTimeField(null=True, blank=True)
+    date_done = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    objects = TaskResultQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-date_created"]
+        indexes = [models.Index(fields=["state", "date_done"], name="tq_result_state_done")]
+
+    def __str__(self) -> str:
+        return f"{self.task_name or 'task'} {self.task_id} [{self.state}]"

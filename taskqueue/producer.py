@@ -1,0 +1,110 @@
+"""The one path to the broker: options → routing → signed Message → (after commit) publish."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone as dt_timezone
+from typing import TYPE_CHECKING, Any
+
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.utils import timezone
+
+from . import message as wire
+from . import signals
+from .brokers import get_broker
+from .conf import get_settings
+from .request import current_request
+from .routing import route
+from .utils import new_id
+
+if TYPE_CHECKING:
+    from .result import AsyncResult
+    from .task import Task
+
+_MESSAGE_OPTIONS = {"priority", "parent_id", "root_id", "group_id", "group_index", "time_limit",
+                    "soft_time_limit", "ignore_result", "chain", "chord", "retries"}
+_KNOWN_OPTIONS = _MESSAGE_OPTIONS | {"queue", "routing_key", "countdown", "eta", "expires", "task_id",
+                                     "link", "link_error", "headers", "eager", "lock", "add_to_parent",
+                                     "exchange", "serializer", "shadow", "connection", "publisher"}
+
+
+def send(task_name: str, args: tuple, kwargs: dict, *, task: Task | None = None, **options: Any) -> AsyncResult:
+    """Build, sign and publish one task message (or run it now in eager mode)."""
+    from .result import AsyncResult
+
+    unknown = set(options) - _KNOWN_OPTIONS
+    if unknown:
+        raise TypeError(f"unknown option(s) for {task_name}: {', '.join(sorted(unknown))}")
+    settings = get_settings()
+    msg = build_message(task_name, args, kwargs, task, options, settings)
+    body = wire.encode(msg, settings.signing_key)  # TypeError here, before anything is sent
+    if options.get("eager") or settings.TASK_ALWAYS_EAGER:
+        from .worker.execute import run_eager
+
+        return run_eager(msg)
+    key = msg.id if not msg.retries else f"{msg.id}~{msg.retries}"
+    eta = msg.eta_datetime.timestamp() if msg.eta else None
+
+    def publish() -> None:
+        signals.before_task_publish.send(sender=task_name, body=msg, routing_key=msg.queue)
+        get_broker().publish(msg.queue, key, body, eta=eta, priority=msg.priority)
+        signals.after_task_publish.send(sender=task_name, body=msg, routing_key=msg.queue)
+
+    if settings.ENQUEUE_ON_COMMIT and connections[DEFAULT_DB_ALIAS].in_atomic_block:
+        transaction.on_commit(publish)
+    else:
+        publish()
+    return AsyncResult(msg.id, task_name=task_name)
+
+
+def build_message(task_name: str, args: tuple, kwargs: dict, task: Task | None, options: dict,
+                  settings) -> wire.Message:
+    queue = options.get("queue") or options.get("routing_key") or route(
+        task_name, settings.ROUTES, getattr(task, "queue", None), settings.DEFAULT_QUEUE)
+    eta = _eta(options.get("countdown"), options.get("eta"))
+    expires = _expires(options.get("expires"))
+    parent = current_request()
+    fields: dict[str, Any] = {name: options[name] for name in _MESSAGE_OPTIONS if options.get(name) is not None}
+    if task is not None:
+        for name in ("time_limit", "soft_time_limit"):
+            if fields.get(name) is None and getattr(task, name) is not None:
+                fields[name] = getattr(task, name)
+        if "ignore_result" not in fields and task.ignore_result:
+            fields["ignore_result"] = True
+    if parent.id and "parent_id" not in fields:
+        fields["parent_id"] = parent.id
+        fields["root_id"] = parent.root_id or parent.id
+    lock = options.get("lock") or (task.lock_value(args, kwargs) if task is not None else None)
+    return wire.Message(
+        id=options.get("task_id") or new_id(), task=task_name, args=tuple(args), kwargs=dict(kwargs),
+        queue=queue, eta=eta, expires=expires, lock=lock,
+        link=_signature_list(options.get("link")), link_error=_signature_list(options.get("link_error")),
+        headers=dict(options.get("headers") or {}), **fields)
+
+
+def _eta(countdown: float | None, eta: datetime | None) -> str | None:
+    if countdown is not None:
+        return (timezone.now() + timedelta(seconds=float(countdown))).astimezone(dt_timezone.utc).isoformat()
+    if eta is None:
+        return None
+    if timezone.is_naive(eta):
+        eta = timezone.make_aware(eta)
+    return eta.astimezone(dt_timezone.utc).isoformat()
+
+
+def _expires(expires: float | int | datetime | timedelta | None) -> str | None:
+    if expires is None:
+        return None
+    if isinstance(expires, (int, float)):
+        expires = timezone.now() + timedelta(seconds=expires)
+    elif isinstance(expires, timedelta):
+        expires = timezone.now() + expires
+    elif timezone.is_naive(expires):
+        expires = timezone.make_aware(expires)
+    return expires.astimezone(dt_timezone.utc).isoformat()
+
+
+def _signature_list(value: Any) -> list:
+    if not value:
+        return []
+    items = value if isinstance(value, (list, tuple)) else [value]
+    return [dict(item) for item in items]

@@ -1,0 +1,43 @@
+"""Task name → Task, filled by @task at import and by autodiscovery of every app's tasks.py."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .exceptions import NotRegistered
+
+if TYPE_CHECKING:
+    from .task import Task
+
+_tasks: dict[str, Task] = {}
+
+
+def register(task: Task) -> None:
+    _tasks[task.name] = task
+
+
+def get_task(name: str) -> Task:
+    """The registered task called `name`; NotRegistered lists what is known."""
+    try:
+        return _tasks[name]
+    except KeyError:
+        known = ", ".join(sorted(_tasks)) or "none"
+        raise NotRegistered(
+            f"no task named {name!r} is registered in this process (known: {known}); "
+            "is its app in INSTALLED_APPS with the task in tasks.py?"
+        ) from None
+
+
+def is_registered(name: str) -> bool:
+    return name in _tasks
+
+
+def all_tasks() -> dict[str, Task]:
+    return dict(_tasks)
+
+
+def autodiscover() -> None:
+    """Import `tasks` from every installed app."""
+    from django.utils.module_loading import autodiscover_modules
+
+    autodiscover_modules("tasks")

@@ -1,0 +1,73 @@
+"""The context of the running task (`self.request`), kept in a contextvar."""
+
+from __future__ import annotations
+
+import contextvars
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Iterator
+
+from .log import current_task_ids
+
+
+@dataclass
+class Request:
+    """What a bound task sees as `self.request`."""
+
+    id: str | None = None
+    task: str | None = None
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
+    retries: int = 0
+    eta: datetime | None = None
+    expires: datetime | None = None
+    parent_id: str | None = None
+    root_id: str | None = None
+    group_id: str | None = None
+    group_index: int | None = None
+    queue: str | None = None
+    hostname: str | None = None
+    is_eager: bool = False
+    called_directly: bool = True
+    headers: dict = field(default_factory=dict)
+    link: list = field(default_factory=list)
+    link_error: list = field(default_factory=list)
+    chain: list = field(default_factory=list)
+    chord: dict | None = None
+    time_limit: float | None = None
+    soft_time_limit: float | None = None
+    ignore_result: bool = False
+    lock: str | None = None
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return getattr(self, name, default)
+
+    @property
+    def delivery_info(self) -> dict:
+        return {"routing_key": self.queue, "exchange": ""}
+
+
+_EMPTY = Request()
+_current: contextvars.ContextVar[Request | None] = contextvars.ContextVar("taskqueue_request", default=None)
+
+
+def current_request() -> Request:
+    return _current.get() or _EMPTY
+
+
+def in_worker_task() -> bool:
+    """True while a worker (not a direct call) runs a task in this context."""
+    request = _current.get()
+    return request is not None and not request.called_directly and not request.is_eager
+
+
+@contextmanager
+def request_context(request: Request) -> Iterator[Request]:
+    token = _current.set(request)
+    ids_token = current_task_ids.set((request.id or "-", request.task or "-"))
+    try:
+        yield request
+    finally:
+        _current.reset(token)
+        current_task_ids.reset(ids_token)

@@ -1,0 +1,218 @@
+"""AsyncResult: a read-only view of a task's TaskResult row, with a get() woken by notifications."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Any, Callable
+
+from . import notify, serialization, states
+from .exceptions import TimeoutError
+from .request import in_worker_task
+
+_SAFETY_RECHECK = 1.0  # re-read the row at least this often, in case a notification was lost
+
+
+class AsyncResult:
+    """The state and result of one task id; rows are read fresh until the task is ready."""
+
+    def __init__(self, id: str, task_name: str | None = None, parent: AsyncResult | None = None, app=None):
+        self.id = str(id)
+        self.task_name = task_name
+        self._parent = parent
+        self._ready_row = None
+
+    task_id = property(lambda self: self.id)
+
+    def _fetch(self):
+        if self._ready_row is not None:
+            return self._ready_row
+        from .models import TaskResult
+
+        row = TaskResult.objects.filter(task_id=self.id).order_by().first()
+        if row is not None and row.state in states.READY_STATES:
+            self._ready_row = row
+        return row
+
+    # -- state ---------------------------------------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        row = self._fetch()
+        return row.state if row is not None else states.PENDING
+
+    status = state
+
+    @property
+    def result(self) -> Any:
+        """The return value, the exception when failed, or the meta of a custom state."""
+        return _value_of(self._fetch())
+
+    info = result
+
+    @property
+    def traceback(self) -> str | None:
+        row = self._fetch()
+        return row.traceback if row is not None else None
+
+    @property
+    def date_done(self) -> datetime | None:
+        row = self._fetch()
+        return row.date_done if row is not None else None
+
+    @property
+    def retries(self) -> int:
+        row = self._fetch()
+        return row.retries if row is not None else 0
+
+    def ready(self) -> bool:
+        return self.state in states.READY_STATES
+
+    def successful(self) -> bool:
+        return self.state == states.SUCCESS
+
+    def failed(self) -> bool:
+        return self.state == states.FAILURE
+
+    def exists(self) -> bool:
+        """True once the task is known: queued, delayed, running or stored; False for an unknown id."""
+        if self._fetch() is not None:
+            return True
+        from .brokers import get_broker
+
+        return get_broker().contains(self.id)
+
+    # -- waiting -------------------------------------------------------------------------------
+
+    def get(self, timeout: float | None = None, propagate: bool = True, interval: float | None = None,
+            on_message: Callable[[dict], None] | None = None, disable_sync_subtasks: bool = True,
+            **_: Any) -> Any:
+        """Wait for the result (woken when it is stored); re-raise the task's exception if `propagate`."""
+        if disable_sync_subtasks and in_worker_task():
+            raise RuntimeError("Never call result.get() within a task: it can deadlock the worker. "
+                               "Chain the work instead (a chain, a chord or a link callback).")
+        row = self._wait(timeout, on_message, interval)
+        value = _value_of(row)
+        if propagate and row.state in states.PROPAGATE_STATES and isinstance(value, BaseException):
+            raise value
+        return value
+
+    wait = get
+
+    def _wait(self, timeout: float | None, on_message: Callable[[dict], None] | None, interval: float | None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        recheck = interval if interval and interval > 0 else _SAFETY_RECHECK
+        seen = None
+        with notify.listen(self.id) as wait:
+            while True:
+                row = self._fetch()
+                if on_message is not None and row is not None and (row.state, row.meta) != seen:
+                    seen = (row.state, row.meta)
+                    on_message({"task_id": self.id, "status": row.state, "result": _value_of(row),
+                                "traceback": row.traceback})
+                if row is not None and row.state in states.READY_STATES:
+                    return row
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise TimeoutError(f"task {self.id} was not ready within {timeout} s")
+                wait(recheck if remaining is None else min(remaining, recheck))
+
+    # -- control -------------------------------------------------------------------------------
+
+    def forget(self) -> None:
+        from . import store
+
+        store.forget(self.id)
+        self._ready_row = None
+
+    def revoke(self, terminate: bool = False, signal: str | None = None, **_: Any) -> None:
+        """Mark revoked: a worker that has not started it skips it."""
+        from . import store
+
+        store.mark_revoked([self.id])
+        self._ready_row = None
+
+    # -- graph ---------------------------------------------------------------------------------
+
+    @property
+    def parent(self) -> AsyncResult | None:
+        if self._parent is not None:
+            return self._parent
+        row = self._fetch()
+        if row is not None and row.parent_id:
+            return AsyncResult(row.parent_id)
+        return None
+
+    @parent.setter
+    def parent(self, value: AsyncResult | None) -> None:
+        self._parent = value
+
+    @property
+    def children(self) -> list[AsyncResult]:
+        from .models import TaskResult
+
+        ids = TaskResult.objects.filter(parent_id=self.id).order_by("date_created").values_list("task_id", flat=True)
+        return [AsyncResult(task_id, parent=self) for task_id in ids]
+
+    def as_tuple(self) -> tuple:
+        parent = self._parent
+        return ((self.id, parent.as_tuple() if parent is not None else None), None)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, AsyncResult):
+            return other.id == self.id
+        if isinstance(other, str):
+            return other == self.id
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def __repr__(self) -> str:
+        return f"<AsyncResult: {self.id}>"
+
+    def __str__(self) -> str:
+        return self.id
+
+
+class EagerResult(AsyncResult):
+    """The result of an eager run, held in memory (it is also stored unless ignore_result)."""
+
+    def __init__(self, id: str, task_name: str, state: str, value: Any, traceback: str | None = None):
+        super().__init__(id, task_name)
+        self._state, self._value, self._traceback = state, value, traceback
+
+    state = property(lambda self: self._state)
+    status = state
+    result = property(lambda self: self._value)
+    info = result
+    traceback = property(lambda self: self._traceback)
+
+    def get(self, timeout: float | None = None, propagate: bool = True, **_: Any) -> Any:
+        if propagate and self._state in states.PROPAGATE_STATES and isinstance(self._value, BaseException):
+            raise self._value
+        return self._value
+
+    wait = get
+
+
+def result_from_tuple(value: Any) -> AsyncResult | None:
+    """Rebuild a result from `as_tuple()` output, also after a JSON round trip."""
+    if value is None:
+        return None
+    (task_id, parent), _ = value
+    return AsyncResult(task_id, parent=result_from_tuple(parent) if parent else None)
+
+
+def _value_of(row) -> Any:
+    from .store import exception_from_json
+
+    if row is None:
+        return None
+    if row.state in states.EXCEPTION_STATES and isinstance(row.result, dict) and "exc_type" in row.result:
+        return exception_from_json(row.result)
+    if row.state in states.READY_STATES:
+        return serialization.from_jsonable(row.result)
+    if row.meta is not None:
+        return serialization.from_jsonable(row.meta)
+    return None

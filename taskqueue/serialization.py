@@ -1,0 +1,98 @@
+"""JSON with tagged extras: datetime, date, time, Decimal, UUID, bytes and tuples round-trip.
+
+Anything else raises TypeError at encode time, in the caller, before anything is sent.
+A tagged value is a one-key object: {"__tq__": [tag, payload]}.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import date, datetime, time
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+TAG = "__tq__"
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def to_jsonable(value: Any, path: str = "value") -> Any:
+    """Return `value` as plain JSON types, tagging the extras; TypeError names the bad path."""
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if kind is list:
+        return [to_jsonable(item, f"{path}[{i}]") for i, item in enumerate(value)]
+    if kind is dict:
+        out = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                raise TypeError(f"{path} has a non-string key {key!r}: JSON object keys must be str")
+            out[key] = to_jsonable(item, f"{path}[{key!r}]")
+        return out
+    if isinstance(value, tuple):
+        return {TAG: ["tuple", [to_jsonable(item, f"{path}[{i}]") for i, item in enumerate(value)]]}
+    if isinstance(value, datetime):
+        return {TAG: ["datetime", value.isoformat()]}
+    if isinstance(value, date):
+        return {TAG: ["date", value.isoformat()]}
+    if isinstance(value, time):
+        return {TAG: ["time", value.isoformat()]}
+    if isinstance(value, Decimal):
+        return {TAG: ["decimal", str(value)]}
+    if isinstance(value, UUID):
+        return {TAG: ["uuid", str(value)]}
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {TAG: ["bytes", base64.b64encode(bytes(value)).decode("ascii")]}
+    if isinstance(value, (list, dict, str, int, float)):  # subclasses of the plain types
+        return to_jsonable(_as_base_type(value), path)
+    raise TypeError(
+        f"{path} is a {kind.__module__}.{kind.__qualname__}, which taskqueue cannot send: "
+        "use JSON types, datetime, date, time, Decimal, UUID, bytes or tuples (pass model ids, not models)"
+    )
+
+
+def _as_base_type(value: Any) -> Any:
+    for base in (bool, int, float, str, list, dict):
+        if isinstance(value, base):
+            return base(value)
+    return value
+
+
+_DECODERS = {
+    "tuple": lambda v: tuple(v),
+    "datetime": datetime.fromisoformat,
+    "date": date.fromisoformat,
+    "time": time.fromisoformat,
+    "decimal": Decimal,
+    "uuid": UUID,
+    "bytes": lambda v: base64.b64decode(v),
+}
+
+
+def _object_hook(obj: dict) -> Any:
+    if len(obj) == 1 and TAG in obj:
+        tag, payload = obj[TAG]
+        return _DECODERS[tag](payload)
+    return obj
+
+
+def dumps(value: Any) -> str:
+    """Encode to a compact JSON string; raises TypeError for unsupported values."""
+    return json.dumps(to_jsonable(value), separators=(",", ":"), ensure_ascii=False)
+
+
+def loads(text: str | bytes) -> Any:
+    """Decode what `dumps` produced, restoring the tagged types."""
+    return json.loads(text, object_hook=_object_hook)
+
+
+def from_jsonable(value: Any) -> Any:
+    """Restore tagged values inside an already-parsed JSON structure (e.g. a JSONField)."""
+    if type(value) is dict:
+        restored = {key: from_jsonable(item) for key, item in value.items()}
+        return _object_hook(restored)
+    if type(value) is list:
+        return [from_jsonable(item) for item in value]
+    return value

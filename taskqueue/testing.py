@@ -1,0 +1,114 @@
+"""Test helpers: start a real `runworker` subprocess against the test database (a pytest plugin).
+
+In a test that uses the `transactional_db` fixture::
+
+    def test_add(taskqueue_worker):
+        taskqueue_worker("-c", "2")
+        assert add.delay(2, 2).get(timeout=10) == 4
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from .worker.databases import OVERRIDE_ENV, database_names
+
+READY_MARK = "[taskqueue] worker "
+
+
+class WorkerProcess:
+    """A `runworker` subprocess in its own process group, stopped by its PID at the end."""
+
+    def __init__(self, args: tuple[str, ...] = (), env: dict[str, str] | None = None):
+        self.args = args
+        self.env = {**os.environ, OVERRIDE_ENV: json.dumps(database_names()), **(env or {})}
+        self.lines: list[str] = []
+        self.process: subprocess.Popen | None = None
+        self._ready = threading.Event()
+
+    def start(self, timeout: float = 30) -> WorkerProcess:
+        cmd = [sys.executable, "-m", "django", "runworker", *self.args]
+        self.env.setdefault("PYTHONPATH", os.getcwd())
+        self.process = subprocess.Popen(cmd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                        text=True, start_new_session=True)
+        threading.Thread(target=self._read_output, daemon=True).start()
+        if not self._ready.wait(timeout):
+            self.kill()
+            raise RuntimeError(f"worker not ready within {timeout} s:\n{self.output}")
+        return self
+
+    def _read_output(self) -> None:
+        for line in self.process.stdout:
+            self.lines.append(line)
+            if line.startswith(READY_MARK) and line.rstrip().endswith(" ready"):
+                self._ready.set()
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def wait_for_output(self, text: str, timeout: float = 10) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.output:
+                return True
+            time.sleep(0.02)
+        return False
+
+    def terminate(self, timeout: float = 30) -> int | None:
+        """SIGTERM (warm shutdown) and wait; SIGKILL the group if it does not stop in time."""
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else None
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return None
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its consumers at once, as a crash or power loss would."""
+        if self.process is not None and self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.process.wait(10)
+
+    def children_pids(self) -> list[int]:
+        import psutil
+
+        return [child.pid for child in psutil.Process(self.pid).children()]
+
+
+def start_worker(*args: str, env: dict[str, str] | None = None, timeout: float = 30) -> WorkerProcess:
+    """Start `manage.py runworker ARGS` against this test run's databases and wait until it is ready."""
+    return WorkerProcess(args, env).start(timeout)
+
+
+@pytest.fixture
+def taskqueue_worker(transactional_db) -> Iterator:
+    """Factory: `taskqueue_worker("-c", "2", "-Q", "default")` starts a worker, stopped after the test."""
+    started: list[WorkerProcess] = []
+
+    def factory(*args: str, env: dict[str, str] | None = None, timeout: float = 30) -> WorkerProcess:
+        worker = start_worker(*args, env=env, timeout=timeout)
+        started.append(worker)
+        return worker
+
+    yield factory
+    for worker in started:
+        worker.terminate(timeout=15)

@@ -1,0 +1,53 @@
+"""The consumer loop, top to bottom: reserve → execute → repeat until told to stop."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import redis
+from django.db import close_old_connections, connections
+from django.db.utils import InterfaceError, OperationalError
+
+from ..brokers import get_broker
+from .execute import ExecutionContext, process
+from .slot import TaskSlot
+
+logger = logging.getLogger("taskqueue.worker")
+
+_BROKER_ERRORS = (redis.ConnectionError, redis.TimeoutError, ConnectionError, OSError)
+_DB_ERRORS = (OperationalError, InterfaceError)
+
+
+def consume(consumer_id: str, hostname: str, queues: list[str], slot: TaskSlot,
+            should_stop: Callable[[], bool], prefetch: int = 1, max_tasks: int | None = None) -> int:
+    """Run tasks until `should_stop()` or `max_tasks` ran; returns how many ran."""
+    broker = get_broker()
+    ctx = ExecutionContext(broker=broker, hostname=hostname, consumer_id=consumer_id,
+                           on_task_start=slot.begin, on_task_end=slot.end)
+    done, backoff, failed = 0, 0.1, False
+    while not should_stop() and (max_tasks is None or done < max_tasks):
+        try:
+            if failed:  # give back whatever a failed batch left leased to us
+                broker.recover(0, [consumer_id])
+                failed = False
+            deliveries = broker.reserve(consumer_id, queues, count=prefetch, timeout=1.0)
+            if deliveries:
+                close_old_connections()
+                process(deliveries, ctx, should_stop)
+                done += len(deliveries)
+            backoff = 0.1
+        except _BROKER_ERRORS + _DB_ERRORS as exc:
+            failed = True
+            logger.warning("Connection problem (%s); retrying in %.1f s", exc, backoff)
+            connections.close_all()
+            _sleep_unless_stopped(backoff, should_stop)
+            backoff = min(backoff * 2, 2.0)
+    return done
+
+
+def _sleep_unless_stopped(seconds: float, should_stop: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not should_stop():
+        time.sleep(0.05)

@@ -1,0 +1,326 @@
+"""One batch of deliveries, top to bottom: decode → check → run → store → follow up → ack.
+
+The only caller of `ack` and `release`. A message is acked only after its outcome is stored;
+follow-up messages (links, next chain step) get ids derived from the parent's id, so sending
+them again after a crash is harmless.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.utils import timezone
+
+from .. import locks, registry, signals, states, store
+from ..brokers import Broker, Delivery
+from ..canvas import Signature
+from ..conf import get_settings
+from ..exceptions import DecodeError, NotRegistered, Retry, TaskRevokedError, WorkerLostError
+from ..message import Message, decode, peek_id
+from ..models import DeadLetter
+from ..request import Request, request_context
+from ..store import Outcome
+from ..utils import derived_id
+from .timelimits import soft_time_limit
+
+logger = logging.getLogger("taskqueue.worker")
+
+
+@dataclass
+class ExecutionContext:
+    """Who is executing: the broker to ack on and the consumer holding the leases."""
+
+    broker: Broker | None
+    hostname: str
+    consumer_id: str
+    on_task_start: Callable[[Delivery | None, Message], None] = lambda delivery, message: None
+    on_task_end: Callable[[], None] = lambda: None
+    eager: bool = False
+
+
+class ExceptionInfo:
+    """What on_failure/on_retry receive as `einfo`."""
+
+    def __init__(self, exc: BaseException, traceback: str):
+        self.exception, self.type, self.traceback = exc, type(exc), traceback
+
+    def __str__(self) -> str:
+        return self.traceback
+
+
+def process(deliveries: list[Delivery], ctx: ExecutionContext,
+            should_stop: Callable[[], bool] = lambda: False) -> None:
+    """Run a batch; outcomes are stored in one write, then follow-ups are sent, then all is acked."""
+    to_ack: list[Delivery] = []
+    jobs: list[tuple[Delivery, Message]] = []
+    for delivery in deliveries:
+        message = _decode_or_dead_letter(delivery, ctx)
+        if message is None:
+            to_ack.append(delivery)
+        else:
+            jobs.append((delivery, message))
+    known = store.known_states([m.id for _, m in jobs]) if jobs else {}
+    finished: list[tuple[Delivery, Outcome]] = []
+    for delivery, message in jobs:
+        if should_stop():  # warm shutdown: hand back what has not started
+            ctx.broker.release(delivery)
+            continue
+        if _already_handled(message, known.get(message.id)):
+            to_ack.append(delivery)
+            continue
+        outcome = run(message, ctx, delivery)
+        if outcome is not None:
+            finished.append((delivery, outcome))
+    store.save_outcomes([outcome for _, outcome in finished])
+    for _, outcome in finished:
+        finish(outcome, ctx)
+    ctx.broker.ack(to_ack + [delivery for delivery, _ in finished])
+
+
+def run_eager(message: Message):
+    """Run a message in this process through the worker's path; returns an EagerResult."""
+    from ..result import EagerResult
+
+    ctx = ExecutionContext(broker=None, hostname="eager", consumer_id="eager", eager=True)
+    outcome = run(message, ctx, None)
+    store.save_outcomes([outcome])
+    followed = finish(outcome, ctx)
+    if outcome.state == states.RETRY and followed is not None:
+        return followed  # the retried attempt's result
+    if outcome.state == states.FAILURE and get_settings().TASK_EAGER_PROPAGATES:
+        raise outcome.result
+    return EagerResult(message.id, message.task, outcome.state, outcome.result, outcome.traceback)
+
+
+def _decode_or_dead_letter(delivery: Delivery, ctx: ExecutionContext) -> Message | None:
+    try:
+        message = decode(delivery.body, get_settings().signing_key)
+        registry.get_task(message.task)
+        return message
+    except (DecodeError, NotRegistered) as exc:
+        reason = str(exc)
+        task_name = getattr(locals().get("message"), "task", "")
+    logger.error("Rejected message %s from queue %r: %s", delivery.key, delivery.queue, reason)
+    DeadLetter.objects.create(message_id=peek_id(delivery.body) or delivery.key, task_name=task_name,
+                              queue=delivery.queue, reason=reason, worker=ctx.hostname,
+                              body=delivery.body.decode("utf-8", errors="replace"))
+    return None
+
+
+def _already_handled(message: Message, known: tuple[str, int] | None) -> bool:
+    """A redelivered message whose attempt already finished, or a revoked one."""
+    if known is None:
+        return False
+    state, retries = known
+    if state == states.REVOKED:
+        logger.info("Skipping revoked task %s[%s]", message.task, message.id)
+        return True
+    if state in states.READY_STATES or retries > message.retries + 1:
+        return True
+    # RETRY stored for this attempt but we died before sending the next one: run the attempt again.
+    return retries == message.retries + 1 and state != states.RETRY
+
+
+def run(message: Message, ctx: ExecutionContext, delivery: Delivery | None) -> Outcome | None:
+    """Execute one message; None when it was handed back because its lock_key is busy."""
+    now = timezone.now()
+    if message.expires and message.expires_datetime < now:
+        return Outcome(message, states.REVOKED, TaskRevokedError(f"expired at {message.expires}"),
+                       hostname=ctx.hostname)
+    if delivery is not None and delivery.redeliveries > get_settings().MAX_REDELIVERIES:
+        error = WorkerLostError(f"the worker running it died {delivery.redeliveries} times; giving up")
+        return Outcome(message, states.FAILURE, error, hostname=ctx.hostname)
+    if message.lock and not ctx.eager:
+        if not locks.acquire(message.lock, ctx.consumer_id):
+            ctx.broker.release(delivery, delay=get_settings().LOCK_RETRY_DELAY)
+            return None
+        try:
+            return _call(registry.get_task(message.task), message, ctx, delivery)
+        finally:
+            locks.release(message.lock, ctx.consumer_id)
+    return _call(registry.get_task(message.task), message, ctx, delivery)
+
+
+def _request_for(message: Message, ctx: ExecutionContext) -> Request:
+    return Request(
+        id=message.id, task=message.task, args=message.args, kwargs=message.kwargs, retries=message.retries,
+        eta=message.eta_datetime, expires=message.expires_datetime, parent_id=message.parent_id,
+        root_id=message.root_id, group_id=message.group_id, group_index=message.group_index,
+        queue=message.queue, hostname=ctx.hostname, is_eager=ctx.eager, called_directly=False,
+        headers=message.headers, link=message.link, link_error=message.link_error, chain=message.chain,
+        chord=message.chord, time_limit=message.time_limit, soft_time_limit=message.soft_time_limit,
+        ignore_result=message.ignore_result, lock=message.lock)
+
+
+def _call(task, message: Message, ctx: ExecutionContext, delivery: Delivery | None) -> Outcome:
+    started = timezone.now()
+    track = task.track_started if task.track_started is not None else get_settings().TRACK_STARTED
+    if track and not message.ignore_result:
+        store.mark_started(message, ctx.hostname, started)
+    ctx.on_task_start(delivery, message)
+    signals.task_prerun.send(sender=task, task_id=message.id, task=task, args=message.args,
+                             kwargs=message.kwargs)
+    retry: Retry | None = None
+    try:
+        with request_context(_request_for(message, ctx)):
+            try:
+                with soft_time_limit(message.soft_time_limit):
+                    retval = task.run(task, *message.args, **message.kwargs) if task.bind else \
+                        task.run(*message.args, **message.kwargs)
+                store.encode_value(retval)
+                return Outcome(message, states.SUCCESS, retval, hostname=ctx.hostname, started=started)
+            except Retry as exc:
+                retry = exc
+            except Exception as exc:
+                retry = _autoretry(task, exc)
+                if retry is None:
+                    return _failure(message, exc, ctx, started)
+            except BaseException as exc:  # noqa: B036 - SystemExit etc. from task code fail the task
+                return _failure(message, exc, ctx, started)
+    finally:
+        ctx.on_task_end()
+    return _retry(task, message, retry, ctx, started)
+
+
+def _autoretry(task, exc: Exception) -> Retry | None:
+    """The Retry that autoretry_for asks for, or None (the task fails with `exc` or the final error)."""
+    if not task.autoretry_for or not isinstance(exc, task.autoretry_for):
+        return None
+    if task.dont_autoretry_for and isinstance(exc, task.dont_autoretry_for):
+        return None
+    countdown = None
+    if task.retry_backoff:
+        from ..retries import backoff_countdown
+
+        countdown = backoff_countdown(task.request.retries, task.retry_backoff, task.retry_backoff_max,
+                                      task.retry_jitter)
+    try:
+        task.retry(exc=exc, countdown=countdown)
+    except Retry as retry:
+        return retry
+    except Exception:
+        return None  # past max_retries: the original exception fails the task
+    return None
+
+
+def _failure(message: Message, exc: BaseException, ctx: ExecutionContext, started) -> Outcome:
+    traceback = store.format_traceback(exc)
+    logger.error("Task %s[%s] failed: %r", message.task, message.id, exc)
+    return Outcome(message, states.FAILURE, exc, traceback=traceback, hostname=ctx.hostname, started=started)
+
+
+def _retry(task, message: Message, retry: Retry, ctx: ExecutionContext, started) -> Outcome:
+    """Describe the next attempt; `finish` sends it once the RETRY state is stored."""
+    when = retry.when
+    timing = {"eta": when} if hasattr(when, "tzinfo") else {"countdown": when or 0}
+    args = retry.args_override if getattr(retry, "args_override", None) is not None else message.args
+    kwargs = retry.kwargs_override if getattr(retry, "kwargs_override", None) is not None else message.kwargs
+    options = dict(task_id=message.id, retries=message.retries + 1, queue=message.queue, link=message.link,
+                   link_error=message.link_error, chain=message.chain, chord=message.chord,
+                   parent_id=message.parent_id, root_id=message.root_id, group_id=message.group_id,
+                   group_index=message.group_index, time_limit=message.time_limit,
+                   soft_time_limit=message.soft_time_limit, ignore_result=message.ignore_result,
+                   headers=message.headers, expires=message.expires_datetime, lock=message.lock)
+    options.update(getattr(retry, "options", None) or {})
+    exc = retry.exc if retry.exc is not None else retry
+    logger.info("Task %s[%s] retry %d in %s: %r", message.task, message.id, message.retries + 1, when, exc)
+    outcome = Outcome(message, states.RETRY, exc, traceback=store.format_traceback(exc), hostname=ctx.hostname,
+                      started=started, retries=message.retries + 1)
+    outcome.next_attempt = (args, kwargs, {**options, **timing})
+    return outcome
+
+
+def finish(outcome: Outcome, ctx: ExecutionContext):
+    """After the outcome is stored: send the retry or follow-ups, then hooks and signals."""
+    message, task = outcome.message, registry.get_task(outcome.message.task)
+    followed = None
+    if outcome.state == states.RETRY:
+        from ..producer import send
+
+        args, kwargs, options = outcome.next_attempt
+        followed = send(message.task, tuple(args), dict(kwargs), task=task, **options)
+    elif outcome.state == states.SUCCESS:
+        _send_links(message, outcome.result)
+    elif outcome.state == states.FAILURE:
+        _call_errbacks(message, outcome)
+    _run_hooks(task, outcome)
+    return followed
+
+
+def _send_links(message: Message, retval: Any) -> None:
+    lineage = {"parent_id": message.id, "root_id": message.root_id or message.id}
+    for index, callback in enumerate(message.link):
+        sig = Signature(callback)
+        sig.apply_async((retval,), task_id=sig.id or derived_id(message.id, f"link{index}"), **lineage)
+    if message.chain:
+        step = Signature(message.chain[-1])
+        step.apply_async((retval,), task_id=step.id or derived_id(message.id, "chain"),
+                         chain=message.chain[:-1], **lineage)
+
+
+def _call_errbacks(message: Message, outcome: Outcome) -> None:
+    """Errbacks taking (request, exc, traceback) run here; others are sent with the failed id."""
+    for index, errback in enumerate(message.link_error):
+        sig = Signature(errback)
+        try:
+            handler = registry.get_task(sig.name) if registry.is_registered(sig.name) else None
+            if handler is not None and not sig.immutable and _takes_three_args(handler):
+                with request_context(Request(task=handler.name)):
+                    handler(*sig.args, _request_for(message, ExecutionContext(None, outcome.hostname, "")),
+                            outcome.result, outcome.traceback)
+            else:
+                sig.apply_async(() if sig.immutable else (message.id,),
+                                task_id=sig.id or derived_id(message.id, f"errback{index}"),
+                                parent_id=message.id, root_id=message.root_id or message.id)
+        except Exception:
+            logger.exception("Errback %s for %s[%s] raised; the failure is stored anyway",
+                             sig.name, message.task, message.id)
+
+
+def _takes_three_args(task) -> bool:
+    params = list(inspect.signature(task.run).parameters.values())[1 if task.bind else 0:]
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) == 3 or any(p.kind == p.VAR_POSITIONAL for p in params) and len(positional) <= 3
+
+
+def _run_hooks(task, outcome: Outcome) -> None:
+    message = outcome.message
+    einfo = ExceptionInfo(outcome.result, outcome.traceback or "") if outcome.traceback else None
+    try:
+        if outcome.state == states.SUCCESS:
+            task.on_success(outcome.result, message.id, message.args, message.kwargs)
+            signals.task_success.send(sender=task, result=outcome.result)
+        elif outcome.state == states.FAILURE:
+            task.on_failure(outcome.result, message.id, message.args, message.kwargs, einfo)
+            signals.task_failure.send(sender=task, task_id=message.id, exception=outcome.result,
+                                      args=message.args, kwargs=message.kwargs, einfo=einfo)
+        elif outcome.state == states.RETRY:
+            task.on_retry(outcome.result, message.id, message.args, message.kwargs, einfo)
+            signals.task_retry.send(sender=task, request=message, reason=outcome.result, einfo=einfo)
+        elif outcome.state == states.REVOKED:
+            signals.task_revoked.send(sender=task, request=message, expired=True)
+        task.after_return(outcome.state, outcome.result, message.id, message.args, message.kwargs, einfo)
+        signals.task_postrun.send(sender=task, task_id=message.id, task=task, args=message.args,
+                                  kwargs=message.kwargs, retval=outcome.result, state=outcome.state)
+    except Exception:
+        logger.exception("A hook of %s[%s] raised", message.task, message.id)
+
+
+def fail_killed(delivery: Delivery, body: bytes, hostname: str, error: BaseException,
+                broker: Broker) -> None:
+    """The supervisor killed a child at its hard time limit: store the failure and ack."""
+    try:
+        message = decode(body, get_settings().signing_key)
+    except DecodeError:
+        broker.ack([delivery])
+        return
+    outcome = Outcome(message, states.FAILURE, error, traceback=f"{type(error).__name__}: {error}\n",
+                      hostname=hostname)
+    store.save_outcomes([outcome])
+    finish(outcome, ExecutionContext(broker, hostname, delivery.consumer_id))
+    broker.ack([delivery])
+

@@ -1,0 +1,116 @@
+"""Delivery under failure: killed workers and children, leases, time limits, shutdown, Redis restarts."""
+
+import os
+import signal
+import time
+
+import pytest
+
+from taskqueue import states
+from taskqueue.brokers import get_broker
+from taskqueue.exceptions import TimeLimitExceeded
+from taskqueue.testing import start_worker
+from tests.helpers import RedisServer, wait_until
+from tests.models import Run
+from tests.tasks import add, hard_limited, record, soft_limited, suicide
+
+pytestmark = pytest.mark.slow
+
+
+def test_soft_time_limit_raises_inside_the_task(worker):
+    assert soft_limited.delay().get(timeout=10) == "caught soft limit"
+
+
+def test_hard_time_limit_kills_and_replaces_the_child(worker):
+    res = hard_limited.delay()
+    with pytest.raises(TimeLimitExceeded):
+        res.get(timeout=15)
+    assert res.state == states.FAILURE
+    assert add.delay(1, 1).get(timeout=10) == 2  # the worker goes on with a fresh child
+
+
+def test_child_killed_mid_task_is_replaced_and_the_task_runs_again(worker):
+    res = suicide.delay("suicide")
+    assert res.get(timeout=20) == "survived"
+    pids = list(Run.objects.filter(label="suicide").values_list("pid", flat=True))
+    assert len(pids) == 2 and pids[0] != pids[1]
+
+
+def test_sigkilled_worker_hands_its_task_to_another_within_the_lease(transactional_db, redis_url):
+    first = start_worker("-c", "1", "-Q", "handover")
+    res = record.apply_async(("handover", 1.0), queue="handover")
+    wait_until(lambda: Run.objects.filter(label="handover").exists(), timeout=10, message="first run started")
+    first.kill()
+    killed_at = time.monotonic()
+    second = start_worker("-c", "1", "-Q", "handover")
+    try:
+        pid = res.get(timeout=30)
+        elapsed = time.monotonic() - killed_at
+        lease = float(os.environ.get("TASKQUEUE_VISIBILITY_TIMEOUT", "3"))
+        assert elapsed < lease + 1.0 + 5.0, elapsed  # lease + the task's own second + worker start-up
+        assert pid in second.children_pids() or pid != Run.objects.filter(label="handover").first().pid
+        assert Run.objects.filter(label="handover").count() == 2
+    finally:
+        second.terminate()
+
+
+def test_long_task_on_a_live_worker_is_never_handed_over(transactional_db, redis_url):
+    env = {"TASKQUEUE_VISIBILITY_TIMEOUT": "5"}
+    busy = start_worker("-c", "1", "-Q", "long", env=env)
+    idle = start_worker("-c", "1", "-Q", "long", env=env)
+    try:
+        res = record.apply_async(("long", 30.0), queue="long")
+        res.get(timeout=60)
+        assert Run.objects.filter(label="long").count() == 1
+    finally:
+        busy.terminate()
+        idle.terminate()
+
+
+def test_warm_shutdown_finishes_the_running_task(transactional_db, redis_url):
+    worker = start_worker("-c", "1", "-Q", "warm")
+    res = record.apply_async(("warm", 1.5), queue="warm")
+    wait_until(lambda: Run.objects.filter(label="warm").exists(), timeout=10, message="task started")
+    worker.process.send_signal(signal.SIGTERM)
+    later = add.apply_async((1, 1), queue="warm")
+    assert worker.process.wait(20) == 0
+    assert res.state == states.SUCCESS and Run.objects.get(label="warm").finished is not None
+    assert later.state == states.PENDING and get_broker().contains(later.id)  # not taken during shutdown
+    get_broker().purge("warm")
+
+
+def test_second_signal_is_a_cold_shutdown_and_the_task_goes_back(transactional_db, redis_url):
+    worker = start_worker("-c", "1", "-Q", "cold")
+    res = record.apply_async(("cold", 20.0), queue="cold")
+    wait_until(lambda: Run.objects.filter(label="cold").exists(), timeout=10, message="task started")
+    worker.process.send_signal(signal.SIGTERM)
+    assert worker.wait_for_output("Warm shutdown", timeout=5)
+    worker.process.send_signal(signal.SIGTERM)
+    assert worker.process.wait(10) == 0
+    assert res.state != states.SUCCESS
+    assert get_broker().contains(res.id)  # requeued for another worker
+    assert get_broker().purge("cold") == 1
+
+
+def test_worker_survives_a_redis_restart(transactional_db, settings):
+    server = RedisServer().start()
+    settings.TASKQUEUE_BROKER_URL = server.url
+    worker = start_worker("-c", "1", "-Q", "restart", env={"TASKQUEUE_TEST_REDIS_URL": server.url})
+    try:
+        assert add.apply_async((1, 2), queue="restart").get(timeout=10) == 3
+        server.stop()
+        assert worker.wait_for_output("Connection problem", timeout=15)  # it noticed and keeps trying
+        server = RedisServer(server.port).start()
+        res = wait_until(lambda: _send_when_up(), timeout=10, message="publish after restart")
+        assert res.get(timeout=20) == 5
+        assert worker.process.poll() is None
+    finally:
+        worker.terminate()
+        server.stop()
+
+
+def _send_when_up():
+    try:
+        return add.apply_async((2, 3), queue="restart")
+    except Exception:
+        return None

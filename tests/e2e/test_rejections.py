@@ -1,0 +1,37 @@
+"""Bad messages land in the dead-letter store with the reason; the worker keeps processing."""
+
+import hashlib
+import hmac
+
+from taskqueue.brokers import get_broker
+from taskqueue.conf import get_settings
+from taskqueue.message import Message, encode
+from taskqueue.models import DeadLetter
+from tests.helpers import wait_until
+from tests.tasks import add
+
+
+def _signed(payload: bytes) -> bytes:
+    return hmac.new(get_settings().signing_key, payload, hashlib.sha256).hexdigest().encode() + b":" + payload
+
+
+def test_bad_messages_are_dead_lettered_and_the_worker_goes_on(worker, admin_client):
+    broker = get_broker()
+    good = encode(Message(id="unknown-1", task="no.such.task"), get_settings().signing_key)
+    broker.publish("default", "unknown-1", good)
+    broker.publish("default", "malformed-1", _signed(b'{"id": "malformed-1", "args": 5'))
+    broker.publish("default", "unsigned-1", b'{"v": 1, "id": "unsigned-1", "task": "tests.tasks.add"}')
+    forged = encode(Message(id="forged-1", task="tests.tasks.add", args=(1, 2)), b"not-our-key")
+    broker.publish("default", "forged-1", forged)
+
+    assert add.delay(20, 22).get(timeout=10) == 42
+    wait_until(lambda: DeadLetter.objects.count() == 4, timeout=10, message="four dead letters")
+    reasons = dict(DeadLetter.objects.values_list("message_id", "reason"))
+    assert "no task named 'no.such.task'" in reasons["unknown-1"]
+    assert "malformed" in reasons["malformed-1"]
+    assert "unsigned" in reasons["unsigned-1"]
+    assert "forged" in reasons["forged-1"]
+    assert not any(broker.contains(key) for key in reasons)  # acked: not redelivered forever
+
+    page = admin_client.get("/admin/taskqueue/deadletter/")
+    assert page.status_code == 200 and b"forged message" in page.content

@@ -1,0 +1,36 @@
+"""TASKQUEUE_ENQUEUE_ON_COMMIT: publish after commit, never after a rollback."""
+
+from django.db import transaction
+
+from taskqueue.brokers import get_broker
+from taskqueue.models import TaskResult
+from tests.tasks import add
+
+
+def test_delay_in_a_committed_transaction_runs_after_commit(worker):
+    with transaction.atomic():
+        res = add.delay(1, 2)
+        assert res.id and not get_broker().contains(res.id)  # not published yet
+    assert res.get(timeout=10) == 3
+
+
+def test_delay_in_a_rolled_back_transaction_never_runs(worker):
+    try:
+        with transaction.atomic():
+            doomed = add.delay(5, 5)
+            raise RuntimeError("roll back")
+    except RuntimeError:
+        pass
+    # Both consumers are idle once a later task finished; the doomed one was never published.
+    assert add.delay(1, 1).get(timeout=10) == 2
+    assert not get_broker().contains(doomed.id)
+    assert not TaskResult.objects.filter(task_id=doomed.id).exists()
+    assert not doomed.exists()
+
+
+def test_enqueue_on_commit_can_be_turned_off(worker, settings):
+    settings.TASKQUEUE_ENQUEUE_ON_COMMIT = False
+    with transaction.atomic():
+        res = add.delay(2, 2)
+        assert get_broker().contains(res.id)
+    assert res.get(timeout=10) == 4

@@ -1,0 +1,54 @@
+"""Settings for taskqueue's own tests: PostgreSQL by default, SQLite with DATABASE_URL=sqlite:///..."""
+
+import os
+import uuid
+
+import environ
+
+env = environ.Env()
+# One id per test run, inherited by the worker subprocesses: it names the Redis key prefix and databases.
+RUN_ID = os.environ.setdefault("TASKQUEUE_TEST_RUN_ID", uuid.uuid4().hex[:10])
+
+SECRET_KEY = "tests-not-secret"
+DEBUG = False
+USE_TZ = True
+TIME_ZONE = "UTC"
+ALLOWED_HOSTS = ["*"]
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "taskqueue",
+    "tests",
+]
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+ROOT_URLCONF = "tests.urls"
+TEMPLATES = [{
+    "BACKEND": "django.template.backends.django.DjangoTemplates",
+    "APP_DIRS": True,
+    "OPTIONS": {"context_processors": [
+        "django.template.context_processors.request",
+        "django.contrib.auth.context_processors.auth",
+        "django.contrib.messages.context_processors.messages",
+    ]},
+}]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/taskqueue")}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # A file, not :memory:, so worker subprocesses share it; WAL lets readers and the writer overlap.
+    DATABASES["default"]["TEST"] = {"NAME": f"/tmp/taskqueue_test_{RUN_ID}.sqlite3"}
+    DATABASES["default"]["OPTIONS"] = {"timeout": 30, "init_command": "PRAGMA journal_mode=WAL;"}
+else:
+    DATABASES["default"]["TEST"] = {"NAME": f"test_taskqueue_{RUN_ID}"}
+
+TASKQUEUE_BROKER_URL = env("TASKQUEUE_TEST_REDIS_URL", default="redis://127.0.0.1:6379/11")
+TASKQUEUE_KEY_PREFIX = f"tqtest-{RUN_ID}"
+TASKQUEUE_VISIBILITY_TIMEOUT = float(os.environ.get("TASKQUEUE_VISIBILITY_TIMEOUT", "3"))
+TASKQUEUE_TRACK_STARTED = True

@@ -1,0 +1,139 @@
+"""Fixture tasks, one per behaviour the tests exercise."""
+
+import os
+import time
+
+from taskqueue import Task, get_task_logger, task
+from taskqueue.exceptions import SoftTimeLimitExceeded
+
+from .models import Run
+
+logger = get_task_logger(__name__)
+
+
+@task
+def add(x, y):
+    return x + y
+
+
+@task
+def mul(x, y):
+    return x * y
+
+
+@task
+def tsum(numbers):
+    return sum(numbers)
+
+
+@task
+def echo(value):
+    return value
+
+
+@task
+def fail(*args):
+    raise ValueError("boom")
+
+
+@task(bind=True)
+def whoami(self):
+    return {"id": self.request.id, "retries": self.request.retries, "queue": self.request.queue,
+            "hostname": self.request.hostname, "is_eager": self.request.is_eager}
+
+
+@task(bind=True)
+def progress(self, steps):
+    for step in range(1, steps + 1):
+        self.update_state(state="PROGRESS", meta={"progress": step * 100 // steps})
+        time.sleep(0.2)
+    return "done"
+
+
+@task(bind=True, max_retries=3, default_retry_delay=0)
+def always_retry(self, label):
+    Run.objects.create(label=label, task_id=self.request.id, pid=os.getpid(), started=time.time())
+    raise self.retry(exc=KeyError("again"))
+
+
+@task(bind=True, autoretry_for=(IOError,), retry_backoff=True, retry_jitter=False, max_retries=4)
+def flaky(self, label):
+    Run.objects.create(label=label, task_id=self.request.id, pid=os.getpid(), started=time.time())
+    raise OSError("flaky")
+
+
+@task(bind=True)
+def record(self, label, seconds=0.0):
+    """Sleep `seconds` and record the run's start and end times."""
+    run = Run.objects.create(label=label, task_id=self.request.id or "", pid=os.getpid(), started=time.time())
+    time.sleep(seconds)
+    run.finished = time.time()
+    run.save(update_fields=["finished"])
+    return run.pid
+
+
+@task(bind=True, lock_key="key")
+def locked(self, key, label, seconds=0.3):
+    run = Run.objects.create(label=label, task_id=self.request.id, pid=os.getpid(), started=time.time())
+    time.sleep(seconds)
+    run.finished = time.time()
+    run.save(update_fields=["finished"])
+    return key
+
+
+@task(soft_time_limit=0.5)
+def soft_limited():
+    try:
+        time.sleep(5)
+    except SoftTimeLimitExceeded:
+        return "caught soft limit"
+    return "not interrupted"
+
+
+@task(time_limit=1)
+def hard_limited():
+    time.sleep(30)
+
+
+@task(bind=True)
+def suicide(self, label):
+    """Kill our own process on the first delivery; succeed when redelivered."""
+    first = not Run.objects.filter(label=label).exists()
+    Run.objects.create(label=label, task_id=self.request.id, pid=os.getpid(), started=time.time())
+    if first:
+        os.kill(os.getpid(), 9)
+    return "survived"
+
+
+class Hooks(Task):
+    def on_success(self, retval, task_id, args, kwargs):
+        Run.objects.create(label=f"on_success:{retval}", task_id=task_id)
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        Run.objects.create(label=f"on_failure:{type(exc).__name__}", task_id=task_id)
+
+    def after_return(self, status, retval, task_id, args, kwargs, einfo):
+        Run.objects.create(label=f"after_return:{status}", task_id=task_id)
+
+
+@task(base=Hooks)
+def hooked(x):
+    if x < 0:
+        raise ValueError("negative")
+    return x
+
+
+@task
+def on_error_id(task_id):
+    Run.objects.create(label="errback-id", task_id=task_id)
+
+
+@task
+def on_error_request(request, exc, traceback):
+    Run.objects.create(label=f"errback-request:{type(exc).__name__}", task_id=request.id)
+
+
+@task
+def log_something(text):
+    logger.info("logged: %s", text)
+    return text

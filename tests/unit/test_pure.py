@@ -1,0 +1,20 @@
+from taskqueue.retries import backoff_countdown
+from taskqueue.routing import route
+
+
+def test_backoff_doubles_and_caps_without_jitter():
+    assert [backoff_countdown(n, True, 600, False) for n in range(5)] == [1, 2, 4, 8, 16]
+    assert backoff_countdown(20, True, 600, False) == 600
+    assert backoff_countdown(2, 3, 600, False) == 12
+
+
+def test_jitter_stays_within_the_countdown():
+    assert all(0 <= backoff_countdown(3, True, 600, True) <= 8 for _ in range(50))
+
+
+def test_routes_match_globs_before_the_task_queue():
+    routes = {"payments.*": {"queue": "scoring"}, "mail.send": "mail"}
+    assert route("payments.score", routes, None, "default") == "scoring"
+    assert route("mail.send", routes, "other", "default") == "mail"
+    assert route("x.y", routes, "tasks-own", "default") == "tasks-own"
+    assert route("x.y", routes, None, "default") == "default"
