@@ -65,10 +65,10 @@ class TaskResultAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Revoke selected tasks (not yet finished)")
     def revoke_selected(self, request, queryset):
-        from . import store
+        from . import control
 
         ids = list(queryset.exclude(state__in=states.READY_STATES).values_list("task_id", flat=True))
-        store.mark_revoked(ids)
+        control.revoke(ids)
         self.message_user(request, f"Revoked {len(ids)} task(s).", messages.SUCCESS)
 
 

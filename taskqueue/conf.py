@@ -27,7 +27,7 @@ class Settings:
     VISIBILITY_TIMEOUT: float = 15.0
     HEARTBEAT_INTERVAL: float | None = None  # default: a fifth of VISIBILITY_TIMEOUT
     SIGNING_KEY: str | None = None
-    TRACK_STARTED: bool = True
+    TRACK_STARTED: bool = False
     PREFETCH: int = 1
     LOCK_RETRY_DELAY: float = 0.05
     MAX_REDELIVERIES: int = 5

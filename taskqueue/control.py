@@ -15,6 +15,17 @@ def status() -> dict:
     return {"queues": get_broker().sizes(), "results": by_state}
 
 
+def revoke(task_ids: list[str]) -> None:
+    """Record REVOKED and tell the broker never to hand these tasks out."""
+    from . import store
+
+    store.mark_revoked(task_ids)
+    expires = get_settings().result_expires
+    broker = get_broker()
+    for task_id in task_ids:
+        broker.cancel(task_id, expires.total_seconds() if expires else 86400)
+
+
 def purge(queue: str) -> int:
     return get_broker().purge(queue)
 

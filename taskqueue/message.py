@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -56,7 +56,8 @@ class Message:
         return datetime.fromisoformat(self.expires) if self.expires else None
 
 
-_FIELD_NAMES = frozenset(f.name for f in fields(Message))
+_FIELD_ORDER = tuple(f.name for f in fields(Message))
+_FIELD_NAMES = frozenset(_FIELD_ORDER)
 
 
 def _sign(key: bytes, payload: bytes) -> bytes:
@@ -65,7 +66,7 @@ def _sign(key: bytes, payload: bytes) -> bytes:
 
 def encode(message: Message, key: bytes) -> bytes:
     """Serialise and sign; raises TypeError if args, kwargs or options are not sendable."""
-    body = asdict(message)
+    body = {name: getattr(message, name) for name in _FIELD_ORDER}  # shallow: asdict() deep-copies
     body["v"] = PROTOCOL_VERSION
     payload = serialization.dumps(body).encode("utf-8")
     return _sign(key, payload) + b":" + payload

@@ -6,6 +6,7 @@ The database stays the source of truth: a notification only says "look again now
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,6 +46,9 @@ def publish(task_ids: list[str]) -> None:
         pipe.execute()
 
 
+_listeners = threading.local()
+
+
 @contextmanager
 def listen(task_id: str) -> Iterator[Callable[[float], None]]:
     """Subscribe before reading the row, then call `wait(seconds)` to sleep until a change or timeout."""
@@ -52,18 +56,45 @@ def listen(task_id: str) -> Iterator[Callable[[float], None]]:
     if client is None:
         yield _backoff_waiter()
         return
-    pubsub = client.pubsub(ignore_subscribe_messages=True)
-    channel = _channel(task_id)
+    pubsub = _thread_pubsub(client)
+    channel = _channel(task_id).encode()
+    # Not waiting for the confirmation saves a round trip; a notification published in the instant
+    # before Redis registers us is covered by get()'s short re-checks of the database.
     pubsub.subscribe(channel)
-    pubsub.get_message(timeout=1.0)  # the subscribe confirmation: we are listening from here on
 
     def wait(seconds: float) -> None:
-        pubsub.get_message(timeout=max(0.0, seconds))
+        deadline = time.monotonic() + max(0.0, seconds)
+        while True:  # bounded by the deadline; skips late messages of earlier channels
+            message = pubsub.get_message(timeout=max(0.0, deadline - time.monotonic()))
+            if message is None or message.get("channel") == channel or time.monotonic() >= deadline:
+                return
 
     try:
         yield wait
     finally:
-        pubsub.close()
+        try:
+            pubsub.unsubscribe(channel)
+        except Exception:  # a broken connection: start a fresh one next time
+            _drop_thread_pubsub()
+
+
+def _thread_pubsub(client):
+    """One subscriber connection per thread, reused across get() calls (no connect per call)."""
+    pubsub = getattr(_listeners, "pubsub", None)
+    if pubsub is None or getattr(_listeners, "client", None) is not client or _listeners.pid != os.getpid():
+        pubsub = client.pubsub(ignore_subscribe_messages=False)
+        _listeners.pubsub, _listeners.client, _listeners.pid = pubsub, client, os.getpid()
+    return pubsub
+
+
+def _drop_thread_pubsub() -> None:
+    pubsub = getattr(_listeners, "pubsub", None)
+    _listeners.pubsub = None
+    if pubsub is not None:
+        try:
+            pubsub.close()
+        except Exception:
+            pass
 
 
 def _backoff_waiter() -> Callable[[float], None]:

@@ -10,7 +10,9 @@ from . import notify, serialization, states
 from .exceptions import TimeoutError
 from .request import in_worker_task
 
-_SAFETY_RECHECK = 1.0  # re-read the row at least this often, in case a notification was lost
+# Re-read the row after these waits even without a notification (one may be lost, e.g. across a
+# Redis restart); the interval doubles up to the maximum.
+_FIRST_RECHECK, _MAX_RECHECK = 0.05, 1.0
 
 
 class AsyncResult:
@@ -27,9 +29,9 @@ class AsyncResult:
     def _fetch(self):
         if self._ready_row is not None:
             return self._ready_row
-        from .models import TaskResult
+        from .store import fetch
 
-        row = TaskResult.objects.filter(task_id=self.id).order_by().first()
+        row = fetch(self.id)
         if row is not None and row.state in states.READY_STATES:
             self._ready_row = row
         return row
@@ -101,7 +103,7 @@ class AsyncResult:
 
     def _wait(self, timeout: float | None, on_message: Callable[[dict], None] | None, interval: float | None):
         deadline = None if timeout is None else time.monotonic() + timeout
-        recheck = interval if interval and interval > 0 else _SAFETY_RECHECK
+        recheck = interval if interval and interval > 0 else _FIRST_RECHECK
         seen = None
         with notify.listen(self.id) as wait:
             while True:
@@ -116,6 +118,8 @@ class AsyncResult:
                 if remaining is not None and remaining <= 0:
                     raise TimeoutError(f"task {self.id} was not ready within {timeout} s")
                 wait(recheck if remaining is None else min(remaining, recheck))
+                if not interval:
+                    recheck = min(recheck * 2, _MAX_RECHECK)
 
     # -- control -------------------------------------------------------------------------------
 
@@ -126,10 +130,10 @@ class AsyncResult:
         self._ready_row = None
 
     def revoke(self, terminate: bool = False, signal: str | None = None, **_: Any) -> None:
-        """Mark revoked: a worker that has not started it skips it."""
-        from . import store
+        """Mark revoked: no worker starts it after this (one already running finishes)."""
+        from . import control
 
-        store.mark_revoked([self.id])
+        control.revoke([self.id])
         self._ready_row = None
 
     # -- graph ---------------------------------------------------------------------------------

@@ -47,13 +47,19 @@ class Task:
         with request_context(Request(task=self.name, args=args, kwargs=kwargs)):
             return self.run(self, *args, **kwargs) if self.bind else self.run(*args, **kwargs)
 
+    def _signature(self) -> inspect.Signature:
+        cached = self.__dict__.get("_run_signature")
+        if cached is None:
+            cached = self.__dict__["_run_signature"] = inspect.signature(self.run)
+        return cached
+
     @property
     def request(self) -> Request:
         return current_request()
 
     def check_arguments(self, args: tuple, kwargs: dict) -> None:
         """TypeError in the caller when the call does not match the function's signature."""
-        params = inspect.signature(self.run)
+        params = self._signature()
         try:
             params.bind(*((None,) if self.bind else ()), *args, **kwargs)
         except TypeError as exc:
@@ -156,7 +162,7 @@ class Task:
         if callable(self.lock_key):
             value = self.lock_key(*args, **kwargs)
         else:
-            bound = inspect.signature(self.run).bind_partial(*((None,) if self.bind else ()), *args, **kwargs)
+            bound = self._signature().bind_partial(*((None,) if self.bind else ()), *args, **kwargs)
             bound.apply_defaults()
             if self.lock_key not in bound.arguments:
                 raise TypeError(f"{self.name}: lock_key {self.lock_key!r} is not an argument of the task")

@@ -137,3 +137,8 @@ def on_error_request(request, exc, traceback):
 def log_something(text):
     logger.info("logged: %s", text)
     return text
+
+
+@task
+def waits_on_another():
+    return add.delay(1, 1).get(timeout=5)

@@ -56,6 +56,10 @@ class Broker(ABC):
         """A consumer stopped cleanly: drop its lease record (it must hold no messages)."""
 
     @abstractmethod
+    def cancel(self, task_id: str, ttl: float) -> None:
+        """Never hand out messages of this task (key `task_id` or `task_id~attempt`) for `ttl` s."""
+
+    @abstractmethod
     def contains(self, key: str) -> bool:
         """Whether a message with this key is queued, delayed or in flight."""
 

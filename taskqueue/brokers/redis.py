@@ -33,7 +33,7 @@ class RedisBroker(Broker):
         self.client = connect(url)
         self._scripts = {
             name: self.client.register_script((_LUA / f"{name}.lua").read_text())
-            for name in ("publish", "reserve", "release", "recover", "lock")
+            for name in ("publish", "reserve", "release", "recover", "lock", "heartbeat")
         }
 
     def _check_queue(self, queue: str) -> None:
@@ -59,13 +59,22 @@ class RedisBroker(Broker):
         if deliveries or timeout <= 0:
             return deliveries
         wait = timeout if next_eta is None else max(0.0, min(timeout, next_eta - time.time()))
-        if wait > 0.001:
-            # Sleep until a publish pushes a wake token (or the next delayed message is due).
-            self.client.blpop([f"{self.prefix}:wake:{q}" for q in queues], timeout=wait)
-        return self._take(consumer_id, queues, count)[0]
+        # Sleep until a publish pushes a wake token (or the next delayed message is due). The reserve
+        # is pipelined behind the BLPOP: Redis runs it the moment the BLPOP returns, in one round trip.
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.blpop([f"{self.prefix}:wake:{q}" for q in queues], timeout=max(wait, 0.001))
+            self._reserve_call(consumer_id, queues, count, pipe)
+            reply = pipe.execute()[1]
+        return self._parse(consumer_id, reply)[0]
+
+    def _reserve_call(self, consumer_id: str, queues: list[str], count: int, client=None):
+        return self._scripts["reserve"](args=[self.prefix, consumer_id, count, *queues], client=client)
 
     def _take(self, consumer_id: str, queues: list[str], count: int) -> tuple[list[Delivery], float | None]:
-        reply = self._scripts["reserve"](args=[self.prefix, consumer_id, repr(time.time()), count, *queues])
+        return self._parse(consumer_id, self._reserve_call(consumer_id, queues, count))
+
+    @staticmethod
+    def _parse(consumer_id: str, reply: list) -> tuple[list[Delivery], float | None]:
         next_eta = float(reply[0]) if reply[0] else None
         deliveries = [
             Delivery(key=reply[i].decode(), body=reply[i + 1], redeliveries=int(reply[i + 2]),
@@ -87,19 +96,20 @@ class RedisBroker(Broker):
 
     def release(self, delivery: Delivery, *, delay: float = 0.0) -> None:
         self._scripts["release"](args=[self.prefix, delivery.consumer_id, delivery.key, delivery.queue,
-                                       repr(time.time()), repr(delay)])
+                                       repr(delay)])
 
     def heartbeat(self, consumer_ids: list[str]) -> None:
         if consumer_ids:
-            now = time.time()
-            self.client.zadd(f"{self.prefix}:heartbeats", {cid: now for cid in consumer_ids})
+            self._scripts["heartbeat"](args=[self.prefix, *consumer_ids])
 
     def recover(self, stale_after: float, consumer_ids: list[str] | None = None) -> int:
-        return int(self._scripts["recover"](args=[self.prefix, repr(time.time()), repr(stale_after),
-                                                  *(consumer_ids or [])]))
+        return int(self._scripts["recover"](args=[self.prefix, repr(stale_after), *(consumer_ids or [])]))
 
     def forget_consumer(self, consumer_id: str) -> None:
         self.client.zrem(f"{self.prefix}:heartbeats", consumer_id)
+
+    def cancel(self, task_id: str, ttl: float) -> None:
+        self.client.set(f"{self.prefix}:cancelled:{task_id}", b"1", px=max(1, int(ttl * 1000)))
 
     def contains(self, key: str) -> bool:
         return bool(self.client.hexists(f"{self.prefix}:msg", key))
@@ -123,11 +133,10 @@ class RedisBroker(Broker):
 
     def acquire_lock(self, name: str, consumer_id: str, stale_after: float) -> bool:
         """lock_key support (used by taskqueue.locks, not part of the broker contract)."""
-        return bool(self._scripts["lock"](args=[self.prefix, name, consumer_id, repr(time.time()),
-                                                repr(stale_after), "acquire"]))
+        return bool(self._scripts["lock"](args=[self.prefix, name, consumer_id, repr(stale_after), "acquire"]))
 
     def release_lock(self, name: str, consumer_id: str) -> None:
-        self._scripts["lock"](args=[self.prefix, name, consumer_id, "0", "0", "release"])
+        self._scripts["lock"](args=[self.prefix, name, consumer_id, "0", "release"])
 
     def close(self) -> None:
         self.client.close()

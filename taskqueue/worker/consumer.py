@@ -7,10 +7,11 @@ import time
 from collections.abc import Callable
 
 import redis
-from django.db import close_old_connections, connections
+from django.db import connections
 from django.db.utils import InterfaceError, OperationalError
 
 from ..brokers import get_broker
+from .connections import ConnectionKeeper
 from .execute import ExecutionContext, process
 from .slot import TaskSlot
 
@@ -26,6 +27,7 @@ def consume(consumer_id: str, hostname: str, queues: list[str], slot: TaskSlot,
     broker = get_broker()
     ctx = ExecutionContext(broker=broker, hostname=hostname, consumer_id=consumer_id,
                            on_task_start=slot.begin, on_task_end=slot.end)
+    keeper = ConnectionKeeper()
     done, backoff, failed = 0, 0.1, False
     while not should_stop() and (max_tasks is None or done < max_tasks):
         try:
@@ -34,7 +36,7 @@ def consume(consumer_id: str, hostname: str, queues: list[str], slot: TaskSlot,
                 failed = False
             deliveries = broker.reserve(consumer_id, queues, count=prefetch, timeout=1.0)
             if deliveries:
-                close_old_connections()
+                keeper.before_batch()
                 process(deliveries, ctx, should_stop)
                 done += len(deliveries)
             backoff = 0.1

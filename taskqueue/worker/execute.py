@@ -63,7 +63,9 @@ def process(deliveries: list[Delivery], ctx: ExecutionContext,
             to_ack.append(delivery)
         else:
             jobs.append((delivery, message))
-    known = store.known_states([m.id for _, m in jobs]) if jobs else {}
+    # Only a redelivery or a retry can meet a stored outcome (revoked messages never get here).
+    seen_before = [m.id for d, m in jobs if d.redeliveries or m.retries]
+    known = store.known_states(seen_before) if seen_before else {}
     finished: list[tuple[Delivery, Outcome]] = []
     for delivery, message in jobs:
         if should_stop():  # warm shutdown: hand back what has not started

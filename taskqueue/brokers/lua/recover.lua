@@ -1,8 +1,10 @@
 -- Requeue what stale (or named) consumers hold, counting a redelivery per message.
--- ARGV: prefix, now, stale_after, consumer1, consumer2, ... (named consumers are recovered at once)
-local p, now, stale_after = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+-- ARGV: prefix, stale_after, consumer1, consumer2, ... (named consumers are recovered at once)
+local p, stale_after = ARGV[1], tonumber(ARGV[2])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 local consumers = {}
-for i = 4, #ARGV do consumers[#consumers + 1] = ARGV[i] end
+for i = 3, #ARGV do consumers[#consumers + 1] = ARGV[i] end
 if #consumers == 0 then
   consumers = redis.call('ZRANGEBYSCORE', p .. ':heartbeats', '-inf', now - stale_after)
 end

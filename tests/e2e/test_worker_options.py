@@ -1,0 +1,54 @@
+"""runworker options: pools, max-tasks-per-child, hostname, the banner; revoke; get() in a task."""
+
+import pytest
+
+from taskqueue import AsyncResult, states
+from taskqueue.exceptions import TaskRevokedError
+from tests.models import Run
+from tests.tasks import add, record, waits_on_another
+
+
+def test_banner_lists_broker_queues_and_tasks(taskqueue_worker):
+    worker = taskqueue_worker("-c", "1", "-Q", "banner", "--hostname", "bannerhost", "--pool", "solo")
+    for text in ("taskqueue worker bannerhost", "broker:", "queues:       banner", "concurrency:  1 (solo)",
+                 "tests.tasks.add"):
+        assert text in worker.output
+    assert add.apply_async((2, 2), queue="banner").get(timeout=10) == 4
+
+
+def test_threads_pool(taskqueue_worker):
+    taskqueue_worker("-c", "3", "-Q", "threaded", "--pool", "threads")
+    results = [record.apply_async((f"t{i}", 0.2), queue="threaded") for i in range(6)]
+    pids = {r.get(timeout=20) for r in results}
+    assert len(pids) == 1  # threads share the worker process
+
+
+def test_max_tasks_per_child_recycles_processes(taskqueue_worker):
+    taskqueue_worker("-c", "1", "-Q", "recycle", "--max-tasks-per-child", "2")
+    pids = [record.apply_async((f"r{i}",), queue="recycle").get(timeout=20) for i in range(5)]
+    assert len(set(pids)) == 3 and pids[0] == pids[1] and pids[2] == pids[3] and pids[1] != pids[2]
+
+
+def test_get_inside_a_task_raises_runtime_error(worker):
+    res = waits_on_another.delay()
+    with pytest.raises(RuntimeError, match="Never call result.get"):
+        res.get(timeout=10)
+
+
+def test_revoked_task_is_skipped(worker):
+    res = record.apply_async(("revoked",), countdown=1)
+    res.revoke()
+    assert res.state == states.REVOKED
+    with pytest.raises(TaskRevokedError):
+        res.get(timeout=5)
+    later = record.apply_async(("after-revoke",), countdown=1.2)
+    later.get(timeout=10)  # the revoked one was due earlier, so the worker has seen it by now
+    assert not Run.objects.filter(label="revoked").exists()
+    assert AsyncResult(res.id).state == states.REVOKED
+
+
+def test_forget_deletes_the_row(worker):
+    res = add.delay(1, 2)
+    res.get(timeout=10)
+    res.forget()
+    assert AsyncResult(res.id).state == states.PENDING and not res.exists()

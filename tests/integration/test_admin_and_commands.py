@@ -1,0 +1,70 @@
+"""Admin pages, the taskqueue management command and migrations."""
+
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+
+from taskqueue import states
+from taskqueue.models import TaskResult
+
+
+@pytest.fixture
+def rows(db):
+    ok = TaskResult.objects.create(task_id="id-ok", task_name="tests.tasks.add", state=states.SUCCESS,
+                                   args=[2, 2], kwargs={}, result=4, queue="default", worker="w1")
+    bad = TaskResult.objects.create(task_id="id-bad", task_name="tests.tasks.fail", state=states.FAILURE,
+                                    result={"exc_type": "ValueError", "exc_module": "builtins",
+                                            "exc_message": ["boom"]},
+                                    traceback="Traceback...\nValueError: boom", queue="other", worker="w2",
+                                    meta={"progress": 10})
+    return ok, bad
+
+
+def test_result_list_filters_and_search(admin_client, rows):
+    page = admin_client.get("/admin/taskqueue/taskresult/")
+    assert page.status_code == 200 and b"id-ok" in page.content and b"id-bad" in page.content
+    for query in ("state=FAILURE", "task_name=tests.tasks.fail", "queue=other", "worker=w2", "q=id-bad"):
+        filtered = admin_client.get(f"/admin/taskqueue/taskresult/?{query}")
+        assert filtered.status_code == 200, query
+        assert b"id-bad" in filtered.content and b"id-ok" not in filtered.content, query
+
+
+def test_result_detail_shows_args_result_traceback_and_meta(admin_client, rows):
+    _, bad = rows
+    page = admin_client.get(f"/admin/taskqueue/taskresult/{bad.pk}/change/")
+    assert page.status_code == 200
+    for text in (b"ValueError: boom", b"exc_type", b"progress", b"tests.tasks.fail"):
+        assert text in page.content
+
+
+def test_status_inspect_and_cleanup_commands(rows, redis_url, settings):
+    out = StringIO()
+    call_command("taskqueue", "status", stdout=out)
+    assert "SUCCESS: 1" in out.getvalue() and "FAILURE: 1" in out.getvalue()
+    out = StringIO()
+    call_command("taskqueue", "inspect", "id-bad", stdout=out)
+    assert "state: FAILURE" in out.getvalue()
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    TaskResult.objects.filter(task_id="id-ok").update(date_done=timezone.now() - timedelta(days=2))
+    out = StringIO()
+    call_command("taskqueue", "cleanup", "--batch-size", "1", stdout=out)
+    assert "deleted 1" in out.getvalue()
+    assert list(TaskResult.objects.values_list("task_id", flat=True)) == ["id-bad"]
+
+
+def test_purge_command(redis_url, transactional_db):
+    from tests.tasks import add
+
+    add.apply_async((1, 1), queue="to-purge")
+    add.apply_async((1, 1), queue="to-purge")
+    out = StringIO()
+    call_command("taskqueue", "purge", "to-purge", stdout=out)
+    assert "purged 2" in out.getvalue()
+
+
+def test_no_missing_migrations(db):
+    call_command("makemigrations", "taskqueue", "--check", "--dry-run", stdout=StringIO())

@@ -1,0 +1,122 @@
+"""The broker contract: every broker must pass these same tests (parametrised by broker name)."""
+
+import time
+import uuid
+
+import pytest
+
+from taskqueue.brokers import create_broker
+from tests.helpers import wait_until
+
+
+@pytest.fixture(params=["redis"])
+def broker(request, redis_url):
+    instance = create_broker(redis_url, f"contract-{uuid.uuid4().hex[:8]}")
+    yield instance
+    client = instance.client
+    keys = list(client.scan_iter(match=f"{instance.prefix}:*"))
+    if keys:
+        client.delete(*keys)
+    instance.close()
+
+
+def test_fifo_per_queue_and_ack(broker):
+    for i in range(3):
+        broker.publish("q", f"k{i}", f"body{i}".encode())
+    got = broker.reserve("c1", ["q"], count=2, timeout=0)
+    assert [d.key for d in got] == ["k0", "k1"] and got[0].body == b"body0" and got[0].queue == "q"
+    broker.ack(got)
+    assert not broker.contains("k0") and broker.contains("k2")
+    assert [d.key for d in broker.reserve("c1", ["q"], timeout=0)] == ["k2"]
+    assert broker.reserve("c1", ["q"], timeout=0) == []
+
+
+def test_queues_are_read_in_the_order_given(broker):
+    broker.publish("low", "l1", b"x")
+    broker.publish("high", "h1", b"x")
+    assert [d.key for d in broker.reserve("c", ["high", "low"], count=5, timeout=0)] == ["h1", "l1"]
+
+
+def test_eta_hides_a_message_until_due(broker):
+    broker.publish("q", "later", b"x", eta=time.time() + 0.4)
+    assert broker.reserve("c", ["q"], timeout=0) == []
+    assert broker.contains("later")
+    started = time.monotonic()
+    got = broker.reserve("c", ["q"], timeout=2)  # wakes when due, not at the timeout
+    assert [d.key for d in got] == ["later"] and time.monotonic() - started < 1.5
+
+
+def test_idle_reserve_wakes_on_publish(broker):
+    import threading
+
+    timer = threading.Timer(0.2, lambda: broker.publish("q", "wake", b"x"))
+    timer.start()
+    started = time.monotonic()
+    got = broker.reserve("c", ["q"], timeout=5)
+    assert [d.key for d in got] == ["wake"] and time.monotonic() - started < 1.0
+
+
+def test_release_puts_back_now_or_after_a_delay(broker):
+    broker.publish("q", "k", b"x")
+    (delivery,) = broker.reserve("c", ["q"], timeout=0)
+    broker.release(delivery)
+    (again,) = broker.reserve("c2", ["q"], timeout=0)
+    assert again.key == "k" and again.redeliveries == 0
+    broker.release(again, delay=0.3)
+    assert broker.reserve("c", ["q"], timeout=0) == []
+    assert [d.key for d in broker.reserve("c", ["q"], timeout=2)] == ["k"]
+
+
+def test_stale_consumer_messages_are_recovered_and_live_ones_kept(broker):
+    broker.publish("q", "dead", b"x")
+    broker.publish("q", "alive", b"x")
+    broker.reserve("dead-consumer", ["q"], timeout=0)
+    broker.reserve("live-consumer", ["q"], timeout=0)
+    time.sleep(0.3)  # let both leases age; then only the live consumer renews
+    broker.heartbeat(["live-consumer"])
+    assert broker.recover(stale_after=0.2) == 1
+    (back,) = broker.reserve("other", ["q"], timeout=0)
+    assert back.key == "dead" and back.redeliveries == 1
+    assert broker.recover(stale_after=0.2) == 0
+
+
+def test_recover_named_consumer_at_once(broker):
+    broker.publish("q", "k", b"x")
+    broker.reserve("c", ["q"], timeout=0)
+    assert broker.recover(60, ["c"]) == 1
+    assert [d.key for d in broker.reserve("c2", ["q"], timeout=0)] == ["k"]
+
+
+def test_purge_and_sizes(broker):
+    for i in range(3):
+        broker.publish("a", f"a{i}", b"x")
+    broker.publish("b", "b0", b"x")
+    assert broker.sizes() == {"a": 3, "b": 1}
+    assert broker.purge("a") == 3
+    assert broker.sizes() == {"a": 0, "b": 1} and not broker.contains("a0")
+
+
+def test_publish_many(broker):
+    broker.publish_many([("q", f"m{i}", b"x", None, 0) for i in range(5)])
+    assert len(broker.reserve("c", ["q"], count=10, timeout=0)) == 5
+
+
+def test_lock_is_exclusive_and_freed_by_a_dead_owner(broker):
+    broker.heartbeat(["owner"])
+    assert broker.acquire_lock("k", "owner", stale_after=0.3)
+    assert not broker.acquire_lock("k", "other", stale_after=0.3)
+    broker.release_lock("k", "owner")
+    assert broker.acquire_lock("k", "other", stale_after=0.3)
+    broker.heartbeat(["other"])
+    assert wait_until(lambda: broker.acquire_lock("k", "third", stale_after=0.3), timeout=3,
+                      message="lock of a silent owner freed")
+
+
+def test_cancelled_tasks_are_never_handed_out(broker):
+    broker.publish("q", "t1", b"x")
+    broker.publish("q", "t1~2", b"x", eta=time.time() + 0.2)  # a later attempt of the same task
+    broker.publish("q", "t2", b"x")
+    broker.cancel("t1", ttl=60)
+    assert [d.key for d in broker.reserve("c", ["q"], count=5, timeout=0)] == ["t2"]
+    assert broker.reserve("c", ["q"], count=5, timeout=1) == []
+    assert not broker.contains("t1") and not broker.contains("t1~2")
