@@ -13,7 +13,7 @@ class TaskqueueConfig(AppConfig):
     def ready(self) -> None:
         from django.core.signals import setting_changed
 
-        from . import registry
+        from . import checks, registry  # noqa: F401 - checks registers itself
         from .conf import reset_settings
 
         setting_changed.connect(_on_setting_changed)

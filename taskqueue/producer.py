@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
@@ -83,12 +83,12 @@ def build_message(task_name: str, args: tuple, kwargs: dict, task: Task | None, 
 
 def _eta(countdown: float | None, eta: datetime | None) -> str | None:
     if countdown is not None:
-        return (timezone.now() + timedelta(seconds=float(countdown))).astimezone(dt_timezone.utc).isoformat()
+        return (timezone.now() + timedelta(seconds=float(countdown))).astimezone(UTC).isoformat()
     if eta is None:
         return None
     if timezone.is_naive(eta):
         eta = timezone.make_aware(eta)
-    return eta.astimezone(dt_timezone.utc).isoformat()
+    return eta.astimezone(UTC).isoformat()
 
 
 def _expires(expires: float | int | datetime | timedelta | None) -> str | None:
@@ -100,7 +100,7 @@ def _expires(expires: float | int | datetime | timedelta | None) -> str | None:
         expires = timezone.now() + expires
     elif timezone.is_naive(expires):
         expires = timezone.make_aware(expires)
-    return expires.astimezone(dt_timezone.utc).isoformat()
+    return expires.astimezone(UTC).isoformat()
 
 
 def _signature_list(value: Any) -> list:

@@ -17,6 +17,17 @@ TAG = "__tq__"
 _PLAIN = (str, int, float, bool, type(None))
 
 
+_TAGGED = (  # (type, tag, encode); datetime before date, its base class
+    (tuple, "tuple", None),
+    (datetime, "datetime", datetime.isoformat),
+    (date, "date", date.isoformat),
+    (time, "time", time.isoformat),
+    (Decimal, "decimal", str),
+    (UUID, "uuid", str),
+    ((bytes, bytearray, memoryview), "bytes", lambda v: base64.b64encode(bytes(v)).decode("ascii")),
+)
+
+
 def to_jsonable(value: Any, path: str = "value") -> Any:
     """Return `value` as plain JSON types, tagging the extras; TypeError names the bad path."""
     kind = type(value)
@@ -25,32 +36,24 @@ def to_jsonable(value: Any, path: str = "value") -> Any:
     if kind is list:
         return [to_jsonable(item, f"{path}[{i}]") for i, item in enumerate(value)]
     if kind is dict:
-        out = {}
-        for key, item in value.items():
-            if type(key) is not str:
-                raise TypeError(f"{path} has a non-string key {key!r}: JSON object keys must be str")
-            out[key] = to_jsonable(item, f"{path}[{key!r}]")
-        return out
-    if isinstance(value, tuple):
-        return {TAG: ["tuple", [to_jsonable(item, f"{path}[{i}]") for i, item in enumerate(value)]]}
-    if isinstance(value, datetime):
-        return {TAG: ["datetime", value.isoformat()]}
-    if isinstance(value, date):
-        return {TAG: ["date", value.isoformat()]}
-    if isinstance(value, time):
-        return {TAG: ["time", value.isoformat()]}
-    if isinstance(value, Decimal):
-        return {TAG: ["decimal", str(value)]}
-    if isinstance(value, UUID):
-        return {TAG: ["uuid", str(value)]}
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return {TAG: ["bytes", base64.b64encode(bytes(value)).decode("ascii")]}
+        return {_key(key, path): to_jsonable(item, f"{path}[{key!r}]") for key, item in value.items()}
+    for types, tag, encode in _TAGGED:
+        if isinstance(value, types):
+            if encode is None:
+                return {TAG: [tag, [to_jsonable(item, f"{path}[{i}]") for i, item in enumerate(value)]]}
+            return {TAG: [tag, encode(value)]}
     if isinstance(value, (list, dict, str, int, float)):  # subclasses of the plain types
         return to_jsonable(_as_base_type(value), path)
     raise TypeError(
         f"{path} is a {kind.__module__}.{kind.__qualname__}, which taskqueue cannot send: "
         "use JSON types, datetime, date, time, Decimal, UUID, bytes or tuples (pass model ids, not models)"
     )
+
+
+def _key(key: Any, path: str) -> str:
+    if type(key) is not str:
+        raise TypeError(f"{path} has a non-string key {key!r}: JSON object keys must be str")
+    return key
 
 
 def _as_base_type(value: Any) -> Any:

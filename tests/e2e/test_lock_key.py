@@ -18,8 +18,8 @@ def test_same_key_never_overlaps_and_different_keys_do(transactional_db, redis_u
     runs = {key: sorted(Run.objects.filter(label=key).values_list("started", "finished")) for key in "AB"}
     for key, spans in runs.items():
         assert len(spans) == 6
-        for (start1, end1), (start2, _end2) in zip(spans, spans[1:]):
+        for (_start1, end1), (start2, _end2) in zip(spans, spans[1:], strict=False):
             assert start2 >= end1, f"two runs for key {key} overlapped"
-    assert any(a_start < b_end and b_start < a_end
-               for (a_start, a_end) in runs["A"] for (b_start, b_end) in runs["B"]), "keys never ran in parallel"
+    overlapping = [(a, b) for a in runs["A"] for b in runs["B"] if a[0] < b[1] and b[0] < a[1]]
+    assert overlapping, "different keys never ran in parallel"
     assert not any(s1 < e2 and s2 < e1 for (s1, e1), (s2, e2) in combinations(runs["A"], 2))

@@ -27,8 +27,8 @@ def test_autoretry_backoff_counts_down_1_2_4_8(worker):
         res.get(timeout=30)
     starts = list(Run.objects.filter(label="backoff").order_by("started").values_list("started", flat=True))
     assert len(starts) == 5  # the first run and four retries
-    gaps = [later - earlier for earlier, later in zip(starts, starts[1:])]
-    for gap, expected in zip(gaps, [1, 2, 4, 8]):
+    gaps = [later - earlier for earlier, later in zip(starts, starts[1:], strict=False)]
+    for gap, expected in zip(gaps, [1, 2, 4, 8], strict=True):
         assert expected - 0.05 <= gap <= expected + 1.0, gaps
 
 

@@ -1,4 +1,4 @@
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from uuid import uuid4
 
@@ -9,7 +9,7 @@ from taskqueue import serialization
 
 def test_extras_round_trip():
     value = {
-        "when": datetime(2024, 5, 1, 12, 30, tzinfo=timezone.utc), "day": date(2024, 5, 1),
+        "when": datetime(2024, 5, 1, 12, 30, tzinfo=UTC), "day": date(2024, 5, 1),
         "at": time(8, 15, 30), "price": Decimal("10.25"), "id": uuid4(), "raw": b"\x00\xffdata",
         "pair": (1, (2, "x")), "nested": [{"t": (1,)}], "plain": [1, 2.5, "s", None, True],
     }

@@ -55,3 +55,16 @@ def test_signatures_are_dicts():
     assert add.si(1, 1).immutable
     assert sig.clone(args=(1,)).args == (1, 2)
     assert sig.set(queue="x").options["queue"] == "x"
+
+
+def test_system_checks_name_the_fix(settings):
+    from taskqueue.checks import check_settings
+
+    assert check_settings() == []
+    settings.TASKQUEUE_BROKER_URL = "django://"
+    assert [e.id for e in check_settings()] == ["taskqueue.E001"]
+    settings.TASKQUEUE_BROKER_URL = "amqp://guest@localhost//"
+    assert "unknown scheme" in check_settings()[0].msg
+    settings.TASKQUEUE_BROKER_URL = "redis://127.0.0.1:6379/0"
+    settings.TASKQUEUE_VISIBILITY_TIMEOUT, settings.TASKQUEUE_HEARTBEAT_INTERVAL = 2, 5
+    assert [e.id for e in check_settings()] == ["taskqueue.E003"]
