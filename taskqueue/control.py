@@ -16,14 +16,15 @@ def status() -> dict:
 
 
 def revoke(task_ids: list[str]) -> None:
-    """Record REVOKED and tell the broker never to hand these tasks out."""
-    from . import store
+    """Record REVOKED, tell the broker never to hand these tasks out, and resolve their chords."""
+    from . import chords, store
 
-    store.mark_revoked(task_ids)
+    revoked = store.mark_revoked(task_ids)
     expires = get_settings().result_expires
     broker = get_broker()
     for task_id in task_ids:
         broker.cancel(task_id, expires.total_seconds() if expires else 86400)
+    chords.record_revoked(revoked)
 
 
 def purge(queue: str) -> int:

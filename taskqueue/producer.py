@@ -31,29 +31,70 @@ def send(task_name: str, args: tuple, kwargs: dict, *, task: Task | None = None,
     """Build, sign and publish one task message (or run it now in eager mode)."""
     from .result import AsyncResult
 
-    unknown = set(options) - _KNOWN_OPTIONS
-    if unknown:
-        raise TypeError(f"unknown option(s) for {task_name}: {', '.join(sorted(unknown))}")
     settings = get_settings()
-    msg = build_message(task_name, args, kwargs, task, options, settings)
-    body = wire.encode(msg, settings.signing_key)  # TypeError here, before anything is sent
+    msg, body = _prepare(task_name, args, kwargs, task, options, settings)
     if options.get("eager") or settings.TASK_ALWAYS_EAGER:
         from .worker.execute import run_eager
 
         return run_eager(msg)
-    key = msg.id if not msg.retries else f"{msg.id}~{msg.retries}"
-    eta = msg.eta_datetime.timestamp() if msg.eta else None
+    _publish([(msg, body)], settings)
+    return AsyncResult(msg.id, task_name=task_name)
+
+
+def send_many(calls: list[tuple[Any, tuple, dict, dict]]) -> None:
+    """Send (signature, args, kwargs, options) calls in one broker round trip (group members)."""
+    settings = get_settings()
+    prepared = []
+    for sig, args, kwargs, options in calls:
+        task = _registered(sig.name)
+        if task is not None:
+            task.check_arguments(args, kwargs)
+        prepared.append(_prepare(sig.name, args, kwargs, task, options, settings))
+    if settings.TASK_ALWAYS_EAGER or any(options.get("eager") for *_, options in calls):
+        from .worker.execute import run_eager
+
+        for msg, _body in prepared:
+            run_eager(msg)
+        return
+    if prepared:
+        _publish(prepared, settings)
+
+
+def _prepare(task_name: str, args: tuple, kwargs: dict, task: Task | None, options: dict,
+             settings) -> tuple[wire.Message, bytes]:
+    unknown = set(options) - _KNOWN_OPTIONS
+    if unknown:
+        raise TypeError(f"unknown option(s) for {task_name}: {', '.join(sorted(unknown))}")
+    msg = build_message(task_name, args, kwargs, task, options, settings)
+    return msg, wire.encode(msg, settings.signing_key)  # TypeError here, before anything is sent
+
+
+def _publish(prepared: list[tuple[wire.Message, bytes]], settings) -> None:
+    items = [(msg.queue, msg.id if not msg.retries else f"{msg.id}~{msg.retries}", body,
+              msg.eta_datetime.timestamp() if msg.eta else None, msg.priority) for msg, body in prepared]
 
     def publish() -> None:
-        signals.before_task_publish.send(sender=task_name, body=msg, routing_key=msg.queue)
-        get_broker().publish(msg.queue, key, body, eta=eta, priority=msg.priority)
-        signals.after_task_publish.send(sender=task_name, body=msg, routing_key=msg.queue)
+        for msg, _ in prepared:
+            signals.before_task_publish.send(sender=msg.task, body=msg, routing_key=msg.queue)
+        broker = get_broker()
+        if len(items) == 1:
+            queue, key, body, eta, priority = items[0]
+            broker.publish(queue, key, body, eta=eta, priority=priority)
+        else:
+            broker.publish_many(items)
+        for msg, _ in prepared:
+            signals.after_task_publish.send(sender=msg.task, body=msg, routing_key=msg.queue)
 
     if settings.ENQUEUE_ON_COMMIT and connections[DEFAULT_DB_ALIAS].in_atomic_block:
         transaction.on_commit(publish)
     else:
         publish()
-    return AsyncResult(msg.id, task_name=task_name)
+
+
+def _registered(name: str):
+    from .registry import get_task, is_registered
+
+    return get_task(name) if is_registered(name) else None
 
 
 def build_message(task_name: str, args: tuple, kwargs: dict, task: Task | None, options: dict,

@@ -89,11 +89,14 @@ class AsyncResult:
 
     def get(self, timeout: float | None = None, propagate: bool = True, interval: float | None = None,
             on_message: Callable[[dict], None] | None = None, disable_sync_subtasks: bool = True,
-            **_: Any) -> Any:
-        """Wait for the result (woken when it is stored); re-raise the task's exception if `propagate`."""
-        if disable_sync_subtasks and in_worker_task():
-            raise RuntimeError("Never call result.get() within a task: it can deadlock the worker. "
-                               "Chain the work instead (a chain, a chord or a link callback).")
+            follow_parents: bool = True, **_: Any) -> Any:
+        """Wait for the result (woken when it is stored); re-raise the task's exception if `propagate`.
+
+        A failed parent (an earlier chain step) is re-raised first, as Celery does.
+        """
+        _refuse_inside_a_task(disable_sync_subtasks)
+        if propagate and follow_parents:
+            self.maybe_throw_parent()
         row = self._wait(timeout, on_message, interval)
         value = _value_of(row)
         if propagate and row.state in states.PROPAGATE_STATES and isinstance(value, BaseException):
@@ -101,6 +104,14 @@ class AsyncResult:
         return value
 
     wait = get
+
+    def maybe_throw_parent(self) -> None:
+        """Raise the exception of the nearest failed ancestor known in memory, if any."""
+        node = self._parent
+        while node is not None:
+            if isinstance(node, AsyncResult) and node.failed():
+                raise node.result
+            node = getattr(node, "_parent", None)
 
     def _wait(self, timeout: float | None, on_message: Callable[[dict], None] | None, interval: float | None):
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -140,12 +151,12 @@ class AsyncResult:
     # -- graph ---------------------------------------------------------------------------------
 
     @property
-    def parent(self) -> AsyncResult | None:
+    def parent(self) -> AsyncResult | GroupResult | None:
         if self._parent is not None:
             return self._parent
         row = self._fetch()
         if row is not None and row.parent_id:
-            return AsyncResult(row.parent_id)
+            return GroupResult.restore(row.parent_id) or AsyncResult(row.parent_id)
         return None
 
     @parent.setter
@@ -201,12 +212,123 @@ class EagerResult(AsyncResult):
     wait = get
 
 
-def result_from_tuple(value: Any) -> AsyncResult | None:
-    """Rebuild a result from `as_tuple()` output, also after a JSON round trip."""
+class GroupResult:
+    """The results of a group's members, in definition order."""
+
+    def __init__(self, id: str | None = None, results: list | None = None, parent: Any = None, **_: Any):
+        self.id = id
+        self.results = list(results or [])
+        self._parent = parent
+
+    parent = property(lambda self: self._parent, lambda self, value: setattr(self, "_parent", value))
+    children = property(lambda self: self.results)
+
+    def __iter__(self):
+        return iter(self.results)
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def __getitem__(self, index: int):
+        return self.results[index]
+
+    def ready(self) -> bool:
+        return all(result.ready() for result in self.results)
+
+    def successful(self) -> bool:
+        return all(result.successful() for result in self.results)
+
+    def failed(self) -> bool:
+        return any(result.failed() for result in self.results)
+
+    def waiting(self) -> bool:
+        return not self.ready()
+
+    def completed_count(self) -> int:
+        return sum(1 for result in self.results if result.successful())
+
+    def join(self, timeout: float | None = None, propagate: bool = True, interval: float | None = None,
+             disable_sync_subtasks: bool = True, **kwargs: Any) -> list:
+        """Every member's result, in definition order; `timeout` bounds the whole wait."""
+        _refuse_inside_a_task(disable_sync_subtasks)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        values = []
+        for result in self.results:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            values.append(result.get(timeout=remaining, propagate=propagate, interval=interval,
+                                     disable_sync_subtasks=False, **kwargs))
+        return values
+
+    def get(self, timeout: float | None = None, propagate: bool = True, **kwargs: Any) -> list:
+        return self.join(timeout=timeout, propagate=propagate, **kwargs)
+
+    def revoke(self, **kwargs: Any) -> None:
+        from . import control
+
+        control.revoke([r.id for r in _leaves(self)])
+
+    def forget(self) -> None:
+        for result in self.results:
+            result.forget()
+        self.delete()
+
+    def save(self) -> GroupResult:
+        from . import store
+
+        store.save_group(self.id, [result.as_tuple() for result in self.results])
+        return self
+
+    def delete(self) -> None:
+        from . import store
+
+        store.delete_group(self.id)
+
+    @classmethod
+    def restore(cls, group_id: str, **_: Any) -> GroupResult | None:
+        """The saved group with this id, or None."""
+        from . import store
+
+        members = store.restore_group(group_id)
+        if members is None:
+            return None
+        return cls(group_id, [result_from_tuple(member) for member in members])
+
+    def as_tuple(self) -> tuple:
+        parent = self._parent
+        return ((self.id, parent.as_tuple() if parent is not None else None),
+                [result.as_tuple() for result in self.results])
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, GroupResult) and other.id == self.id and other.results == self.results
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def __repr__(self) -> str:
+        return f"<GroupResult: {self.id} [{', '.join(r.id for r in self.results)}]>"
+
+
+def _leaves(result) -> list[AsyncResult]:
+    if isinstance(result, GroupResult):
+        return [leaf for member in result.results for leaf in _leaves(member)]
+    return [result]
+
+
+def _refuse_inside_a_task(disable_sync_subtasks: bool) -> None:
+    if disable_sync_subtasks and in_worker_task():
+        raise RuntimeError("Never call result.get() within a task: it can deadlock the worker. "
+                           "Chain the work instead (a chain, a chord or a link callback).")
+
+
+def result_from_tuple(value: Any) -> AsyncResult | GroupResult | None:
+    """Rebuild a result from `as_tuple()` output, also after a JSON round trip, at any depth."""
     if value is None:
         return None
-    (task_id, parent), _ = value
-    return AsyncResult(task_id, parent=result_from_tuple(parent) if parent else None)
+    (result_id, parent), members = value
+    parent_result = result_from_tuple(parent) if parent else None
+    if members is not None:
+        return GroupResult(result_id, [result_from_tuple(member) for member in members], parent=parent_result)
+    return AsyncResult(result_id, parent=parent_result)
 
 
 def _value_of(row) -> Any:

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from . import notify, serialization, states
 from .exceptions import TaskError
+from .models import GroupResult as GroupResultRow
 from .models import TaskResult
 
 if TYPE_CHECKING:
@@ -45,7 +46,10 @@ def exception_to_json(exc: BaseException) -> dict:
         args = serialization.to_jsonable(list(exc.args))
     except TypeError:
         args = [str(exc)]
-    return {"exc_type": cls.__qualname__, "exc_module": cls.__module__, "exc_message": args}
+    data = {"exc_type": cls.__qualname__, "exc_module": cls.__module__, "exc_message": args}
+    if getattr(exc, "__notes__", None):
+        data["exc_notes"] = [str(note) for note in exc.__notes__]
+    return data
 
 
 def exception_from_json(data: dict) -> BaseException:
@@ -56,10 +60,14 @@ def exception_from_json(data: dict) -> BaseException:
         for part in data["exc_type"].split("."):
             cls = getattr(cls, part)
         if isinstance(cls, type) and issubclass(cls, BaseException):
-            return cls(*args)
+            exc = cls(*args)
+        else:
+            raise TypeError(data["exc_type"])
     except Exception:
-        pass
-    return TaskError(data.get("exc_type", "Exception"), " ".join(map(str, args)))
+        exc = TaskError(data.get("exc_type", "Exception"), " ".join(map(str, args)))
+    for note in data.get("exc_notes") or []:
+        exc.add_note(note)
+    return exc
 
 
 def encode_value(value: Any) -> Any:
@@ -78,7 +86,7 @@ def _row(message: Message, state: str, **values: Any) -> TaskResult:
 
 
 def _upsert(rows: list[TaskResult], fields: list[str]) -> None:
-    """Insert or update rows by task_id in one autocommitted statement, then notify waiters.
+    """Insert or update rows by task_id in one statement (callers notify waiters after commit).
 
     Not bulk_create: it wraps the INSERT in BEGIN/COMMIT, three round trips instead of one.
     """
@@ -95,31 +103,72 @@ def _upsert(rows: list[TaskResult], fields: list[str]) -> None:
     params = [f.get_db_prep_save(f.pre_save(row, True), connection) for row in rows for f in columns]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-    notify.publish([row.task_id for row in rows])
 
 
 def mark_started(message: Message, hostname: str, started: datetime) -> None:
     _upsert([_row(message, states.STARTED, worker=hostname, date_started=started)], _FINAL_FIELDS)
+    notify.publish([message.id])
 
 
-def save_outcomes(outcomes: list[Outcome]) -> None:
+def outcome_row(out: Outcome) -> TaskResult | None:
+    """The row an outcome is stored as (None for a success whose result is ignored)."""
+    if out.message.ignore_result and out.state == states.SUCCESS:
+        return None
+    if out.state in states.EXCEPTION_STATES and isinstance(out.result, BaseException):
+        result = exception_to_json(out.result)
+    else:
+        result = encode_value(out.result)
+    row = _row(out.message, out.state, result=result, traceback=out.traceback, worker=out.hostname,
+               date_started=out.started, date_done=timezone.now() if out.state in states.READY_STATES else None)
+    if out.retries is not None:
+        row.retries = out.retries
+    return row
+
+
+def save_outcomes(outcomes: list[Outcome], notify_now: bool = True) -> None:
     """Store many outcomes in one statement (the worker's batch write)."""
-    now = timezone.now()
-    rows = []
-    for out in outcomes:
-        if out.message.ignore_result and out.state == states.SUCCESS:
-            continue
-        if out.state in states.EXCEPTION_STATES and isinstance(out.result, BaseException):
-            result = exception_to_json(out.result)
-        else:
-            result = encode_value(out.result)
-        row = _row(out.message, out.state, result=result, traceback=out.traceback, worker=out.hostname,
-                   date_started=out.started, date_done=now if out.state in states.READY_STATES else None)
-        if out.retries is not None:
-            row.retries = out.retries
-        rows.append(row)
+    rows = [row for row in map(outcome_row, outcomes) if row is not None]
     if rows:
         _upsert(rows, _FINAL_FIELDS)
+        if notify_now:
+            notify.publish([row.task_id for row in rows])
+
+
+def store_outcome(outcome: Outcome) -> None:
+    """Store one outcome inside the caller's transaction (the caller notifies after commit)."""
+    row = outcome_row(outcome)
+    if row is not None:
+        _upsert([row], _FINAL_FIELDS)
+
+
+def save_failures(task_ids: list[str], exc: BaseException, traceback: str, names: dict[str, str]) -> None:
+    """Store FAILURE for tasks that will never run (later steps of a failed chain or chord)."""
+    if not task_ids:
+        return
+    now = timezone.now()
+    rows = [TaskResult(task_id=task_id, task_name=names.get(task_id, ""), state=states.FAILURE,
+                       result=exception_to_json(exc), traceback=traceback, date_done=now)
+            for task_id in task_ids]
+    _upsert(rows, ["task_name", "state", "result", "traceback", "date_done"])
+    notify.publish(task_ids)
+
+
+def save_pending(rows: list[TaskResult]) -> None:
+    """Create PENDING rows (chord members), so revoking one can find its chord."""
+    TaskResult.objects.bulk_create(rows, ignore_conflicts=True)
+
+
+def save_group(group_id: str, member_tuples: list) -> None:
+    GroupResultRow.objects.update_or_create(group_id=group_id, defaults={"member_ids": member_tuples})
+
+
+def restore_group(group_id: str) -> list | None:
+    row = GroupResultRow.objects.filter(group_id=group_id).first()
+    return None if row is None else row.member_ids
+
+
+def delete_group(group_id: str) -> None:
+    GroupResultRow.objects.filter(group_id=group_id).delete()
 
 
 def save_state(task_id: str, state: str, meta: Any, request: Request | None = None) -> None:
@@ -133,10 +182,11 @@ def save_state(task_id: str, state: str, meta: Any, request: Request | None = No
         row.retries = request.retries
         fields += ["task_name", "queue", "worker", "parent_id", "root_id", "group_id", "retries"]
     _upsert([row], fields)
+    notify.publish([task_id])
 
 
-def mark_revoked(task_ids: list[str], reason: str = "revoked") -> None:
-    """Record revocation for ids not finished yet; workers skip revoked messages."""
+def mark_revoked(task_ids: list[str], reason: str = "revoked") -> list[str]:
+    """Record revocation for ids not finished yet; returns those ids."""
     done = set(TaskResult.objects.filter(task_id__in=task_ids, state__in=states.READY_STATES)
                .values_list("task_id", flat=True))
     rows = [TaskResult(task_id=task_id, state=states.REVOKED, date_done=timezone.now(),
@@ -145,6 +195,8 @@ def mark_revoked(task_ids: list[str], reason: str = "revoked") -> None:
             for task_id in task_ids if task_id not in done]
     if rows:
         _upsert(rows, ["state", "date_done", "result"])
+        notify.publish([row.task_id for row in rows])
+    return [row.task_id for row in rows]
 
 
 def known_states(task_ids: list[str]) -> dict[str, tuple[str, int]]:

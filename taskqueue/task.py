@@ -106,6 +106,23 @@ class Task:
 
     subtask = signature
 
+    def map(self, it: Any) -> Signature:
+        """One message that calls this task on each item, in order."""
+        from .canvas import xmap
+
+        return xmap(self.s(), it)
+
+    def starmap(self, it: Any) -> Signature:
+        from .canvas import xstarmap
+
+        return xstarmap(self.s(), it)
+
+    def chunks(self, it: Any, n: int) -> Signature:
+        """Split the calls `self(*item)` into messages of `n` items each (a group of starmaps)."""
+        from .canvas import chunks
+
+        return chunks(self.s(), it, n)
+
     # -- inside a running task -----------------------------------------------------------------
 
     def retry(self, args: tuple | None = None, kwargs: dict | None = None, exc: BaseException | None = None,

@@ -142,3 +142,53 @@ def log_something(text):
 @task
 def waits_on_another():
     return add.delay(1, 1).get(timeout=5)
+
+
+# -- canvas fixtures: the new-device-login workflow of the talk --------------------------------
+
+@task
+def check_device(user_id, device, fail_at=None):
+    if fail_at == "check":
+        raise ValueError("check failed")
+    return {"user": user_id, "device": device, "new": True, "fail_at": fail_at}
+
+
+@task
+def notify_user(info):
+    if info["fail_at"] == "notify":
+        raise ValueError("notify failed")
+    return {"notified": info["user"], "fail_at": info["fail_at"]}
+
+
+@task
+def save_login_event(info):
+    return {"saved": info["device"], "fail_at": info["fail_at"]}
+
+
+@task
+def post_to_risk_api(results):
+    if results[0]["fail_at"] == "risk":
+        raise ValueError("risk api down")
+    return {"risk": "low", "inputs": len(results)}
+
+
+@task
+def post_process(response):
+    return f"verdict:{response['risk']}:{response['inputs']}"
+
+
+@task
+def errback_label(task_id, label):
+    Run.objects.create(label=label, task_id=task_id)
+
+
+@task
+def slow_add(x, y, seconds=0.05):
+    time.sleep(seconds)
+    return x + y
+
+
+@task
+def record_list(values, label="body"):
+    Run.objects.create(label=label, task_id=str(len(values)), pid=os.getpid(), started=time.time())
+    return values

@@ -1,6 +1,6 @@
-"""taskqueue's Django models: results, dead letters."""
+"""taskqueue's Django models: task, group and chord results; dead letters."""
 
 from .queue import DeadLetter
-from .results import TaskResult
+from .results import ChordCounter, GroupResult, TaskResult
 
-__all__ = ["DeadLetter", "TaskResult"]
+__all__ = ["ChordCounter", "DeadLetter", "GroupResult", "TaskResult"]

@@ -48,3 +48,40 @@ class TaskResult(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task_name or 'task'} {self.task_id} [{self.state}]"
+
+
+class GroupResult(models.Model):
+    """The members of a group, in definition order (saved for every group and chord header)."""
+
+    group_id = models.CharField(max_length=255, unique=True)
+    member_ids = models.JSONField(default=list, help_text="Result tuples of the members, in order")
+    date_created = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-date_created"]
+
+    def __str__(self) -> str:
+        return f"group {self.group_id} ({len(self.member_ids)} members)"
+
+
+class ChordCounter(models.Model):
+    """A chord waiting for its header: `remaining` falls as members finish; the last one sends the body."""
+
+    PENDING, SUCCESS, FAILURE = "PENDING", "SUCCESS", "FAILURE"
+
+    group_id = models.CharField(max_length=255, unique=True)
+    total = models.PositiveIntegerField()
+    remaining = models.PositiveIntegerField()
+    member_ids = models.JSONField(help_text="Task ids whose results the body receives, in order")
+    body = models.JSONField(help_text="The body signature")
+    state = models.CharField(max_length=20, default=PENDING, db_index=True)
+    failed_task_id = models.CharField(max_length=255, null=True, blank=True)
+    body_sent = models.BooleanField(default=False)
+    date_created = models.DateTimeField(default=timezone.now, db_index=True)
+    date_done = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-date_created"]
+
+    def __str__(self) -> str:
+        return f"chord {self.group_id} [{self.state}, {self.remaining}/{self.total} left]"

@@ -7,7 +7,6 @@ them again after a crash is harmless.
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,9 +14,10 @@ from typing import Any
 
 from django.utils import timezone
 
-from .. import locks, registry, signals, states, store
+from .. import chords, locks, registry, serialization, signals, states, store
 from ..brokers import Broker, Delivery
-from ..canvas import Signature
+from ..callbacks import call_errbacks
+from ..canvas import chain, maybe_signature
 from ..conf import get_settings
 from ..exceptions import DecodeError, NotRegistered, Retry, TaskRevokedError, WorkerLostError
 from ..message import Message, decode, peek_id
@@ -72,15 +72,24 @@ def process(deliveries: list[Delivery], ctx: ExecutionContext,
             ctx.broker.release(delivery)
             continue
         if _already_handled(message, known.get(message.id)):
+            _resume_followups(message, ctx)
             to_ack.append(delivery)
             continue
         outcome = run(message, ctx, delivery)
         if outcome is not None:
             finished.append((delivery, outcome))
-    store.save_outcomes([outcome for _, outcome in finished])
+    save([outcome for _, outcome in finished])
     for _, outcome in finished:
         finish(outcome, ctx)
     ctx.broker.ack(to_ack + [delivery for delivery, _ in finished])
+
+
+def save(outcomes: list[Outcome]) -> None:
+    """Plain outcomes in one write; a chord member's in the transaction that counts it."""
+    members = [o for o in outcomes if o.message.chord and o.state in states.READY_STATES]
+    store.save_outcomes([o for o in outcomes if o not in members])
+    for outcome in members:
+        chords.record_member(outcome, skip_errbacks=outcome.message.link_error)
 
 
 def run_eager(message: Message):
@@ -89,7 +98,7 @@ def run_eager(message: Message):
 
     ctx = ExecutionContext(broker=None, hostname="eager", consumer_id="eager", eager=True)
     outcome = run(message, ctx, None)
-    store.save_outcomes([outcome])
+    save([outcome])
     followed = finish(outcome, ctx)
     if outcome.state == states.RETRY and followed is not None:
         return followed  # the retried attempt's result
@@ -247,8 +256,12 @@ def finish(outcome: Outcome, ctx: ExecutionContext):
         followed = send(message.task, tuple(args), dict(kwargs), task=task, **options)
     elif outcome.state == states.SUCCESS:
         _send_links(message, outcome.result)
-    elif outcome.state == states.FAILURE:
-        _call_errbacks(message, outcome)
+    elif outcome.state in (states.FAILURE, states.REVOKED):
+        if outcome.state == states.FAILURE:
+            call_errbacks(message.link_error, _request_for(message, ctx), outcome.result, outcome.traceback)
+        if message.chain:  # the later steps will never run: say so, so nothing waits on them
+            chords.fail_canvas(chain(*[maybe_signature(step) for step in reversed(message.chain)]),
+                               outcome.result, call_errbacks_of_entry=False)
     _run_hooks(task, outcome)
     return followed
 
@@ -256,37 +269,24 @@ def finish(outcome: Outcome, ctx: ExecutionContext):
 def _send_links(message: Message, retval: Any) -> None:
     lineage = {"parent_id": message.id, "root_id": message.root_id or message.id}
     for index, callback in enumerate(message.link):
-        sig = Signature(callback)
+        sig = maybe_signature(callback)
         sig.apply_async((retval,), task_id=sig.id or derived_id(message.id, f"link{index}"), **lineage)
     if message.chain:
-        step = Signature(message.chain[-1])
-        step.apply_async((retval,), task_id=step.id or derived_id(message.id, "chain"),
-                         chain=message.chain[:-1], **lineage)
+        step = maybe_signature(message.chain[-1])
+        rest = {"chain": message.chain[:-1]} if message.chain[:-1] else {}  # only tasks precede the end
+        step.apply_async((retval,), task_id=step.id or derived_id(message.id, "chain"), **rest, **lineage)
 
 
-def _call_errbacks(message: Message, outcome: Outcome) -> None:
-    """Errbacks taking (request, exc, traceback) run here; others are sent with the failed id."""
-    for index, errback in enumerate(message.link_error):
-        sig = Signature(errback)
-        try:
-            handler = registry.get_task(sig.name) if registry.is_registered(sig.name) else None
-            if handler is not None and not sig.immutable and _takes_three_args(handler):
-                with request_context(Request(task=handler.name)):
-                    handler(*sig.args, _request_for(message, ExecutionContext(None, outcome.hostname, "")),
-                            outcome.result, outcome.traceback)
-            else:
-                sig.apply_async(() if sig.immutable else (message.id,),
-                                task_id=sig.id or derived_id(message.id, f"errback{index}"),
-                                parent_id=message.id, root_id=message.root_id or message.id)
-        except Exception:
-            logger.exception("Errback %s for %s[%s] raised; the failure is stored anyway",
-                             sig.name, message.task, message.id)
-
-
-def _takes_three_args(task) -> bool:
-    params = list(inspect.signature(task.run).parameters.values())[1 if task.bind else 0:]
-    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    return len(positional) == 3 or any(p.kind == p.VAR_POSITIONAL for p in params) and len(positional) <= 3
+def _resume_followups(message: Message, ctx: ExecutionContext) -> None:
+    """A redelivered message that already finished: redo what may not have happened after it
+    (sending the next step, settling its chord). Sends are idempotent: same ids, deduplicated."""
+    row = store.fetch(message.id)
+    if row is None:
+        return
+    if message.chord and row.state in states.READY_STATES:
+        chords.settle(message.chord["group_id"])
+    if row.state == states.SUCCESS and (message.link or message.chain):
+        _send_links(message, serialization.from_jsonable(row.result))
 
 
 def _run_hooks(task, outcome: Outcome) -> None:
