@@ -1,14 +1,15 @@
-"""Read-only admin pages for results and dead letters, with filters, search and pretty JSON."""
+"""Read-only admin pages for task, group and chord results and dead letters."""
 
 from __future__ import annotations
 
 import json
 
 from django.contrib import admin, messages
-from django.utils.html import format_html
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 
 from . import states
-from .models import DeadLetter, TaskResult
+from .models import ChordCounter, DeadLetter, GroupResult, TaskResult
 
 
 def _pretty(value) -> str:
@@ -82,3 +83,64 @@ class DeadLetterAdmin(ReadOnlyAdmin):
     @admin.display(description="reason")
     def short_reason(self, obj):
         return obj.reason[:80]
+
+
+def _member_table(task_ids: list[str]):
+    rows = {row.task_id: row for row in TaskResult.objects.filter(task_id__in=task_ids[:1000])}
+    lines = []
+    for index, task_id in enumerate(task_ids[:1000]):
+        row = rows.get(task_id)
+        if row is None:
+            lines.append(format_html("<tr><td>{}</td><td>{}</td><td>-</td><td>PENDING</td></tr>", index, task_id))
+            continue
+        url = reverse("admin:taskqueue_taskresult_change", args=[row.pk])
+        lines.append(format_html('<tr><td>{}</td><td><a href="{}">{}</a></td><td>{}</td><td>{}</td></tr>',
+                                 index, url, task_id, row.task_name, row.state))
+    more = format_html("<p>… and {} more</p>", len(task_ids) - 1000) if len(task_ids) > 1000 else ""
+    return format_html("<table><tr><th>#</th><th>task id</th><th>task</th><th>state</th></tr>{}</table>{}",
+                       format_html_join("", "{}", ((line,) for line in lines)), more)
+
+
+def _tuple_ids(member_tuples: list) -> list[str]:
+    return [member[0][0] for member in member_tuples]
+
+
+@admin.register(GroupResult)
+class GroupResultAdmin(ReadOnlyAdmin):
+    list_display = ("group_id", "size", "date_created")
+    search_fields = ("group_id",)
+    list_filter = ("date_created",)
+    readonly_fields = ("group_id", "date_created", "members")
+
+    @admin.display(description="members")
+    def size(self, obj):
+        return len(obj.member_ids)
+
+    @admin.display(description="members and their states")
+    def members(self, obj):
+        return _member_table(_tuple_ids(obj.member_ids))
+
+
+@admin.register(ChordCounter)
+class ChordCounterAdmin(ReadOnlyAdmin):
+    list_display = ("group_id", "state", "progress", "body_task", "body_sent", "date_created", "date_done")
+    list_filter = ("state", "body_sent", "date_created")
+    search_fields = ("group_id", "failed_task_id")
+    readonly_fields = ("group_id", "state", "total", "remaining", "failed_task_id", "body_sent", "date_created",
+                       "date_done", "body_pretty", "members")
+
+    @admin.display(description="finished")
+    def progress(self, obj):
+        return f"{obj.total - obj.remaining}/{obj.total}"
+
+    @admin.display(description="body")
+    def body_task(self, obj):
+        return (obj.body or {}).get("task", "")
+
+    @admin.display(description="body signature")
+    def body_pretty(self, obj):
+        return _pretty(obj.body)
+
+    @admin.display(description="header members and their states")
+    def members(self, obj):
+        return _member_table(obj.member_ids)

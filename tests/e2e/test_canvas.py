@@ -8,8 +8,20 @@ from taskqueue import GroupResult, chain, chord, group, result_from_tuple, signa
 from taskqueue.models import ChordCounter
 from tests.helpers import wait_until
 from tests.models import Run
-from tests.tasks import (add, check_device, errback_label, fail, mul, notify_user, post_process,
-                         post_to_risk_api, record_list, save_login_event, slow_add, tsum)
+from tests.tasks import (
+    add,
+    check_device,
+    errback_label,
+    fail,
+    mul,
+    notify_user,
+    post_process,
+    post_to_risk_api,
+    record_list,
+    save_login_event,
+    slow_add,
+    tsum,
+)
 
 
 @pytest.fixture(params=["worker", "eager"])

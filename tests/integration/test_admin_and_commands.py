@@ -68,3 +68,22 @@ def test_purge_command(redis_url, transactional_db):
 
 def test_no_missing_migrations(db):
     call_command("makemigrations", "taskqueue", "--check", "--dry-run", stdout=StringIO())
+
+
+def test_group_and_chord_pages_show_members_and_states(admin_client, transactional_db, settings):
+    from taskqueue import chord
+    from taskqueue.models import ChordCounter, GroupResult
+    from tests.tasks import add, tsum
+
+    settings.TASKQUEUE_TASK_ALWAYS_EAGER = True
+    res = chord([add.s(1, 1), add.s(2, 2)], tsum.s())()
+    assert res.get() == 6
+    counter = ChordCounter.objects.get(group_id=res.parent.id)
+    page = admin_client.get(f"/admin/taskqueue/chordcounter/{counter.pk}/change/")
+    assert page.status_code == 200
+    assert page.content.count(b"SUCCESS") >= 3 and b"tests.tasks.tsum" in page.content
+    listing = admin_client.get("/admin/taskqueue/chordcounter/")
+    assert b"2/2" in listing.content
+    group_row = GroupResult.objects.get(group_id=res.parent.id)
+    page = admin_client.get(f"/admin/taskqueue/groupresult/{group_row.pk}/change/")
+    assert page.status_code == 200 and page.content.count(b"tests.tasks.add") == 2
