@@ -1,4 +1,4 @@
-"""Read-only admin pages for task, group and chord results and dead letters."""
+"""Admin: read-only task, group and chord results and dead letters; editable periodic tasks."""
 
 from __future__ import annotations
 
@@ -9,7 +9,16 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from . import states
-from .models import ChordCounter, DeadLetter, GroupResult, TaskResult
+from .models import (
+    ChordCounter,
+    CrontabSchedule,
+    DeadLetter,
+    GroupResult,
+    IntervalSchedule,
+    PeriodicRun,
+    PeriodicTask,
+    TaskResult,
+)
 
 
 def _pretty(value) -> str:
@@ -144,3 +153,61 @@ class ChordCounterAdmin(ReadOnlyAdmin):
     @admin.display(description="header members and their states")
     def members(self, obj):
         return _member_table(obj.member_ids)
+
+
+@admin.register(IntervalSchedule)
+class IntervalScheduleAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "date_changed")
+
+
+@admin.register(CrontabSchedule)
+class CrontabScheduleAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "minute", "hour", "day_of_month", "month_of_year", "day_of_week", "timezone")
+
+
+class PeriodicRunInline(admin.TabularInline):
+    model = PeriodicRun
+    extra = 0
+    can_delete = False
+    max_num = 0
+    fields = ("slot", "date_sent", "result_link")
+    readonly_fields = fields
+    ordering = ["-slot"]
+
+    @admin.display(description="result")
+    def result_link(self, run):
+        row = TaskResult.objects.filter(task_id=run.task_id).only("pk", "state").first()
+        if row is None:
+            return format_html("{} (not stored yet)", run.task_id)
+        url = reverse("admin:taskqueue_taskresult_change", args=[row.pk])
+        return format_html('<a href="{}">{}</a> {}', url, run.task_id, row.state)
+
+
+@admin.register(PeriodicTask)
+class PeriodicTaskAdmin(admin.ModelAdmin):
+    list_display = ("name", "task", "schedule", "enabled", "last_run_at", "total_run_count")
+    list_filter = ("enabled", "task")
+    search_fields = ("name", "task", "description")
+    readonly_fields = ("last_run_at", "total_run_count", "date_changed")
+    inlines = [PeriodicRunInline]
+    actions = ["run_now", "enable", "disable"]
+
+    @admin.display(description="schedule")
+    def schedule(self, obj):
+        return obj.interval or obj.crontab or (f"once at {obj.run_at:%Y-%m-%d %H:%M:%S}" if obj.run_at else "-")
+
+    @admin.action(description="Run selected tasks now")
+    def run_now(self, request, queryset):
+        from .scheduler import run_now
+
+        for periodic in queryset:
+            run_now(periodic)
+        self.message_user(request, f"Sent {queryset.count()} task(s).", messages.SUCCESS)
+
+    @admin.action(description="Enable selected")
+    def enable(self, request, queryset):
+        queryset.update(enabled=True)
+
+    @admin.action(description="Disable selected")
+    def disable(self, request, queryset):
+        queryset.update(enabled=False)

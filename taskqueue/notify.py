@@ -1,4 +1,5 @@
-"""Wake `get()` waiters when a result is stored: Redis pub/sub, else a short bounded backoff.
+"""Wake `get()` waiters when a result is stored: Redis pub/sub with the Redis broker, LISTEN/NOTIFY
+with the database broker on PostgreSQL, else a short bounded backoff (SQLite).
 
 The database stays the source of truth: a notification only says "look again now".
 """
@@ -13,49 +14,71 @@ from contextlib import contextmanager
 
 from .conf import get_settings
 
-_client_cache: dict[int, object] = {}
+_local = threading.local()
+_clients: dict[int, tuple] = {}
+
+
+def _kind() -> str:
+    url = get_settings().BROKER_URL
+    if url.startswith(("redis:", "rediss:", "unix:")):
+        return "redis"
+    if url.startswith("django:"):
+        from django.db import connection
+
+        if connection.vendor == "postgresql":
+            return "postgres"
+    return "poll"
 
 
 def _redis_client():
     settings = get_settings()
-    if not settings.BROKER_URL.startswith(("redis:", "rediss:", "unix:")):
-        return None
-    cached = _client_cache.get(os.getpid())
+    cached = _clients.get(os.getpid())
     if cached is None or cached[0] != settings.BROKER_URL:
         from .brokers.redis import connect
 
-        _client_cache.clear()
+        _clients.clear()
         cached = (settings.BROKER_URL, connect(settings.BROKER_URL))
-        _client_cache[os.getpid()] = cached
+        _clients[os.getpid()] = cached
     return cached[1]
 
 
-def _channel(task_id: str) -> str:
+def _channel(task_id: str = "") -> str:
     return f"{get_settings().KEY_PREFIX}:done:{task_id}"
 
 
 def publish(task_ids: list[str]) -> None:
     """Tell waiters these results changed (call after the rows are committed)."""
-    client = _redis_client()
-    if client is None or not task_ids:
+    if not task_ids:
         return
-    with client.pipeline(transaction=False) as pipe:
-        for task_id in task_ids:
-            pipe.publish(_channel(task_id), b"1")
-        pipe.execute()
+    kind = _kind()
+    if kind == "redis":
+        with _redis_client().pipeline(transaction=False) as pipe:
+            for task_id in task_ids:
+                pipe.publish(_channel(task_id), b"1")
+            pipe.execute()
+    elif kind == "postgres":
+        from django.db import connection
 
-
-_listeners = threading.local()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, x) FROM unnest(%s::text[]) AS x", [_pg_channel(), task_ids])
 
 
 @contextmanager
 def listen(task_id: str) -> Iterator[Callable[[float], None]]:
     """Subscribe before reading the row, then call `wait(seconds)` to sleep until a change or timeout."""
-    client = _redis_client()
-    if client is None:
+    kind = _kind()
+    if kind == "redis":
+        with _listen_redis(task_id) as wait:
+            yield wait
+    elif kind == "postgres":
+        yield _pg_waiter(task_id)
+    else:
         yield _backoff_waiter()
-        return
-    pubsub = _thread_pubsub(client)
+
+
+@contextmanager
+def _listen_redis(task_id: str) -> Iterator[Callable[[float], None]]:
+    pubsub = _thread_pubsub(_redis_client())
     channel = _channel(task_id).encode()
     # Not waiting for the confirmation saves a round trip; a notification published in the instant
     # before Redis registers us is covered by get()'s short re-checks of the database.
@@ -79,21 +102,66 @@ def listen(task_id: str) -> Iterator[Callable[[float], None]]:
 
 def _thread_pubsub(client):
     """One subscriber connection per thread, reused across get() calls (no connect per call)."""
-    pubsub = getattr(_listeners, "pubsub", None)
-    if pubsub is None or getattr(_listeners, "client", None) is not client or _listeners.pid != os.getpid():
+    pubsub = getattr(_local, "pubsub", None)
+    if pubsub is None or getattr(_local, "client", None) is not client or _local.pid != os.getpid():
         pubsub = client.pubsub(ignore_subscribe_messages=False)
-        _listeners.pubsub, _listeners.client, _listeners.pid = pubsub, client, os.getpid()
+        _local.pubsub, _local.client, _local.pid = pubsub, client, os.getpid()
     return pubsub
 
 
 def _drop_thread_pubsub() -> None:
-    pubsub = getattr(_listeners, "pubsub", None)
-    _listeners.pubsub = None
+    pubsub = getattr(_local, "pubsub", None)
+    _local.pubsub = None
     if pubsub is not None:
         try:
             pubsub.close()
         except Exception:
             pass
+
+
+def _pg_channel() -> str:
+    return f"{get_settings().KEY_PREFIX}_done"
+
+
+def _pg_listener():
+    """One LISTEN connection per thread; notifications that arrive while we are away are drained."""
+    conn = getattr(_local, "pg", None)
+    if conn is None or conn.closed or getattr(_local, "pg_pid", None) != os.getpid():
+        from django.db import connection
+
+        conn = connection.get_new_connection(connection.get_connection_params())
+        conn.autocommit = True
+        conn.execute(f'LISTEN "{_pg_channel()}"')
+        _local.pg, _local.pg_pid = conn, os.getpid()
+    return conn
+
+
+def _pg_waiter(task_id: str) -> Callable[[float], None]:
+    conn = _pg_listener()
+    for _ in conn.notifies(timeout=0):  # forget what arrived before this wait began
+        pass
+
+    def wait(seconds: float) -> None:
+        deadline = time.monotonic() + max(0.0, seconds)
+        try:
+            while time.monotonic() < deadline:
+                for note in conn.notifies(timeout=max(0.0, deadline - time.monotonic()), stop_after=1):
+                    if note.payload == task_id:
+                        return
+        except Exception:
+            _local.pg = None
+            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+
+    return wait
+
+
+def close() -> None:
+    """Close this thread's listening connections (before dropping a test database, say)."""
+    _drop_thread_pubsub()
+    conn = getattr(_local, "pg", None)
+    _local.pg = None
+    if conn is not None:
+        conn.close()
 
 
 def _backoff_waiter() -> Callable[[float], None]:

@@ -18,9 +18,22 @@ def _redis_answers(url: str) -> bool:
         return False
 
 
+def _broker_is_redis() -> bool:
+    return settings.TASKQUEUE_BROKER_URL.startswith("redis")
+
+
+def pytest_collection_modifyitems(config, items):
+    if not _broker_is_redis():
+        skip = pytest.mark.skip(reason="Redis-specific; this run uses the database broker")
+        for item in items:
+            if "redis_only" in item.keywords:
+                item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> str:
-    url = settings.TASKQUEUE_BROKER_URL
+    """A reachable Redis (the tests' own DB number and key prefix)."""
+    url = settings.REDIS_URL
     if not _redis_answers(url):
         if os.environ.get("TASKQUEUE_REQUIRE_REDIS"):
             pytest.fail(f"Redis at {url} does not answer and TASKQUEUE_REQUIRE_REDIS is set")
@@ -28,10 +41,18 @@ def redis_url() -> str:
     return url
 
 
+@pytest.fixture(scope="session")
+def broker_url(request) -> str:
+    """The broker of this run, checked to answer (Redis) or simply the database."""
+    if _broker_is_redis():
+        return request.getfixturevalue("redis_url")
+    return settings.TASKQUEUE_BROKER_URL
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _clean_redis_keys():
     yield
-    url = settings.TASKQUEUE_BROKER_URL
+    url = settings.REDIS_URL
     if _redis_answers(url):
         client = redis.Redis.from_url(url)
         keys = list(client.scan_iter(match=f"{settings.TASKQUEUE_KEY_PREFIX}:*", count=1000))
@@ -39,8 +60,19 @@ def _clean_redis_keys():
             client.delete(*keys[start:start + 500])
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _close_listeners(django_db_setup):
+    """LISTEN connections of this process would keep the test database from being dropped."""
+    yield
+    from taskqueue import notify
+    from taskqueue.brokers import reset_broker
+
+    notify.close()
+    reset_broker()
+
+
 @pytest.fixture(scope="session")
-def shared_worker(redis_url, django_db_setup, django_db_blocker):
+def shared_worker(broker_url, django_db_setup, django_db_blocker):
     """One prefork worker (2 processes) on the default and `celery` queues for the whole session."""
     with django_db_blocker.unblock():
         worker = start_worker("-c", "2", "-Q", "default,celery", "--hostname", "shared@tests")

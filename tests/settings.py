@@ -44,11 +44,16 @@ DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres@127.
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # A file, not :memory:, so worker subprocesses share it; WAL lets readers and the writer overlap.
     DATABASES["default"]["TEST"] = {"NAME": f"/tmp/taskqueue_test_{RUN_ID}.sqlite3"}
-    DATABASES["default"]["OPTIONS"] = {"timeout": 30, "init_command": "PRAGMA journal_mode=WAL;"}
+    # IMMEDIATE: a transaction takes the write lock when it begins, so two processes never
+    # deadlock upgrading a read to a write (the busy timeout then applies).
+    DATABASES["default"]["OPTIONS"] = {"timeout": 30, "transaction_mode": "IMMEDIATE",
+                                       "init_command": "PRAGMA journal_mode=WAL;"}
 else:
     DATABASES["default"]["TEST"] = {"NAME": f"test_taskqueue_{RUN_ID}"}
 
-TASKQUEUE_BROKER_URL = env("TASKQUEUE_TEST_REDIS_URL", default="redis://127.0.0.1:6379/11")
+# TASKQUEUE_TEST_BROKER=django runs everything on the database broker; the default is Redis.
+REDIS_URL = env("TASKQUEUE_TEST_REDIS_URL", default="redis://127.0.0.1:6379/11")
+TASKQUEUE_BROKER_URL = "django://" if env("TASKQUEUE_TEST_BROKER", default="redis") == "django" else REDIS_URL
 TASKQUEUE_KEY_PREFIX = f"tqtest-{RUN_ID}"
 TASKQUEUE_VISIBILITY_TIMEOUT = float(os.environ.get("TASKQUEUE_VISIBILITY_TIMEOUT", "3"))
 TASKQUEUE_TRACK_STARTED = True

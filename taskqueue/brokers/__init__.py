@@ -28,10 +28,10 @@ def create_broker(url: str, prefix: str) -> Broker:
 
         return RedisBroker(url, prefix)
     if scheme == "django":
-        raise ImproperlyConfigured(
-            "TASKQUEUE_BROKER_URL='django://' (the database broker) is not available in this version yet: "
-            "set TASKQUEUE_BROKER_URL to a redis:// URL"
-        )
+        from .database import DatabaseBroker
+
+        alias = url.split("://", 1)[1].strip("/") or "default"  # django://  or  django://<db alias>
+        return DatabaseBroker(alias, prefix)
     raise ImproperlyConfigured(f"Unsupported TASKQUEUE_BROKER_URL scheme {scheme!r}: use redis:// or django://")
 
 

@@ -1,4 +1,4 @@
-"""DeadLetter: messages a worker refused (bad signature, malformed, unknown task), kept with the reason."""
+"""Queue-side models: dead letters, and the tables of the database broker."""
 
 from __future__ import annotations
 
@@ -22,3 +22,49 @@ class DeadLetter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.message_id or 'message'}: {self.reason[:60]}"
+
+
+class QueuedMessage(models.Model):
+    """A message of the database broker (TASKQUEUE_BROKER_URL = "django://")."""
+
+    key = models.CharField(max_length=255, unique=True)
+    task_id = models.CharField(max_length=255, db_index=True)
+    queue = models.CharField(max_length=255)
+    body = models.TextField()
+    priority = models.IntegerField(default=0)
+    available_at = models.DateTimeField()
+    consumer_id = models.CharField(max_length=255, null=True, blank=True, db_index=True)
+    claim = models.CharField(max_length=64, null=True, blank=True, db_index=True)
+    reserved_at = models.DateTimeField(null=True, blank=True)
+    redeliveries = models.PositiveIntegerField(default=0)
+    date_created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["queue", "priority", "available_at", "id"], name="tq_queued_ready",
+                         condition=models.Q(consumer_id__isnull=True)),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} on {self.queue}"
+
+
+class BrokerConsumer(models.Model):
+    """The lease of one consumer of the database broker: its messages are its own while fresh."""
+
+    consumer_id = models.CharField(max_length=255, primary_key=True)
+    last_heartbeat = models.DateTimeField(db_index=True)
+
+
+class CancelledTask(models.Model):
+    """A revoked task id: the database broker never hands its messages out."""
+
+    task_id = models.CharField(max_length=255, primary_key=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+
+class TaskLock(models.Model):
+    """A lock_key mutex of the database broker, owned by a consumer while its lease is fresh."""
+
+    name = models.CharField(max_length=255, primary_key=True)
+    owner = models.CharField(max_length=255)

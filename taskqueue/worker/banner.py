@@ -28,7 +28,7 @@ def banner(config: WorkerConfig) -> str:
         f"broker:       {_mask(settings.BROKER_URL)}\n"
         f"database:     {db['ENGINE'].rsplit('.', 1)[-1]} {db.get('NAME')}\n"
         f"queues:       {', '.join(config.queues or [settings.DEFAULT_QUEUE])}\n"
-        f"concurrency:  {config.concurrency} ({config.pool})\n"
+        f"concurrency:  {config.concurrency} ({config.pool}){' + scheduler (--beat)' if config.beat else ''}\n"
         f"lease:        {settings.VISIBILITY_TIMEOUT} s (heartbeat every {settings.heartbeat_interval} s)\n"
         f"[tasks]\n{tasks}"
     )

@@ -121,6 +121,42 @@ def _child_main(consumer_id, hostname, queues, slot, prefetch, max_tasks) -> Non
         connections.close_all()
 
 
+class SchedulerProcess:
+    """`runworker --beat`: the scheduler in a forked child, stopped with SIGTERM like a consumer."""
+
+    def __init__(self):
+        self.process = multiprocessing.get_context("fork").Process(target=_scheduler_main, name="scheduler")
+
+    def start(self) -> None:
+        connections.close_all()
+        self.process.start()
+
+    def is_alive(self) -> bool:
+        return self.process.is_alive()
+
+    def stop(self) -> None:
+        if self.process.pid and self.process.is_alive():
+            os.kill(self.process.pid, signal.SIGTERM)
+
+    def join(self, timeout: float) -> None:
+        self.process.join(timeout)
+
+
+def _scheduler_main() -> None:
+    from ..brokers import reset_broker
+    from ..scheduler import Scheduler
+
+    _die_with_parent()
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    reset_broker()
+    try:
+        Scheduler().run(stopping.is_set)
+    finally:
+        connections.close_all()
+
+
 def _die_with_parent() -> None:
     """Linux: a consumer whose supervisor is SIGKILLed dies too, instead of running unsupervised."""
     try:

@@ -15,7 +15,7 @@ from ..exceptions import TimeLimitExceeded
 from . import WorkerConfig
 from .banner import banner
 from .execute import fail_killed
-from .pool import ConsumerHandle, make_consumer
+from .pool import ConsumerHandle, SchedulerProcess, make_consumer
 
 logger = logging.getLogger("taskqueue.worker")
 TICK = 0.1
@@ -33,12 +33,16 @@ class Supervisor:
         self._next_heartbeat = 0.0
         self._instance = uuid.uuid4().hex[:8]
         self._spawned = 0
+        self.scheduler: SchedulerProcess | None = None
 
     def run(self) -> int:
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
             print(banner(self.config), flush=True)
             self.consumers = [self._spawn() for _ in range(self.config.concurrency)]
+            if self.config.beat:
+                self.scheduler = SchedulerProcess()
+                self.scheduler.start()
             signals.worker_ready.send(sender=self)
             print(f"[taskqueue] worker {self.config.hostname} ready", flush=True)
             while not self.signals_received:
@@ -76,6 +80,10 @@ class Supervisor:
                     if replace:
                         self.consumers[index] = self._spawn()
             self._heartbeat()
+            if replace and self.scheduler is not None and not self.scheduler.is_alive():
+                logger.warning("The scheduler process ended; starting a new one")
+                self.scheduler = SchedulerProcess()
+                self.scheduler.start()
         except Exception as exc:  # the broker may be down: keep supervising, try again next tick
             logger.warning("Supervisor tick failed: %s", exc)
 
@@ -121,6 +129,8 @@ class Supervisor:
         logger.info("Warm shutdown: finishing running tasks (send the signal again to stop at once)")
         for handle in self.consumers:
             handle.stop()
+        if self.scheduler is not None:
+            self.scheduler.stop()
         cold = False
         while any(h.is_alive() for h in self.consumers):
             if self.signals_received > 1 and not cold:
@@ -130,6 +140,8 @@ class Supervisor:
                     handle.kill("shutdown")
             self._tick(replace=False)
             time.sleep(TICK)
+        if self.scheduler is not None:
+            self.scheduler.join(5)
         for handle in self.consumers:
             handle.join(1)
             if handle.killed_for is None or handle.killed_for == "shutdown":

@@ -201,7 +201,7 @@ def test_revoked_member_resolves_the_chord(worker):
 
 
 @pytest.mark.slow
-def test_chord_survives_a_worker_killed_halfway(transactional_db, redis_url):
+def test_chord_survives_a_worker_killed_halfway(transactional_db, broker_url):
     from taskqueue.models import TaskResult
     from taskqueue.testing import start_worker
 

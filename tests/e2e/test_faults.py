@@ -36,7 +36,7 @@ def test_child_killed_mid_task_is_replaced_and_the_task_runs_again(worker):
     assert len(pids) == 2 and pids[0] != pids[1]
 
 
-def test_sigkilled_worker_hands_its_task_to_another_within_the_lease(transactional_db, redis_url):
+def test_sigkilled_worker_hands_its_task_to_another_within_the_lease(transactional_db, broker_url):
     first = start_worker("-c", "1", "-Q", "handover")
     res = record.apply_async(("handover", 1.0), queue="handover")
     wait_until(lambda: Run.objects.filter(label="handover").exists(), timeout=10, message="first run started")
@@ -54,7 +54,7 @@ def test_sigkilled_worker_hands_its_task_to_another_within_the_lease(transaction
         second.terminate()
 
 
-def test_long_task_on_a_live_worker_is_never_handed_over(transactional_db, redis_url):
+def test_long_task_on_a_live_worker_is_never_handed_over(transactional_db, broker_url):
     env = {"TASKQUEUE_VISIBILITY_TIMEOUT": "5"}
     busy = start_worker("-c", "1", "-Q", "long", env=env)
     idle = start_worker("-c", "1", "-Q", "long", env=env)
@@ -67,7 +67,7 @@ def test_long_task_on_a_live_worker_is_never_handed_over(transactional_db, redis
         idle.terminate()
 
 
-def test_warm_shutdown_finishes_the_running_task(transactional_db, redis_url):
+def test_warm_shutdown_finishes_the_running_task(transactional_db, broker_url):
     worker = start_worker("-c", "1", "-Q", "warm")
     res = record.apply_async(("warm", 1.5), queue="warm")
     wait_until(lambda: Run.objects.filter(label="warm").exists(), timeout=10, message="task started")
@@ -79,7 +79,7 @@ def test_warm_shutdown_finishes_the_running_task(transactional_db, redis_url):
     get_broker().purge("warm")
 
 
-def test_second_signal_is_a_cold_shutdown_and_the_task_goes_back(transactional_db, redis_url):
+def test_second_signal_is_a_cold_shutdown_and_the_task_goes_back(transactional_db, broker_url):
     worker = start_worker("-c", "1", "-Q", "cold")
     res = record.apply_async(("cold", 20.0), queue="cold")
     wait_until(lambda: Run.objects.filter(label="cold").exists(), timeout=10, message="task started")
@@ -92,6 +92,7 @@ def test_second_signal_is_a_cold_shutdown_and_the_task_goes_back(transactional_d
     assert get_broker().purge("cold") == 1
 
 
+@pytest.mark.redis_only
 def test_worker_survives_a_redis_restart(transactional_db, settings):
     server = RedisServer().start()
     settings.TASKQUEUE_BROKER_URL = server.url

@@ -7,7 +7,7 @@ from tests.models import Run
 from tests.tasks import locked
 
 
-def test_same_key_never_overlaps_and_different_keys_do(transactional_db, redis_url):
+def test_same_key_never_overlaps_and_different_keys_do(transactional_db, broker_url):
     worker = start_worker("-c", "4", "-Q", "locks")
     try:
         results = [locked.apply_async(kwargs={"key": key, "label": key, "seconds": 0.3}, queue="locks")

@@ -38,7 +38,7 @@ def test_result_detail_shows_args_result_traceback_and_meta(admin_client, rows):
         assert text in page.content
 
 
-def test_status_inspect_and_cleanup_commands(rows, redis_url, settings):
+def test_status_inspect_and_cleanup_commands(rows, broker_url, settings):
     out = StringIO()
     call_command("taskqueue", "status", stdout=out)
     assert "SUCCESS: 1" in out.getvalue() and "FAILURE: 1" in out.getvalue()
@@ -56,7 +56,7 @@ def test_status_inspect_and_cleanup_commands(rows, redis_url, settings):
     assert list(TaskResult.objects.values_list("task_id", flat=True)) == ["id-bad"]
 
 
-def test_purge_command(redis_url, transactional_db):
+def test_purge_command(broker_url, transactional_db):
     from tests.tasks import add
 
     add.apply_async((1, 1), queue="to-purge")

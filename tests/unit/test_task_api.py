@@ -62,6 +62,8 @@ def test_system_checks_name_the_fix(settings):
 
     assert check_settings() == []
     settings.TASKQUEUE_BROKER_URL = "django://"
+    assert check_settings() == []
+    settings.TASKQUEUE_BROKER_URL = "django://nosuchdb"
     assert [e.id for e in check_settings()] == ["taskqueue.E001"]
     settings.TASKQUEUE_BROKER_URL = "amqp://guest@localhost//"
     assert "unknown scheme" in check_settings()[0].msg

@@ -33,6 +33,8 @@ class Command(BaseCommand):
         parser.add_argument("--prefetch", type=positive_int, default=None,
                             help="messages each consumer reserves at once (default TASKQUEUE_PREFETCH)")
         parser.add_argument("--hostname", default=None)
+        parser.add_argument("-B", "--beat", action="store_true",
+                            help="also run the scheduler (periodic tasks) in a child process")
         parser.add_argument("-l", "--loglevel", default="info")
 
     def handle(self, *args, **options):
@@ -45,7 +47,7 @@ class Command(BaseCommand):
             concurrency=1 if options["pool"] == "solo" else options["concurrency"],
             queues=[q.strip() for q in options["queues"].split(",") if q.strip()],
             pool=options["pool"], max_tasks_per_child=options["max_tasks_per_child"],
-            prefetch=options["prefetch"] or get_settings().PREFETCH,
+            prefetch=options["prefetch"] or get_settings().PREFETCH, beat=options["beat"],
         )
         if options["hostname"]:
             config.hostname = options["hostname"]

@@ -1,0 +1,245 @@
+"""The database broker (`django://`): queues in the project's own database.
+
+Tables: QueuedMessage (one row per message; `consumer_id` set while leased), BrokerConsumer
+(heartbeats), CancelledTask (revoked ids), TaskLock (lock_key mutexes).
+
+A reserve is one UPDATE that claims rows (with `FOR UPDATE SKIP LOCKED` on PostgreSQL, so
+consumers never wait on each other; on SQLite the statement holds the write lock), then a
+SELECT of the claimed rows. An idle consumer sleeps on LISTEN/NOTIFY on PostgreSQL, so a new
+message is taken within milliseconds; on SQLite it polls every few tens of milliseconds, which
+suits its single-machine use.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from django.db import IntegrityError, connections, transaction
+from django.db.models import F, Min
+from django.utils import timezone
+
+from ..models import BrokerConsumer, CancelledTask, QueuedMessage, TaskLock
+from .base import Broker, Delivery
+
+SQLITE_POLL = 0.02
+_IN_BATCH = 500
+
+
+class DatabaseBroker(Broker):
+    """Queues in Django models; the guarantees of the Redis broker, on PostgreSQL or SQLite."""
+
+    def __init__(self, alias: str = "default", prefix: str = "taskqueue"):
+        self.alias = alias
+        self.channel = f"{prefix}_queues"
+        self._listeners = threading.local()
+
+    @property
+    def connection(self):
+        return connections[self.alias]
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.connection.vendor == "postgresql"
+
+    # -- publishing ----------------------------------------------------------------------------
+
+    def publish(self, queue: str, key: str, body: bytes, *, eta: float | None = None, priority: int = 0) -> None:
+        self.publish_many([(queue, key, body, eta, priority)])
+
+    def publish_many(self, items: list[tuple[str, str, bytes, float | None, int]]) -> None:
+        now = timezone.now()
+        rows = [QueuedMessage(key=key, task_id=key.split("~", 1)[0], queue=queue, body=body.decode("utf-8"),
+                              priority=priority, available_at=_when(eta) if eta else now)
+                for queue, key, body, eta, priority in items]
+        with transaction.atomic(using=self.alias):
+            # A key already queued or in flight is not queued twice (re-sent follow-ups).
+            QueuedMessage.objects.using(self.alias).bulk_create(rows, ignore_conflicts=True)
+            self._notify({row.queue for row in rows})
+
+    def _notify(self, queues: set[str]) -> None:
+        if self.is_postgres and queues:
+            with self.connection.cursor() as cursor:
+                for queue in sorted(queues):
+                    cursor.execute("SELECT pg_notify(%s, %s)", [self.channel, queue])
+
+    # -- consuming -----------------------------------------------------------------------------
+
+    def reserve(self, consumer_id: str, queues: list[str], *, count: int = 1,
+                timeout: float = 1.0) -> list[Delivery]:
+        if self.is_postgres:
+            self._listener()  # listen before looking, so no NOTIFY falls between the two
+        deliveries = self._take(consumer_id, queues, count)
+        deadline = time.monotonic() + max(0.0, timeout)
+        while not deliveries and time.monotonic() < deadline:
+            self._wait(queues, min(deadline - time.monotonic(), self._until_next_due(queues)))
+            deliveries = self._take(consumer_id, queues, count)
+        return deliveries
+
+    def _take(self, consumer_id: str, queues: list[str], count: int) -> list[Delivery]:
+        claim = uuid.uuid4().hex
+        table, cancelled = _table(self.connection, QueuedMessage), _table(self.connection, CancelledTask)
+        skip_locked = " FOR UPDATE SKIP LOCKED" if self.is_postgres else ""
+        now = self.connection.ops.adapt_datetimefield_value(timezone.now())
+        taken = 0
+        with self.connection.cursor() as cursor:
+            for queue in queues:
+                cursor.execute(
+                    f"UPDATE {table} SET consumer_id = %s, claim = %s, reserved_at = %s WHERE id IN ("
+                    f"SELECT m.id FROM {table} m WHERE m.queue = %s AND m.consumer_id IS NULL"
+                    f" AND m.available_at <= %s AND NOT EXISTS"
+                    f" (SELECT 1 FROM {cancelled} c WHERE c.task_id = m.task_id)"
+                    f" ORDER BY m.priority DESC, m.id LIMIT %s{skip_locked})",
+                    [consumer_id, claim, now, queue, now, count - taken])
+                taken += cursor.rowcount
+                if taken >= count:
+                    break
+        if not taken:
+            return []
+        rows = QueuedMessage.objects.using(self.alias).filter(claim=claim).values_list(
+            "id", "key", "body", "queue", "redeliveries", "priority")
+        order = {queue: index for index, queue in enumerate(queues)}
+        rows = sorted(rows, key=lambda row: (order.get(row[3], 0), -row[5], row[0]))
+        return [Delivery(key=key, body=body.encode("utf-8"), queue=queue, consumer_id=consumer_id,
+                         redeliveries=redeliveries) for _, key, body, queue, redeliveries, _ in rows]
+
+    def _until_next_due(self, queues: list[str]) -> float:
+        nxt = QueuedMessage.objects.using(self.alias).filter(queue__in=queues, consumer_id=None).aggregate(
+            at=Min("available_at"))["at"]
+        return 1.0 if nxt is None else max(0.0, (nxt - timezone.now()).total_seconds())
+
+    def _wait(self, queues: list[str], seconds: float) -> None:
+        if seconds <= 0:
+            return
+        if not self.is_postgres:
+            time.sleep(min(seconds, SQLITE_POLL))
+            return
+        listener = self._listener()
+        try:
+            for note in listener.notifies(timeout=seconds, stop_after=1):
+                if note.payload in queues:
+                    return
+        except Exception:  # a dropped listener: make a new one next time
+            self._close_listener()
+
+    def _listener(self):
+        conn = getattr(self._listeners, "conn", None)
+        if conn is None or conn.closed:
+            params = self.connection.get_connection_params()
+            conn = self.connection.get_new_connection(params)
+            conn.autocommit = True
+            conn.execute(f'LISTEN "{self.channel}"')
+            self._listeners.conn = conn
+        return conn
+
+    def _close_listener(self) -> None:
+        conn = getattr(self._listeners, "conn", None)
+        self._listeners.conn = None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:
+                pass
+
+    def ack(self, deliveries: list[Delivery]) -> None:
+        keys = [d.key for d in deliveries]
+        for start in range(0, len(keys), _IN_BATCH):
+            QueuedMessage.objects.using(self.alias).filter(key__in=keys[start:start + _IN_BATCH]).delete()
+
+    def release(self, delivery: Delivery, *, delay: float = 0.0) -> None:
+        QueuedMessage.objects.using(self.alias).filter(key=delivery.key, consumer_id=delivery.consumer_id).update(
+            consumer_id=None, claim=None, reserved_at=None, available_at=timezone.now() + timedelta(seconds=delay))
+        if not delay:
+            self._notify({delivery.queue})
+
+    # -- leases --------------------------------------------------------------------------------
+
+    def heartbeat(self, consumer_ids: list[str]) -> None:
+        now = timezone.now()
+        BrokerConsumer.objects.using(self.alias).bulk_create(
+            [BrokerConsumer(consumer_id=cid, last_heartbeat=now) for cid in consumer_ids],
+            update_conflicts=True, unique_fields=["consumer_id"], update_fields=["last_heartbeat"])
+
+    def recover(self, stale_after: float, consumer_ids: list[str] | None = None) -> int:
+        messages = QueuedMessage.objects.using(self.alias)
+        consumers = BrokerConsumer.objects.using(self.alias)
+        if consumer_ids:
+            targets = list(consumer_ids)
+        else:
+            cutoff = timezone.now() - timedelta(seconds=stale_after)
+            targets = list(consumers.filter(last_heartbeat__lt=cutoff).values_list("consumer_id", flat=True))
+            # leased by a consumer that died before its first heartbeat
+            targets += list(messages.filter(consumer_id__isnull=False, reserved_at__lt=cutoff)
+                            .exclude(consumer_id__in=consumers.values("consumer_id"))
+                            .values_list("consumer_id", flat=True).distinct())
+        if not targets:
+            return 0
+        with transaction.atomic(using=self.alias):
+            moved = messages.filter(consumer_id__in=targets).update(
+                consumer_id=None, claim=None, reserved_at=None, redeliveries=F("redeliveries") + 1)
+            consumers.filter(consumer_id__in=targets).delete()
+            if moved:
+                self._notify(set(messages.filter(consumer_id=None).values_list("queue", flat=True).distinct()))
+        return moved
+
+    def forget_consumer(self, consumer_id: str) -> None:
+        BrokerConsumer.objects.using(self.alias).filter(consumer_id=consumer_id).delete()
+
+    # -- revocation and operator tools ---------------------------------------------------------
+
+    def cancel(self, task_id: str, ttl: float) -> None:
+        CancelledTask.objects.using(self.alias).bulk_create(
+            [CancelledTask(task_id=task_id, expires_at=timezone.now() + timedelta(seconds=ttl))],
+            update_conflicts=True, unique_fields=["task_id"], update_fields=["expires_at"])
+        QueuedMessage.objects.using(self.alias).filter(task_id=task_id, consumer_id=None).delete()
+
+    def contains(self, key: str) -> bool:
+        return QueuedMessage.objects.using(self.alias).filter(key=key).exclude(
+            task_id__in=CancelledTask.objects.using(self.alias).values("task_id")).exists()
+
+    def purge(self, queue: str) -> int:
+        return QueuedMessage.objects.using(self.alias).filter(queue=queue, consumer_id=None).delete()[0]
+
+    def sizes(self) -> dict[str, int]:
+        from django.db.models import Count, Q
+
+        rows = QueuedMessage.objects.using(self.alias).values("queue").annotate(
+            ready=Count("id", filter=Q(consumer_id=None))).order_by("queue")
+        return {row["queue"]: row["ready"] for row in rows}
+
+    # -- lock_key ------------------------------------------------------------------------------
+
+    def acquire_lock(self, name: str, consumer_id: str, stale_after: float) -> bool:
+        locks = TaskLock.objects.using(self.alias)
+        try:
+            with transaction.atomic(using=self.alias):
+                if not locks.filter(name=name).update(owner=F("owner")):  # takes the row (or write) lock
+                    locks.create(name=name, owner=consumer_id)
+                    return True
+                owner = locks.get(name=name).owner
+                if owner == consumer_id:
+                    return True
+                cutoff = timezone.now() - timedelta(seconds=stale_after)
+                if BrokerConsumer.objects.using(self.alias).filter(consumer_id=owner,
+                                                                   last_heartbeat__gte=cutoff).exists():
+                    return False
+                locks.filter(name=name).update(owner=consumer_id)
+                return True
+        except IntegrityError:  # another consumer created it first
+            return False
+
+    def release_lock(self, name: str, consumer_id: str) -> None:
+        TaskLock.objects.using(self.alias).filter(name=name, owner=consumer_id).delete()
+
+    def close(self) -> None:
+        self._close_listener()
+
+
+def _when(eta: float) -> datetime:
+    return datetime.fromtimestamp(eta, tz=UTC)
+
+
+def _table(connection, model) -> str:
+    return connection.ops.quote_name(model._meta.db_table)

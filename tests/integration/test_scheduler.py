@@ -1,0 +1,102 @@
+"""Periodic tasks: slots, several schedulers at once, catch-up, admin edits and run-now."""
+
+import tracemalloc
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from taskqueue.models import CrontabSchedule, IntervalSchedule, PeriodicRun, PeriodicTask, TaskResult
+from taskqueue.scheduler import Scheduler
+
+
+@pytest.fixture
+def eager(settings):
+    settings.TASKQUEUE_TASK_ALWAYS_EAGER = True
+
+
+def _every(seconds: int, name: str = "tick") -> PeriodicTask:
+    schedule = IntervalSchedule.objects.create(every=seconds, period="seconds")
+    return PeriodicTask.objects.create(name=name, task="tests.tasks.tick", args=[name], interval=schedule)
+
+
+def test_two_schedulers_send_each_slot_once(transactional_db, eager):
+    periodic = _every(5)
+    start = periodic.date_changed
+    first, second = Scheduler(), Scheduler()
+    sent = 0
+    for offset in range(0, 66):  # one tick per second for 65 s, both schedulers each time
+        now = start + timedelta(seconds=offset, milliseconds=100)
+        sent += first.send_due(now) + second.send_due(now)
+    slots = list(PeriodicRun.objects.values_list("slot", flat=True))
+    assert sent == len(slots) == 13 and len(set(slots)) == 13
+    periodic.refresh_from_db()
+    assert periodic.total_run_count == 13 and TaskResult.objects.filter(state="SUCCESS").count() == 13
+
+
+def test_downtime_sends_a_missed_run_once(transactional_db, eager):
+    periodic = _every(5)
+    scheduler = Scheduler()
+    assert scheduler.send_due(periodic.date_changed + timedelta(seconds=5.1)) == 1
+    assert scheduler.send_due(periodic.date_changed + timedelta(minutes=10)) == 1  # 119 slots missed: one run
+    assert scheduler.send_due(periodic.date_changed + timedelta(minutes=10, seconds=1)) == 0
+
+
+def test_one_off_runs_once(transactional_db, eager):
+    periodic = PeriodicTask.objects.create(name="once", task="tests.tasks.tick", args=["once"],
+                                           run_at=timezone.now() + timedelta(seconds=30))
+    scheduler = Scheduler()
+    assert scheduler.send_due() == 0
+    assert scheduler.send_due(timezone.now() + timedelta(seconds=31)) == 1
+    periodic.refresh_from_db()
+    assert not periodic.enabled and periodic.total_run_count == 1
+
+
+def test_crontab_edit_applies_from_the_edit_on(transactional_db, eager, admin_client):
+    crontab = CrontabSchedule.objects.create(minute="0", hour="3")
+    periodic = PeriodicTask.objects.create(name="nightly", task="tests.tasks.tick", args=["nightly"], crontab=crontab)
+    scheduler = Scheduler()
+    assert scheduler.send_due(periodic.date_changed + timedelta(minutes=2)) == 0
+    response = admin_client.post(f"/admin/taskqueue/crontabschedule/{crontab.pk}/change/", {
+        "minute": "*", "hour": "*", "day_of_month": "*", "month_of_year": "*", "day_of_week": "*",
+        "timezone": "UTC"})
+    assert response.status_code == 302
+    crontab.refresh_from_db()
+    next_minute = (crontab.date_changed + timedelta(minutes=1)).replace(second=0, microsecond=0)
+    assert scheduler.send_due(next_minute - timedelta(seconds=1)) == 0  # not before its new time
+    assert scheduler.send_due(next_minute + timedelta(seconds=1)) == 1
+    assert PeriodicRun.objects.get().slot == next_minute
+
+
+def test_admin_run_now_links_the_result(transactional_db, eager, admin_client):
+    periodic = _every(3600, name="hourly")
+    response = admin_client.post("/admin/taskqueue/periodictask/", {
+        "action": "run_now", "_selected_action": [periodic.pk]})
+    assert response.status_code == 302
+    run = PeriodicRun.objects.get()
+    page = admin_client.get(f"/admin/taskqueue/periodictask/{periodic.pk}/change/")
+    assert run.task_id.encode() in page.content and b"SUCCESS" in page.content
+
+
+def test_cleanup_of_200000_expired_results_stays_in_bounded_memory(transactional_db, settings):
+    from taskqueue import control
+
+    old = connection.ops.adapt_datetimefield_value(timezone.now() - timedelta(days=3))
+    table = TaskResult._meta.db_table
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"INSERT INTO {table} (task_id, task_name, state, retries, queue, worker, date_created,"
+                           f" date_done) SELECT 'old-' || i, 't', 'SUCCESS', 0, '', '', %s, %s"
+                           f" FROM generate_series(1, 200000) AS i", [old, old])
+        else:
+            cursor.execute(f"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200000) "
+                           f"INSERT INTO {table} (task_id, task_name, state, retries, queue, worker, date_created,"
+                           f" date_done) SELECT 'old-' || i, 't', 'SUCCESS', 0, '', '', %s, %s FROM n", [old, old])
+    TaskResult.objects.create(task_id="fresh", state="SUCCESS", date_done=timezone.now())
+    tracemalloc.start()
+    deleted = control.cleanup(batch_size=5000)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert deleted == 200000 and list(TaskResult.objects.values_list("task_id", flat=True)) == ["fresh"]
+    assert peak < 20 * 1024 * 1024, f"cleanup peaked at {peak / 1e6:.1f} MB"
