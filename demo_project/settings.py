@@ -45,7 +45,10 @@ TEMPLATES = [{
 }]
 WSGI_APPLICATION = "demo_project.wsgi.application"
 
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'demo.sqlite3'}")}
+# Default: SQLite and the database broker, nothing else to run. DATABASE_URL and
+# TASKQUEUE_BROKER_URL switch to PostgreSQL and Redis.
+DEMO_DATABASE_PATH = env("DEMO_DATABASE_PATH", default=str(BASE_DIR / "demo.sqlite3"))
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{DEMO_DATABASE_PATH}")}
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Several worker processes share the file: WAL, a busy timeout and IMMEDIATE transactions.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
@@ -56,5 +59,5 @@ USE_TZ = True
 TIME_ZONE = "UTC"
 STATIC_URL = "static/"
 
-TASKQUEUE_BROKER_URL = env("TASKQUEUE_BROKER_URL", default="redis://127.0.0.1:6379/0")
+TASKQUEUE_BROKER_URL = env("TASKQUEUE_BROKER_URL", default="django://")
 TASKQUEUE_KEY_PREFIX = env("TASKQUEUE_KEY_PREFIX", default="taskqueue-demo")

@@ -12,6 +12,11 @@ def add(x, y):
     return x + y
 
 
+@task
+def tsum(numbers):
+    return sum(numbers)
+
+
 @task(bind=True)
 def hello(self, a, b):
     """The progress example of the seeds: three steps reported through update_state."""

@@ -19,6 +19,9 @@ class Command(BaseCommand):
         parser.add_argument("-l", "--loglevel", default="info")
 
     def handle(self, *args, **options):
+        from ...worker.databases import apply_database_override
+
+        apply_database_override()
         logging.basicConfig(level=options["loglevel"].upper(),
                             format="[%(asctime)s: %(levelname)s/scheduler] %(message)s")
         stopping = threading.Event()

@@ -1,0 +1,111 @@
+"""The database broker and the scheduler as processes: killed workers, two schedulers, the demo."""
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from taskqueue.models import IntervalSchedule, PeriodicRun, PeriodicTask, TaskResult
+from taskqueue.testing import WorkerProcess, start_worker
+from tests.helpers import wait_until
+from tests.tasks import slow_add
+
+pytestmark = pytest.mark.slow
+DB_BROKER = {"TASKQUEUE_TEST_BROKER": "django"}
+# The long runs use the database broker whatever the run's broker: run them once, in its runs.
+database_broker_runs_only = pytest.mark.skipif(os.environ.get("TASKQUEUE_TEST_BROKER") != "django",
+                                               reason="run in the database-broker runs")
+
+
+@pytest.fixture
+def db_broker(settings, transactional_db):
+    settings.TASKQUEUE_BROKER_URL = "django://"
+
+
+@database_broker_runs_only
+@pytest.mark.skipif("os.environ.get('DATABASE_URL', 'postgres').startswith('sqlite')",
+                    reason="the 2,000-task test is specified for PostgreSQL")
+def test_2000_tasks_survive_a_killed_worker(db_broker):
+    first = start_worker("-c", "2", "-Q", "bulk", env=DB_BROKER)
+    second = start_worker("-c", "2", "-Q", "bulk", env=DB_BROKER)
+    try:
+        from taskqueue.canvas import group
+
+        results = group(slow_add.s(i, 1, 0.002).set(queue="bulk") for i in range(2000))()
+        wait_until(lambda: TaskResult.objects.filter(state="SUCCESS").count() >= 1000, timeout=120,
+                   interval=0.1, message="half the tasks done")
+        first.kill()
+        assert results.join(timeout=180) == [i + 1 for i in range(2000)]
+        assert TaskResult.objects.filter(state="SUCCESS", task_name="tests.tasks.slow_add").count() == 2000
+    finally:
+        first.kill()
+        second.terminate()
+
+
+@database_broker_runs_only
+def test_two_schedulers_for_65_seconds(db_broker):
+    schedule = IntervalSchedule.objects.create(every=5, period="seconds")
+    PeriodicTask.objects.create(name="five", task="tests.tasks.tick", args=["five"], interval=schedule,
+                                queue="ticks")
+    worker = start_worker("-c", "1", "-Q", "ticks", env=DB_BROKER)
+    env = {**WorkerProcess(env=DB_BROKER).env, "PYTHONPATH": os.getcwd()}
+    procs = [subprocess.Popen([sys.executable, "-m", "django", "runscheduler", "--tick", "0.5"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    try:
+        started = time.monotonic()
+        while time.monotonic() - started < 65:
+            time.sleep(0.5)  # the test's subject is 65 s of wall time
+        for proc in procs:
+            proc.terminate()
+        outputs = [proc.communicate(timeout=10)[0] for proc in procs]
+        slots = list(PeriodicRun.objects.values_list("slot", flat=True))
+        assert 12 <= len(slots) <= 14 and len(slots) == len(set(slots)), outputs
+        assert all("scheduler ready" in output for output in outputs), outputs
+        wait_until(lambda: TaskResult.objects.filter(task_name="tests.tasks.tick", state="SUCCESS").count()
+                   == len(slots), timeout=20, message="every run's result")
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+        worker.terminate()
+
+
+def test_runworker_beat_sends_periodic_tasks(db_broker):
+    schedule = IntervalSchedule.objects.create(every=1, period="seconds")
+    PeriodicTask.objects.create(name="beat", task="tests.tasks.tick", args=["beat"], interval=schedule, queue="beat")
+    worker = start_worker("-c", "1", "-Q", "beat", "--beat", env=DB_BROKER)
+    try:
+        assert "scheduler (--beat)" in worker.output
+        wait_until(lambda: TaskResult.objects.filter(task_name="tests.tasks.tick", state="SUCCESS").count() >= 2,
+                   timeout=20, message="two periodic runs")
+    finally:
+        assert worker.terminate() == 0
+
+
+def test_demo_defaults_run_on_sqlite_without_redis(tmp_path):
+    """A clean checkout: no TASKQUEUE_BROKER_URL, no DATABASE_URL: SQLite and the database broker."""
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("DATABASE_URL", "TASKQUEUE_BROKER_URL", "DJANGO_SETTINGS_MODULE")
+           and not key.startswith("TASKQUEUE_")}
+    env.update(DJANGO_SETTINGS_MODULE="demo_project.settings", DEMO_DATABASE_PATH=str(tmp_path / "demo.sqlite3"),
+               PYTHONPATH=os.getcwd())
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], env=env, check=True)
+    worker = subprocess.Popen([sys.executable, "manage.py", "runworker", "-c", "2"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        script = ("from demo_project.demo.tasks import add, tsum\n"
+                  "from taskqueue import chord\n"
+                  "from taskqueue.conf import get_settings\n"
+                  "assert get_settings().BROKER_URL == 'django://'\n"
+                  "header = [add.s(i, i) for i in range(5)]\n"
+                  "print(add.delay(2, 2).get(timeout=30), chord(header)(tsum.s()).get(timeout=30))")
+        out = subprocess.run([sys.executable, "manage.py", "shell", "-c", script], env=env, capture_output=True,
+                             text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip().splitlines()[-1] == "4 20"
+    finally:
+        os.killpg(worker.pid, 9)
+        worker.wait(10)
