@@ -21,6 +21,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "taskqueue",
     "demo_project.demo",
+    "demo_project.logins",
+    "demo_project.payments",
 ]
 
 MIDDLEWARE = [
@@ -35,7 +37,7 @@ MIDDLEWARE = [
 ROOT_URLCONF = "demo_project.urls"
 TEMPLATES = [{
     "BACKEND": "django.template.backends.django.DjangoTemplates",
-    "DIRS": [],
+    "DIRS": [BASE_DIR / "demo_project" / "templates"],
     "APP_DIRS": True,
     "OPTIONS": {"context_processors": [
         "django.template.context_processors.request",
@@ -61,3 +63,9 @@ STATIC_URL = "static/"
 
 TASKQUEUE_BROKER_URL = env("TASKQUEUE_BROKER_URL", default="django://")
 TASKQUEUE_KEY_PREFIX = env("TASKQUEUE_KEY_PREFIX", default="taskqueue-demo")
+TASKQUEUE_TRACK_STARTED = True  # the pages show STARTED steps
+
+# The demo's stand-ins for the outside world.
+DEMO_RISK_API_URL = env("DEMO_RISK_API_URL", default="http://127.0.0.1:8000/risk-api/score")
+DEMO_RISK_API_TIMEOUT = env.float("DEMO_RISK_API_TIMEOUT", default=2.0)
+DEMO_SCORING_SECONDS = env.float("DEMO_SCORING_SECONDS", default=3.0)

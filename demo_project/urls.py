@@ -1,4 +1,10 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
+from django.views.generic import TemplateView
 
-urlpatterns = [path("admin/", admin.site.urls)]
+urlpatterns = [
+    path("", TemplateView.as_view(template_name="home.html"), name="home"),
+    path("admin/", admin.site.urls),
+    path("", include("demo_project.logins.urls")),
+    path("", include("demo_project.payments.urls")),
+]

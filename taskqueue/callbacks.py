@@ -18,7 +18,7 @@ def call_errbacks(errbacks: list, request: Request, exc: BaseException, tracebac
         sig = Signature(errback)
         try:
             handler = registry.get_task(sig.name) if registry.is_registered(sig.name) else None
-            if handler is not None and not sig.immutable and _takes_request_exc_traceback(handler):
+            if handler is not None and not sig.immutable and _takes_request_exc_traceback(handler, len(sig.args)):
                 with request_context(Request(task=handler.name)):
                     handler(*sig.args, request, exc, traceback)
             else:
@@ -30,8 +30,9 @@ def call_errbacks(errbacks: list, request: Request, exc: BaseException, tracebac
                              sig.name, request.task, request.id)
 
 
-def _takes_request_exc_traceback(task) -> bool:
-    params = list(task._signature().parameters.values())[1 if task.bind else 0:]
+def _takes_request_exc_traceback(task, partial_args: int) -> bool:
+    """Whether the handler's positional parameters left after its partial args are exactly three."""
+    params = list(task._signature().parameters.values())[(1 if task.bind else 0) + partial_args:]
     positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     if any(p.kind == p.VAR_POSITIONAL for p in params):
         return len(positional) <= 3

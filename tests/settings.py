@@ -22,6 +22,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "taskqueue",
     "tests",
+    "demo_project.demo",
+    "demo_project.logins",
+    "demo_project.payments",
 ]
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -31,6 +34,7 @@ MIDDLEWARE = [
 ROOT_URLCONF = "tests.urls"
 TEMPLATES = [{
     "BACKEND": "django.template.backends.django.DjangoTemplates",
+    "DIRS": [os.path.join(os.path.dirname(os.path.dirname(__file__)), "demo_project", "templates")],
     "APP_DIRS": True,
     "OPTIONS": {"context_processors": [
         "django.template.context_processors.request",
@@ -57,3 +61,9 @@ TASKQUEUE_BROKER_URL = "django://" if env("TASKQUEUE_TEST_BROKER", default="redi
 TASKQUEUE_KEY_PREFIX = f"tqtest-{RUN_ID}"
 TASKQUEUE_VISIBILITY_TIMEOUT = float(os.environ.get("TASKQUEUE_VISIBILITY_TIMEOUT", "3"))
 TASKQUEUE_TRACK_STARTED = True
+# The demo's tasks go to their own queue here, away from the shared test worker.
+TASKQUEUE_ROUTES = {"demo_project.logins.*": {"queue": "demo-logins"}}
+DEMO_RISK_API_URL = env("DEMO_RISK_API_URL", default="http://127.0.0.1:8000/risk-api/score")
+DEMO_RISK_API_TIMEOUT = 2.0
+DEMO_SCORING_SECONDS = 0.5
+STATIC_URL = "static/"

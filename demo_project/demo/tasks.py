@@ -25,4 +25,4 @@ def hello(self, a, b):
         self.update_state(state="PROGRESS", meta={"progress": progress})
     time.sleep(1)
     logger.info("done")
-    return "hello world: %i" % (a + b)
+    return f"hello world: {a + b}"

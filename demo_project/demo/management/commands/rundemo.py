@@ -1,0 +1,108 @@
+"""manage.py rundemo: migrate, start a worker (with the scheduler) and the site, stop all on Ctrl-C.
+
+`--check` runs both stories headless instead, prints a short report and exits 0 or 1.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+DEMO_USER, DEMO_PASSWORD = "demo", "demo"
+
+
+class Command(BaseCommand):
+    help = "Run the taskqueue demo: worker, scheduler and site (Ctrl-C stops everything)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("-c", "--concurrency", type=int, default=4)
+        parser.add_argument("--check", action="store_true", help="run both workflows headless and report")
+
+    def handle(self, *args, port: int, concurrency: int, check: bool, **options):
+        call_command("migrate", verbosity=0)
+        user_model = get_user_model()
+        if not user_model.objects.filter(username=DEMO_USER).exists():
+            user_model.objects.create_superuser(DEMO_USER, "demo@example.com", DEMO_PASSWORD)
+        if check:
+            port = _free_port()
+        env = {**os.environ, "DEMO_RISK_API_URL": f"http://127.0.0.1:{port}/risk-api/score"}
+        with _children(self._commands(port, concurrency, check), env) as children:
+            _wait_for_port(port, children)
+            if check:
+                from demo_project.demo.check import run_check
+
+                settings.DEMO_RISK_API_URL = env["DEMO_RISK_API_URL"]
+                ok = run_check(self.stdout)
+                if not ok:
+                    raise CommandError("demo check failed")
+                return
+            self.stdout.write(f"\nDemo running at http://127.0.0.1:{port}/\n"
+                              f"  new-device login: http://127.0.0.1:{port}/logins/\n"
+                              f"  payment scoring:  http://127.0.0.1:{port}/payments/\n"
+                              f"  admin:            http://127.0.0.1:{port}/admin/  (login {DEMO_USER} / "
+                              f"{DEMO_PASSWORD})\nCtrl-C stops everything.\n")
+            _wait_for_interrupt(children)
+
+    def _commands(self, port: int, concurrency: int, check: bool) -> list[list[str]]:
+        manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
+        worker = [*manage, "runworker", "-c", str(concurrency), "-Q", "default,scoring", "--loglevel", "warning"]
+        if not check:
+            worker.append("--beat")
+        return [worker, [*manage, "runserver", "--noreload", f"127.0.0.1:{port}"]]
+
+
+@contextmanager
+def _children(commands: list[list[str]], env: dict):
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL} if "--check" in sys.argv else {}
+    children = [subprocess.Popen(command, env=env, **quiet) for command in commands]
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # the children get Ctrl-C themselves
+    signal.signal(signal.SIGINT, previous)
+    try:
+        yield children
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait(5)
+
+
+def _wait_for_interrupt(children: list[subprocess.Popen]) -> None:
+    try:
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        print("\nStopping the worker and the site…", flush=True)
+
+
+def _wait_for_port(port: int, children: list[subprocess.Popen], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(child.poll() is not None for child in children):
+            raise CommandError("a demo process stopped while starting")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise CommandError(f"the site did not start on port {port} within {timeout} s")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -1,0 +1,18 @@
+"""The payment-scoring story: orders, and the start and end of each scoring run."""
+
+from django.db import models
+from django.utils import timezone
+
+
+class Order(models.Model):
+    customer = models.CharField(max_length=100, db_index=True)
+    amount = models.DecimalField(max_digits=10, decimal_places=2)
+    scoring_seconds = models.FloatField(help_text="How long scoring takes (the demo's stand-in for real work)")
+    score_task_id = models.CharField(max_length=255, blank=True, default="")
+    score = models.FloatField(null=True)
+    scoring_started = models.FloatField(null=True, help_text="epoch seconds")
+    scoring_finished = models.FloatField(null=True, help_text="epoch seconds")
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created"]

@@ -1,0 +1,80 @@
+"""The demo's pages in real headless Chromium (Debian's package, driven by Playwright)."""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from demo_project.logins.models import RiskApiControl
+from taskqueue.testing import start_worker
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+
+
+def _browser_available() -> bool:
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        return False
+    return shutil.which(CHROMIUM) is not None
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not _browser_available():
+        if os.environ.get("TASKQUEUE_REQUIRE_BROWSER"):
+            pytest.fail("Chromium or Playwright is missing and TASKQUEUE_REQUIRE_BROWSER is set")
+        pytest.skip("needs /usr/bin/chromium and the playwright package")
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop in this thread; the ORM calls here are still sync.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def site(live_server, transactional_db, broker_url):
+    worker = start_worker("-c", "4", "-Q", "demo-logins,scoring",
+                          env={"DEMO_RISK_API_URL": f"{live_server.url}/risk-api/score"})
+    ARTIFACTS.mkdir(exist_ok=True)
+    yield live_server.url
+    worker.terminate()
+
+
+def test_orders_fill_their_progress_bars(browser, site):
+    page = browser.new_page()
+    page.goto(f"{site}/payments/")
+    page.fill("#seconds", "1")
+    for customer in ("ana", "bob", "chen", "ana"):
+        page.click(f"button[data-customer={customer}]")
+    page.wait_for_function("document.querySelectorAll('tr[data-order]').length === 4", timeout=10_000)
+    page.wait_for_function(
+        "[...document.querySelectorAll('tr[data-order] progress')].every(bar => bar.value === 100)",
+        timeout=30_000)
+    page.screenshot(path=str(ARTIFACTS / "payments.png"), full_page=True)
+    assert page.locator("tr[data-order] .score").count() == 4
+    page.close()
+
+
+def test_login_workflow_page_shows_each_step(browser, site):
+    RiskApiControl.objects.create(pk=1)
+    page = browser.new_page()
+    page.goto(f"{site}/logins/?user=alice")
+    page.fill("input[name=device]", "browser-tab")
+    page.click("#login-button")
+    page.wait_for_function(
+        "document.querySelector('tr[data-login] .steps') && "
+        "document.querySelector('tr[data-login] .steps').textContent.split('SUCCESS').length - 1 === 5",
+        timeout=30_000)
+    page.screenshot(path=str(ARTIFACTS / "logins.png"), full_page=True)
+    assert page.locator("tr[data-login] .verdict").inner_text() in ("low", "high")
+    assert page.locator("tr[data-login] .steps a").count() == 5  # each step links to its admin page
+    page.close()

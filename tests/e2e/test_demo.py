@@ -1,0 +1,85 @@
+"""The demo's two stories against real workers, its risk API served by the live test server."""
+
+import time
+
+import pytest
+
+from demo_project.logins.models import Login, RiskApiControl, WorkflowError
+from demo_project.payments.models import Order
+from taskqueue import AsyncResult
+from taskqueue.testing import start_worker
+from tests.helpers import wait_until
+
+
+@pytest.fixture
+def demo_worker(live_server, transactional_db, broker_url):
+    worker = start_worker("-c", "4", "-Q", "demo-logins,scoring",
+                          env={"DEMO_RISK_API_URL": f"{live_server.url}/risk-api/score"})
+    yield worker
+    worker.terminate()
+
+
+def _log_in(client, device: str) -> Login:
+    response = client.post("/logins/", {"user": "alice", "device": device})
+    assert response.status_code == 302
+    return Login.objects.filter(device=device).get()
+
+
+def test_login_workflow_retries_the_risk_api_then_succeeds(demo_worker, client):
+    RiskApiControl.objects.create(pk=1, fail_next=2)
+    login = _log_in(client, "tablet")
+    final = AsyncResult(login.steps[-1][1])
+    assert final.get(timeout=30).split()[0] in ("low", "high")
+    state = client.get(f"/logins/{login.pk}/state").json()
+    assert [step["state"] for step in state["steps"]] == ["SUCCESS"] * 5
+    assert state["steps"][3]["retries"] == 2 and state["new_device"] is True and state["errors"] == []
+    assert RiskApiControl.current().calls == 3
+    assert all(step["admin_url"].startswith("/admin/taskqueue/taskresult/") for step in state["steps"])
+
+
+def test_login_workflow_failing_for_good(demo_worker, client):
+    RiskApiControl.objects.create(pk=1, fail_always=True)
+    login = _log_in(client, "phone")
+    with pytest.raises(Exception, match="risk API failed"):
+        AsyncResult(login.steps[-1][1]).get(timeout=30)
+    wait_until(lambda: WorkflowError.objects.filter(login=login).exists(), timeout=10, message="error callback")
+    state = client.get(f"/logins/{login.pk}/state").json()
+    assert [step["state"] for step in state["steps"]] == ["SUCCESS", "SUCCESS", "SUCCESS", "FAILURE", "FAILURE"]
+    assert [error["level"] for error in state["errors"]] == ["chain"]  # only the chain's part failed
+    assert RiskApiControl.current().calls == 4  # the first call and three retries
+
+
+def test_orders_are_accepted_at_once_and_scored_one_at_a_time_per_customer(demo_worker, client):
+    started = time.monotonic()
+    locations = []
+    for index in range(20):
+        response = client.post("/api/orders/", {"customer": ("ana", "bob", "chen")[index % 3], "seconds": 0.5},
+                               content_type="application/json")
+        assert response.status_code == 202
+        locations.append(response["Location"])
+    for location in locations:
+        wait_until(lambda location=location: client.get(location).json()["state"] == "SUCCESS", timeout=60,
+                   interval=0.1, message=f"{location} scored")
+    elapsed = time.monotonic() - started
+    assert elapsed < 0.75 * 20 * 0.5, f"took {elapsed:.1f} s; serially it is 10 s"
+    for customer in ("ana", "bob", "chen"):
+        spans = sorted(Order.objects.filter(customer=customer).values_list("scoring_started", "scoring_finished"))
+        for (_, end), (start, _) in zip(spans, spans[1:]):
+            assert start >= end, f"two scorings for {customer} overlapped"
+    polled = client.get(locations[0]).json()
+    assert polled["progress"] == 100 and polled["result"]["score"] > 0
+
+
+def test_score_polling_reports_progress(demo_worker, client):
+    response = client.post("/api/orders/", {"customer": "dana", "seconds": 2}, content_type="application/json")
+    location = response["Location"]
+    seen = wait_until(lambda: client.get(location).json()["state"] == "PROGRESS" and client.get(location).json(),
+                      timeout=10, message="PROGRESS")
+    assert 0 < seen["progress"] < 100
+    wait_until(lambda: client.get(location).json()["progress"] == 100, timeout=20, message="done")
+
+
+def test_bad_orders_are_refused(transactional_db, client):
+    assert client.post("/api/orders/", {"amount": "1"}, content_type="application/json").status_code == 400
+    assert client.post("/api/orders/", {"customer": "x", "seconds": 600},
+                       content_type="application/json").status_code == 400
