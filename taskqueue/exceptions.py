@@ -14,9 +14,12 @@ class Retry(TaskqueueError):
     """Raised by `Task.retry()` to ask the worker to run the task again later."""
 
     def __init__(self, message: str | None = None, exc: BaseException | None = None,
-                 when: datetime | float | None = None):
+                 when: datetime | float | None = None, args: tuple | None = None, kwargs: dict | None = None,
+                 options: dict | None = None):
         self.exc = exc
         self.when = when
+        self.call_args, self.call_kwargs = args, kwargs  # new arguments for the next attempt, if any
+        self.options = options or {}
         super().__init__(message or f"Retry in {when!r}: {exc!r}")
 
 

@@ -139,10 +139,7 @@ class Task:
         if eta is None and countdown is None:
             countdown = self.default_retry_delay
         when = eta if eta is not None else countdown
-        retry = Retry(exc=exc, when=when)
-        retry.args_override = args
-        retry.kwargs_override = kwargs
-        retry.options = options
+        retry = Retry(exc=exc, when=when, args=args, kwargs=kwargs, options=options)
         if throw:
             raise retry
         return retry

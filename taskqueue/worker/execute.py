@@ -108,17 +108,18 @@ def run_eager(message: Message):
 
 
 def _decode_or_dead_letter(delivery: Delivery, ctx: ExecutionContext) -> Message | None:
+    """The verified message, or None after storing it as a DeadLetter with the reason."""
+    message = None
     try:
         message = decode(delivery.body, get_settings().signing_key)
         registry.get_task(message.task)
         return message
     except (DecodeError, NotRegistered) as exc:
         reason = str(exc)
-        task_name = getattr(locals().get("message"), "task", "")
     logger.error("Rejected message %s from queue %r: %s", delivery.key, delivery.queue, reason)
-    DeadLetter.objects.create(message_id=peek_id(delivery.body) or delivery.key, task_name=task_name,
-                              queue=delivery.queue, reason=reason, worker=ctx.hostname,
-                              body=delivery.body.decode("utf-8", errors="replace"))
+    DeadLetter.objects.create(message_id=peek_id(delivery.body) or delivery.key,
+                              task_name=message.task if message else "", queue=delivery.queue, reason=reason,
+                              worker=ctx.hostname, body=delivery.body.decode("utf-8", errors="replace"))
     return None
 
 
@@ -228,15 +229,15 @@ def _retry(task, message: Message, retry: Retry, ctx: ExecutionContext, started)
     """Describe the next attempt; `finish` sends it once the RETRY state is stored."""
     when = retry.when
     timing = {"eta": when} if hasattr(when, "tzinfo") else {"countdown": when or 0}
-    args = retry.args_override if getattr(retry, "args_override", None) is not None else message.args
-    kwargs = retry.kwargs_override if getattr(retry, "kwargs_override", None) is not None else message.kwargs
+    args = retry.call_args if retry.call_args is not None else message.args
+    kwargs = retry.call_kwargs if retry.call_kwargs is not None else message.kwargs
     options = dict(task_id=message.id, retries=message.retries + 1, queue=message.queue, link=message.link,
                    link_error=message.link_error, chain=message.chain, chord=message.chord,
                    parent_id=message.parent_id, root_id=message.root_id, group_id=message.group_id,
                    group_index=message.group_index, time_limit=message.time_limit,
                    soft_time_limit=message.soft_time_limit, ignore_result=message.ignore_result,
                    headers=message.headers, expires=message.expires_datetime, lock=message.lock)
-    options.update(getattr(retry, "options", None) or {})
+    options.update(retry.options)
     exc = retry.exc if retry.exc is not None else retry
     logger.info("Task %s[%s] retry %d in %s: %r", message.task, message.id, message.retries + 1, when, exc)
     outcome = Outcome(message, states.RETRY, exc, traceback=store.format_traceback(exc), hostname=ctx.hostname,

@@ -36,14 +36,11 @@ class ConsumerHandle:
         return False
 
 
-class ProcessConsumer(ConsumerHandle):
-    """A forked child running the consumer loop; SIGTERM asks it to finish its task and exit."""
+class ForkedProcess:
+    """A forked child: SIGTERM asks it to finish what it is doing and exit; SIGKILL ends it."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, shared=True, **kwargs)
-        self.process = multiprocessing.get_context("fork").Process(
-            target=_child_main, args=(*self.args, self.prefetch, self.max_tasks), daemon=False,
-            name=f"consumer-{self.consumer_id.rsplit('.', 1)[-1]}")
+    process: multiprocessing.Process
+    killed_for: str | None = None
 
     def start(self) -> None:
         connections.close_all()  # a child must never share its parent's database sockets
@@ -67,6 +64,16 @@ class ProcessConsumer(ConsumerHandle):
     @property
     def pid(self) -> int | None:
         return self.process.pid
+
+
+class ProcessConsumer(ForkedProcess, ConsumerHandle):
+    """The prefork pool's consumer: the consumer loop in a forked child."""
+
+    def __init__(self, *args, **kwargs):
+        ConsumerHandle.__init__(self, *args, shared=True, **kwargs)
+        self.process = multiprocessing.get_context("fork").Process(
+            target=_child_main, args=(*self.args, self.prefetch, self.max_tasks), daemon=False,
+            name=f"consumer-{self.consumer_id.rsplit('.', 1)[-1]}")
 
     @property
     def can_be_killed(self) -> bool:
@@ -121,25 +128,11 @@ def _child_main(consumer_id, hostname, queues, slot, prefetch, max_tasks) -> Non
         connections.close_all()
 
 
-class SchedulerProcess:
-    """`runworker --beat`: the scheduler in a forked child, stopped with SIGTERM like a consumer."""
+class SchedulerProcess(ForkedProcess):
+    """`runworker --beat`: the scheduler in a forked child."""
 
     def __init__(self):
         self.process = multiprocessing.get_context("fork").Process(target=_scheduler_main, name="scheduler")
-
-    def start(self) -> None:
-        connections.close_all()
-        self.process.start()
-
-    def is_alive(self) -> bool:
-        return self.process.is_alive()
-
-    def stop(self) -> None:
-        if self.process.pid and self.process.is_alive():
-            os.kill(self.process.pid, signal.SIGTERM)
-
-    def join(self, timeout: float) -> None:
-        self.process.join(timeout)
 
 
 def _scheduler_main() -> None:

@@ -83,3 +83,38 @@ def test_bad_orders_are_refused(transactional_db, client):
     assert client.post("/api/orders/", {"amount": "1"}, content_type="application/json").status_code == 400
     assert client.post("/api/orders/", {"customer": "x", "seconds": 600},
                        content_type="application/json").status_code == 400
+
+
+def test_rundemo_serves_and_stops_everything_on_ctrl_c(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import psutil
+
+    from tests.helpers import free_port
+
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE") and not key.startswith("TASKQUEUE_")}
+    env.update(DEMO_DATABASE_PATH=str(tmp_path / "demo.sqlite3"), PYTHONUNBUFFERED="1")
+    port = free_port()
+    demo = subprocess.Popen([sys.executable, "manage.py", "rundemo", "--port", str(port), "-c", "1"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        lines = []
+        for line in demo.stdout:
+            lines.append(line)
+            if "Ctrl-C stops everything" in line or len(lines) > 200:
+                break
+        text = "".join(lines)
+        assert f"http://127.0.0.1:{port}/payments/" in text and "demo / demo" in text, text
+        family = [demo.pid] + [child.pid for child in psutil.Process(demo.pid).children(recursive=True)]
+        os.killpg(demo.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
+        assert demo.wait(40) == 0
+        wait_until(lambda: not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"
+                                   for pid in family), timeout=10, message="every demo process gone")
+    finally:
+        if demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGKILL)
+            demo.wait(10)

@@ -66,20 +66,23 @@ class Command(BaseCommand):
 def _children(commands: list[list[str]], env: dict):
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL} if "--check" in sys.argv else {}
     children = [subprocess.Popen(command, env=env, **quiet) for command in commands]
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # the children get Ctrl-C themselves
-    signal.signal(signal.SIGINT, previous)
     try:
         yield children
     finally:
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        for child in children:
-            try:
-                child.wait(30)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait(5)
+        _stop(children)
+
+
+def _stop(children: list[subprocess.Popen]) -> None:
+    """Ask each child still running to stop (the worker finishes its tasks), then wait for all."""
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    for child in children:
+        try:
+            child.wait(30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait(5)
 
 
 def _wait_for_interrupt(children: list[subprocess.Popen]) -> None:
@@ -87,7 +90,11 @@ def _wait_for_interrupt(children: list[subprocess.Popen]) -> None:
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
     except KeyboardInterrupt:
+        # Ctrl-C reached the children too: the worker is already finishing its running tasks.
         print("\nStopping the worker and the site…", flush=True)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and any(child.poll() is None for child in children):
+            time.sleep(0.1)
 
 
 def _wait_for_port(port: int, children: list[subprocess.Popen], timeout: float = 30) -> None:
