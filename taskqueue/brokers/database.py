@@ -5,7 +5,9 @@ Tables: QueuedMessage (one row per message; `consumer_id` set while leased), Bro
 
 A reserve is one UPDATE that claims rows (with `FOR UPDATE SKIP LOCKED` on PostgreSQL, so
 consumers never wait on each other; on SQLite the statement holds the write lock), then a
-SELECT of the claimed rows. An idle consumer sleeps on LISTEN/NOTIFY on PostgreSQL, so a new
+SELECT of the claimed rows. Every statement touches one table and no transaction spans two, so
+the broker never takes locks in an order that could deadlock with other writers (a TRUNCATE of
+all tables between tests, say). An idle consumer sleeps on LISTEN/NOTIFY on PostgreSQL, so a new
 message is taken within milliseconds; on SQLite it polls every few tens of milliseconds, which
 suits its single-machine use.
 """
@@ -80,7 +82,7 @@ class DatabaseBroker(Broker):
 
     def _take(self, consumer_id: str, queues: list[str], count: int) -> list[Delivery]:
         claim = uuid.uuid4().hex
-        table, cancelled = _table(self.connection, QueuedMessage), _table(self.connection, CancelledTask)
+        table = _table(self.connection, QueuedMessage)
         skip_locked = " FOR UPDATE SKIP LOCKED" if self.is_postgres else ""
         now = self.connection.ops.adapt_datetimefield_value(timezone.now())
         taken = 0
@@ -88,22 +90,29 @@ class DatabaseBroker(Broker):
             for queue in queues:
                 cursor.execute(
                     f"UPDATE {table} SET consumer_id = %s, claim = %s, reserved_at = %s WHERE id IN ("
-                    f"SELECT m.id FROM {table} m WHERE m.queue = %s AND m.consumer_id IS NULL"
-                    f" AND m.available_at <= %s AND NOT EXISTS"
-                    f" (SELECT 1 FROM {cancelled} c WHERE c.task_id = m.task_id)"
-                    f" ORDER BY m.priority DESC, m.id LIMIT %s{skip_locked})",
+                    f"SELECT id FROM {table} WHERE queue = %s AND consumer_id IS NULL AND available_at <= %s"
+                    f" ORDER BY priority DESC, id LIMIT %s{skip_locked})",
                     [consumer_id, claim, now, queue, now, count - taken])
                 taken += cursor.rowcount
                 if taken >= count:
                     break
         if not taken:
             return []
-        rows = QueuedMessage.objects.using(self.alias).filter(claim=claim).values_list(
-            "id", "key", "body", "queue", "redeliveries", "priority")
+        rows = list(QueuedMessage.objects.using(self.alias).filter(claim=claim).values_list(
+            "id", "key", "body", "queue", "redeliveries", "priority", "task_id"))
+        rows = self._drop_cancelled(rows)
         order = {queue: index for index, queue in enumerate(queues)}
-        rows = sorted(rows, key=lambda row: (order.get(row[3], 0), -row[5], row[0]))
+        rows.sort(key=lambda row: (order.get(row[3], 0), -row[5], row[0]))
         return [Delivery(key=key, body=body.encode("utf-8"), queue=queue, consumer_id=consumer_id,
-                         redeliveries=redeliveries) for _, key, body, queue, redeliveries, _ in rows]
+                         redeliveries=redeliveries) for _, key, body, queue, redeliveries, _, _ in rows]
+
+    def _drop_cancelled(self, rows: list[tuple]) -> list[tuple]:
+        """Delete the claimed messages of revoked tasks; return the others."""
+        cancelled = set(CancelledTask.objects.using(self.alias).filter(
+            task_id__in={row[6] for row in rows}).values_list("task_id", flat=True))
+        if cancelled:
+            QueuedMessage.objects.using(self.alias).filter(id__in=[r[0] for r in rows if r[6] in cancelled]).delete()
+        return [row for row in rows if row[6] not in cancelled]
 
     def _until_next_due(self, queues: list[str]) -> float:
         nxt = QueuedMessage.objects.using(self.alias).filter(queue__in=queues, consumer_id=None).aggregate(
@@ -166,22 +175,22 @@ class DatabaseBroker(Broker):
         messages = QueuedMessage.objects.using(self.alias)
         consumers = BrokerConsumer.objects.using(self.alias)
         if consumer_ids:
-            targets = list(consumer_ids)
+            targets = set(consumer_ids)
         else:
             cutoff = timezone.now() - timedelta(seconds=stale_after)
-            targets = list(consumers.filter(last_heartbeat__lt=cutoff).values_list("consumer_id", flat=True))
-            # leased by a consumer that died before its first heartbeat
-            targets += list(messages.filter(consumer_id__isnull=False, reserved_at__lt=cutoff)
-                            .exclude(consumer_id__in=consumers.values("consumer_id"))
-                            .values_list("consumer_id", flat=True).distinct())
+            targets = set(consumers.filter(last_heartbeat__lt=cutoff).values_list("consumer_id", flat=True))
+            # also what is leased by a consumer that died before its first heartbeat
+            holders = set(messages.filter(consumer_id__isnull=False, reserved_at__lt=cutoff)
+                          .values_list("consumer_id", flat=True).distinct())
+            live = set(consumers.filter(consumer_id__in=holders).values_list("consumer_id", flat=True))
+            targets |= holders - live
         if not targets:
             return 0
-        with transaction.atomic(using=self.alias):
-            moved = messages.filter(consumer_id__in=targets).update(
-                consumer_id=None, claim=None, reserved_at=None, redeliveries=F("redeliveries") + 1)
-            consumers.filter(consumer_id__in=targets).delete()
-            if moved:
-                self._notify(set(messages.filter(consumer_id=None).values_list("queue", flat=True).distinct()))
+        consumers.filter(consumer_id__in=targets).delete()
+        moved = messages.filter(consumer_id__in=targets).update(
+            consumer_id=None, claim=None, reserved_at=None, redeliveries=F("redeliveries") + 1)
+        if moved:
+            self._notify(set(messages.filter(consumer_id=None).values_list("queue", flat=True).distinct()))
         return moved
 
     def forget_consumer(self, consumer_id: str) -> None:
@@ -196,8 +205,8 @@ class DatabaseBroker(Broker):
         QueuedMessage.objects.using(self.alias).filter(task_id=task_id, consumer_id=None).delete()
 
     def contains(self, key: str) -> bool:
-        return QueuedMessage.objects.using(self.alias).filter(key=key).exclude(
-            task_id__in=CancelledTask.objects.using(self.alias).values("task_id")).exists()
+        task_id = QueuedMessage.objects.using(self.alias).filter(key=key).values_list("task_id", flat=True).first()
+        return task_id is not None and not CancelledTask.objects.using(self.alias).filter(task_id=task_id).exists()
 
     def purge(self, queue: str) -> int:
         return QueuedMessage.objects.using(self.alias).filter(queue=queue, consumer_id=None).delete()[0]
@@ -214,21 +223,16 @@ class DatabaseBroker(Broker):
     def acquire_lock(self, name: str, consumer_id: str, stale_after: float) -> bool:
         locks = TaskLock.objects.using(self.alias)
         try:
-            with transaction.atomic(using=self.alias):
-                if not locks.filter(name=name).update(owner=F("owner")):  # takes the row (or write) lock
-                    locks.create(name=name, owner=consumer_id)
-                    return True
-                owner = locks.get(name=name).owner
-                if owner == consumer_id:
-                    return True
-                cutoff = timezone.now() - timedelta(seconds=stale_after)
-                if BrokerConsumer.objects.using(self.alias).filter(consumer_id=owner,
-                                                                   last_heartbeat__gte=cutoff).exists():
-                    return False
-                locks.filter(name=name).update(owner=consumer_id)
-                return True
+            lock, created = locks.get_or_create(name=name, defaults={"owner": consumer_id})
         except IntegrityError:  # another consumer created it first
             return False
+        if created or lock.owner == consumer_id:
+            return True
+        cutoff = timezone.now() - timedelta(seconds=stale_after)
+        if BrokerConsumer.objects.using(self.alias).filter(consumer_id=lock.owner, last_heartbeat__gte=cutoff).exists():
+            return False
+        # the owner's lease ran out: take the lock over, unless someone else just did
+        return bool(locks.filter(name=name, owner=lock.owner).update(owner=consumer_id))
 
     def release_lock(self, name: str, consumer_id: str) -> None:
         TaskLock.objects.using(self.alias).filter(name=name, owner=consumer_id).delete()
