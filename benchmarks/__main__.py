@@ -1,65 +1,160 @@
-"""python -m benchmarks latency [--rounds N]: taskqueue's delay().get() round trip on this machine.
+"""Benchmarks for taskqueue on this machine.
 
-Creates a throwaway PostgreSQL database, starts a 2-process worker, warms it, then times
-sequential round trips and prints p50/p95/p99. (The comparison with Celery and its peers is
-the benchmark issue's harness.)
+``python -m benchmarks run [--quick] [--rounds N] [--tasks N] [--systems a,b,...]``
+    Compares taskqueue with Celery 5 (three result set-ups), Huey and Dramatiq: throughput,
+    round-trip latency, chord, chain and worker memory, 2 worker processes each, scenarios in
+    alternation, medians of rounds. Prints the machine facts, the table and the context limits of
+    Redis and PostgreSQL; writes benchmarks/results/latest.json and latest.png.
+    See docs/performance.md.
+
+``python -m benchmarks latency [--rounds N]``
+    taskqueue's delay().get() round trip only: p50/p95/p99.
+
+``python -m benchmarks chart [--output NAME]``
+    Re-print the table and re-draw the PNG from benchmarks/results/NAME.json.
+
+Throwaway PostgreSQL databases are named bench_*; Redis DBs 13 (taskqueue), 14 (Celery) and 15
+(Huey, Dramatiq, redis-benchmark) are used through their own keys only, never flushed.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
-import statistics
 import sys
 import time
 
-
-def _setup_database() -> None:
-    import psycopg
-
-    name = os.environ.get("TASKQUEUE_BENCH_DB", "taskqueue_bench")
-    with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
+from .adapters import SYSTEMS
+from .common import RESULTS_DIR
 
 
-def latency(rounds: int) -> dict:
-    import django
+def latency_only(rounds: int) -> None:
+    from .adapters.taskqueue_adapter import TaskqueueAdapter
 
-    django.setup()
-    from django.core.management import call_command
-
-    from taskqueue.testing import start_worker
-    from tests.tasks import add
-
-    call_command("migrate", verbosity=0)
-    worker = start_worker("-c", "2")
+    adapter = TaskqueueAdapter()
+    adapter.setup()
     try:
-        for _ in range(50):
-            add.delay(1, 1).get(timeout=10)
-        samples = []
-        for i in range(rounds):
-            started = time.perf_counter()
-            assert add.delay(i, i).get(timeout=10) == 2 * i
-            samples.append((time.perf_counter() - started) * 1000)
+        adapter.start(warmup=50)
+        result = adapter.latency(rounds, budget_s=float("inf"))
     finally:
-        worker.terminate()
-    samples.sort()
-    pick = lambda q: samples[min(len(samples) - 1, int(q * len(samples)))]  # noqa: E731
-    return {"rounds": rounds, "p50_ms": statistics.median(samples), "p95_ms": pick(0.95), "p99_ms": pick(0.99)}
+        adapter.stop()
+        adapter.teardown()
+    print(f"taskqueue delay().get() round trip over {result['samples']} calls (Redis broker, PostgreSQL results): "
+          f"p50 {result['p50_ms']:.2f} ms, p95 {result['p95_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms")
+
+
+def print_facts(facts: dict) -> None:
+    print(f"machine: {facts['cores']} cores ({facts['physical_cores']} physical) {facts['cpu_model']}, "
+          f"{facts['memory_gb']} GB, {facts['platform']}")
+    print(f"Python {facts['python']}, Redis {facts['redis']}, PostgreSQL {facts['postgresql']}")
+    print("packages: " + ", ".join(f"{k} {v}" for k, v in facts["packages"].items() if v))
+
+
+def print_limits(limits: dict) -> None:
+    redis, pg = limits["redis"], limits["postgresql"]
+    if "lpush_per_s" in redis:
+        print(f"Redis (redis-benchmark -q -t lpush,rpop -n 100000): LPUSH {redis['lpush_per_s']:,.0f}/s, "
+              f"RPOP {redis.get('rpop_per_s', 0):,.0f}/s")
+    else:
+        print(f"Redis: {redis}")
+    if "single_insert_commits_per_s" in pg:
+        print(f"PostgreSQL via the Django ORM: {pg['single_insert_commits_per_s']:,.0f} single-row insert commits/s, "
+              f"bulk_create {pg['bulk_create_rows_per_s']:,.0f} rows/s (synchronous_commit={pg['synchronous_commit']})")
+    else:
+        print(f"PostgreSQL: {pg}")
+
+
+def run(args: argparse.Namespace) -> None:
+    from . import machine, report
+    from .runner import Options, medians
+    from .runner import run as run_all
+
+    systems = [s.strip() for s in args.systems.split(",") if s.strip()]
+    unknown = set(systems) - set(SYSTEMS)
+    if unknown:
+        sys.exit(f"unknown systems: {', '.join(sorted(unknown))} (choose from {', '.join(SYSTEMS)})")
+    options = Options(systems=systems, n=args.tasks or (1_000 if args.quick else 10_000),
+                      rounds=args.rounds or (1 if args.quick else 3),
+                      latency_rounds=args.latency_rounds or (100 if args.quick else 300),
+                      latency_budget_s=args.latency_budget, throughput_budget_s=args.throughput_budget)
+    facts = machine.facts()
+    print_facts(facts)
+    print(f"options: {options}\n", flush=True)
+    load_before = os.getloadavg()
+    started = time.monotonic()
+    samples, startup = run_all(options)
+    elapsed = time.monotonic() - started
+    facts["loadavg_before"], facts["loadavg_after"] = load_before, os.getloadavg()
+    limits = {} if args.skip_limits else machine.context_limits()
+    table = medians(samples, systems)
+
+    print(f"\nmedians of {options.rounds} round(s), {elapsed:.0f} s; load average before "
+          f"{load_before[0]:.2f}, after {facts['loadavg_after'][0]:.2f} (other work on this machine adds noise):")
+    print(report.format_table(table, systems))
+    for system, errors in samples.errors.items():
+        for scenario, message in errors.items():
+            print(f"  {system} {scenario}: {message.splitlines()[0][:160]}")
+    if limits:
+        print("\ncontext limits:")
+        print_limits(limits)
+
+    stamp = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    payload = {"date": stamp, "machine": facts, "options": vars(options), "elapsed_s": elapsed, "medians": table,
+               "ratios_taskqueue_over": {m: {s: report.ratio(table, m, s) for s in systems if s != "taskqueue"}
+                                         for m in table if m != "throughput_n"},
+               "errors": samples.errors, "startup": startup, "samples": samples.data, "context_limits": limits,
+               "markdown_table": report.format_markdown(table, systems)}
+    out = RESULTS_DIR / f"{args.output}.json"
+    report.write_json(out, payload)
+    report.write_chart(RESULTS_DIR / f"{args.output}.png", table, systems,
+                       f"taskqueue vs peers, {facts['cores']} cores, N={options.n}, medians of {options.rounds} "
+                       f"round(s) ({stamp})")
+    print(f"\nwrote {out} and {out.with_suffix('.png')}")
+
+
+def chart(args: argparse.Namespace) -> None:
+    import json
+
+    from . import report
+
+    payload = json.loads((RESULTS_DIR / f"{args.output}.json").read_text())
+    systems, table, options = payload["options"]["systems"], payload["medians"], payload["options"]
+    print(report.format_table(table, systems))
+    report.write_chart(RESULTS_DIR / f"{args.output}.png", table, systems,
+                       f"taskqueue vs peers, {payload['machine']['cores']} cores, N={options['n']}, medians of "
+                       f"{options['rounds']} round(s) ({payload['date']})")
+    print(f"wrote {RESULTS_DIR / args.output}.png")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks")
-    parser.add_argument("scenario", choices=["latency"])
-    parser.add_argument("--rounds", type=int, default=300)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    lat = sub.add_parser("latency", help="taskqueue's round trip only")
+    lat.add_argument("--rounds", type=int, default=300)
+    r = sub.add_parser("run", help="compare taskqueue with Celery, Huey and Dramatiq")
+    r.add_argument("--quick", action="store_true", help="N=1,000, one round, 100 round trips")
+    r.add_argument("--rounds", type=int, default=None, help="rounds per scenario (default 3, 1 with --quick)")
+    r.add_argument("--tasks", "-n", type=int, default=None, help="tasks in the throughput scenario (default 10,000)")
+    r.add_argument("--latency-rounds", type=int, default=None, help="round trips per latency run (default 300)")
+    r.add_argument("--latency-budget", type=float, default=10.0,
+                   help="stop a latency run after this many seconds even if fewer round trips were made")
+    r.add_argument("--throughput-budget", type=float, default=40.0,
+                   help="shrink a system's throughput batch (to a multiple of 1,000) if a 1,000-task probe says "
+                        "N would take longer than this many seconds")
+    r.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma-separated subset of {','.join(SYSTEMS)}")
+    r.add_argument("--skip-limits", action="store_true", help="skip redis-benchmark and the PostgreSQL insert rates")
+    r.add_argument("--output", default="latest", help="basename of the JSON/PNG files in benchmarks/results/")
+    c = sub.add_parser("chart", help="re-draw the table and PNG from a saved JSON")
+    c.add_argument("--output", default="latest", help="basename in benchmarks/results/")
     args = parser.parse_args()
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchmarks.settings")
     sys.path.insert(0, os.getcwd())
-    _setup_database()
-    result = latency(args.rounds)
-    print(f"taskqueue delay().get() round trip over {result['rounds']} calls (Redis broker, PostgreSQL results): "
-          f"p50 {result['p50_ms']:.2f} ms, p95 {result['p95_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms")
+    if args.command == "latency":
+        latency_only(args.rounds)
+    elif args.command == "chart":
+        chart(args)
+    else:
+        run(args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,168 @@
+"""Shared plumbing for the benchmark harness: Redis/PostgreSQL locations, throwaway databases,
+worker process groups (started in their own session, stopped by PID) and their memory.
+
+Every system gets its own Redis DB number or key namespace and its own PostgreSQL database whose
+name starts with ``bench_``; nothing here flushes a Redis DB or touches other databases.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import psutil
+
+REDIS_HOST = os.environ.get("BENCH_REDIS_HOST", "127.0.0.1")
+REDIS_PORT = int(os.environ.get("BENCH_REDIS_PORT", "6379"))
+PG_DSN = os.environ.get("BENCH_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
+
+# One Redis DB per family, all reserved for benchmarks: taskqueue, Celery, Huey + Dramatiq.
+TASKQUEUE_REDIS_DB = 13
+CELERY_REDIS_DB = 14
+HUEY_DRAMATIQ_REDIS_DB = 15
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+LOG_DIR = RESULTS_DIR / "logs"
+
+
+def redis_url(db: int) -> str:
+    return f"redis://{REDIS_HOST}:{REDIS_PORT}/{db}"
+
+
+def redis_client(db: int):
+    import redis
+
+    return redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=db, socket_timeout=30)
+
+
+def delete_redis_keys(db: int, patterns: Iterable[str]) -> int:
+    """Delete the keys matching `patterns` in DB `db` (SCAN + DEL; never FLUSHDB)."""
+    client = redis_client(db)
+    deleted = 0
+    for pattern in patterns:
+        batch: list[bytes] = []
+        for key in client.scan_iter(match=pattern, count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                deleted += client.delete(*batch)
+                batch.clear()
+        if batch:
+            deleted += client.delete(*batch)
+    client.close()
+    return deleted
+
+
+def count_existing_keys(client, keys: list[str], chunk: int = 2000) -> int:
+    """How many of `keys` exist (EXISTS counts every key it is given)."""
+    return sum(client.exists(*keys[i:i + chunk]) for i in range(0, len(keys), chunk))
+
+
+def recreate_database(name: str) -> None:
+    """Drop and create the throwaway PostgreSQL database `name` (must start with ``bench_``)."""
+    import psycopg
+
+    assert name.startswith("bench_"), name
+    with psycopg.connect(PG_DSN, autocommit=True, connect_timeout=10) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def drop_database(name: str) -> None:
+    import psycopg
+
+    assert name.startswith("bench_"), name
+    with psycopg.connect(PG_DSN, autocommit=True, connect_timeout=10) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def percentile(sorted_samples: list[float], q: float) -> float:
+    """Nearest-rank percentile of an already sorted list."""
+    return sorted_samples[min(len(sorted_samples) - 1, int(q * len(sorted_samples)))]
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.02, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not met within {timeout} s")
+        time.sleep(interval)
+
+
+class WorkerGroup:
+    """Worker command started in a new session (its own process group), logging to a file.
+
+    `stop()` signals that process group only, by the PID this object started.
+    """
+
+    def __init__(self, name: str, cmd: list[str], env: dict[str, str] | None = None):
+        self.name = name
+        self.cmd = cmd
+        self.env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), **(env or {})}
+        self.log_path = LOG_DIR / f"{name}.worker.log"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> WorkerGroup:
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "w")  # noqa: SIM115 - kept open for the child's lifetime
+        self.process = subprocess.Popen(self.cmd, env=self.env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, start_new_session=True)
+        log.close()
+        return self
+
+    def check_alive(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            tail = self.log_path.read_text()[-3000:] if self.log_path.exists() else ""
+            raise RuntimeError(f"{self.name} worker exited ({self.process and self.process.returncode}):\n{tail}")
+
+    def processes(self) -> list[psutil.Process]:
+        """The worker's main process and all its descendants."""
+        if self.process is None or self.process.poll() is not None:
+            return []
+        root = psutil.Process(self.process.pid)
+        return [root, *root.children(recursive=True)]
+
+    def memory(self) -> dict[str, float]:
+        """Total RSS and USS (unique set: pages no other process shares) of the group, in MB."""
+        rss = uss = 0
+        procs = self.processes()
+        for proc in procs:
+            try:
+                info = proc.memory_full_info()
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+            rss += info.rss
+            uss += info.uss
+        return {"rss_mb": rss / 2**20, "uss_mb": uss / 2**20, "processes": len(procs)}
+
+    def stop(self, timeout: float = 20) -> None:
+        """SIGTERM the group (warm shutdown), SIGKILL it if it is still there after `timeout`."""
+        if self.process is None:
+            return
+        pgid = self.process.pid
+        if self.process.poll() is None:
+            try:
+                os.killpg(pgid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        try:  # children that outlived the main process, or a main process that ignored SIGTERM
+            os.killpg(pgid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def python() -> str:
+    return sys.executable

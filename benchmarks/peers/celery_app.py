@@ -1,0 +1,50 @@
+"""The Celery 5 app of the benchmark: `add` and `tsum` on a Redis broker (DB 14).
+
+BENCH_CELERY_VARIANT picks the result backend:
+
+* ``db``       - django-celery-results ``django-db`` with Celery's defaults (the Django fixup
+                 closes the database connection around every task);
+* ``db-reuse`` - ``django-db`` with CELERY_DB_REUSE_MAX=1000 (connections reused);
+* ``redis``    - the Redis result backend (DB 14).
+
+Each variant consumes its own queue, ``bench-celery-<variant>``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+
+from benchmarks.common import CELERY_REDIS_DB, redis_url
+
+VARIANT = os.environ.get("BENCH_CELERY_VARIANT", "redis")
+QUEUE = f"bench-celery-{VARIANT}"
+DJANGO_DB = VARIANT in ("db", "db-reuse")
+
+if DJANGO_DB:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchmarks.peers.celery_settings")
+else:
+    os.environ.pop("DJANGO_SETTINGS_MODULE", None)  # no Django fixup for the Redis backend
+
+app = Celery("benchcelery")
+app.conf.update(
+    broker_url=redis_url(CELERY_REDIS_DB),
+    result_backend="django-db" if DJANGO_DB else redis_url(CELERY_REDIS_DB),
+    task_default_queue=QUEUE,
+    broker_connection_retry_on_startup=True,
+    worker_hijack_root_logger=True,
+)
+if VARIANT == "db-reuse":
+    # Read by celery.fixups.django.DjangoWorkerFixup: close the connection every 1000 tasks, not every task.
+    app.conf.CELERY_DB_REUSE_MAX = 1000
+
+
+@app.task
+def add(x: int, y: int) -> int:
+    return x + y
+
+
+@app.task
+def tsum(numbers: list[int]) -> int:
+    return sum(numbers)

@@ -1,0 +1,119 @@
+"""Presenting a run: the text table (with taskqueue's ratio to each system), JSON and a PNG chart."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .runner import METRICS
+
+LABELS = {
+    "throughput_n": "throughput batch size",
+    "throughput": "throughput, end to end",
+    "enqueue": "enqueue only",
+    "latency_p50": "round trip p50",
+    "latency_p95": "round trip p95",
+    "latency_p99": "round trip p99",
+    "chord": "chord 1000 + tsum",
+    "chain": "chain of 100",
+    "rss_idle": "worker RSS idle",
+    "rss_loaded": "worker RSS after throughput",
+    "uss_idle": "worker USS idle",
+    "uss_loaded": "worker USS after throughput",
+}
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value >= 100:
+        return f"{value:,.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    return f"{value:.3g}" if value < 1 else f"{value:.2f}"
+
+
+def ratio(table: dict, metric: str, system: str, base: str = "taskqueue") -> float | None:
+    """taskqueue's figure divided by `system`'s."""
+    ours, theirs = table[metric].get(base), table[metric].get(system)
+    if ours is None or not theirs:
+        return None
+    return ours / theirs
+
+
+def format_table(table: dict, systems: list[str], base: str = "taskqueue") -> str:
+    """Rows are metrics; each peer cell is `value (taskqueue/peer ratio)`."""
+    header = ["metric", *systems]
+    rows = [header]
+    for metric, (_scenario, _key, unit, higher_better) in METRICS.items():
+        if metric == "throughput_n":
+            rows.append([f"{LABELS[metric]} ({unit})", *[_fmt(table[metric].get(s)) for s in systems]])
+            continue
+        cells = [f"{LABELS[metric]} ({unit}, {'higher' if higher_better else 'lower'} is better)"]
+        for system in systems:
+            cell = _fmt(table[metric].get(system))
+            r = ratio(table, metric, system, base) if system != base else None
+            cells.append(f"{cell} ({r:.2f}x)" if r is not None else cell)
+        rows.append(cells)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.rjust(w) if i else cell.ljust(w)
+                       for i, (cell, w) in enumerate(zip(row, widths, strict=True))) for row in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    note = f"(x) = {base}'s figure / that system's figure; '-' = failed or not applicable (see 'errors' in the JSON)"
+    return "\n".join([*lines, note])
+
+
+def format_markdown(table: dict, systems: list[str], base: str = "taskqueue") -> str:
+    lines = ["| metric | " + " | ".join(systems) + " |", "|---|" + "---:|" * len(systems)]
+    for metric, (_scenario, _key, unit, higher_better) in METRICS.items():
+        if metric == "throughput_n":
+            sizes = " | ".join(_fmt(table[metric].get(s)) for s in systems)
+            lines.append(f"| {LABELS[metric]} ({unit}) | {sizes} |")
+            continue
+        cells = []
+        for system in systems:
+            r = ratio(table, metric, system, base) if system != base else None
+            value = _fmt(table[metric].get(system))
+            cells.append(f"{value} ({r:.2f}×)" if r is not None else value)
+        lines.append(f"| {LABELS[metric]} ({unit}, {'↑' if higher_better else '↓'}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")
+
+
+CHART_METRICS = ["throughput", "enqueue", "latency_p50", "latency_p99", "chord", "chain", "rss_idle", "rss_loaded"]
+
+
+def write_chart(path: Path, table: dict, systems: list[str], title: str) -> None:
+    """One bar panel per metric, one bar per system (taskqueue highlighted)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    palette = iter(["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22"])
+    colors = ["#d62728" if s == "taskqueue" else next(palette) for s in systems]
+    fig, axes = plt.subplots(2, 4, figsize=(18, 8.5))
+    for ax, metric in zip(axes.flat, CHART_METRICS, strict=True):
+        _scenario, _key, unit, higher_better = METRICS[metric]
+        values = [table[metric].get(s) for s in systems]
+        bars = ax.bar(range(len(systems)), [v or 0 for v in values], color=colors)
+        for bar, value in zip(bars, values, strict=True):
+            label = "n/a" if value is None else _fmt(value)
+            ax.annotate(label, (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom",
+                        fontsize=8)
+        ax.set_title(f"{LABELS[metric]} ({unit}, {'higher' if higher_better else 'lower'} is better)", fontsize=9)
+        ax.set_xticks(range(len(systems)), systems, rotation=30, ha="right", fontsize=8)
+        if metric.startswith("latency") and any(values) and max(v or 0 for v in values) > 20 * min(
+                v for v in values if v):
+            ax.set_yscale("log")
+        ax.margins(y=0.15)
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
