@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from contextlib import contextmanager
 
@@ -47,12 +48,17 @@ class Command(BaseCommand):
                 if not ok:
                     raise CommandError("demo check failed")
                 return
+            interrupted = threading.Event()  # set before the URLs are printed: no Ctrl-C is missed
+            previous = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.set())
             self.stdout.write(f"\nDemo running at http://127.0.0.1:{port}/\n"
                               f"  new-device login: http://127.0.0.1:{port}/logins/\n"
                               f"  payment scoring:  http://127.0.0.1:{port}/payments/\n"
                               f"  admin:            http://127.0.0.1:{port}/admin/  (login {DEMO_USER} / "
                               f"{DEMO_PASSWORD})\nCtrl-C stops everything.\n")
-            _wait_for_interrupt(children)
+            try:
+                _wait_for_interrupt(children, interrupted)
+            finally:
+                signal.signal(signal.SIGINT, previous)
 
     def _commands(self, port: int, concurrency: int, check: bool) -> list[list[str]]:
         manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
@@ -85,12 +91,12 @@ def _stop(children: list[subprocess.Popen]) -> None:
             child.wait(5)
 
 
-def _wait_for_interrupt(children: list[subprocess.Popen]) -> None:
-    try:
-        while all(child.poll() is None for child in children):
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        # Ctrl-C reached the children too: the worker is already finishing its running tasks.
+def _wait_for_interrupt(children: list[subprocess.Popen], interrupted: threading.Event) -> None:
+    """Serve until Ctrl-C (or a child stops). Ctrl-C reaches the children too: the worker then
+    finishes its running tasks, so wait for them before `_stop` signals what is left."""
+    while not interrupted.is_set() and all(child.poll() is None for child in children):
+        interrupted.wait(0.5)
+    if interrupted.is_set():
         print("\nStopping the worker and the site…", flush=True)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and any(child.poll() is None for child in children):
