@@ -37,6 +37,7 @@ class Outcome:
     started: datetime | None = None
     retries: int | None = None  # retries count to store (RETRY stores the next attempt's number)
     next_attempt: tuple | None = None  # (args, kwargs, options) of the retry to send
+    encoded: Any = None  # the result already turned into JSON types (checked in the worker)
 
 
 def exception_to_json(exc: BaseException) -> dict:
@@ -116,6 +117,8 @@ def outcome_row(out: Outcome) -> TaskResult | None:
         return None
     if out.state in states.EXCEPTION_STATES and isinstance(out.result, BaseException):
         result = exception_to_json(out.result)
+    elif out.encoded is not None:
+        result = out.encoded
     else:
         result = encode_value(out.result)
     row = _row(out.message, out.state, result=result, traceback=out.traceback, worker=out.hostname,
@@ -125,13 +128,12 @@ def outcome_row(out: Outcome) -> TaskResult | None:
     return row
 
 
-def save_outcomes(outcomes: list[Outcome], notify_now: bool = True) -> None:
-    """Store many outcomes in one statement (the worker's batch write)."""
+def save_outcomes(outcomes: list[Outcome]) -> None:
+    """Store many outcomes in one statement (the worker's batch write), then wake their waiters."""
     rows = [row for row in map(outcome_row, outcomes) if row is not None]
     if rows:
         _upsert(rows, _FINAL_FIELDS)
-        if notify_now:
-            notify.publish([row.task_id for row in rows])
+        notify.publish([row.task_id for row in rows])
 
 
 def store_outcome(outcome: Outcome) -> None:

@@ -198,3 +198,8 @@ def record_list(values, label="body"):
 def tick(label):
     Run.objects.create(label=label, started=time.time())
     return label
+
+
+@task
+def bad_return():
+    return object()

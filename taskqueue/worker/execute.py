@@ -183,8 +183,9 @@ def _call(task, message: Message, ctx: ExecutionContext, delivery: Delivery | No
                 with soft_time_limit(message.soft_time_limit):
                     retval = task.run(task, *message.args, **message.kwargs) if task.bind else \
                         task.run(*message.args, **message.kwargs)
-                store.encode_value(retval)
-                return Outcome(message, states.SUCCESS, retval, hostname=ctx.hostname, started=started)
+                encoded = store.encode_value(retval)  # an unstorable return value fails the task here
+                return Outcome(message, states.SUCCESS, retval, hostname=ctx.hostname, started=started,
+                               encoded=encoded)
             except Retry as exc:
                 retry = exc
             except Exception as exc:

@@ -4,6 +4,7 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from uuid import UUID
 
+import pytest
 from django.db import connection
 
 from tests.tasks import add, echo, log_something
@@ -39,3 +40,12 @@ def test_worker_reconnects_when_its_database_connections_are_killed(worker):
                            "WHERE datname = current_database() AND pid <> pg_backend_pid()")
     results = [add.delay(i, i) for i in range(4)]
     assert [r.get(timeout=20) for r in results] == [0, 2, 4, 6]
+
+
+def test_a_return_value_that_cannot_be_stored_fails_the_task(worker):
+    from tests.tasks import bad_return
+
+    res = bad_return.delay()
+    with pytest.raises(TypeError, match="cannot be stored"):
+        res.get(timeout=10)
+    assert add.delay(1, 1).get(timeout=10) == 2  # and the worker goes on
