@@ -6,6 +6,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass, fields
 from datetime import timedelta
+from functools import cached_property
 from typing import Any
 
 from django.conf import settings as django_settings
@@ -43,7 +44,7 @@ class Settings:
             return value
         return timedelta(seconds=float(value))
 
-    @property
+    @cached_property
     def signing_key(self) -> bytes:
         if self.SIGNING_KEY:
             return self.SIGNING_KEY.encode()

@@ -9,7 +9,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from dataclasses import dataclass, field, fields
+import operator
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -20,9 +21,9 @@ PROTOCOL_VERSION = 1
 _SIGNATURE_LENGTH = 64  # hex digest of HMAC-SHA256
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Message:
-    """One task invocation as it travels through the broker."""
+    """One task invocation as it travels through the broker (treat it as read-only)."""
 
     id: str
     task: str
@@ -56,19 +57,35 @@ class Message:
         return datetime.fromisoformat(self.expires) if self.expires else None
 
 
-_FIELD_ORDER = tuple(f.name for f in fields(Message))
-_FIELD_NAMES = frozenset(_FIELD_ORDER)
+_FIELD_NAMES = frozenset(f.name for f in fields(Message))
+_REQUIRED = ("id", "task", "args", "kwargs")
+# Fields written only when they differ from their default: most messages carry none of them.
+_OPTIONAL = tuple((f.name, f.default if f.default is not MISSING else f.default_factory())
+                  for f in fields(Message) if f.name not in _REQUIRED)
+_optional_values = operator.attrgetter(*(name for name, _ in _OPTIONAL))
+
+
+_keyed_macs: dict[bytes, hmac.HMAC] = {}
 
 
 def _sign(key: bytes, payload: bytes) -> bytes:
-    return hmac.new(key, payload, hashlib.sha256).hexdigest().encode("ascii")
+    base = _keyed_macs.get(key)
+    if base is None:  # copying a keyed HMAC skips re-deriving the key pads on every message
+        base = _keyed_macs[key] = hmac.new(key, digestmod=hashlib.sha256)
+    mac = base.copy()
+    mac.update(payload)
+    return mac.hexdigest().encode("ascii")
 
 
 def encode(message: Message, key: bytes) -> bytes:
     """Serialise and sign; raises TypeError if args, kwargs or options are not sendable."""
-    body = {name: getattr(message, name) for name in _FIELD_ORDER}  # shallow: asdict() deep-copies
-    body["v"] = PROTOCOL_VERSION
-    payload = serialization.dumps(body).encode("utf-8")
+    to_jsonable = serialization.to_jsonable
+    body = {"v": PROTOCOL_VERSION, "id": message.id, "task": message.task,
+            "args": to_jsonable(list(message.args), "args"), "kwargs": to_jsonable(message.kwargs, "kwargs")}
+    for (name, default), value in zip(_OPTIONAL, _optional_values(message), strict=True):
+        if value != default:
+            body[name] = to_jsonable(value, name)
+    payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     return _sign(key, payload) + b":" + payload
 
 

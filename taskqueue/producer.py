@@ -99,27 +99,41 @@ def _registered(name: str):
 
 def build_message(task_name: str, args: tuple, kwargs: dict, task: Task | None, options: dict,
                   settings) -> wire.Message:
-    queue = options.get("queue") or options.get("routing_key") or route(
-        task_name, settings.ROUTES, getattr(task, "queue", None), settings.DEFAULT_QUEUE)
-    eta = _eta(options.get("countdown"), options.get("eta"))
-    expires = _expires(options.get("expires"))
-    parent = current_request()
-    fields: dict[str, Any] = {name: options[name] for name in _MESSAGE_OPTIONS if options.get(name) is not None}
+    fields: dict[str, Any] = {}
+    if options:
+        fields = {name: value for name, value in options.items() if name in _MESSAGE_OPTIONS and value is not None}
+        for name in ("eta", "expires", "link", "link_error", "headers"):
+            if options.get(name):
+                fields[name] = _OPTION_CONVERTERS[name](options[name])
+        if options.get("countdown") is not None:
+            fields["eta"] = _eta(options["countdown"], None)
+    queue = options.get("queue") or options.get("routing_key") or _routed_queue(task_name, task, settings)
     if task is not None:
         for name in ("time_limit", "soft_time_limit"):
             if fields.get(name) is None and getattr(task, name) is not None:
                 fields[name] = getattr(task, name)
         if "ignore_result" not in fields and task.ignore_result:
             fields["ignore_result"] = True
+    parent = current_request()
     if parent.id and "parent_id" not in fields:
         fields["parent_id"] = parent.id
         fields["root_id"] = parent.root_id or parent.id
     lock = options.get("lock") or (task.lock_value(args, kwargs) if task is not None else None)
-    return wire.Message(
-        id=options.get("task_id") or new_id(), task=task_name, args=tuple(args), kwargs=dict(kwargs),
-        queue=queue, eta=eta, expires=expires, lock=lock,
-        link=_signature_list(options.get("link")), link_error=_signature_list(options.get("link_error")),
-        headers=dict(options.get("headers") or {}), **fields)
+    if lock:
+        fields["lock"] = lock
+    return wire.Message(id=options.get("task_id") or new_id(), task=task_name, args=tuple(args),
+                        kwargs=dict(kwargs), queue=queue, **fields)
+
+
+_routes: dict[str, tuple[object, str]] = {}
+
+
+def _routed_queue(task_name: str, task: Task | None, settings) -> str:
+    """The queue TASKQUEUE_ROUTES gives a task (cached per settings object), else its own queue."""
+    cached = _routes.get(task_name)
+    if cached is None or cached[0] is not settings:
+        cached = _routes[task_name] = (settings, route(task_name, settings.ROUTES, None, ""))
+    return cached[1] or getattr(task, "queue", None) or settings.DEFAULT_QUEUE
 
 
 def _eta(countdown: float | None, eta: datetime | None) -> str | None:
@@ -149,3 +163,7 @@ def _signature_list(value: Any) -> list:
         return []
     items = value if isinstance(value, (list, tuple)) else [value]
     return [dict(item) for item in items]
+
+
+_OPTION_CONVERTERS = {"eta": lambda eta: _eta(None, eta), "expires": _expires, "link": _signature_list,
+                      "link_error": _signature_list, "headers": dict}

@@ -30,20 +30,52 @@ _TAGGED = (  # (type, tag, encode); datetime before date, its base class
 
 def to_jsonable(value: Any, path: str = "value") -> Any:
     """Return `value` as plain JSON types, tagging the extras; TypeError names the bad path."""
+    try:
+        return _jsonable(value)
+    except TypeError:
+        return _jsonable_explained(value, path)  # walk again, naming where the bad value is
+
+
+def _jsonable(value: Any) -> Any:
     kind = type(value)
     if kind in _PLAIN:
         return value
     if kind is list:
-        return [to_jsonable(item, f"{path}[{i}]") for i, item in enumerate(value)]
+        for item in value:
+            if type(item) not in _PLAIN:
+                return [_jsonable(item) for item in value]
+        return value  # the common case: a list of scalars needs no copy
     if kind is dict:
-        return {_key(key, path): to_jsonable(item, f"{path}[{key!r}]") for key, item in value.items()}
+        for key, item in value.items():
+            if type(key) is not str or type(item) not in _PLAIN:
+                return {_key(key, "value"): _jsonable(item) for key, item in value.items()}
+        return value
     for types, tag, encode in _TAGGED:
         if isinstance(value, types):
             if encode is None:
-                return {TAG: [tag, [to_jsonable(item, f"{path}[{i}]") for i, item in enumerate(value)]]}
+                return {TAG: [tag, [_jsonable(item) for item in value]]}
             return {TAG: [tag, encode(value)]}
     if isinstance(value, (list, dict, str, int, float)):  # subclasses of the plain types
-        return to_jsonable(_as_base_type(value), path)
+        return _jsonable(_as_base_type(value))
+    raise TypeError(kind)
+
+
+def _jsonable_explained(value: Any, path: str) -> Any:
+    """Slow twin of _jsonable that carries the path, used only to word the error."""
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if kind is list:
+        return [_jsonable_explained(item, f"{path}[{i}]") for i, item in enumerate(value)]
+    if kind is dict:
+        return {_key(key, path): _jsonable_explained(item, f"{path}[{key!r}]") for key, item in value.items()}
+    for types, tag, encode in _TAGGED:
+        if isinstance(value, types):
+            if encode is None:
+                return {TAG: [tag, [_jsonable_explained(item, f"{path}[{i}]") for i, item in enumerate(value)]]}
+            return {TAG: [tag, encode(value)]}
+    if isinstance(value, (list, dict, str, int, float)):
+        return _jsonable_explained(_as_base_type(value), path)
     raise TypeError(
         f"{path} is a {kind.__module__}.{kind.__qualname__}, which taskqueue cannot send: "
         "use JSON types, datetime, date, time, Decimal, UUID, bytes or tuples (pass model ids, not models)"

@@ -57,8 +57,21 @@ class Task:
     def request(self) -> Request:
         return current_request()
 
+    def _positional_range(self) -> tuple[int, int] | None:
+        """(required, accepted) positional counts when the signature has only plain parameters."""
+        if "_positional" not in self.__dict__:
+            params = list(self._signature().parameters.values())[1 if self.bind else 0:]
+            plain = all(p.kind is p.POSITIONAL_OR_KEYWORD for p in params)
+            required = sum(1 for p in params if p.default is p.empty)
+            self.__dict__["_positional"] = (required, len(params)) if plain else None
+        return self.__dict__["_positional"]
+
     def check_arguments(self, args: tuple, kwargs: dict) -> None:
         """TypeError in the caller when the call does not match the function's signature."""
+        if not kwargs:  # the usual delay(*args): counting is enough, bind() costs more than a send
+            counts = self._positional_range()
+            if counts is not None and counts[0] <= len(args) <= counts[1]:
+                return
         params = self._signature()
         try:
             params.bind(*((None,) if self.bind else ()), *args, **kwargs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -31,10 +32,27 @@ class RedisBroker(Broker):
         self.url = url
         self.prefix = prefix
         self.client = connect(url)
+        self._local = threading.local()
         self._scripts = {
             name: self.client.register_script((_LUA / f"{name}.lua").read_text())
             for name in ("publish", "reserve", "release", "recover", "lock", "heartbeat")
         }
+
+    def _own_client(self) -> redis.Redis:
+        """This thread's client with one fixed connection: a pooled client checks a connection out
+        and probes its socket on every command, which costs as much as the round trip itself."""
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = self._local.client = redis.Redis(connection_pool=self.client.connection_pool,
+                                                      single_connection_client=True)
+        return client
+
+    def _run(self, name: str, args: list) -> object:
+        script, client = self._scripts[name], self._own_client()
+        try:
+            return client.evalsha(script.sha, 0, *args)
+        except redis.exceptions.NoScriptError:  # Redis restarted or flushed its script cache
+            return script(args=args, client=client)
 
     def _check_queue(self, queue: str) -> None:
         if not queue or "\n" in queue:
@@ -43,7 +61,7 @@ class RedisBroker(Broker):
     def publish(self, queue: str, key: str, body: bytes, *, eta: float | None = None,
                 priority: int = 0) -> None:
         self._check_queue(queue)
-        self._scripts["publish"](args=[self.prefix, queue, key, body, "" if eta is None else repr(eta)])
+        self._run("publish", [self.prefix, queue, key, body, "" if eta is None else repr(eta)])
 
     def publish_many(self, items: list[tuple[str, str, bytes, float | None, int]]) -> None:
         script = self._scripts["publish"]
@@ -68,6 +86,8 @@ class RedisBroker(Broker):
         return self._parse(consumer_id, reply)[0]
 
     def _reserve_call(self, consumer_id: str, queues: list[str], count: int, client=None):
+        if client is None:
+            return self._run("reserve", [self.prefix, consumer_id, count, *queues])
         return self._scripts["reserve"](args=[self.prefix, consumer_id, count, *queues], client=client)
 
     def _take(self, consumer_id: str, queues: list[str], count: int) -> tuple[list[Delivery], float | None]:
@@ -139,5 +159,9 @@ class RedisBroker(Broker):
         self._scripts["lock"](args=[self.prefix, name, consumer_id, "0", "release"])
 
     def close(self) -> None:
+        own = getattr(self._local, "client", None)
+        if own is not None:
+            self._local.client = None
+            own.close()
         self.client.close()
         self.client.connection_pool.disconnect()
