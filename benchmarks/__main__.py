@@ -1,10 +1,11 @@
 """Benchmarks for taskqueue on this machine.
 
-``python -m benchmarks run [--quick] [--rounds N] [--tasks N] [--systems a,b,...]``
+``python -m benchmarks run [--quick] [--rounds N] [--tasks N] [--systems a,b,...] [--scenarios a,b,...]``
     Compares taskqueue with Celery 5 (three result set-ups), Huey and Dramatiq: throughput,
     round-trip latency, chord, chain and worker memory, 2 worker processes each, scenarios in
-    alternation, medians of rounds. Prints the machine facts, the table and the context limits of
-    Redis and PostgreSQL; writes benchmarks/results/latest.json and latest.png.
+    alternation, medians of rounds; then, once per system, the mixed load (small round trips while
+    1-second tasks arrive, 8 worker processes). Prints the machine facts, the table and the context
+    limits of Redis and PostgreSQL; writes benchmarks/results/latest.json and latest.png.
     See docs/performance.md.
 
 ``python -m benchmarks latency [--rounds N]``
@@ -67,17 +68,24 @@ def print_limits(limits: dict) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from . import machine, report
-    from .runner import Options, medians
+    from .runner import SCENARIOS, Options, medians
     from .runner import run as run_all
 
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     unknown = set(systems) - set(SYSTEMS)
     if unknown:
         sys.exit(f"unknown systems: {', '.join(sorted(unknown))} (choose from {', '.join(SYSTEMS)})")
+    scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    unknown = set(scenarios) - set(SCENARIOS)
+    if unknown or not scenarios:
+        sys.exit(f"unknown scenarios: {', '.join(sorted(unknown)) or '(none given)'} "
+                 f"(choose from {', '.join(SCENARIOS)})")
     options = Options(systems=systems, n=args.tasks or (1_000 if args.quick else 10_000),
                       rounds=args.rounds or (1 if args.quick else 3),
                       latency_rounds=args.latency_rounds or (100 if args.quick else 300),
-                      latency_budget_s=args.latency_budget, throughput_budget_s=args.throughput_budget)
+                      latency_budget_s=args.latency_budget, throughput_budget_s=args.throughput_budget,
+                      scenarios=[s for s in SCENARIOS if s in scenarios],
+                      mixed_long_n=args.mixed_long or (30 if args.quick else 100))
     facts = machine.facts()
     print_facts(facts)
     print(f"options: {options}\n", flush=True)
@@ -133,7 +141,8 @@ def main() -> None:
     lat = sub.add_parser("latency", help="taskqueue's round trip only")
     lat.add_argument("--rounds", type=int, default=300)
     r = sub.add_parser("run", help="compare taskqueue with Celery, Huey and Dramatiq")
-    r.add_argument("--quick", action="store_true", help="N=1,000, one round, 100 round trips")
+    r.add_argument("--quick", action="store_true",
+                   help="N=1,000, one round, 100 round trips, 30 slow tasks in the mixed load")
     r.add_argument("--rounds", type=int, default=None, help="rounds per scenario (default 3, 1 with --quick)")
     r.add_argument("--tasks", "-n", type=int, default=None, help="tasks in the throughput scenario (default 10,000)")
     r.add_argument("--latency-rounds", type=int, default=None, help="round trips per latency run (default 300)")
@@ -143,6 +152,10 @@ def main() -> None:
                    help="shrink a system's throughput batch (to a multiple of 1,000) if a 1,000-task probe says "
                         "N would take longer than this many seconds")
     r.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma-separated subset of {','.join(SYSTEMS)}")
+    r.add_argument("--scenarios", default="throughput,latency,chord,chain,mixed",
+                   help="comma-separated subset of throughput,latency,chord,chain,mixed (default: all)")
+    r.add_argument("--mixed-long", type=int, default=None,
+                   help="1-second tasks in the mixed load (default 100, 30 with --quick)")
     r.add_argument("--skip-limits", action="store_true", help="skip redis-benchmark and the PostgreSQL insert rates")
     r.add_argument("--output", default="latest", help="basename of the JSON/PNG files in benchmarks/results/")
     c = sub.add_parser("chart", help="re-draw the table and PNG from a saved JSON")

@@ -3,7 +3,9 @@
 Runs in its own process so each system configures Django (or not) its own way. Reads one JSON
 command per line on stdin and answers one JSON line on the original stdout; everything else the
 libraries print goes to stderr (the runner's log file). Commands: ``start``, ``throughput``,
-``latency``, ``chord``, ``chain``, ``memory``, ``stop``.
+``latency``, ``chord``, ``chain``, ``mixed``, ``memory``, ``stop``. Every reply also carries the PID
+of the current worker group's leader (``worker_pid``, or null), which the runner keeps for its
+kill-by-process-group fallback: ``mixed`` replaces the worker group, even when it fails.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ def main() -> None:
         except Exception as exc:  # reported to the runner, which records the failure and goes on
             traceback.print_exc()
             reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        workers = adapter.workers
+        reply["worker_pid"] = workers.process.pid if workers is not None and workers.process is not None else None
         channel.write(json.dumps(reply) + "\n")
         if op == "stop":
             break

@@ -17,6 +17,9 @@ LABELS = {
     "latency_p99": "round trip p99",
     "chord": "chord 1000 + tsum",
     "chain": "chain of 100",
+    "mixed_p50": "mixed small p50",
+    "mixed_p99": "mixed small p99",
+    "mixed_makespan": "mixed long makespan",
     "rss_idle": "worker RSS idle",
     "rss_loaded": "worker RSS after throughput",
     "uss_idle": "worker USS idle",
@@ -34,9 +37,14 @@ def _fmt(value: float | None) -> str:
     return f"{value:.3g}" if value < 1 else f"{value:.2f}"
 
 
+def _fmt_ratio(r: float) -> str:
+    """Two decimals, or two significant digits below 0.1 (so 0.003 does not print as 0.00)."""
+    return f"{r:.2f}" if r >= 0.1 else f"{r:.2g}"
+
+
 def ratio(table: dict, metric: str, system: str, base: str = "taskqueue") -> float | None:
     """taskqueue's figure divided by `system`'s."""
-    ours, theirs = table[metric].get(base), table[metric].get(system)
+    ours, theirs = table.get(metric, {}).get(base), table.get(metric, {}).get(system)
     if ours is None or not theirs:
         return None
     return ours / theirs
@@ -47,14 +55,15 @@ def format_table(table: dict, systems: list[str], base: str = "taskqueue") -> st
     header = ["metric", *systems]
     rows = [header]
     for metric, (_scenario, _key, unit, higher_better) in METRICS.items():
+        values = table.get(metric, {})  # a JSON written before a metric existed has no row for it
         if metric == "throughput_n":
-            rows.append([f"{LABELS[metric]} ({unit})", *[_fmt(table[metric].get(s)) for s in systems]])
+            rows.append([f"{LABELS[metric]} ({unit})", *[_fmt(values.get(s)) for s in systems]])
             continue
         cells = [f"{LABELS[metric]} ({unit}, {'higher' if higher_better else 'lower'} is better)"]
         for system in systems:
-            cell = _fmt(table[metric].get(system))
+            cell = _fmt(values.get(system))
             r = ratio(table, metric, system, base) if system != base else None
-            cells.append(f"{cell} ({r:.2f}x)" if r is not None else cell)
+            cells.append(f"{cell} ({_fmt_ratio(r)}x)" if r is not None else cell)
         rows.append(cells)
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.rjust(w) if i else cell.ljust(w)
@@ -67,15 +76,16 @@ def format_table(table: dict, systems: list[str], base: str = "taskqueue") -> st
 def format_markdown(table: dict, systems: list[str], base: str = "taskqueue") -> str:
     lines = ["| metric | " + " | ".join(systems) + " |", "|---|" + "---:|" * len(systems)]
     for metric, (_scenario, _key, unit, higher_better) in METRICS.items():
+        values = table.get(metric, {})
         if metric == "throughput_n":
-            sizes = " | ".join(_fmt(table[metric].get(s)) for s in systems)
+            sizes = " | ".join(_fmt(values.get(s)) for s in systems)
             lines.append(f"| {LABELS[metric]} ({unit}) | {sizes} |")
             continue
         cells = []
         for system in systems:
             r = ratio(table, metric, system, base) if system != base else None
-            value = _fmt(table[metric].get(system))
-            cells.append(f"{value} ({r:.2f}×)" if r is not None else value)
+            value = _fmt(values.get(system))
+            cells.append(f"{value} ({_fmt_ratio(r)}×)" if r is not None else value)
         lines.append(f"| {LABELS[metric]} ({unit}, {'↑' if higher_better else '↓'}) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -85,7 +95,8 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
     path.write_text(json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")
 
 
-CHART_METRICS = ["throughput", "enqueue", "latency_p50", "latency_p99", "chord", "chain", "rss_idle", "rss_loaded"]
+CHART_METRICS = ["throughput", "enqueue", "latency_p50", "latency_p99", "chord", "chain", "mixed_p50", "mixed_p99",
+                 "mixed_makespan", "rss_idle", "rss_loaded"]
 
 
 def write_chart(path: Path, table: dict, systems: list[str], title: str) -> None:
@@ -97,10 +108,12 @@ def write_chart(path: Path, table: dict, systems: list[str], title: str) -> None
 
     palette = iter(["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22"])
     colors = ["#d62728" if s == "taskqueue" else next(palette) for s in systems]
-    fig, axes = plt.subplots(2, 4, figsize=(18, 8.5))
-    for ax, metric in zip(axes.flat, CHART_METRICS, strict=True):
+    fig, axes = plt.subplots(3, 4, figsize=(18, 12.5))
+    for ax in axes.flat[len(CHART_METRICS):]:
+        ax.set_visible(False)
+    for ax, metric in zip(axes.flat, CHART_METRICS, strict=False):
         _scenario, _key, unit, higher_better = METRICS[metric]
-        values = [table[metric].get(s) for s in systems]
+        values = [table.get(metric, {}).get(s) for s in systems]
         bars = ax.bar(range(len(systems)), [v or 0 for v in values], color=colors)
         for bar, value in zip(bars, values, strict=True):
             label = "n/a" if value is None else _fmt(value)
@@ -108,7 +121,7 @@ def write_chart(path: Path, table: dict, systems: list[str], title: str) -> None
                         fontsize=8)
         ax.set_title(f"{LABELS[metric]} ({unit}, {'higher' if higher_better else 'lower'} is better)", fontsize=9)
         ax.set_xticks(range(len(systems)), systems, rotation=30, ha="right", fontsize=8)
-        if metric.startswith("latency") and any(values) and max(v or 0 for v in values) > 20 * min(
+        if metric.startswith(("latency", "mixed_p")) and any(values) and max(v or 0 for v in values) > 20 * min(
                 v for v in values if v):
             ax.set_yscale("log")
         ax.margins(y=0.15)

@@ -2,8 +2,9 @@
 
 Order: start every system (sequentially, then warm), measure idle memory, then for each round and
 each scenario run every system in turn (the order rotates each round, so no system always goes
-first); memory is read again right after each system's throughput run. Failures are recorded per
-system and scenario and the run goes on.
+first); memory is read again right after each system's throughput run. After the rounds, the mixed
+scenario runs once per system, one system at a time (it swaps in an 8-process worker group, so it
+is not repeated every round). Failures are recorded per system and scenario and the run goes on.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ class Driver:
         except queue.Empty:
             self.kill()
             raise DriverError(f"{self.system}: {op} did not answer within {timeout} s") from None
+        if reply.get("worker_pid"):  # the worker group may have been replaced (the mixed scenario)
+            self.worker_pgid = reply["worker_pid"]
         if not reply["ok"]:
             raise DriverError(reply["error"]) if not reply.get("unsupported") else NotImplementedError(reply["error"])
         return reply["result"]
@@ -89,6 +92,9 @@ class Driver:
             pass
 
 
+SCENARIOS = ["throughput", "latency", "chord", "chain", "mixed"]
+
+
 @dataclass
 class Options:
     systems: list[str]
@@ -100,6 +106,16 @@ class Options:
     chord_n: int = 1_000
     chain_n: int = 100
     warmup: int = 50
+    scenarios: list[str] = field(default_factory=lambda: list(SCENARIOS))
+    mixed_long_n: int = 100
+    mixed_long_s: float = 1.0
+    mixed_processes: int = 8
+    mixed_long_rate: float = 6.0
+
+    def mixed_timeout(self) -> float:
+        """Reply deadline of one mixed run: two worker restarts, the submissions, the slow tasks, margin."""
+        return (2 * (20 + 90 + 30) + self.mixed_long_n / self.mixed_long_rate + 10
+                + self.mixed_long_n * self.mixed_long_s + 60 + 60)
 
 
 @dataclass
@@ -151,24 +167,42 @@ def start_all(options: Options, samples: Samples) -> tuple[dict[str, Driver], di
 
 def run_round(drivers: dict[str, Driver], order: list[str], samples: Samples, options: Options,
               sizes: dict[str, int]) -> None:
-    """Every scenario once, each for every system in `order` before the next scenario."""
+    """Every selected scenario once (but mixed), each for every system in `order` before the next scenario."""
     throughput_timeout = max(180.0, options.n / 10)
-    for system in order:
-        result = _call(drivers[system], samples, "throughput", "throughput", throughput_timeout, n=sizes[system])
-        _call(drivers[system], samples, "memory_loaded", "memory", 30)
-        if result:
-            print(f"  {system:16} throughput {result['tasks_per_s']:8.0f} tasks/s "
-                  f"(enqueue {result['enqueue_per_s']:.0f}/s, N={result['n']})", flush=True)
-    for system in order:
-        result = _call(drivers[system], samples, "latency", "latency", options.latency_budget_s + 60,
-                       rounds=options.latency_rounds, budget_s=options.latency_budget_s)
-        if result:
-            print(f"  {system:16} latency p50 {result['p50_ms']:7.2f} ms ({result['samples']} calls)", flush=True)
+    if "throughput" in options.scenarios:
+        for system in order:
+            result = _call(drivers[system], samples, "throughput", "throughput", throughput_timeout, n=sizes[system])
+            _call(drivers[system], samples, "memory_loaded", "memory", 30)
+            if result:
+                print(f"  {system:16} throughput {result['tasks_per_s']:8.0f} tasks/s "
+                      f"(enqueue {result['enqueue_per_s']:.0f}/s, N={result['n']})", flush=True)
+    if "latency" in options.scenarios:
+        for system in order:
+            result = _call(drivers[system], samples, "latency", "latency", options.latency_budget_s + 60,
+                           rounds=options.latency_rounds, budget_s=options.latency_budget_s)
+            if result:
+                print(f"  {system:16} latency p50 {result['p50_ms']:7.2f} ms ({result['samples']} calls)", flush=True)
     for scenario, n in (("chord", options.chord_n), ("chain", options.chain_n)):
+        if scenario not in options.scenarios:
+            continue
         for system in order:
             result = _call(drivers[system], samples, scenario, scenario, 400, n=n)
             if result:
                 print(f"  {system:16} {scenario} {result['seconds']:7.3f} s", flush=True)
+
+
+def run_mixed(drivers: dict[str, Driver], order: list[str], samples: Samples, options: Options) -> None:
+    """The mixed scenario, once per system, one system at a time."""
+    print(f"mixed load: {options.mixed_long_n} x {options.mixed_long_s:g} s tasks at {options.mixed_long_rate:g}/s "
+          f"on {options.mixed_processes} processes, small round trips in between", flush=True)
+    for system in order:
+        result = _call(drivers[system], samples, "mixed", "mixed", options.mixed_timeout(),
+                       long_n=options.mixed_long_n, long_s=options.mixed_long_s,
+                       processes=options.mixed_processes, long_rate=options.mixed_long_rate)
+        if result:
+            failed = f", {result['small_failed']} failed" if result["small_failed"] else ""
+            print(f"  {system:16} small p50 {result['small_p50_ms']:7.2f} ms, p99 {result['small_p99_ms']:8.2f} ms "
+                  f"({result['small_n']} calls{failed}); long makespan {result['makespan_s']:.2f} s", flush=True)
 
 
 def run(options: Options) -> tuple[Samples, dict]:
@@ -180,12 +214,15 @@ def run(options: Options) -> tuple[Samples, dict]:
         time.sleep(2)
         for system in live:
             _call(drivers[system], samples, "memory_idle", "memory", 30)
-        sizes = calibrate(drivers, samples, options)
-        for round_no in range(options.rounds):
-            shift = round_no % len(live) if live else 0
-            order = live[shift:] + live[:shift]
-            print(f"round {round_no + 1}/{options.rounds} (order: {', '.join(order)})", flush=True)
-            run_round(drivers, order, samples, options, sizes)
+        sizes = calibrate(drivers, samples, options) if "throughput" in options.scenarios else {}
+        if set(options.scenarios) - {"mixed"}:
+            for round_no in range(options.rounds):
+                shift = round_no % len(live) if live else 0
+                order = live[shift:] + live[:shift]
+                print(f"round {round_no + 1}/{options.rounds} (order: {', '.join(order)})", flush=True)
+                run_round(drivers, order, samples, options, sizes)
+        if "mixed" in options.scenarios:
+            run_mixed(drivers, live, samples, options)
     finally:
         for driver in drivers.values():
             driver.close()
@@ -221,6 +258,9 @@ METRICS: dict[str, tuple[str, str, str, bool]] = {
     "latency_p99": ("latency", "p99_ms", "ms", False),
     "chord": ("chord", "seconds", "s", False),
     "chain": ("chain", "seconds", "s", False),
+    "mixed_p50": ("mixed", "small_p50_ms", "ms", False),
+    "mixed_p99": ("mixed", "small_p99_ms", "ms", False),
+    "mixed_makespan": ("mixed", "makespan_s", "s", False),
     "rss_idle": ("memory_idle", "rss_mb", "MB", False),
     "rss_loaded": ("memory_loaded", "rss_mb", "MB", False),
     "uss_idle": ("memory_idle", "uss_mb", "MB", False),

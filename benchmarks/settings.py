@@ -1,13 +1,22 @@
-"""Settings for benchmark runs: a throwaway PostgreSQL database and its own Redis key prefix."""
+"""Django settings of taskqueue's benchmark workers and client: one app, as Celery's are.
+
+Like benchmarks/peers/celery_settings.py, nothing else is installed (no admin, no demo apps), so
+worker memory is compared on equal terms. Results go to a throwaway PostgreSQL database; the Redis
+broker uses its own key prefix.
+"""
 
 import os
 
-from tests.settings import *  # noqa: F403 - same apps and tasks as the tests
-
-BENCH_DB = os.environ.get("TASKQUEUE_BENCH_DB", "taskqueue_bench")
-DATABASES = {"default": {"ENGINE": "django.db.backends.postgresql", "NAME": BENCH_DB, "USER": "postgres",
-                         "HOST": "127.0.0.1", "PORT": "5432"}}
-TASKQUEUE_KEY_PREFIX = f"tqbench-{os.getpid() if 'TASKQUEUE_BENCH_PREFIX' not in os.environ else ''}"
-TASKQUEUE_KEY_PREFIX = os.environ.setdefault("TASKQUEUE_BENCH_PREFIX", TASKQUEUE_KEY_PREFIX)
+SECRET_KEY = "bench-not-secret"
+DEBUG = False
+USE_TZ = True
+TIME_ZONE = "UTC"
+INSTALLED_APPS = ["taskqueue", "benchmarks"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+DATABASES = {"default": {"ENGINE": "django.db.backends.postgresql",
+                         "NAME": os.environ.get("TASKQUEUE_BENCH_DB", "bench_taskqueue"),
+                         "USER": "postgres", "HOST": "127.0.0.1", "PORT": "5432"}}
+TASKQUEUE_BROKER_URL = os.environ.get("TASKQUEUE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
+TASKQUEUE_KEY_PREFIX = os.environ.setdefault("TASKQUEUE_BENCH_PREFIX", f"tqbench-{os.getpid()}")
 TASKQUEUE_TRACK_STARTED = False
 TASKQUEUE_VISIBILITY_TIMEOUT = 15

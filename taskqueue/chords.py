@@ -36,17 +36,20 @@ def create(group_id: str, member_results: list, body: Signature) -> None:
                             for result in member_results])
 
 
-def record_member(outcome: store.Outcome, skip_errbacks: list | None = None) -> None:
-    """Store a finished member's outcome and count it, in one transaction; then settle the chord."""
-    group_id = outcome.message.chord["group_id"]
+def record_members(group_id: str, outcomes: list[store.Outcome]) -> None:
+    """Store finished members of one chord and count them, in one transaction; then settle it."""
+    ids = [outcome.message.id for outcome in outcomes]
     with transaction.atomic():
         _lock(group_id)
-        before = TaskResult.objects.filter(task_id=outcome.message.id).values_list("state", flat=True).first()
-        store.store_outcome(outcome)
-        if before not in states.READY_STATES and outcome.state in states.READY_STATES:
-            _count(group_id, outcome.message.id, failed=outcome.state != states.SUCCESS)
-    notify.publish([outcome.message.id])
-    settle(group_id, skip_errbacks)
+        before = dict(TaskResult.objects.filter(task_id__in=ids).values_list("task_id", "state"))
+        store.store_outcomes(outcomes)
+        newly = [o for o in outcomes if before.get(o.message.id) not in states.READY_STATES]
+        failed = next((o for o in newly if o.state != states.SUCCESS), None)
+        if newly:
+            _count(group_id, failed.message.id if failed else None, len(newly))
+    notify.publish(ids)
+    # A failed member calls its own errbacks; the chord's failure must not call them again.
+    settle(group_id, skip_errbacks=(failed or outcomes[0]).message.link_error)
 
 
 def record_revoked(task_ids: list[str]) -> None:
@@ -55,7 +58,7 @@ def record_revoked(task_ids: list[str]) -> None:
     for task_id, group_id in rows:
         with transaction.atomic():
             if _lock(group_id):
-                _count(group_id, task_id, failed=True)
+                _count(group_id, task_id, 1)
         settle(group_id)
 
 
@@ -65,14 +68,15 @@ def _lock(group_id: str) -> bool:
     return bool(ChordCounter.objects.filter(group_id=group_id).update(remaining=F("remaining")))
 
 
-def _count(group_id: str, task_id: str, failed: bool) -> None:
+def _count(group_id: str, failed_task_id: str | None, finished: int) -> None:
+    """Count `finished` members; a failed one (its id given) resolves the chord as failed."""
     counter = ChordCounter.objects.filter(group_id=group_id).first()
     if counter is None:
         return
-    counter.remaining = max(0, counter.remaining - 1)
-    if counter.state == ChordCounter.PENDING and (failed or counter.remaining == 0):
-        counter.state = ChordCounter.FAILURE if failed else ChordCounter.SUCCESS
-        counter.failed_task_id = task_id if failed else None
+    counter.remaining = max(0, counter.remaining - finished)
+    if counter.state == ChordCounter.PENDING and (failed_task_id or counter.remaining == 0):
+        counter.state = ChordCounter.FAILURE if failed_task_id else ChordCounter.SUCCESS
+        counter.failed_task_id = failed_task_id
         counter.date_done = timezone.now()
     counter.save(update_fields=["remaining", "state", "failed_task_id", "date_done"])
 
@@ -140,7 +144,7 @@ def fail_canvas(sig: Signature, exc: BaseException, skip_errbacks: list | None =
         if outer and node.id:
             with transaction.atomic():
                 if _lock(outer["group_id"]):
-                    _count(outer["group_id"], node.id, failed=True)
+                    _count(outer["group_id"], node.id, 1)
             settle(outer["group_id"])
 
 

@@ -29,9 +29,10 @@ class Settings:
     HEARTBEAT_INTERVAL: float | None = None  # default: a fifth of VISIBILITY_TIMEOUT
     SIGNING_KEY: str | None = None
     TRACK_STARTED: bool = False
-    PREFETCH: int = 1
+    PREFETCH: int = 32
     LOCK_RETRY_DELAY: float = 0.05
     MAX_REDELIVERIES: int = 5
+    PREPARED_STATEMENTS: bool = True  # result writes and reads as prepared statements on PostgreSQL
 
     @property
     def heartbeat_interval(self) -> float:

@@ -68,7 +68,8 @@ _optional_values = operator.attrgetter(*(name for name, _ in _OPTIONAL))
 _keyed_macs: dict[bytes, hmac.HMAC] = {}
 
 
-def _sign(key: bytes, payload: bytes) -> bytes:
+def sign(key: bytes, payload: bytes) -> bytes:
+    """Hex HMAC-SHA256 of `payload` (messages, and the outcomes carried by notifications)."""
     base = _keyed_macs.get(key)
     if base is None:  # copying a keyed HMAC skips re-deriving the key pads on every message
         base = _keyed_macs[key] = hmac.new(key, digestmod=hashlib.sha256)
@@ -86,7 +87,7 @@ def encode(message: Message, key: bytes) -> bytes:
         if value != default:
             body[name] = to_jsonable(value, name)
     payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    return _sign(key, payload) + b":" + payload
+    return sign(key, payload) + b":" + payload
 
 
 def encode_many(messages: list[Message], key: bytes) -> list[bytes]:
@@ -101,7 +102,7 @@ def decode(raw: bytes, key: bytes) -> Message:
     signature, sep, payload = raw.partition(b":")
     if not sep or len(signature) != _SIGNATURE_LENGTH:
         raise DecodeError("unsigned message: no HMAC signature in front of the body")
-    if not hmac.compare_digest(signature, _sign(key, payload)):
+    if not hmac.compare_digest(signature, sign(key, payload)):
         raise DecodeError("forged message: the HMAC signature does not match the body")
     try:
         body = serialization.loads(payload)

@@ -1,7 +1,9 @@
 """Wake `get()` waiters when a result is stored: Redis pub/sub with the Redis broker, LISTEN/NOTIFY
 with the database broker on PostgreSQL, else a short bounded backoff (SQLite).
 
-The database stays the source of truth: a notification only says "look again now".
+The database stays the source of truth: a notification says "look again now". With Redis, the
+notification of a finished task also carries its signed outcome (state, result, traceback) when it
+is small, so the waiter needs no second read; it is sent only after the row is committed.
 """
 
 from __future__ import annotations
@@ -42,20 +44,28 @@ def _redis_client():
     return cached[1]
 
 
+_PUBLISH_EACH = "for i = 2, #ARGV, 2 do redis.call('PUBLISH', ARGV[1] .. ARGV[i], ARGV[i + 1]) end"
+
+
 def _channel(task_id: str = "") -> str:
     return f"{get_settings().KEY_PREFIX}:done:{task_id}"
 
 
-def publish(task_ids: list[str]) -> None:
-    """Tell waiters these results changed (call after the rows are committed)."""
+def publish(task_ids: list[str], notices: dict[str, bytes] | None = None) -> None:
+    """Tell waiters these results changed (call after the rows are committed); `notices` are signed
+    outcomes of finished tasks by id, passed on to Redis waiters."""
     if not task_ids:
         return
     kind = _kind()
     if kind == "redis":
-        with _redis_client().pipeline(transaction=False) as pipe:
-            for task_id in task_ids:
-                pipe.publish(_channel(task_id), b"1")
-            pipe.execute()
+        notices = notices or {}
+        prefix = _channel()
+        client = _redis_client()
+        if len(task_ids) == 1:
+            client.publish(prefix + task_ids[0], notices.get(task_ids[0], b"1"))
+        else:  # one command for the whole batch, not one PUBLISH each
+            client.eval(_PUBLISH_EACH, 0, prefix, *[part for task_id in task_ids
+                                                     for part in (task_id, notices.get(task_id, b"1"))])
     elif kind == "postgres":
         from django.db import connection
 
@@ -64,8 +74,9 @@ def publish(task_ids: list[str]) -> None:
 
 
 @contextmanager
-def listen(task_id: str) -> Iterator[Callable[[float], None]]:
-    """Subscribe before reading the row, then call `wait(seconds)` to sleep until a change or timeout."""
+def listen(task_id: str) -> Iterator[Callable[[float], bytes | None]]:
+    """Subscribe before reading the row, then call `wait(seconds)` to sleep until a change or timeout;
+    it returns the notification's payload when one came (a signed outcome, or b"1")."""
     kind = _kind()
     if kind == "redis":
         with _listen_redis(task_id) as wait:
@@ -77,19 +88,21 @@ def listen(task_id: str) -> Iterator[Callable[[float], None]]:
 
 
 @contextmanager
-def _listen_redis(task_id: str) -> Iterator[Callable[[float], None]]:
+def _listen_redis(task_id: str) -> Iterator[Callable[[float], bytes | None]]:
     pubsub = _thread_pubsub(_redis_client())
     channel = _channel(task_id).encode()
     # Not waiting for the confirmation saves a round trip; a notification published in the instant
     # before Redis registers us is covered by get()'s short re-checks of the database.
     pubsub.subscribe(channel)
 
-    def wait(seconds: float) -> None:
+    def wait(seconds: float) -> bytes | None:
         deadline = time.monotonic() + max(0.0, seconds)
         while True:  # bounded by the deadline; skips late messages of earlier channels
             message = pubsub.get_message(timeout=max(0.0, deadline - time.monotonic()))
-            if message is None or message.get("channel") == channel or time.monotonic() >= deadline:
-                return
+            if message is not None and message.get("channel") == channel:
+                return message["data"] if message.get("type") == "message" else None
+            if message is None or time.monotonic() >= deadline:
+                return None
 
     try:
         yield wait

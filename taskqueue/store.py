@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hmac
 import importlib
+import json
 import traceback as tb_module
 from dataclasses import dataclass
 from datetime import datetime
@@ -78,32 +80,97 @@ def encode_value(value: Any) -> Any:
         raise TypeError(f"the task returned a value that cannot be stored: {exc}") from None
 
 
-def _row(message: Message, state: str, **values: Any) -> TaskResult:
-    return TaskResult(
+_COLUMNS = [f for f in TaskResult._meta.concrete_fields if not f.primary_key]
+
+
+_STATIC_DEFAULTS = {f.attname: f.get_default() for f in _COLUMNS if not callable(f.default)}
+_CALLABLE_DEFAULTS = [f for f in _COLUMNS if callable(f.default)]  # date_created
+
+
+def _new_row(**values: Any) -> dict[str, Any]:
+    """Column values of a TaskResult row (by attribute name), defaults filled in."""
+    row = _STATIC_DEFAULTS.copy()
+    for field in _CALLABLE_DEFAULTS:
+        row[field.attname] = field.get_default()
+    row.update(values)
+    return row
+
+
+def _row(message: Message, state: str, **values: Any) -> dict[str, Any]:
+    return _new_row(
         task_id=message.id, task_name=message.task, state=state,
         args=serialization.to_jsonable(list(message.args)), kwargs=serialization.to_jsonable(message.kwargs),
         queue=message.queue, parent_id=message.parent_id, root_id=message.root_id,
         group_id=message.group_id, retries=message.retries, **values)
 
 
-def _upsert(rows: list[TaskResult], fields: list[str]) -> None:
+def _upsert(rows: list[dict[str, Any]], fields: list[str]) -> None:
     """Insert or update rows by task_id in one statement (callers notify waiters after commit).
 
-    Not bulk_create: it wraps the INSERT in BEGIN/COMMIT, three round trips instead of one.
+    Not bulk_create: it wraps the INSERT in BEGIN/COMMIT, three round trips instead of one. On
+    PostgreSQL the whole batch travels as one JSON document unpacked by `json_to_recordset`: one
+    parameter, dumped by the C json encoder, and the same statement text for any batch size, so it
+    is planned once per connection. Elsewhere, one VALUES tuple per row.
     """
     connection = connections[router.db_for_write(TaskResult)]
-    meta = TaskResult._meta
-    columns = [f for f in meta.concrete_fields if not f.primary_key]
-    updates = [meta.get_field(name).column for name in fields]
-    qn = connection.ops.quote_name
-    row_sql = f"({', '.join(['%s'] * len(columns))})"
-    conflict = connection.ops.on_conflict_suffix_sql(columns, OnConflict.UPDATE, updates,
-                                                     [meta.get_field("task_id").column])
-    sql = (f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in columns)}) "
-           f"VALUES {', '.join([row_sql] * len(rows))} {conflict}")
-    params = [f.get_db_prep_save(f.pre_save(row, True), connection) for row in rows for f in columns]
+    sql = _upsert_sql(connection, len(rows), tuple(fields))
+    if connection.vendor == "postgresql":
+        params = [json.dumps(rows, separators=(",", ":"), default=_json_default)]
+    else:
+        instances = [TaskResult(**row) for row in rows]
+        params = [f.get_db_prep_save(f.pre_save(row, True), connection) for row in instances for f in _COLUMNS]
+    _execute(connection, sql, params)
+
+
+def _json_default(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot store {type(value).__name__} in a TaskResult column")
+
+
+_upsert_sqls: dict[tuple, str] = {}
+
+
+def _upsert_sql(connection, count: int, fields: tuple[str, ...]) -> str:
+    postgres = connection.vendor == "postgresql"
+    cache_key = (connection.vendor, fields, None if postgres else count)
+    sql = _upsert_sqls.get(cache_key)
+    if sql is None:
+        meta = TaskResult._meta
+        qn = connection.ops.quote_name
+        updates = [meta.get_field(name).column for name in fields]
+        conflict = connection.ops.on_conflict_suffix_sql(_COLUMNS, OnConflict.UPDATE, updates,
+                                                         [meta.get_field("task_id").column])
+        names = ", ".join(qn(f.column) for f in _COLUMNS)
+        if postgres:  # keys of the JSON objects are attribute names, which equal the column names here
+            record = ", ".join(f"{qn(f.attname)} {f.db_type(connection)}" for f in _COLUMNS)
+            selected = ", ".join(qn(f.attname) for f in _COLUMNS)
+            values = f"SELECT {selected} FROM json_to_recordset(%s::json) AS r({record})"
+        else:
+            values = "VALUES " + ", ".join([f"({', '.join(['%s'] * len(_COLUMNS))})"] * count)
+        sql = _upsert_sqls[cache_key] = f"INSERT INTO {qn(meta.db_table)} ({names}) {values} {conflict}"
+    return sql
+
+
+def _execute(connection, sql: str, params: list, fetch_one: bool = False):
+    """Run one of the hot statements (the result upsert and read). On PostgreSQL with psycopg 3 it
+    is a prepared statement, planned once per connection: Django binds client-side and re-plans
+    every time, which doubles the cost of a small write. TASKQUEUE_PREPARED_STATEMENTS = False
+    turns this off (PgBouncer before 1.21 in transaction mode cannot keep prepared statements)."""
+    from .conf import get_settings
+
+    if connection.vendor == "postgresql" and get_settings().PREPARED_STATEMENTS:
+        import psycopg
+
+        connection.ensure_connection()
+        raw = connection.connection
+        if isinstance(raw, psycopg.Connection):
+            with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
+                cursor.execute(sql, params, prepare=True)
+                return cursor.fetchone() if fetch_one else None
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
+        return cursor.fetchone() if fetch_one else None
 
 
 def mark_started(message: Message, hostname: str, started: datetime) -> None:
@@ -111,7 +178,7 @@ def mark_started(message: Message, hostname: str, started: datetime) -> None:
     notify.publish([message.id])
 
 
-def outcome_row(out: Outcome) -> TaskResult | None:
+def outcome_row(out: Outcome) -> dict[str, Any] | None:
     """The row an outcome is stored as (None for a success whose result is ignored)."""
     if out.message.ignore_result and out.state == states.SUCCESS:
         return None
@@ -124,23 +191,60 @@ def outcome_row(out: Outcome) -> TaskResult | None:
     row = _row(out.message, out.state, result=result, traceback=out.traceback, worker=out.hostname,
                date_started=out.started, date_done=timezone.now() if out.state in states.READY_STATES else None)
     if out.retries is not None:
-        row.retries = out.retries
+        row["retries"] = out.retries
     return row
 
 
-def save_outcomes(outcomes: list[Outcome]) -> None:
-    """Store many outcomes in one statement (the worker's batch write), then wake their waiters."""
+def save_outcomes(outcomes: list[Outcome], publish: bool = True) -> tuple[list[str], dict[str, bytes]]:
+    """Store many outcomes in one statement (the worker's batch write), then wake their waiters
+    (or, with publish=False, return the ids and notices for the caller to publish)."""
+    rows = [row for row in map(outcome_row, outcomes) if row is not None]
+    if not rows:
+        return [], {}
+    _upsert(rows, _FINAL_FIELDS)
+    wake = [row["task_id"] for row in rows], notices(rows)
+    if publish:
+        notify.publish(*wake)
+    return wake
+
+
+_NOTICE_LIMIT = 4096  # bytes; a larger outcome is read from the database by the waiter
+
+
+def notices(rows: list[dict[str, Any]]) -> dict[str, bytes]:
+    """Signed outcomes of the finished rows, small enough to ride on their notification."""
+    from .conf import get_settings
+    from .message import sign
+
+    key = get_settings().signing_key
+    found = {}
+    for row in rows:
+        if row["state"] in states.READY_STATES:
+            body = json.dumps([row["state"], row["result"], row["traceback"]], separators=(",", ":")).encode()
+            if len(body) <= _NOTICE_LIMIT:
+                task_id = row["task_id"]
+                found[task_id] = sign(key, task_id.encode() + b"|" + body) + b":" + body
+    return found
+
+
+def from_notice(task_id: str, data: bytes) -> TaskResult | None:
+    """The outcome a notification carried (an unsaved row), or None if it carried none or is forged."""
+    from .conf import get_settings
+    from .message import sign
+
+    signature, sep, body = data.partition(b":")
+    if not sep or not hmac.compare_digest(signature, sign(get_settings().signing_key,
+                                                          task_id.encode() + b"|" + body)):
+        return None
+    state, result, traceback = json.loads(body)
+    return TaskResult(task_id=task_id, state=state, result=result, traceback=traceback)
+
+
+def store_outcomes(outcomes: list[Outcome]) -> None:
+    """Store outcomes inside the caller's transaction (the caller notifies after commit)."""
     rows = [row for row in map(outcome_row, outcomes) if row is not None]
     if rows:
         _upsert(rows, _FINAL_FIELDS)
-        notify.publish([row.task_id for row in rows])
-
-
-def store_outcome(outcome: Outcome) -> None:
-    """Store one outcome inside the caller's transaction (the caller notifies after commit)."""
-    row = outcome_row(outcome)
-    if row is not None:
-        _upsert([row], _FINAL_FIELDS)
 
 
 def save_failures(task_ids: list[str], exc: BaseException, traceback: str, names: dict[str, str]) -> None:
@@ -148,8 +252,8 @@ def save_failures(task_ids: list[str], exc: BaseException, traceback: str, names
     if not task_ids:
         return
     now = timezone.now()
-    rows = [TaskResult(task_id=task_id, task_name=names.get(task_id, ""), state=states.FAILURE,
-                       result=exception_to_json(exc), traceback=traceback, date_done=now)
+    rows = [_new_row(task_id=task_id, task_name=names.get(task_id, ""), state=states.FAILURE,
+                     result=exception_to_json(exc), traceback=traceback, date_done=now)
             for task_id in task_ids]
     _upsert(rows, ["task_name", "state", "result", "traceback", "date_done"])
     notify.publish(task_ids)
@@ -176,12 +280,12 @@ def delete_group(group_id: str) -> None:
 def save_state(task_id: str, state: str, meta: Any, request: Request | None = None) -> None:
     """A custom state from update_state(): kept in `meta`, shown as AsyncResult.info."""
     encoded = serialization.to_jsonable(meta, "meta")
-    row = TaskResult(task_id=task_id, state=state, meta=encoded, date_started=timezone.now())
+    row = _new_row(task_id=task_id, state=state, meta=encoded, date_started=timezone.now())
     fields = ["state", "meta"]
     if request is not None and request.id == task_id:
-        row.task_name, row.queue, row.worker = request.task or "", request.queue or "", request.hostname or ""
-        row.parent_id, row.root_id, row.group_id = request.parent_id, request.root_id, request.group_id
-        row.retries = request.retries
+        row.update(task_name=request.task or "", queue=request.queue or "", worker=request.hostname or "",
+                   parent_id=request.parent_id, root_id=request.root_id, group_id=request.group_id,
+                   retries=request.retries)
         fields += ["task_name", "queue", "worker", "parent_id", "root_id", "group_id", "retries"]
     _upsert([row], fields)
     notify.publish([task_id])
@@ -191,14 +295,14 @@ def mark_revoked(task_ids: list[str], reason: str = "revoked") -> list[str]:
     """Record revocation for ids not finished yet; returns those ids."""
     done = set(TaskResult.objects.filter(task_id__in=task_ids, state__in=states.READY_STATES)
                .values_list("task_id", flat=True))
-    rows = [TaskResult(task_id=task_id, state=states.REVOKED, date_done=timezone.now(),
-                       result={"exc_type": "TaskRevokedError", "exc_module": "taskqueue.exceptions",
-                               "exc_message": [reason]})
+    rows = [_new_row(task_id=task_id, state=states.REVOKED, date_done=timezone.now(),
+                     result={"exc_type": "TaskRevokedError", "exc_module": "taskqueue.exceptions",
+                             "exc_message": [reason]})
             for task_id in task_ids if task_id not in done]
     if rows:
         _upsert(rows, ["state", "date_done", "result"])
-        notify.publish([row.task_id for row in rows])
-    return [row.task_id for row in rows]
+        notify.publish([row["task_id"] for row in rows])
+    return [row["task_id"] for row in rows]
 
 
 def known_states(task_ids: list[str]) -> dict[str, tuple[str, int]]:
@@ -223,9 +327,7 @@ class _RowReader:
             self.converters.append([*connection.ops.get_db_converters(col), *field.get_db_converters(connection)])
 
     def read(self, connection, task_id: str) -> TaskResult | None:
-        with connection.cursor() as cursor:
-            cursor.execute(self.sql, [task_id])
-            row = cursor.fetchone()
+        row = _execute(connection, self.sql, [task_id], fetch_one=True)
         if row is None:
             return None
         values = []

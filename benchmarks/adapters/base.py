@@ -2,21 +2,22 @@
 
 An adapter runs inside its own driver process (see ``benchmarks.driver``), so each system can
 configure Django (or not) its own way. Subclasses implement the small primitives (start workers,
-enqueue N, count stored results, one round trip, chord, chain); `Adapter` turns them into the
-measured scenarios, so every system is timed by the same code.
+enqueue N, count stored results, one round trip, chord, chain, one slow task and waiting for slow
+tasks); `Adapter` turns them into the measured scenarios, so every system is timed by the same code.
 """
 
 from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ..common import WorkerGroup, percentile
 
 
 class NotSupported(Exception):
-    """The system has no equivalent of this scenario (e.g. Huey has no chord)."""
+    """The system has no equivalent of this scenario (e.g. Dramatiq has no chord)."""
 
 
 class Adapter:
@@ -31,8 +32,8 @@ class Adapter:
     def setup(self) -> None:
         """Create databases/keys and configure the client (runs once, before the workers)."""
 
-    def worker_group(self) -> WorkerGroup:
-        """The (not yet started) worker command: 2 worker processes."""
+    def worker_group(self, processes: int = 2) -> WorkerGroup:
+        """The (not yet started) worker command with `processes` worker processes (2 in the rounds)."""
         raise NotImplementedError
 
     def enqueue(self, n: int) -> Any:
@@ -58,29 +59,51 @@ class Adapter:
         """n `add` steps starting from add(0, 1): return the final result (n)."""
         raise NotSupported("no chain primitive")
 
+    def enqueue_slow(self, seconds: float) -> Any:
+        """Enqueue one task that sleeps `seconds` and returns; return what `wait_slow` needs."""
+        raise NotSupported("no slow task")
+
+    def wait_slow(self, handles: list[Any], timeout: float) -> None:
+        """Wait until every task enqueued by `enqueue_slow` has finished; raise TimeoutError after `timeout` s."""
+        raise NotSupported("no slow task")
+
     def teardown(self) -> None:
         """Drop databases and keys created by `setup` (after the workers stopped)."""
 
+    @staticmethod
+    def wait_each(handles: list[Any], timeout: float, wait_one: Callable[[Any, float], Any]) -> None:
+        """Call `wait_one(handle, seconds_left)` for each handle, all within one `timeout` deadline."""
+        deadline = time.monotonic() + timeout
+        for done, handle in enumerate(handles):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"only {done}/{len(handles)} slow tasks finished within {timeout} s")
+            wait_one(handle, left)
+
     # -- lifecycle -------------------------------------------------------------------------------
 
-    def start(self, warmup: int = 50, timeout: float = 90) -> dict:
+    def start(self, warmup: int = 50, timeout: float = 90, processes: int = 2) -> dict:
         """Start the workers and wait until `warmup` round trips have succeeded."""
         started = time.perf_counter()
-        self.workers = self.worker_group().start()
-        deadline = time.monotonic() + timeout
-        while True:  # the first round trip doubles as the readiness check
-            self.workers.check_alive()
-            try:
-                self.round_trip(0)
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.5)
+        self.workers = self.worker_group(processes).start()
+        self.wait_ready(timeout)
         ready = time.perf_counter() - started
         for i in range(warmup):
             self.round_trip(i)
         return {"ready_s": ready, "worker_pid": self.workers.process.pid}
+
+    def wait_ready(self, timeout: float) -> None:
+        """Retry a first round trip (the readiness check) until it succeeds; re-raise after `timeout` s."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.workers.check_alive()
+            try:
+                self.round_trip(0)
+                return
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
 
     def stop(self) -> None:
         if self.workers is not None:
@@ -136,6 +159,60 @@ class Adapter:
         seconds = time.perf_counter() - started
         assert value == n, value
         return {"n": n, "seconds": seconds}
+
+    def mixed(self, long_n: int = 100, long_s: float = 1.0, processes: int = 8, long_rate: float = 6.0,
+              warmup: int = 20, ready_timeout: float = 90) -> dict:
+        """Small round trips while `long_n` slow tasks arrive, on a `processes`-process worker group.
+
+        The 2-process workers are replaced by a `processes`-process group for the duration. From this
+        one thread, the slow tasks (each sleeps `long_s`) are submitted at `long_rate` per second, on
+        a fixed schedule; between two submissions, sequential `round_trip()` calls are timed. With the
+        defaults about 6 of the 8 processes are busy with slow tasks and some capacity stays free, so
+        a small task is only held up if the system reserved it behind a slow one. Small round trips
+        stop once the last slow task is submitted; then every slow task is awaited (bounded). The
+        makespan runs from the first submission until all slow tasks are done. Afterwards the
+        2-process group is started again, so the system is left as the rounds expect it.
+        """
+        self.stop()
+        samples: list[float] = []
+        failures: list[str] = []
+        try:
+            self.workers = self.worker_group(processes).start()
+            self.wait_ready(ready_timeout)
+            for i in range(warmup):
+                self.round_trip(i)
+            handles: list[Any] = []
+            interval = 1.0 / long_rate
+            first = time.perf_counter()
+            i = 0
+            for k in range(long_n):
+                submit_at = first + k * interval
+                while time.perf_counter() < submit_at:
+                    i += 1
+                    started = time.perf_counter()
+                    try:
+                        self.round_trip(i)
+                    except Exception as exc:  # e.g. the round trip's own 10 s timeout: counted, time kept
+                        failures.append(f"{type(exc).__name__}: {exc}"[:200])
+                        self.workers.check_alive()
+                    samples.append((time.perf_counter() - started) * 1000)
+                handles.append(self.enqueue_slow(long_s))
+            submitted = time.perf_counter()
+            self.wait_slow(handles, timeout=long_n * long_s + 60)  # bounded even if they ran one at a time
+            makespan = time.perf_counter() - first
+        finally:
+            self.stop()
+            self.workers = self.worker_group().start()
+            self.wait_ready(ready_timeout)
+        if not samples:
+            raise RuntimeError("no small round trip fitted between the slow tasks' submissions")
+        samples.sort()
+        return {"long_n": long_n, "long_s": long_s, "processes": processes, "long_rate": long_rate,
+                "small_n": len(samples), "small_failed": len(failures), "first_failure": failures[:1],
+                "small_p50_ms": statistics.median(samples), "small_p95_ms": percentile(samples, 0.95),
+                "small_p99_ms": percentile(samples, 0.99), "small_max_ms": samples[-1],
+                "submit_s": submitted - first, "makespan_s": makespan,
+                "worker_pid": self.workers.process.pid}
 
     def memory(self) -> dict:
         return self.workers.memory()

@@ -1,11 +1,15 @@
 """Dramatiq: Redis broker and Redis results backend, `dramatiq --processes 2 --threads 1`.
 
-One thread per process gives the same concurrency (2) as the other systems. `get_result(block=True)`
-waits with BRPOPLPUSH. Dramatiq's group completion callbacks do not receive the members' results,
-so there is no chord equivalent and that scenario is reported as not applicable.
+One thread per process gives the same concurrency (2) as the other systems (`--processes 8` in the
+mixed load; Dramatiq's default queue prefetch is twice the threads, so 2 messages per process).
+`get_result(block=True)` waits with BRPOPLPUSH. Dramatiq's group completion callbacks do not
+receive the members' results, so there is no chord equivalent and that scenario is reported as not
+applicable.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from ..common import HUEY_DRAMATIQ_REDIS_DB, WorkerGroup, count_existing_keys, delete_redis_keys, python
 from .base import Adapter
@@ -27,8 +31,9 @@ class DramatiqAdapter(Adapter):
         self.result_keys.add(key)
         return key
 
-    def worker_group(self) -> WorkerGroup:
-        cmd = [python(), "-m", "dramatiq", "benchmarks.peers.dramatiq_app", "--processes", "2", "--threads", "1"]
+    def worker_group(self, processes: int = 2) -> WorkerGroup:
+        cmd = [python(), "-m", "dramatiq", "benchmarks.peers.dramatiq_app", "--processes", str(processes),
+               "--threads", "1"]
         return WorkerGroup(self.name, cmd)
 
     def reset_results(self) -> None:
@@ -58,6 +63,15 @@ class DramatiqAdapter(Adapter):
         for message in pipe.messages:
             self._key(message)
         return pipe.get_result(block=True, timeout=300_000)
+
+    def enqueue_slow(self, seconds: float) -> Any:
+        message = self.app.slow.send(seconds)
+        self._key(message)
+        return message
+
+    def wait_slow(self, handles: list[Any], timeout: float) -> None:
+        self.wait_each(handles, timeout,
+                       lambda message, left: message.get_result(block=True, timeout=max(1, int(left * 1000))))
 
     def teardown(self) -> None:
         self._delete_results()

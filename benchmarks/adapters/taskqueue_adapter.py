@@ -1,12 +1,14 @@
 """taskqueue: Redis broker, results in PostgreSQL (benchmarks.settings), `runworker -c 2` (prefork).
 
-Defaults throughout: TASKQUEUE_PREFETCH (1 unless BENCH_TQ_PREFETCH is set), `get()` woken by the
-result notification.
+Defaults throughout: TASKQUEUE_PREFETCH (its default unless BENCH_TQ_PREFETCH is set), `get()`
+woken by the result notification. Tasks are `benchmarks.tasks`; the mixed load's slow task is
+`slow(seconds)` on `runworker -c 8`.
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from ..common import TASKQUEUE_REDIS_DB, WorkerGroup, delete_redis_keys, python, recreate_database, redis_url
 from .base import Adapter
@@ -25,8 +27,7 @@ class TaskqueueAdapter(Adapter):
             "DJANGO_SETTINGS_MODULE": "benchmarks.settings",
             "TASKQUEUE_BENCH_DB": DB_NAME,
             "TASKQUEUE_BENCH_PREFIX": self.prefix,
-            "TASKQUEUE_TEST_REDIS_URL": redis_url(TASKQUEUE_REDIS_DB),
-            "TASKQUEUE_TEST_BROKER": "redis",
+            "TASKQUEUE_BENCH_REDIS_URL": redis_url(TASKQUEUE_REDIS_DB),
         })
 
     def setup(self) -> None:
@@ -38,8 +39,8 @@ class TaskqueueAdapter(Adapter):
 
         call_command("migrate", verbosity=0)
 
-    def worker_group(self) -> WorkerGroup:
-        cmd = [python(), "-m", "django", "runworker", "-c", "2", "-l", "warning"]
+    def worker_group(self, processes: int = 2) -> WorkerGroup:
+        cmd = [python(), "-m", "django", "runworker", "-c", str(processes), "-l", "warning"]
         if os.environ.get("BENCH_TQ_PREFETCH"):
             cmd += ["--prefetch", os.environ["BENCH_TQ_PREFETCH"]]
         return WorkerGroup(self.name, cmd)
@@ -50,7 +51,7 @@ class TaskqueueAdapter(Adapter):
         TaskResult.objects.all().delete()
 
     def enqueue(self, n: int) -> None:
-        from tests.tasks import add
+        from ..tasks import add
 
         for i in range(n):
             add.delay(i, i)
@@ -61,21 +62,31 @@ class TaskqueueAdapter(Adapter):
         return TaskResult.objects.filter(state="SUCCESS").count()
 
     def round_trip(self, i: int) -> None:
-        from tests.tasks import add
+        from ..tasks import add
 
         assert add.delay(i, i).get(timeout=10) == 2 * i
 
     def run_chord(self, n: int) -> int:
         from taskqueue import chord
-        from tests.tasks import add, tsum
+
+        from ..tasks import add, tsum
 
         return chord((add.s(i, i) for i in range(n)), tsum.s())().get(timeout=300)
 
     def run_chain(self, n: int) -> int:
         from taskqueue import chain
-        from tests.tasks import add
+
+        from ..tasks import add
 
         return chain(add.s(0, 1), *[add.s(1) for _ in range(n - 1)])().get(timeout=300)
+
+    def enqueue_slow(self, seconds: float) -> Any:
+        from ..tasks import slow
+
+        return slow.delay(seconds)
+
+    def wait_slow(self, handles: list[Any], timeout: float) -> None:
+        self.wait_each(handles, timeout, lambda result, left: result.get(timeout=left))
 
     def teardown(self) -> None:
         from django.db import connections

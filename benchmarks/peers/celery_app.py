@@ -1,4 +1,5 @@
-"""The Celery 5 app of the benchmark: `add` and `tsum` on a Redis broker (DB 14).
+"""The Celery 5 app of the benchmark: `add`, `tsum` and `slow` (the mixed load) on a Redis broker
+(DB 14).
 
 BENCH_CELERY_VARIANT picks the result backend:
 
@@ -13,6 +14,7 @@ Each variant consumes its own queue, ``bench-celery-<variant>``.
 from __future__ import annotations
 
 import os
+import time
 
 from celery import Celery
 
@@ -48,3 +50,10 @@ def add(x: int, y: int) -> int:
 @app.task
 def tsum(numbers: list[int]) -> int:
     return sum(numbers)
+
+
+@app.task
+def slow(seconds: float) -> float:
+    """The mixed load's long task."""
+    time.sleep(seconds)
+    return seconds

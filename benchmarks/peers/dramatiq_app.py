@@ -1,11 +1,13 @@
-"""The Dramatiq app of the benchmark: `add` and `tsum` on a Redis broker (DB 15) with the Redis
-results backend.
+"""The Dramatiq app of the benchmark: `add`, `tsum` and `slow` (the mixed load) on a Redis broker
+(DB 15) with the Redis results backend.
 
 Run with ``dramatiq benchmarks.peers.dramatiq_app --processes 2 --threads 1``. The default
 middleware is kept except the Prometheus exporter (it would bind TCP port 9191).
 """
 
 from __future__ import annotations
+
+import time
 
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
@@ -32,3 +34,10 @@ def add(x: int, y: int) -> int:
 @dramatiq.actor(store_results=True, max_retries=0)
 def tsum(numbers: list[int]) -> int:
     return sum(numbers)
+
+
+@dramatiq.actor(store_results=True, max_retries=0)
+def slow(seconds: float) -> float:
+    """The mixed load's long task."""
+    time.sleep(seconds)
+    return seconds

@@ -43,6 +43,11 @@ class Broker(ABC):
     def release(self, delivery: Delivery, *, delay: float = 0.0) -> None:
         """Give a message back unchanged (lock busy, shutdown), visible again after `delay`."""
 
+    def release_many(self, deliveries: list[Delivery], *, delay: float = 0.0) -> None:
+        """Give several back at once, keeping their order (the first given is taken first)."""
+        for delivery in reversed(deliveries):
+            self.release(delivery, delay=delay)
+
     @abstractmethod
     def heartbeat(self, consumer_ids: list[str]) -> None:
         """Extend the lease on everything these live consumers hold."""

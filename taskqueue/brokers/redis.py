@@ -106,17 +106,24 @@ class RedisBroker(Broker):
     def ack(self, deliveries: list[Delivery]) -> None:
         if not deliveries:
             return
+        held: dict[str, list[str]] = {}
+        for delivery in deliveries:
+            held.setdefault(delivery.consumer_id, []).append(delivery.key)
         with self.client.pipeline(transaction=False) as pipe:
-            for delivery in deliveries:
-                pipe.hdel(f"{self.prefix}:inflight:{delivery.consumer_id}", delivery.key)
+            for consumer_id, consumer_keys in held.items():
+                pipe.hdel(f"{self.prefix}:inflight:{consumer_id}", *consumer_keys)
             keys = [d.key for d in deliveries]
             pipe.hdel(f"{self.prefix}:msg", *keys)
             pipe.hdel(f"{self.prefix}:redeliveries", *keys)
             pipe.execute()
 
     def release(self, delivery: Delivery, *, delay: float = 0.0) -> None:
-        self._scripts["release"](args=[self.prefix, delivery.consumer_id, delivery.key, delivery.queue,
-                                       repr(delay)])
+        self.release_many([delivery], delay=delay)
+
+    def release_many(self, deliveries: list[Delivery], *, delay: float = 0.0) -> None:
+        if deliveries:
+            self._scripts["release"](args=[self.prefix, repr(delay), *[
+                part for d in deliveries for part in (d.consumer_id, d.key, d.queue)]])
 
     def heartbeat(self, consumer_ids: list[str]) -> None:
         if consumer_ids:

@@ -22,29 +22,38 @@ class TaskResultQuerySet(models.QuerySet):
 class TaskResult(models.Model):
     """State, arguments, result or exception of one task (updated across retries)."""
 
-    task_id = models.CharField(max_length=255, unique=True)
-    task_name = models.CharField(max_length=255, blank=True, default="", db_index=True)
-    state = models.CharField(max_length=50, default=states.PENDING, db_index=True)
+    task_id = models.CharField(max_length=255)
+    task_name = models.CharField(max_length=255, blank=True, default="")
+    state = models.CharField(max_length=50, default=states.PENDING)
     args = models.JSONField(null=True, blank=True)
     kwargs = models.JSONField(null=True, blank=True)
     result = models.JSONField(null=True, blank=True, help_text="Return value, or the exception when failed")
     traceback = models.TextField(null=True, blank=True)
     meta = models.JSONField(null=True, blank=True, help_text="Custom state metadata (update_state)")
     retries = models.PositiveIntegerField(default=0)
-    queue = models.CharField(max_length=255, blank=True, default="", db_index=True)
-    worker = models.CharField(max_length=255, blank=True, default="", db_index=True)
-    parent_id = models.CharField(max_length=255, null=True, blank=True, db_index=True)
-    root_id = models.CharField(max_length=255, null=True, blank=True, db_index=True)
-    group_id = models.CharField(max_length=255, null=True, blank=True, db_index=True)
-    date_created = models.DateTimeField(default=timezone.now, db_index=True)
+    queue = models.CharField(max_length=255, blank=True, default="")
+    worker = models.CharField(max_length=255, blank=True, default="")
+    parent_id = models.CharField(max_length=255, null=True, blank=True)
+    root_id = models.CharField(max_length=255, null=True, blank=True)
+    group_id = models.CharField(max_length=255, null=True, blank=True)
+    date_created = models.DateTimeField(default=timezone.now)
     date_started = models.DateTimeField(null=True, blank=True)
-    date_done = models.DateTimeField(null=True, blank=True, db_index=True)
+    date_done = models.DateTimeField(null=True, blank=True)
 
     objects = TaskResultQuerySet.as_manager()
 
     class Meta:
         ordering = ["-date_created"]
-        indexes = [models.Index(fields=["state", "date_done"], name="tq_result_state_done")]
+        # Every index is paid for on each stored result, so only what queries need: no LIKE twins
+        # (admin search uses icontains, which cannot use them), and partial ones for lineage ids.
+        constraints = [models.UniqueConstraint(fields=["task_id"], name="tq_result_task_id")]
+        indexes = [
+            models.Index(fields=["state", "date_done"], name="tq_result_state_done"),
+            models.Index(fields=["date_created"], name="tq_result_created"),
+            models.Index(fields=["task_name"], name="tq_result_task_name"),
+            models.Index(fields=["group_id"], name="tq_result_group", condition=models.Q(group_id__isnull=False)),
+            models.Index(fields=["parent_id"], name="tq_result_parent", condition=models.Q(parent_id__isnull=False)),
+        ]
 
     def __str__(self) -> str:
         return f"{self.task_name or 'task'} {self.task_id} [{self.state}]"

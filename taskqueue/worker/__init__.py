@@ -16,5 +16,5 @@ class WorkerConfig:
     pool: str = "prefork"
     max_tasks_per_child: int | None = None
     hostname: str = field(default_factory=lambda: f"taskqueue@{socket.gethostname()}")
-    prefetch: int = 1
+    prefetch: int = 32
     beat: bool = False

@@ -29,15 +29,18 @@ def consume(consumer_id: str, hostname: str, queues: list[str], slot: TaskSlot,
                            on_task_start=slot.begin, on_task_end=slot.end)
     keeper = ConnectionKeeper()
     done, backoff, failed = 0, 0.1, False
+    count = 1  # grows to `prefetch` while batches run through; back to 1 when a long task cuts one
     while not should_stop() and (max_tasks is None or done < max_tasks):
         try:
             if failed:  # give back whatever a failed batch left leased to us
                 broker.recover(0, [consumer_id])
                 failed = False
-            deliveries = broker.reserve(consumer_id, queues, count=prefetch, timeout=1.0)
+            wanted = count if max_tasks is None else min(count, max_tasks - done)
+            deliveries = broker.reserve(consumer_id, queues, count=wanted, timeout=1.0)
             if deliveries:
                 keeper.before_batch()
-                process(deliveries, ctx, should_stop)
+                complete = process(deliveries, ctx, should_stop)
+                count = min(prefetch, count * 2) if complete else 1
                 done += len(deliveries)
             backoff = 0.1
         except _BROKER_ERRORS + _DB_ERRORS as exc:

@@ -7,14 +7,18 @@ them again after a crash is harmless.
 
 from __future__ import annotations
 
+import collections
 import logging
+import os
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from django.utils import timezone
 
-from .. import chords, locks, registry, serialization, signals, states, store
+from .. import chords, locks, notify, registry, serialization, signals, states, store
 from ..brokers import Broker, Delivery
 from ..callbacks import call_errbacks
 from ..canvas import chain, maybe_signature
@@ -40,6 +44,7 @@ class ExecutionContext:
     on_task_start: Callable[[Delivery | None, Message], None] = lambda delivery, message: None
     on_task_end: Callable[[], None] = lambda: None
     eager: bool = False
+    watchdog: Watchdog | None = None  # one per consumer, made on its first batch
 
 
 class ExceptionInfo:
@@ -52,44 +57,190 @@ class ExceptionInfo:
         return self.traceback
 
 
+# Tasks of a batch run back to back and their outcomes are stored in one write. A short task never
+# waits behind a long one of the same batch:
+# - a task expected to run longer than LONG_TASK seconds (or not timed yet in this process) runs
+#   alone: what finished before it is stored and acked first, and the rest of the batch goes back
+#   to the queue for other consumers;
+# - a task that turns out long (runs past LONG_TASK) has the unstarted rest handed back by the
+#   watchdog thread while it runs.
+# Outcomes are also stored at least every FLUSH_AFTER seconds.
+LONG_TASK = 0.01
+FLUSH_AFTER = 0.02
+_durations: dict[str, float] = {}  # task name -> smoothed run time in this process
+
+
+class _Unstarted:
+    """The deliveries of a batch not started yet; taken one by one, or all handed back at once."""
+
+    def __init__(self, jobs: list[tuple[Delivery, Message]], ctx: ExecutionContext):
+        self._jobs = collections.deque(jobs)
+        self._lock = threading.Lock()
+        self.ctx = ctx
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def take(self) -> tuple[Delivery, Message] | None:
+        with self._lock:
+            return self._jobs.popleft() if self._jobs else None
+
+    def hand_back(self, taken: tuple[Delivery, Message] | None = None) -> bool:
+        """Release every unstarted delivery (and `taken`, first) at the head of its queue; True if any."""
+        with self._lock:
+            jobs = ([taken] if taken else []) + list(self._jobs)
+            self._jobs.clear()
+            self.ctx.broker.release_many([delivery for delivery, _ in jobs])
+        return bool(jobs)
+
+
+class Watchdog:
+    """A thread that hands back the unstarted rest of a batch once its current task runs long."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._armed: tuple[_Unstarted, float] | None = None
+        self.handed_back = False
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def arm(self, unstarted: _Unstarted) -> None:
+        if self._thread is None or self._pid != os.getpid():  # started lazily, in the process that runs tasks
+            self._thread = threading.Thread(target=self._watch, name="taskqueue-watchdog", daemon=True)
+            self._pid = os.getpid()
+            self._thread.start()
+        with self._cond:
+            self._armed = (unstarted, time.monotonic() + LONG_TASK)
+            self._cond.notify()
+
+    def disarm(self) -> None:
+        with self._cond:
+            self._armed = None
+
+    def _watch(self) -> None:
+        while True:  # a daemon thread for the life of the consumer; each wait is bounded
+            with self._cond:
+                if self._armed is None:
+                    self._cond.wait(1.0)
+                    continue
+                unstarted, deadline = self._armed
+                remaining = deadline - time.monotonic()
+                if remaining > 0:
+                    self._cond.wait(remaining)
+                    continue
+                self._armed = None
+            try:
+                if unstarted.hand_back():
+                    self.handed_back = True
+            except Exception:  # the broker is down: the leases expire and the messages come back anyway
+                logger.exception("Could not hand back the rest of a batch")
+            finally:
+                from django.db import connections
+
+                connections.close_all()  # this thread's own connections (database broker)
+
+
+class _Pending:
+    """Outcomes and deliveries of a batch that are finished but not yet stored and acked."""
+
+    def __init__(self, ctx: ExecutionContext):
+        self.ctx = ctx
+        self.to_ack: list[Delivery] = []
+        self.finished: list[tuple[Delivery, Outcome]] = []
+        self.since: float | None = None
+
+    def add(self, delivery: Delivery, outcome: Outcome | None = None) -> None:
+        if self.since is None:
+            self.since = time.monotonic()
+        if outcome is None:
+            self.to_ack.append(delivery)
+        else:
+            self.finished.append((delivery, outcome))
+
+    def overdue(self) -> bool:
+        return self.since is not None and time.monotonic() - self.since >= FLUSH_AFTER
+
+    def flush(self) -> None:
+        """Store the outcomes, send their follow-ups, wake their waiters, ack, then run the hooks:
+        a message is acked only once its outcome is stored and what follows it is sent."""
+        if self.since is None:
+            return
+        finished, to_ack = self.finished, self.to_ack
+        self.finished, self.to_ack, self.since = [], [], None
+        outcomes = [outcome for _, outcome in finished]
+        wake = save(outcomes)
+        for outcome in outcomes:  # before waking anyone: a chain's next step is on the critical path
+            follow_up(outcome, self.ctx)
+        notify.publish(*wake)
+        self.ctx.broker.ack(to_ack + [delivery for delivery, _ in finished])
+        for outcome in outcomes:
+            _run_hooks(registry.get_task(outcome.message.task), outcome)
+
+
 def process(deliveries: list[Delivery], ctx: ExecutionContext,
-            should_stop: Callable[[], bool] = lambda: False) -> None:
-    """Run a batch; outcomes are stored in one write, then follow-ups are sent, then all is acked."""
-    to_ack: list[Delivery] = []
+            should_stop: Callable[[], bool] = lambda: False) -> bool:
+    """Run a batch; returns False when it was cut short (a long task, or a warm shutdown)."""
+    pending = _Pending(ctx)
     jobs: list[tuple[Delivery, Message]] = []
     for delivery in deliveries:
         message = _decode_or_dead_letter(delivery, ctx)
         if message is None:
-            to_ack.append(delivery)
+            pending.add(delivery)
         else:
             jobs.append((delivery, message))
     # Only a redelivery or a retry can meet a stored outcome (revoked messages never get here).
     seen_before = [m.id for d, m in jobs if d.redeliveries or m.retries]
     known = store.known_states(seen_before) if seen_before else {}
-    finished: list[tuple[Delivery, Outcome]] = []
-    for delivery, message in jobs:
+    unstarted = _Unstarted(jobs, ctx)
+    complete = True
+    watchdog = ctx.watchdog = ctx.watchdog or Watchdog()
+    watchdog.handed_back = False
+    while (job := unstarted.take()) is not None:
+        delivery, message = job
         if should_stop():  # warm shutdown: hand back what has not started
-            ctx.broker.release(delivery)
-            continue
+            unstarted.hand_back(taken=job)
+            complete = False
+            break
         if _already_handled(message, known.get(message.id)):
             _resume_followups(message, ctx)
-            to_ack.append(delivery)
+            pending.add(delivery)
             continue
-        outcome = run(message, ctx, delivery)
+        if _durations.get(message.task, LONG_TASK) >= LONG_TASK:
+            pending.flush()  # expected to be long: store what finished, give back the rest, run it alone
+            if len(unstarted):
+                complete = not unstarted.hand_back()
+        began = time.monotonic()
+        if len(unstarted):
+            watchdog.arm(unstarted)
+        try:
+            outcome = run(message, ctx, delivery)
+        finally:
+            watchdog.disarm()
+        elapsed = time.monotonic() - began
+        previous = _durations.get(message.task)
+        _durations[message.task] = elapsed if previous is None else 0.7 * previous + 0.3 * elapsed
         if outcome is not None:
-            finished.append((delivery, outcome))
-    save([outcome for _, outcome in finished])
-    for _, outcome in finished:
-        finish(outcome, ctx)
-    ctx.broker.ack(to_ack + [delivery for delivery, _ in finished])
+            pending.add(delivery, outcome)
+        if pending.overdue():
+            pending.flush()
+    pending.flush()
+    return complete and not watchdog.handed_back
 
 
-def save(outcomes: list[Outcome]) -> None:
-    """Plain outcomes in one write; a chord member's in the transaction that counts it."""
-    members = [o for o in outcomes if o.message.chord and o.state in states.READY_STATES]
-    store.save_outcomes([o for o in outcomes if o not in members])
-    for outcome in members:
-        chords.record_member(outcome, skip_errbacks=outcome.message.link_error)
+def save(outcomes: list[Outcome]) -> tuple[list[str], dict[str, bytes]]:
+    """Plain outcomes in one write; chord members in one transaction per chord that counts them.
+    Returns the (task ids, notices) the caller must still publish to wake waiters."""
+    members: dict[str, list[Outcome]] = {}
+    plain = []
+    for outcome in outcomes:
+        if outcome.message.chord and outcome.state in states.READY_STATES:
+            members.setdefault(outcome.message.chord["group_id"], []).append(outcome)
+        else:
+            plain.append(outcome)
+    wake = store.save_outcomes(plain, publish=False)
+    for group_id, finished in members.items():
+        chords.record_members(group_id, finished)
+    return wake
 
 
 def run_eager(message: Message):
@@ -98,7 +249,7 @@ def run_eager(message: Message):
 
     ctx = ExecutionContext(broker=None, hostname="eager", consumer_id="eager", eager=True)
     outcome = run(message, ctx, None)
-    save([outcome])
+    notify.publish(*save([outcome]))
     followed = finish(outcome, ctx)
     if outcome.state == states.RETRY and followed is not None:
         return followed  # the retried attempt's result
@@ -249,6 +400,13 @@ def _retry(task, message: Message, retry: Retry, ctx: ExecutionContext, started)
 
 def finish(outcome: Outcome, ctx: ExecutionContext):
     """After the outcome is stored: send the retry or follow-ups, then hooks and signals."""
+    followed = follow_up(outcome, ctx)
+    _run_hooks(registry.get_task(outcome.message.task), outcome)
+    return followed
+
+
+def follow_up(outcome: Outcome, ctx: ExecutionContext):
+    """Send what comes next (the retry, links, the next chain step, errbacks); returns a retry's result."""
     message, task = outcome.message, registry.get_task(outcome.message.task)
     followed = None
     if outcome.state == states.RETRY:
@@ -264,7 +422,6 @@ def finish(outcome: Outcome, ctx: ExecutionContext):
         if message.chain:  # the later steps will never run: say so, so nothing waits on them
             chords.fail_canvas(chain(*[maybe_signature(step) for step in reversed(message.chain)]),
                                outcome.result, call_errbacks_of_entry=False)
-    _run_hooks(task, outcome)
     return followed
 
 

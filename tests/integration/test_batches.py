@@ -1,0 +1,108 @@
+"""Batches: a consumer runs a reserved batch back to back, but a long task never holds short ones.
+
+These drive `execute.process` directly against the configured broker and database (no worker
+process), on a queue no test worker consumes, so which consumer holds what is under our control.
+"""
+
+import threading
+import uuid
+
+import pytest
+
+from taskqueue import states
+from taskqueue.brokers import get_broker
+from taskqueue.models import TaskResult
+from taskqueue.worker import execute
+from tests.helpers import wait_until
+from tests.tasks import add, slow_add
+
+
+@pytest.fixture
+def queue(transactional_db):
+    name = f"batch-{uuid.uuid4().hex[:8]}"
+    yield name
+    get_broker().purge(name)
+
+
+def _context(consumer_id: str) -> execute.ExecutionContext:
+    return execute.ExecutionContext(broker=get_broker(), hostname="test-batches", consumer_id=consumer_id)
+
+
+def _state(task_id: str) -> str | None:
+    return TaskResult.objects.filter(task_id=task_id).values_list("state", flat=True).first()
+
+
+def test_short_tasks_behind_a_long_one_go_back_to_the_queue_at_once(queue):
+    execute._durations.pop(slow_add.name, None)  # never timed here: treated as long, so it runs alone
+    slow = slow_add.apply_async((1, 1), {"seconds": 1.5}, queue=queue)
+    quick = [add.apply_async((i, i), queue=queue) for i in range(3)]
+    broker = get_broker()
+    batch = broker.reserve("consumer-a", [queue], count=4, timeout=0)
+    assert [d.key for d in batch] == [slow.id, *[r.id for r in quick]]
+
+    done = threading.Event()
+    outcome = {}
+
+    def run_batch():
+        try:
+            outcome["complete"] = execute.process(batch, _context("consumer-a"))
+        finally:
+            from django.db import connection
+
+            connection.close()
+            done.set()
+
+    threading.Thread(target=run_batch, daemon=True).start()
+    taken = []
+    wait_until(lambda: taken.extend(broker.reserve("consumer-b", [queue], count=10, timeout=0)) or len(taken) == 3,
+               timeout=1.0)
+    assert [d.key for d in taken] == [r.id for r in quick]  # handed back in their order
+    assert not done.is_set() and _state(slow.id) not in states.READY_STATES  # the long task still runs
+    execute._durations[add.name] = 0.0001  # known short, so consumer b runs its three in one batch
+    assert execute.process(taken, _context("consumer-b"))
+    assert [r.get(timeout=5) for r in quick] == [0, 2, 4]
+    assert done.wait(5) and outcome["complete"] is False
+    assert slow.get(timeout=5) == 2
+    assert not any(broker.contains(r.id) for r in [slow, *quick])
+
+
+def test_a_batch_of_short_tasks_is_stored_and_acked_together(queue):
+    execute._durations[add.name] = 0.0001  # known to be short in this process
+    results = [add.apply_async((i, 1), queue=queue) for i in range(5)]
+    broker = get_broker()
+    batch = broker.reserve("consumer-c", [queue], count=5, timeout=0)
+    assert len(batch) == 5
+    assert execute.process(batch, _context("consumer-c")) is True
+    assert [_state(r.id) for r in results] == [states.SUCCESS] * 5
+    assert [r.get(timeout=5) for r in results] == [1, 2, 3, 4, 5]
+    assert not any(broker.contains(r.id) for r in results)
+
+
+def test_a_task_that_turns_out_long_has_the_rest_handed_back_while_it_runs(queue):
+    execute._durations[slow_add.name] = 0.0001  # believed short, so it starts inside the batch
+    execute._durations[add.name] = 0.0001
+    slow = slow_add.apply_async((2, 2), {"seconds": 1.5}, queue=queue)
+    quick = [add.apply_async((i, 10), queue=queue) for i in range(2)]
+    broker = get_broker()
+    batch = broker.reserve("consumer-d", [queue], count=3, timeout=0)
+    assert len(batch) == 3
+    finished = threading.Event()
+
+    def run_batch():
+        try:
+            finished.complete = execute.process(batch, _context("consumer-d"))
+        finally:
+            from django.db import connection
+
+            connection.close()
+            finished.set()
+
+    threading.Thread(target=run_batch, daemon=True).start()
+    taken = []
+    wait_until(lambda: taken.extend(broker.reserve("consumer-e", [queue], count=10, timeout=0)) or len(taken) == 2,
+               timeout=1.0)  # the watchdog gave them back after about 10 ms, not after 1.5 s
+    assert [d.key for d in taken] == [r.id for r in quick] and not finished.is_set()
+    assert execute.process(taken, _context("consumer-e"))
+    assert [r.get(timeout=5) for r in quick] == [10, 11]
+    assert finished.wait(5) and finished.complete is False  # cut short: the consumer reserves fewer next
+    assert slow.get(timeout=5) == 4

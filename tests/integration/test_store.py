@@ -1,0 +1,54 @@
+"""The result store: batch upserts, prepared statements on or off, outcomes carried by notifications."""
+
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from django.test import override_settings
+
+from taskqueue import states, store
+from taskqueue.conf import reset_settings
+from taskqueue.message import Message
+from taskqueue.store import Outcome
+
+
+def _outcome(value, state=states.SUCCESS):
+    message = Message(id=str(uuid.uuid4()), task="tests.tasks.add", args=(1, (2, 3)), kwargs={"when": Decimal("1.5")},
+                      group_id="g-1", parent_id="p-1")
+    return Outcome(message, state, value, hostname="store-test", started=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+                   encoded=store.encode_value(value) if state == states.SUCCESS else None)
+
+
+@pytest.mark.parametrize("prepared", [True, False])
+def test_a_batch_is_stored_and_read_back(transactional_db, prepared):
+    with override_settings(TASKQUEUE_PREPARED_STATEMENTS=prepared):
+        reset_settings()
+        outcomes = [_outcome({"n": i, "at": datetime(2026, 5, 6, tzinfo=UTC)}) for i in range(40)]
+        outcomes.append(_outcome(ValueError("boom"), states.FAILURE))
+        store.save_outcomes(outcomes)
+        store.save_outcomes(outcomes[:2])  # a redelivered batch: updated, not duplicated
+        for outcome in outcomes[:40]:
+            row = store.fetch(outcome.message.id)
+            assert row.state == states.SUCCESS and row.worker == "store-test" and row.group_id == "g-1"
+            assert row.args == [1, {"__tq__": ["tuple", [2, 3]]}] and row.date_done is not None
+            assert row.date_started == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+        failed = store.fetch(outcomes[-1].message.id)
+        assert failed.state == states.FAILURE and failed.result["exc_type"] == "ValueError"
+    reset_settings()
+
+
+def test_a_notification_carries_a_signed_outcome(transactional_db):
+    outcome = _outcome([1, "two"])
+    row = store.outcome_row(outcome)
+    notice = store.notices([row])[row["task_id"]]
+    carried = store.from_notice(row["task_id"], notice)
+    assert carried.state == states.SUCCESS and carried.result == [1, "two"]
+    assert store.from_notice("another-task", notice) is None  # bound to its task id
+    forged = notice.replace(b"two", b"six")
+    assert store.from_notice(row["task_id"], forged) is None
+
+
+def test_large_outcomes_are_not_carried(transactional_db):
+    row = store.outcome_row(_outcome("x" * 10_000))
+    assert store.notices([row]) == {}
