@@ -44,28 +44,45 @@ def _redis_client():
     return cached[1]
 
 
-_PUBLISH_EACH = "for i = 2, #ARGV, 2 do redis.call('PUBLISH', ARGV[1] .. ARGV[i], ARGV[i + 1]) end"
+# For each (task id, payload): publish it, and for a finished task also keep it in a short list that
+# a fresh waiter blocks on (BLMOVE), so it needs no subscription and no first database read.
+_PUBLISH_EACH = """
+local done, outcomes, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
+for i = 4, #ARGV, 3 do  -- task id, payload, "1" if the task finished
+  redis.call('PUBLISH', done .. ARGV[i], ARGV[i + 1])
+  if ARGV[i + 2] == '1' then
+    redis.call('RPUSH', outcomes .. ARGV[i], ARGV[i + 1])
+    redis.call('EXPIRE', outcomes .. ARGV[i], ttl)
+  end
+end
+"""
+OUTCOME_TTL = 10  # seconds a finished task's outcome list is kept for a waiter
+FRESH = 5.0  # a get() this soon after delay() finds the list if the task already finished
 
 
 def _channel(task_id: str = "") -> str:
     return f"{get_settings().KEY_PREFIX}:done:{task_id}"
 
 
-def publish(task_ids: list[str], notices: dict[str, bytes] | None = None) -> None:
-    """Tell waiters these results changed (call after the rows are committed); `notices` are signed
-    outcomes of finished tasks by id, passed on to Redis waiters."""
+def _outcome_list(task_id: str = "") -> str:
+    return f"{get_settings().KEY_PREFIX}:outcome:{task_id}"
+
+
+def publish(task_ids: list[str], notices: dict[str, bytes] | None = None,
+            finished: set[str] | None = None) -> None:
+    """Tell waiters these results changed (call after the rows are committed). `notices`: signed
+    outcomes by task id, passed on to Redis waiters; `finished`: the ids whose task is done
+    (None: all of them)."""
     if not task_ids:
         return
     kind = _kind()
     if kind == "redis":
         notices = notices or {}
-        prefix = _channel()
-        client = _redis_client()
-        if len(task_ids) == 1:
-            client.publish(prefix + task_ids[0], notices.get(task_ids[0], b"1"))
-        else:  # one command for the whole batch, not one PUBLISH each
-            client.eval(_PUBLISH_EACH, 0, prefix, *[part for task_id in task_ids
-                                                     for part in (task_id, notices.get(task_id, b"1"))])
+        args = []
+        for task_id in task_ids:
+            done = finished is None or task_id in finished
+            args += [task_id, notices.get(task_id, b"1"), "1" if done else "0"]
+        _redis_client().eval(_PUBLISH_EACH, 0, _channel(), _outcome_list(), OUTCOME_TTL, *args)
     elif kind == "postgres":
         from django.db import connection
 
@@ -73,12 +90,22 @@ def publish(task_ids: list[str], notices: dict[str, bytes] | None = None) -> Non
             cursor.execute("SELECT pg_notify(%s, x) FROM unnest(%s::text[]) AS x", [_pg_channel(), task_ids])
 
 
+def awaits_outcome() -> bool:
+    """Whether a fresh waiter can block on the outcome list instead of subscribing first."""
+    return _kind() == "redis"
+
+
 @contextmanager
-def listen(task_id: str) -> Iterator[Callable[[float], bytes | None]]:
+def listen(task_id: str, outcome_only: bool = False) -> Iterator[Callable[[float], bytes | None]]:
     """Subscribe before reading the row, then call `wait(seconds)` to sleep until a change or timeout;
-    it returns the notification's payload when one came (a signed outcome, or b"1")."""
+    it returns the notification's payload when one came (a signed outcome, or b"1").
+
+    `outcome_only` (Redis): wait on the task's outcome list instead; it only wakes when the task
+    finished, and finds the outcome even if it was stored just before (kept OUTCOME_TTL seconds)."""
     kind = _kind()
-    if kind == "redis":
+    if kind == "redis" and outcome_only:
+        yield _outcome_waiter(task_id)
+    elif kind == "redis":
         with _listen_redis(task_id) as wait:
             yield wait
     elif kind == "postgres":
@@ -111,6 +138,17 @@ def _listen_redis(task_id: str) -> Iterator[Callable[[float], bytes | None]]:
             pubsub.unsubscribe(channel)
         except Exception:  # a broken connection: start a fresh one next time
             _drop_thread_pubsub()
+
+
+def _outcome_waiter(task_id: str) -> Callable[[float], bytes | None]:
+    key = _outcome_list(task_id)
+    client = _redis_client()
+
+    def wait(seconds: float) -> bytes | None:
+        # Moving the list's element onto itself leaves it there for any other waiter.
+        return client.blmove(key, key, max(0.001, seconds), src="RIGHT", dest="LEFT")
+
+    return wait
 
 
 def _thread_pubsub(client):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +39,9 @@ def send(task_name: str, args: tuple, kwargs: dict, *, task: Task | None = None,
 
         return run_eager(msg)
     _publish([(msg, body)], settings)
-    return AsyncResult(msg.id, task_name=task_name)
+    result = AsyncResult(msg.id, task_name=task_name)
+    result._sent_at = time.monotonic()
+    return result
 
 
 def send_many(calls: list[tuple[Any, tuple, dict, dict]]) -> None:

@@ -24,6 +24,7 @@ class AsyncResult:
         self.task_name = task_name
         self._parent = parent
         self._ready_row = None
+        self._sent_at: float | None = None  # set by delay()/apply_async() in this process
 
     task_id = property(lambda self: self.id)
 
@@ -117,9 +118,14 @@ class AsyncResult:
         deadline = None if timeout is None else time.monotonic() + timeout
         recheck = interval if interval and interval > 0 else _FIRST_RECHECK
         seen = None
-        with notify.listen(self.id) as wait:
+        # Just sent from here and no progress wanted: the task cannot have finished long ago, so
+        # block on its outcome list at once (one command) instead of reading the row first.
+        fresh = (on_message is None and self._sent_at is not None and self._ready_row is None
+                 and time.monotonic() - self._sent_at < notify.FRESH and notify.awaits_outcome())
+        with notify.listen(self.id, outcome_only=fresh) as wait:
             while True:
-                row = self._fetch()
+                row = None if fresh else self._fetch()
+                fresh = False
                 if on_message is not None and row is not None and (row.state, row.meta) != seen:
                     seen = (row.state, row.meta)
                     on_message({"task_id": self.id, "status": row.state, "result": _value_of(row),

@@ -175,7 +175,7 @@ def _execute(connection, sql: str, params: list, fetch_one: bool = False):
 
 def mark_started(message: Message, hostname: str, started: datetime) -> None:
     _upsert([_row(message, states.STARTED, worker=hostname, date_started=started)], _FINAL_FIELDS)
-    notify.publish([message.id])
+    notify.publish([message.id], finished=set())
 
 
 def outcome_row(out: Outcome) -> dict[str, Any] | None:
@@ -195,14 +195,15 @@ def outcome_row(out: Outcome) -> dict[str, Any] | None:
     return row
 
 
-def save_outcomes(outcomes: list[Outcome], publish: bool = True) -> tuple[list[str], dict[str, bytes]]:
+def save_outcomes(outcomes: list[Outcome], publish: bool = True) -> tuple[list[str], dict[str, bytes], set[str]]:
     """Store many outcomes in one statement (the worker's batch write), then wake their waiters
-    (or, with publish=False, return the ids and notices for the caller to publish)."""
+    (or, with publish=False, return what `notify.publish` needs for the caller to publish)."""
     rows = [row for row in map(outcome_row, outcomes) if row is not None]
     if not rows:
-        return [], {}
+        return [], {}, set()
     _upsert(rows, _FINAL_FIELDS)
-    wake = [row["task_id"] for row in rows], notices(rows)
+    finished = {row["task_id"] for row in rows if row["state"] in states.READY_STATES}
+    wake = [row["task_id"] for row in rows], notices(rows), finished
     if publish:
         notify.publish(*wake)
     return wake
@@ -288,7 +289,7 @@ def save_state(task_id: str, state: str, meta: Any, request: Request | None = No
                    retries=request.retries)
         fields += ["task_name", "queue", "worker", "parent_id", "root_id", "group_id", "retries"]
     _upsert([row], fields)
-    notify.publish([task_id])
+    notify.publish([task_id], finished=set())
 
 
 def mark_revoked(task_ids: list[str], reason: str = "revoked") -> list[str]:

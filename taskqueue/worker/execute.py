@@ -227,9 +227,9 @@ def process(deliveries: list[Delivery], ctx: ExecutionContext,
     return complete and not watchdog.handed_back
 
 
-def save(outcomes: list[Outcome]) -> tuple[list[str], dict[str, bytes]]:
+def save(outcomes: list[Outcome]) -> tuple[list[str], dict[str, bytes], set[str]]:
     """Plain outcomes in one write; chord members in one transaction per chord that counts them.
-    Returns the (task ids, notices) the caller must still publish to wake waiters."""
+    Returns what the caller must still pass to `notify.publish` to wake waiters."""
     members: dict[str, list[Outcome]] = {}
     plain = []
     for outcome in outcomes:
