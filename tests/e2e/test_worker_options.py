@@ -3,7 +3,9 @@
 import pytest
 
 from taskqueue import AsyncResult, states
+from taskqueue.brokers import get_broker
 from taskqueue.exceptions import TaskRevokedError
+from tests.helpers import wait_until
 from tests.models import Run
 from tests.tasks import add, record, waits_on_another
 
@@ -50,5 +52,8 @@ def test_revoked_task_is_skipped(worker):
 def test_forget_deletes_the_row(worker):
     res = add.delay(1, 2)
     res.get(timeout=10)
+    # Waiters are woken as soon as the row is committed, the ack follows: until then the message
+    # is still in flight, and exists() rightly says so.
+    wait_until(lambda: not get_broker().contains(res.id), timeout=5, message="ack")
     res.forget()
     assert AsyncResult(res.id).state == states.PENDING and not res.exists()
