@@ -62,10 +62,11 @@ class ExceptionInfo:
 # - a task expected to run longer than LONG_TASK seconds (or not timed yet in this process) runs
 #   alone: what finished before it is stored and acked first, and the rest of the batch goes back
 #   to the queue for other consumers;
-# - a task that turns out long (runs past LONG_TASK) has the unstarted rest handed back by the
-#   watchdog thread while it runs.
+# - a task that turns out long (still running after WATCHDOG_AFTER) has the unstarted rest handed
+#   back, and what finished before it stored and acked, by the watchdog thread while it runs.
 # Outcomes are also stored at least every FLUSH_AFTER seconds.
 LONG_TASK = 0.01
+WATCHDOG_AFTER = 0.1  # looser than LONG_TASK: a short task with a database write can take 10 ms
 FLUSH_AFTER = 0.02
 _durations: dict[str, float] = {}  # task name -> smoothed run time in this process
 
@@ -95,22 +96,23 @@ class _Unstarted:
 
 
 class Watchdog:
-    """A thread that hands back the unstarted rest of a batch once its current task runs long."""
+    """A thread that, once the current task of a batch runs long, hands back the unstarted rest
+    and stores (and acks) what finished before it."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._armed: tuple[_Unstarted, float] | None = None
+        self._armed: tuple[_Unstarted, _Pending, float] | None = None
         self.handed_back = False
         self._thread: threading.Thread | None = None
         self._pid = 0
 
-    def arm(self, unstarted: _Unstarted) -> None:
+    def arm(self, unstarted: _Unstarted, pending: _Pending) -> None:
         if self._thread is None or self._pid != os.getpid():  # started lazily, in the process that runs tasks
             self._thread = threading.Thread(target=self._watch, name="taskqueue-watchdog", daemon=True)
             self._pid = os.getpid()
             self._thread.start()
         with self._cond:
-            self._armed = (unstarted, time.monotonic() + LONG_TASK)
+            self._armed = (unstarted, pending, time.monotonic() + WATCHDOG_AFTER)
             self._cond.notify()
 
     def disarm(self) -> None:
@@ -123,7 +125,7 @@ class Watchdog:
                 if self._armed is None:
                     self._cond.wait(1.0)
                     continue
-                unstarted, deadline = self._armed
+                unstarted, pending, deadline = self._armed
                 remaining = deadline - time.monotonic()
                 if remaining > 0:
                     self._cond.wait(remaining)
@@ -132,8 +134,9 @@ class Watchdog:
             try:
                 if unstarted.hand_back():
                     self.handed_back = True
-            except Exception:  # the broker is down: the leases expire and the messages come back anyway
-                logger.exception("Could not hand back the rest of a batch")
+                pending.flush(run_hooks=False)  # the hooks stay with the consumer's own thread
+            except Exception:  # e.g. the broker is down: the consumer's own flush or the leases recover
+                logger.exception("Could not hand back or store the rest of a batch")
             finally:
                 from django.db import connections
 
@@ -148,32 +151,42 @@ class _Pending:
         self.to_ack: list[Delivery] = []
         self.finished: list[tuple[Delivery, Outcome]] = []
         self.since: float | None = None
+        self.hooks_due: list[Outcome] = []  # stored by the watchdog, hooks not run yet
+        self._lock = threading.Lock()  # the watchdog may flush while the consumer runs a task
+
+    def __bool__(self) -> bool:
+        return self.since is not None
 
     def add(self, delivery: Delivery, outcome: Outcome | None = None) -> None:
-        if self.since is None:
-            self.since = time.monotonic()
-        if outcome is None:
-            self.to_ack.append(delivery)
-        else:
-            self.finished.append((delivery, outcome))
+        with self._lock:
+            if self.since is None:
+                self.since = time.monotonic()
+            if outcome is None:
+                self.to_ack.append(delivery)
+            else:
+                self.finished.append((delivery, outcome))
 
     def overdue(self) -> bool:
         return self.since is not None and time.monotonic() - self.since >= FLUSH_AFTER
 
-    def flush(self) -> None:
+    def flush(self, run_hooks: bool = True) -> None:
         """Store the outcomes, send their follow-ups, wake their waiters, ack, then run the hooks:
         a message is acked only once its outcome is stored and what follows it is sent."""
-        if self.since is None:
-            return
-        finished, to_ack = self.finished, self.to_ack
-        self.finished, self.to_ack, self.since = [], [], None
-        outcomes = [outcome for _, outcome in finished]
-        wake = save(outcomes)
-        for outcome in outcomes:  # before waking anyone: a chain's next step is on the critical path
-            follow_up(outcome, self.ctx)
-        notify.publish(*wake)
-        self.ctx.broker.ack(to_ack + [delivery for delivery, _ in finished])
-        for outcome in outcomes:
+        with self._lock:
+            finished, to_ack = self.finished, self.to_ack
+            self.finished, self.to_ack, self.since = [], [], None
+            outcomes = [outcome for _, outcome in finished]
+            if finished or to_ack:
+                wake = save(outcomes)
+                for outcome in outcomes:  # before waking anyone: a chain's next step is on the critical path
+                    follow_up(outcome, self.ctx)
+                notify.publish(*wake)
+                self.ctx.broker.ack(to_ack + [delivery for delivery, _ in finished])
+            self.hooks_due += outcomes
+            if not run_hooks:
+                return
+            due, self.hooks_due = self.hooks_due, []
+        for outcome in due:
             _run_hooks(registry.get_task(outcome.message.task), outcome)
 
 
@@ -210,8 +223,8 @@ def process(deliveries: list[Delivery], ctx: ExecutionContext,
             if len(unstarted):
                 complete = not unstarted.hand_back()
         began = time.monotonic()
-        if len(unstarted):
-            watchdog.arm(unstarted)
+        if len(unstarted) or pending:
+            watchdog.arm(unstarted, pending)
         try:
             outcome = run(message, ctx, delivery)
         finally:

@@ -81,11 +81,12 @@ def test_a_batch_of_short_tasks_is_stored_and_acked_together(queue):
 def test_a_task_that_turns_out_long_has_the_rest_handed_back_while_it_runs(queue):
     execute._durations[slow_add.name] = 0.0001  # believed short, so it starts inside the batch
     execute._durations[add.name] = 0.0001
+    before = add.apply_async((100, 1), queue=queue)
     slow = slow_add.apply_async((2, 2), {"seconds": 1.5}, queue=queue)
     quick = [add.apply_async((i, 10), queue=queue) for i in range(2)]
     broker = get_broker()
-    batch = broker.reserve("consumer-d", [queue], count=3, timeout=0)
-    assert len(batch) == 3
+    batch = broker.reserve("consumer-d", [queue], count=4, timeout=0)
+    assert len(batch) == 4
     finished = threading.Event()
 
     def run_batch():
@@ -100,8 +101,10 @@ def test_a_task_that_turns_out_long_has_the_rest_handed_back_while_it_runs(queue
     threading.Thread(target=run_batch, daemon=True).start()
     taken = []
     wait_until(lambda: taken.extend(broker.reserve("consumer-e", [queue], count=10, timeout=0)) or len(taken) == 2,
-               timeout=1.0)  # the watchdog gave them back after about 10 ms, not after 1.5 s
+               timeout=1.0)  # the watchdog gave them back after about 0.1 s, not after 1.5 s
     assert [d.key for d in taken] == [r.id for r in quick] and not finished.is_set()
+    # what finished before the long task was stored and acked by the watchdog too, not held
+    assert before.get(timeout=1) == 101 and not finished.is_set() and not broker.contains(before.id)
     assert execute.process(taken, _context("consumer-e"))
     assert [r.get(timeout=5) for r in quick] == [10, 11]
     assert finished.wait(5) and finished.complete is False  # cut short: the consumer reserves fewer next
