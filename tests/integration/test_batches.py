@@ -32,6 +32,24 @@ def _state(task_id: str) -> str | None:
     return TaskResult.objects.filter(task_id=task_id).values_list("state", flat=True).first()
 
 
+def _process_in_background(batch, consumer_id: str) -> threading.Event:
+    """Run `execute.process` in a thread; the returned event is set when it returns, with the
+    batch's return value as `.complete`."""
+    done = threading.Event()
+
+    def run_batch():
+        try:
+            done.complete = execute.process(batch, _context(consumer_id))
+        finally:
+            from django.db import connection
+
+            connection.close()
+            done.set()
+
+    threading.Thread(target=run_batch, daemon=True).start()
+    return done
+
+
 def test_short_tasks_behind_a_long_one_go_back_to_the_queue_at_once(queue):
     execute._durations.pop(slow_add.name, None)  # never timed here: treated as long, so it runs alone
     slow = slow_add.apply_async((1, 1), {"seconds": 1.5}, queue=queue)
@@ -40,19 +58,7 @@ def test_short_tasks_behind_a_long_one_go_back_to_the_queue_at_once(queue):
     batch = broker.reserve("consumer-a", [queue], count=4, timeout=0)
     assert [d.key for d in batch] == [slow.id, *[r.id for r in quick]]
 
-    done = threading.Event()
-    outcome = {}
-
-    def run_batch():
-        try:
-            outcome["complete"] = execute.process(batch, _context("consumer-a"))
-        finally:
-            from django.db import connection
-
-            connection.close()
-            done.set()
-
-    threading.Thread(target=run_batch, daemon=True).start()
+    done = _process_in_background(batch, "consumer-a")
     taken = []
     wait_until(lambda: taken.extend(broker.reserve("consumer-b", [queue], count=10, timeout=0)) or len(taken) == 3,
                timeout=1.0)
@@ -61,7 +67,7 @@ def test_short_tasks_behind_a_long_one_go_back_to_the_queue_at_once(queue):
     execute._durations[add.name] = 0.0001  # known short, so consumer b runs its three in one batch
     assert execute.process(taken, _context("consumer-b"))
     assert [r.get(timeout=5) for r in quick] == [0, 2, 4]
-    assert done.wait(5) and outcome["complete"] is False
+    assert done.wait(5) and done.complete is False
     assert slow.get(timeout=5) == 2
     assert not any(broker.contains(r.id) for r in [slow, *quick])
 
@@ -87,18 +93,7 @@ def test_a_task_that_turns_out_long_has_the_rest_handed_back_while_it_runs(queue
     broker = get_broker()
     batch = broker.reserve("consumer-d", [queue], count=4, timeout=0)
     assert len(batch) == 4
-    finished = threading.Event()
-
-    def run_batch():
-        try:
-            finished.complete = execute.process(batch, _context("consumer-d"))
-        finally:
-            from django.db import connection
-
-            connection.close()
-            finished.set()
-
-    threading.Thread(target=run_batch, daemon=True).start()
+    finished = _process_in_background(batch, "consumer-d")
     taken = []
     wait_until(lambda: taken.extend(broker.reserve("consumer-e", [queue], count=10, timeout=0)) or len(taken) == 2,
                timeout=1.0)  # the watchdog gave them back after about 0.1 s, not after 1.5 s
