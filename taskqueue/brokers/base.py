@@ -33,7 +33,10 @@ class Broker(ABC):
     @abstractmethod
     def reserve(self, consumer_id: str, queues: list[str], *, count: int = 1,
                 timeout: float = 1.0) -> list[Delivery]:
-        """Lease up to `count` due messages to `consumer_id`, waiting at most `timeout` for one."""
+        """Lease up to `count` due messages to `consumer_id`, waiting at most `timeout` for one.
+
+        Only what is ready at once is taken in a batch: after waiting, take a single message. An idle
+        consumer woken by a burst then takes its share and the other idle consumers the rest, in order."""
 
     @abstractmethod
     def ack(self, deliveries: list[Delivery]) -> None:

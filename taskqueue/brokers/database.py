@@ -77,7 +77,7 @@ class DatabaseBroker(Broker):
         deadline = time.monotonic() + max(0.0, timeout)
         while not deliveries and time.monotonic() < deadline:
             self._wait(queues, min(deadline - time.monotonic(), self._until_next_due(queues)))
-            deliveries = self._take(consumer_id, queues, count)
+            deliveries = self._take(consumer_id, queues, 1)
         return deliveries
 
     def _take(self, consumer_id: str, queues: list[str], count: int) -> list[Delivery]:

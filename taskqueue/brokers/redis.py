@@ -78,10 +78,11 @@ class RedisBroker(Broker):
             return deliveries
         wait = timeout if next_eta is None else max(0.0, min(timeout, next_eta - time.time()))
         # Sleep until a publish pushes a wake token (or the next delayed message is due). The reserve
-        # is pipelined behind the BLPOP: Redis runs it the moment the BLPOP returns, in one round trip.
+        # (of one message: see Broker.reserve) is pipelined behind the BLPOP: Redis runs it the moment
+        # the BLPOP returns, in one round trip.
         with self.client.pipeline(transaction=False) as pipe:
             pipe.blpop([f"{self.prefix}:wake:{q}" for q in queues], timeout=max(wait, 0.001))
-            self._reserve_call(consumer_id, queues, count, pipe)
+            self._reserve_call(consumer_id, queues, 1, pipe)
             reply = pipe.execute()[1]
         return self._parse(consumer_id, reply)[0]
 

@@ -62,6 +62,20 @@ def test_idle_reserve_wakes_on_publish(broker):
     assert [d.key for d in got] == ["wake"] and time.monotonic() - started < 1.0
 
 
+def test_a_woken_consumer_takes_one_of_a_burst(broker):
+    """Two idle consumers woken by three messages must not end up with all three in one batch: the
+    first takes one, and the next in line (idle or back from its task) takes the rest in order."""
+    import threading
+
+    burst = [("q", f"b{i}", b"x", None, 0) for i in range(3)]
+    timer = threading.Timer(0.2, lambda: broker.publish_many(burst))
+    timer.start()
+    woken = broker.reserve("c1", ["q"], count=5, timeout=5)
+    timer.join()
+    assert [d.key for d in woken] == ["b0"]
+    assert [d.key for d in broker.reserve("c2", ["q"], count=5, timeout=0)] == ["b1", "b2"]
+
+
 def test_release_puts_back_now_or_after_a_delay(broker):
     broker.publish("q", "k", b"x")
     (delivery,) = broker.reserve("c", ["q"], timeout=0)
