@@ -82,12 +82,38 @@ def publish(task_ids: list[str], notices: dict[str, bytes] | None = None,
         for task_id in task_ids:
             done = finished is None or task_id in finished
             args += [task_id, notices.get(task_id, b"1"), "1" if done else "0"]
-        _redis_client().eval(_PUBLISH_EACH, 0, _channel(), _outcome_list(), OUTCOME_TTL, *args)
+        _run_publish_each([_channel(), _outcome_list(), OUTCOME_TTL, *args])
     elif kind == "postgres":
         from django.db import connection
 
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_notify(%s, x) FROM unnest(%s::text[]) AS x", [_pg_channel(), task_ids])
+
+
+def _own_client():
+    """This thread's client on one fixed connection: checking a pooled connection out costs about
+    as much as the command (see RedisBroker._own_client)."""
+    import redis
+
+    pooled = _redis_client()
+    own = getattr(_local, "own", None)
+    if own is None or own[0] is not pooled:  # first use in this thread, process or broker URL
+        own = _local.own = (pooled, redis.Redis(connection_pool=pooled.connection_pool,
+                                                single_connection_client=True))
+    return own[1]
+
+
+def _run_publish_each(args: list) -> None:
+    import redis
+
+    client = _own_client()
+    script = getattr(_local, "publish_each", None)
+    if script is None:
+        script = _local.publish_each = client.register_script(_PUBLISH_EACH)
+    try:
+        client.evalsha(script.sha, 0, *args)
+    except redis.exceptions.NoScriptError:  # Redis restarted or flushed its script cache
+        script(args=args, client=client)
 
 
 def awaits_outcome() -> bool:
@@ -142,7 +168,7 @@ def _listen_redis(task_id: str) -> Iterator[Callable[[float], bytes | None]]:
 
 def _outcome_waiter(task_id: str) -> Callable[[float], bytes | None]:
     key = _outcome_list(task_id)
-    client = _redis_client()
+    client = _own_client()
 
     def wait(seconds: float) -> bytes | None:
         # Moving the list's element onto itself leaves it there for any other waiter.
@@ -209,6 +235,10 @@ def _pg_waiter(task_id: str) -> Callable[[float], None]:
 def close() -> None:
     """Close this thread's listening connections (before dropping a test database, say)."""
     _drop_thread_pubsub()
+    own = getattr(_local, "own", None)
+    _local.own = None
+    if own is not None:
+        own[1].close()
     conn = getattr(_local, "pg", None)
     _local.pg = None
     if conn is not None:

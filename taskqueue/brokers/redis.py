@@ -11,6 +11,7 @@ import redis
 from .base import Broker, Delivery
 
 _LUA = Path(__file__).with_name("lua")
+ANNOUNCE_EVERY = 60.0  # seconds; `sizes()` lists a queue again within this long after a Redis flush
 
 
 def connect(url: str) -> redis.Redis:
@@ -33,9 +34,10 @@ class RedisBroker(Broker):
         self.prefix = prefix
         self.client = connect(url)
         self._local = threading.local()
+        self._announced: dict[str, float] = {}  # queue -> when this process last added it to {p}:queues
         self._scripts = {
             name: self.client.register_script((_LUA / f"{name}.lua").read_text())
-            for name in ("publish", "reserve", "release", "recover", "lock", "heartbeat")
+            for name in ("publish", "reserve", "ack", "release", "recover", "lock", "heartbeat")
         }
 
     def _own_client(self) -> redis.Redis:
@@ -60,16 +62,25 @@ class RedisBroker(Broker):
 
     def publish(self, queue: str, key: str, body: bytes, *, eta: float | None = None,
                 priority: int = 0) -> None:
-        self._check_queue(queue)
-        self._run("publish", [self.prefix, queue, key, body, "" if eta is None else repr(eta)])
+        self._run("publish", self._publish_args(queue, key, body, eta))
 
     def publish_many(self, items: list[tuple[str, str, bytes, float | None, int]]) -> None:
         script = self._scripts["publish"]
         with self.client.pipeline(transaction=False) as pipe:
             for queue, key, body, eta, _priority in items:
-                self._check_queue(queue)
-                script(args=[self.prefix, queue, key, body, "" if eta is None else repr(eta)], client=pipe)
+                script(args=self._publish_args(queue, key, body, eta), client=pipe)
             pipe.execute()
+
+    def _publish_args(self, queue: str, key: str, body: bytes, eta: float | None) -> list:
+        announced = self._announced.get(queue)
+        now = time.monotonic()
+        if announced is None or now - announced > ANNOUNCE_EVERY:
+            self._check_queue(queue)
+            self._announced[queue] = now
+            announce = "1"
+        else:
+            announce = ""
+        return [self.prefix, queue, key, body, "" if eta is None else repr(eta), announce]
 
     def reserve(self, consumer_id: str, queues: list[str], *, count: int = 1,
                 timeout: float = 1.0) -> list[Delivery]:
@@ -105,18 +116,8 @@ class RedisBroker(Broker):
         return deliveries, next_eta
 
     def ack(self, deliveries: list[Delivery]) -> None:
-        if not deliveries:
-            return
-        held: dict[str, list[str]] = {}
-        for delivery in deliveries:
-            held.setdefault(delivery.consumer_id, []).append(delivery.key)
-        with self.client.pipeline(transaction=False) as pipe:
-            for consumer_id, consumer_keys in held.items():
-                pipe.hdel(f"{self.prefix}:inflight:{consumer_id}", *consumer_keys)
-            keys = [d.key for d in deliveries]
-            pipe.hdel(f"{self.prefix}:msg", *keys)
-            pipe.hdel(f"{self.prefix}:redeliveries", *keys)
-            pipe.execute()
+        if deliveries:
+            self._run("ack", [self.prefix, *[part for d in deliveries for part in (d.consumer_id, d.key)]])
 
     def release(self, delivery: Delivery, *, delay: float = 0.0) -> None:
         self.release_many([delivery], delay=delay)

@@ -140,3 +140,23 @@ def test_cancelled_tasks_are_never_handed_out(broker):
     assert [d.key for d in broker.reserve("c", ["q"], count=5, timeout=0)] == ["t2"]
     assert broker.reserve("c", ["q"], count=5, timeout=1) == []
     assert not broker.contains("t1") and not broker.contains("t1~2")
+
+
+@pytest.mark.redis_only
+def test_redis_keeps_queue_names_and_caps_wake_tokens(redis_url):
+    broker = create_broker(redis_url, f"contract-{uuid.uuid4().hex[:8]}")
+    try:
+        with pytest.raises(ValueError, match="invalid queue name"):
+            broker.publish("bad\nname", "k", b"x")
+        for i in range(100):
+            broker.publish("q", f"k{i}", b"x")
+        assert broker.client.llen(f"{broker.prefix}:wake:q") == 64
+        broker.client.delete(f"{broker.prefix}:queues")  # as after a Redis flush: named again a while later
+        broker._announced["q"] -= 120
+        broker.publish("q", "again", b"x")
+        assert broker.sizes() == {"q": 101}
+    finally:
+        keys = list(broker.client.scan_iter(match=f"{broker.prefix}:*"))
+        if keys:
+            broker.client.delete(*keys)
+        broker.close()
