@@ -65,11 +65,26 @@ class RedisBroker(Broker):
         self._run("publish", self._publish_args(queue, key, body, eta))
 
     def publish_many(self, items: list[tuple[str, str, bytes, float | None, int]]) -> None:
-        script = self._scripts["publish"]
+        calls = [("publish", self._publish_args(queue, key, body, eta)) for queue, key, body, eta, _ in items]
+        try:
+            self._pipelined(calls)
+        except redis.exceptions.NoScriptError:  # none ran: load them and send again
+            self._load_scripts()
+            self._pipelined(calls)
+
+    def _pipelined(self, calls: list[tuple[str, list]], blpop: tuple[list[str], float] | None = None) -> list:
+        """Script calls (after a BLPOP, if given) in one round trip. Not redis-py's Script objects in
+        a pipeline: those ask SCRIPT EXISTS first, a second round trip on every call."""
         with self.client.pipeline(transaction=False) as pipe:
-            for queue, key, body, eta, _priority in items:
-                script(args=self._publish_args(queue, key, body, eta), client=pipe)
-            pipe.execute()
+            if blpop is not None:
+                pipe.blpop(*blpop)
+            for name, args in calls:
+                pipe.evalsha(self._scripts[name].sha, 0, *args)
+            return pipe.execute()
+
+    def _load_scripts(self) -> None:
+        for script in self._scripts.values():
+            self.client.script_load(script.script)
 
     def _publish_args(self, queue: str, key: str, body: bytes, eta: float | None) -> list:
         announced = self._announced.get(queue)
@@ -91,19 +106,16 @@ class RedisBroker(Broker):
         # Sleep until a publish pushes a wake token (or the next delayed message is due). The reserve
         # (of one message: see Broker.reserve) is pipelined behind the BLPOP: Redis runs it the moment
         # the BLPOP returns, in one round trip.
-        with self.client.pipeline(transaction=False) as pipe:
-            pipe.blpop([f"{self.prefix}:wake:{q}" for q in queues], timeout=max(wait, 0.001))
-            self._reserve_call(consumer_id, queues, 1, pipe)
-            reply = pipe.execute()[1]
+        wake_keys = [f"{self.prefix}:wake:{q}" for q in queues]
+        try:
+            reply = self._pipelined([("reserve", [self.prefix, consumer_id, 1, *queues])],
+                                    blpop=(wake_keys, max(wait, 0.001)))[1]
+        except redis.exceptions.NoScriptError:  # Redis lost its scripts: the next reserve loads them
+            return []
         return self._parse(consumer_id, reply)[0]
 
-    def _reserve_call(self, consumer_id: str, queues: list[str], count: int, client=None):
-        if client is None:
-            return self._run("reserve", [self.prefix, consumer_id, count, *queues])
-        return self._scripts["reserve"](args=[self.prefix, consumer_id, count, *queues], client=client)
-
     def _take(self, consumer_id: str, queues: list[str], count: int) -> tuple[list[Delivery], float | None]:
-        return self._parse(consumer_id, self._reserve_call(consumer_id, queues, count))
+        return self._parse(consumer_id, self._run("reserve", [self.prefix, consumer_id, count, *queues]))
 
     @staticmethod
     def _parse(consumer_id: str, reply: list) -> tuple[list[Delivery], float | None]:
@@ -124,15 +136,15 @@ class RedisBroker(Broker):
 
     def release_many(self, deliveries: list[Delivery], *, delay: float = 0.0) -> None:
         if deliveries:
-            self._scripts["release"](args=[self.prefix, repr(delay), *[
+            self._run("release", [self.prefix, repr(delay), *[
                 part for d in deliveries for part in (d.consumer_id, d.key, d.queue)]])
 
     def heartbeat(self, consumer_ids: list[str]) -> None:
         if consumer_ids:
-            self._scripts["heartbeat"](args=[self.prefix, *consumer_ids])
+            self._run("heartbeat", [self.prefix, *consumer_ids])
 
     def recover(self, stale_after: float, consumer_ids: list[str] | None = None) -> int:
-        return int(self._scripts["recover"](args=[self.prefix, repr(stale_after), *(consumer_ids or [])]))
+        return int(self._run("recover", [self.prefix, repr(stale_after), *(consumer_ids or [])]))
 
     def forget_consumer(self, consumer_id: str) -> None:
         self.client.zrem(f"{self.prefix}:heartbeats", consumer_id)
@@ -162,10 +174,10 @@ class RedisBroker(Broker):
 
     def acquire_lock(self, name: str, consumer_id: str, stale_after: float) -> bool:
         """lock_key support (used by taskqueue.locks, not part of the broker contract)."""
-        return bool(self._scripts["lock"](args=[self.prefix, name, consumer_id, repr(stale_after), "acquire"]))
+        return bool(self._run("lock", [self.prefix, name, consumer_id, repr(stale_after), "acquire"]))
 
     def release_lock(self, name: str, consumer_id: str) -> None:
-        self._scripts["lock"](args=[self.prefix, name, consumer_id, "0", "release"])
+        self._run("lock", [self.prefix, name, consumer_id, "0", "release"])
 
     def close(self) -> None:
         own = getattr(self._local, "client", None)

@@ -160,3 +160,20 @@ def test_redis_keeps_queue_names_and_caps_wake_tokens(redis_url):
         if keys:
             broker.client.delete(*keys)
         broker.close()
+
+
+@pytest.mark.redis_only
+def test_redis_broker_reloads_its_scripts_after_a_script_flush(redis_url):
+    from tests.helpers import RedisServer
+
+    server = RedisServer().start()  # a private server: never flush the shared one's scripts
+    broker = create_broker(server.url, "reload")
+    try:
+        broker.publish("q", "first", b"x")
+        broker.client.script_flush()
+        broker.publish_many([("q", "a", b"x", None, 0), ("q", "b", b"x", None, 0)])
+        broker.client.script_flush()
+        assert [d.key for d in broker.reserve("c", ["q"], count=5, timeout=0)] == ["first", "a", "b"]
+    finally:
+        broker.close()
+        server.stop()
