@@ -32,16 +32,22 @@ def _kind() -> str:
     return "poll"
 
 
-def _redis_client():
+def _redis() -> tuple:
+    """This process's (pooled client, per-thread clients, publish script) for the broker URL."""
     settings = get_settings()
     cached = _clients.get(os.getpid())
     if cached is None or cached[0] != settings.BROKER_URL:
-        from .brokers.redis import connect
+        from .brokers.redis import ThreadClients, connect
 
         _clients.clear()
-        cached = (settings.BROKER_URL, connect(settings.BROKER_URL))
+        pooled = connect(settings.BROKER_URL)
+        cached = (settings.BROKER_URL, pooled, ThreadClients(pooled), pooled.register_script(_PUBLISH_EACH))
         _clients[os.getpid()] = cached
-    return cached[1]
+    return cached[1:]
+
+
+def _redis_client():
+    return _redis()[0]
 
 
 # For each (task id, payload): publish it, and for a finished task also keep it in a short list that
@@ -91,29 +97,15 @@ def publish(task_ids: list[str], notices: dict[str, bytes] | None = None,
 
 
 def _own_client():
-    """This thread's client on one fixed connection: checking a pooled connection out costs about
-    as much as the command (see RedisBroker._own_client)."""
-    import redis
-
-    pooled = _redis_client()
-    own = getattr(_local, "own", None)
-    if own is None or own[0] is not pooled:  # first use in this thread, process or broker URL
-        own = _local.own = (pooled, redis.Redis(connection_pool=pooled.connection_pool,
-                                                single_connection_client=True))
-    return own[1]
+    """This thread's client on one fixed connection (see brokers.redis.ThreadClients)."""
+    return _redis()[1].get()
 
 
 def _run_publish_each(args: list) -> None:
-    import redis
+    from .brokers.redis import run_script
 
-    client = _own_client()
-    script = getattr(_local, "publish_each", None)
-    if script is None:
-        script = _local.publish_each = client.register_script(_PUBLISH_EACH)
-    try:
-        client.evalsha(script.sha, 0, *args)
-    except redis.exceptions.NoScriptError:  # Redis restarted or flushed its script cache
-        script(args=args, client=client)
+    _, threads, script = _redis()
+    run_script(threads.get(), script, args)
 
 
 def awaits_outcome() -> bool:
@@ -235,10 +227,9 @@ def _pg_waiter(task_id: str) -> Callable[[float], None]:
 def close() -> None:
     """Close this thread's listening connections (before dropping a test database, say)."""
     _drop_thread_pubsub()
-    own = getattr(_local, "own", None)
-    _local.own = None
-    if own is not None:
-        own[1].close()
+    cached = _clients.get(os.getpid())
+    if cached is not None:
+        cached[2].close_mine()
     conn = getattr(_local, "pg", None)
     _local.pg = None
     if conn is not None:

@@ -26,6 +26,37 @@ def connect(url: str) -> redis.Redis:
     )
 
 
+class ThreadClients:
+    """One client per thread, each on a fixed connection of `pooled`'s pool: a pooled client checks
+    a connection out and probes its socket on every command, which costs as much as the round trip."""
+
+    def __init__(self, pooled: redis.Redis):
+        self.pooled = pooled
+        self._local = threading.local()
+
+    def get(self) -> redis.Redis:
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = self._local.client = redis.Redis(connection_pool=self.pooled.connection_pool,
+                                                      single_connection_client=True)
+        return client
+
+    def close_mine(self) -> None:
+        """Give this thread's connection back to the pool."""
+        client = getattr(self._local, "client", None)
+        if client is not None:
+            self._local.client = None
+            client.close()
+
+
+def run_script(client: redis.Redis, script, args: list) -> object:
+    """EVALSHA, loading the script only if Redis lost it (restarted or flushed its script cache)."""
+    try:
+        return client.evalsha(script.sha, 0, *args)
+    except redis.exceptions.NoScriptError:
+        return script(args=args, client=client)
+
+
 class RedisBroker(Broker):
     """Queues in Redis; delays stay in Redis until due, never in worker memory."""
 
@@ -33,28 +64,15 @@ class RedisBroker(Broker):
         self.url = url
         self.prefix = prefix
         self.client = connect(url)
-        self._local = threading.local()
+        self._threads = ThreadClients(self.client)
         self._announced: dict[str, float] = {}  # queue -> when this process last added it to {p}:queues
         self._scripts = {
             name: self.client.register_script((_LUA / f"{name}.lua").read_text())
             for name in ("publish", "reserve", "ack", "release", "recover", "lock", "heartbeat")
         }
 
-    def _own_client(self) -> redis.Redis:
-        """This thread's client with one fixed connection: a pooled client checks a connection out
-        and probes its socket on every command, which costs as much as the round trip itself."""
-        client = getattr(self._local, "client", None)
-        if client is None:
-            client = self._local.client = redis.Redis(connection_pool=self.client.connection_pool,
-                                                      single_connection_client=True)
-        return client
-
     def _run(self, name: str, args: list) -> object:
-        script, client = self._scripts[name], self._own_client()
-        try:
-            return client.evalsha(script.sha, 0, *args)
-        except redis.exceptions.NoScriptError:  # Redis restarted or flushed its script cache
-            return script(args=args, client=client)
+        return run_script(self._threads.get(), self._scripts[name], args)
 
     def _check_queue(self, queue: str) -> None:
         if not queue or "\n" in queue:
@@ -180,9 +198,6 @@ class RedisBroker(Broker):
         self._run("lock", [self.prefix, name, consumer_id, "0", "release"])
 
     def close(self) -> None:
-        own = getattr(self._local, "client", None)
-        if own is not None:
-            self._local.client = None
-            own.close()
+        self._threads.close_mine()
         self.client.close()
         self.client.connection_pool.disconnect()
