@@ -120,14 +120,26 @@ def _member_exception(row: TaskResult | None, task_id: str) -> BaseException:
     return exc
 
 
+def store_never_run(sig: Signature, exc: BaseException) -> None:
+    """Store FAILURE for every task of `sig`: it will never run."""
+    nodes = [node for node in task_nodes(sig) if node.id]
+    store.save_failures([node.id for node in nodes], exc, _never_run_traceback(exc),
+                        {node.id: node.name for node in nodes})
+
+
+def _never_run_traceback(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}\n" + "".join(f"{note}\n" for note in getattr(exc, "__notes__", []))
+
+
 def fail_canvas(sig: Signature, exc: BaseException, skip_errbacks: list | None = None,
-                call_errbacks_of_entry: bool = True) -> None:
-    """Mark every task of `sig` FAILURE (it will never run), call its entry errbacks once (unless
-    already called, in `skip_errbacks`), and resolve any enclosing chord whose member this was."""
+                call_errbacks_of_entry: bool = True, rows_stored: bool = False) -> None:
+    """Mark every task of `sig` FAILURE (it will never run; `rows_stored`: already done), call its
+    entry errbacks once (unless already called, in `skip_errbacks`), and resolve any enclosing
+    chord whose member this was."""
     nodes = list(task_nodes(sig))
-    traceback = f"{type(exc).__name__}: {exc}\n" + "".join(f"{note}\n" for note in getattr(exc, "__notes__", []))
-    store.save_failures([node.id for node in nodes if node.id], exc, traceback,
-                        {node.id: node.name for node in nodes if node.id})
+    traceback = _never_run_traceback(exc)
+    if not rows_stored:
+        store_never_run(sig, exc)
     errbacks = []
     for node in entry_nodes(sig) if call_errbacks_of_entry else ():
         for errback in node.options.get("link_error", []):

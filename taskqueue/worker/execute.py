@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import transaction
 from django.utils import timezone
 
 from .. import chords, locks, notify, registry, serialization, signals, states, store
@@ -242,7 +243,8 @@ def process(deliveries: list[Delivery], ctx: ExecutionContext,
 
 def save(outcomes: list[Outcome]) -> tuple[list[str], dict[str, bytes], set[str]]:
     """Plain outcomes in one write; chord members in one transaction per chord that counts them.
-    Returns what the caller must still pass to `notify.publish` to wake waiters."""
+    A step that stops its chain is stored with the FAILURE of the steps that will never run, in one
+    transaction. Returns what the caller must still pass to `notify.publish` to wake waiters."""
     members: dict[str, list[Outcome]] = {}
     plain = []
     for outcome in outcomes:
@@ -250,10 +252,21 @@ def save(outcomes: list[Outcome]) -> tuple[list[str], dict[str, bytes], set[str]
             members.setdefault(outcome.message.chord["group_id"], []).append(outcome)
         else:
             plain.append(outcome)
-    wake = store.save_outcomes(plain, publish=False)
+    stopped = [o for o in outcomes if o.message.chain and o.state in (states.FAILURE, states.REVOKED)]
+    if stopped:  # a failed step and the later steps that will never run become visible together
+        with transaction.atomic():
+            wake = store.save_outcomes(plain, publish=False)
+            for outcome in stopped:
+                chords.store_never_run(_rest_of_chain(outcome.message), outcome.result)
+    else:
+        wake = store.save_outcomes(plain, publish=False)
     for group_id, finished in members.items():
         chords.record_members(group_id, finished)
     return wake
+
+
+def _rest_of_chain(message: Message) -> chain:
+    return chain(*[maybe_signature(step) for step in reversed(message.chain)])
 
 
 def run_eager(message: Message):
@@ -432,9 +445,9 @@ def follow_up(outcome: Outcome, ctx: ExecutionContext):
     elif outcome.state in (states.FAILURE, states.REVOKED):
         if outcome.state == states.FAILURE:
             call_errbacks(message.link_error, _request_for(message, ctx), outcome.result, outcome.traceback)
-        if message.chain:  # the later steps will never run: say so, so nothing waits on them
-            chords.fail_canvas(chain(*[maybe_signature(step) for step in reversed(message.chain)]),
-                               outcome.result, call_errbacks_of_entry=False)
+        if message.chain:  # the later steps will never run (`save` stored that with this outcome)
+            chords.fail_canvas(_rest_of_chain(message), outcome.result, call_errbacks_of_entry=False,
+                               rows_stored=True)
     return followed
 
 
@@ -494,7 +507,7 @@ def fail_killed(delivery: Delivery, body: bytes, hostname: str, error: BaseExcep
         return
     outcome = Outcome(message, states.FAILURE, error, traceback=f"{type(error).__name__}: {error}\n",
                       hostname=hostname)
-    store.save_outcomes([outcome])
+    notify.publish(*save([outcome]))
     finish(outcome, ExecutionContext(broker, hostname, delivery.consumer_id))
     broker.ack([delivery])
 
