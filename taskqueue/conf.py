@@ -33,6 +33,8 @@ class Settings:
     LOCK_RETRY_DELAY: float = 0.05
     MAX_REDELIVERIES: int = 5
     PREPARED_STATEMENTS: bool = True  # result writes and reads as prepared statements on PostgreSQL
+    # A prefork worker on redis:// or unix:// hands supervision to a process without Django (worker/keeper.py).
+    LEAN_SUPERVISOR: bool = True
 
     @property
     def heartbeat_interval(self) -> float:

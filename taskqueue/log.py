@@ -24,3 +24,18 @@ def get_task_logger(name: str) -> logging.Logger:
     if not any(isinstance(f, TaskContextFilter) for f in logger.filters):
         logger.addFilter(TaskContextFilter())
     return logger
+
+
+def configure_worker_logging(level: str) -> None:
+    """Worker processes log to stderr, each record with its process and task. ValueError on an
+    unknown level name."""
+    numeric = logging.getLevelName(level.upper())
+    if not isinstance(numeric, int):
+        raise ValueError(f"unknown log level {level!r}")
+    handler = logging.StreamHandler()
+    handler.addFilter(TaskContextFilter())
+    handler.setFormatter(logging.Formatter(
+        "[%(asctime)s: %(levelname)s/%(processName)s] %(task_name)s[%(task_id)s] %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(numeric)

@@ -30,18 +30,20 @@ def free_port() -> int:
 class RedisServer:
     """A throwaway redis-server on a free port; only this process is ever stopped."""
 
-    def __init__(self, port: int | None = None):
+    def __init__(self, port: int | None = None, password: str | None = None):
         self.port = port or free_port()
+        self.password = password
         self.process: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"redis://{f':{self.password}@' if self.password else ''}127.0.0.1:{self.port}/0"
 
     def start(self) -> RedisServer:
         self.process = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--loglevel", "warning"], stdout=subprocess.DEVNULL)
+             "--appendonly", "no", "--loglevel", "warning",
+             *(["--requirepass", self.password] if self.password else [])], stdout=subprocess.DEVNULL)
         wait_until(self._answers, timeout=10, message=f"redis-server on port {self.port}")
         return self
 
@@ -49,7 +51,7 @@ class RedisServer:
         import redis
 
         try:
-            return redis.Redis(port=self.port, socket_connect_timeout=0.2).ping()
+            return redis.Redis(port=self.port, password=self.password, socket_connect_timeout=0.2).ping()
         except redis.ConnectionError:
             return False
 

@@ -3,8 +3,11 @@
 import os
 import time
 
+from django.dispatch import receiver
+
 from taskqueue import Task, get_task_logger, task
 from taskqueue.exceptions import SoftTimeLimitExceeded
+from taskqueue.signals import worker_shutdown
 
 from .models import Run
 
@@ -203,3 +206,12 @@ def tick(label):
 @task
 def bad_return():
     return object()
+
+
+@receiver(worker_shutdown)
+def _mark_worker_shutdown(sender, **kwargs):
+    """Tests that watch `worker_shutdown` name a file: each process that sends it adds its PID."""
+    path = os.environ.get("TASKQUEUE_TEST_SHUTDOWN_MARK")
+    if path:
+        with open(path, "a") as mark:
+            mark.write(f"{os.getpid()}\n")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 
-from ..conf import get_settings
 from ..exceptions import ImproperlyConfigured
 from .base import Broker, Delivery
 
@@ -13,6 +12,8 @@ _instance: tuple[int, str, Broker] | None = None
 
 def get_broker() -> Broker:
     """The process's broker for the configured URL (a fresh one in a forked child)."""
+    from ..conf import get_settings  # not at import: the supervisor imports brokers.leases without Django
+
     global _instance
     settings = get_settings()
     url = settings.BROKER_URL

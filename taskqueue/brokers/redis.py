@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 
 import redis
 
 from .base import Broker, Delivery
+from .leases import LUA, heartbeat_args, heartbeats_key, recover_args
 
-_LUA = Path(__file__).with_name("lua")
 ANNOUNCE_EVERY = 60.0  # seconds; `sizes()` lists a queue again within this long after a Redis flush
 
 
@@ -67,7 +66,7 @@ class RedisBroker(Broker):
         self._threads = ThreadClients(self.client)
         self._announced: dict[str, float] = {}  # queue -> when this process last added it to {p}:queues
         self._scripts = {
-            name: self.client.register_script((_LUA / f"{name}.lua").read_text())
+            name: self.client.register_script((LUA / f"{name}.lua").read_text())
             for name in ("publish", "reserve", "ack", "release", "recover", "lock", "heartbeat")
         }
 
@@ -159,13 +158,13 @@ class RedisBroker(Broker):
 
     def heartbeat(self, consumer_ids: list[str]) -> None:
         if consumer_ids:
-            self._run("heartbeat", [self.prefix, *consumer_ids])
+            self._run("heartbeat", heartbeat_args(self.prefix, consumer_ids))
 
     def recover(self, stale_after: float, consumer_ids: list[str] | None = None) -> int:
-        return int(self._run("recover", [self.prefix, repr(stale_after), *(consumer_ids or [])]))
+        return int(self._run("recover", recover_args(self.prefix, stale_after, consumer_ids)))
 
     def forget_consumer(self, consumer_id: str) -> None:
-        self.client.zrem(f"{self.prefix}:heartbeats", consumer_id)
+        self.client.zrem(heartbeats_key(self.prefix), consumer_id)
 
     def cancel(self, task_id: str, ttl: float) -> None:
         self.client.set(f"{self.prefix}:cancelled:{task_id}", b"1", px=max(1, int(ttl * 1000)))

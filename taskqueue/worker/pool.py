@@ -1,4 +1,5 @@
-"""How a consumer runs: in a forked child process (prefork) or in a thread (threads, solo)."""
+"""How a consumer runs: in a forked child process (prefork) or in a thread (threads, solo); the
+launcher that starts them for a supervisor running in the runworker process."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import threading
 
 from django.db import connections
 
+from . import WorkerConfig
+from .child import die_with_parent
 from .consumer import consume
 from .slot import TaskSlot
 
@@ -17,11 +20,12 @@ class ConsumerHandle:
     """One consumer as the supervisor sees it: its lease id, its current task, start/stop/kill."""
 
     def __init__(self, consumer_id: str, hostname: str, queues: list[str], prefetch: int,
-                 max_tasks: int | None, shared: bool):
+                 max_tasks: int | None, shared: bool, slot: TaskSlot | None = None, signal_shutdown: bool = False):
         self.consumer_id = consumer_id
-        self.slot = TaskSlot(shared=shared)
+        self.slot = slot or TaskSlot(shared=shared)
         self.args = (consumer_id, hostname, queues, self.slot)
         self.prefetch, self.max_tasks = prefetch, max_tasks
+        self.signal_shutdown = signal_shutdown
         self.killed_for: str | None = None  # set when the supervisor kills it on purpose
         self.reaped = False
 
@@ -72,7 +76,7 @@ class ProcessConsumer(ForkedProcess, ConsumerHandle):
     def __init__(self, *args, **kwargs):
         ConsumerHandle.__init__(self, *args, shared=True, **kwargs)
         self.process = multiprocessing.get_context("fork").Process(
-            target=_child_main, args=(*self.args, self.prefetch, self.max_tasks), daemon=False,
+            target=run_consumer, args=(*self.args, self.prefetch, self.max_tasks, self.signal_shutdown), daemon=False,
             name=f"consumer-{self.consumer_id.rsplit('.', 1)[-1]}")
 
     @property
@@ -113,10 +117,13 @@ class ThreadConsumer(ConsumerHandle):
     pid = property(lambda self: os.getpid())
 
 
-def _child_main(consumer_id, hostname, queues, slot, prefetch, max_tasks) -> None:
+def run_consumer(consumer_id: str, hostname: str, queues: list[str], slot: TaskSlot, prefetch: int,
+                 max_tasks: int | None, signal_shutdown: bool = False) -> None:
+    """A consumer process's life (forked here, or spawned by the keeper: worker/child.py). With
+    `signal_shutdown` it sends `worker_shutdown` as it stops: the keeper cannot, having no Django."""
     from ..brokers import reset_broker
 
-    _die_with_parent()
+    die_with_parent()
     stopping = threading.Event()
     # Flag-only handler: the task in progress finishes, the loop then exits.
     signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
@@ -125,6 +132,10 @@ def _child_main(consumer_id, hostname, queues, slot, prefetch, max_tasks) -> Non
     try:
         consume(consumer_id, hostname, queues, slot, stopping.is_set, prefetch=prefetch, max_tasks=max_tasks)
     finally:
+        if signal_shutdown:
+            from .. import signals
+
+            signals.worker_shutdown.send(sender=None)
         connections.close_all()
 
 
@@ -132,14 +143,14 @@ class SchedulerProcess(ForkedProcess):
     """`runworker --beat`: the scheduler in a forked child."""
 
     def __init__(self):
-        self.process = multiprocessing.get_context("fork").Process(target=_scheduler_main, name="scheduler")
+        self.process = multiprocessing.get_context("fork").Process(target=run_scheduler, name="scheduler")
 
 
-def _scheduler_main() -> None:
+def run_scheduler() -> None:
     from ..brokers import reset_broker
     from ..scheduler import Scheduler
 
-    _die_with_parent()
+    die_with_parent()
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -150,15 +161,40 @@ def _scheduler_main() -> None:
         connections.close_all()
 
 
-def _die_with_parent() -> None:
-    """Linux: a consumer whose supervisor is SIGKILLed dies too, instead of running unsupervised."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
 def make_consumer(pool: str, *args, **kwargs) -> ConsumerHandle:
     return ProcessConsumer(*args, **kwargs) if pool == "prefork" else ThreadConsumer(*args, **kwargs)
+
+
+def settle_killed(running: tuple[dict, bytes], hostname: str) -> None:
+    """Store the FAILURE of a task whose process was killed at its hard time limit, and ack it."""
+    from ..brokers import Delivery, get_broker
+    from ..exceptions import TimeLimitExceeded
+    from .execute import fail_killed
+
+    info, body = running
+    delivery = Delivery(info["key"], body, info["queue"], info["consumer"])
+    error = TimeLimitExceeded(f"hard time limit ({info['limit']} s) exceeded")
+    fail_killed(delivery, body, hostname, error, get_broker())
+
+
+class ForkLauncher:
+    """Starts consumers as forked children (prefork) or threads, and the scheduler as a forked
+    child; settles a task killed at its hard limit in this process."""
+
+    def __init__(self, config: WorkerConfig, queues: list[str], signal_shutdown: bool = False):
+        self.config, self.queues, self.signal_shutdown = config, queues, signal_shutdown
+
+    def consumer(self, consumer_id: str, slot: TaskSlot | None) -> ConsumerHandle:
+        handle = make_consumer(self.config.pool, consumer_id, self.config.hostname, self.queues, slot=slot,
+                               prefetch=self.config.prefetch, max_tasks=self.config.max_tasks_per_child,
+                               signal_shutdown=self.signal_shutdown)
+        handle.start()
+        return handle
+
+    def scheduler(self) -> SchedulerProcess:
+        process = SchedulerProcess()
+        process.start()
+        return process
+
+    def settle(self, running: tuple[dict, bytes]) -> None:
+        settle_killed(running, self.config.hostname)

@@ -1,23 +1,43 @@
-"""What a consumer is running right now, readable by the supervisor (shared memory for children)."""
+"""What a consumer is running right now, readable by the supervisor.
+
+A forked or spawned consumer writes its slot into an unlinked temporary file that both processes
+map; the keeper (keeper.py) keeps the descriptor across its exec and hands it to a replacement
+consumer by number. POSIX record locks keep reads whole.
+"""
 
 from __future__ import annotations
 
+import fcntl
 import json
-import multiprocessing
+import mmap
+import os
 import time
+from typing import TYPE_CHECKING
 
-from ..brokers import Delivery
-from ..message import Message
+if TYPE_CHECKING:
+    from ..brokers.base import Delivery
+    from ..message import Message
 
 _SIZE = 65536
+_HEADER = 4  # length of the data that follows, big-endian
 
 
 class TaskSlot:
     """The current delivery of one consumer, with its start time and hard limit."""
 
-    def __init__(self, shared: bool):
-        self._buffer = multiprocessing.Array("c", _SIZE) if shared else None
+    def __init__(self, shared: bool, fd: int | None = None):
+        self.fd: int | None = None
+        self._map: mmap.mmap | None = None
         self._local: bytes = b""
+        if shared or fd is not None:
+            if fd is None:
+                import tempfile  # not at import: the keeper only maps slots it was handed
+
+                with tempfile.TemporaryFile() as file:  # unlinked: gone when the last process closes it
+                    fd = os.dup(file.fileno())
+                os.ftruncate(fd, _SIZE)
+            self.fd = fd
+            self._map = mmap.mmap(fd, _SIZE)
 
     def begin(self, delivery: Delivery | None, message: Message) -> None:
         if delivery is None:
@@ -25,26 +45,52 @@ class TaskSlot:
         head = json.dumps({"key": delivery.key, "queue": delivery.queue, "consumer": delivery.consumer_id,
                            "task": message.task, "id": message.id, "started": time.time(),
                            "limit": message.time_limit}).encode()
-        data = head + b"\n" + (delivery.body if len(head) + len(delivery.body) < _SIZE - 2 else b"")
+        data = head + b"\n" + (delivery.body if len(head) + len(delivery.body) < _SIZE - _HEADER - 1 else b"")
         self._write(data)
 
     def end(self) -> None:
         self._write(b"")
 
     def read(self) -> tuple[dict, bytes] | None:
-        if self._buffer is None:
+        if self._map is None:
             data = self._local
         else:
-            with self._buffer.get_lock():
-                data = self._buffer.raw.partition(b"\x00")[0]
+            with self._locked():
+                size = int.from_bytes(self._map[:_HEADER], "big")
+                data = self._map[_HEADER:_HEADER + size]
         if not data:
             return None
         head, _, body = data.partition(b"\n")
-        return json.loads(head), body
+        try:
+            return json.loads(head), body
+        except ValueError:  # written by a process killed mid-write
+            return None
+
+    def close(self) -> None:
+        if self._map is not None:
+            self._map.close()
+            os.close(self.fd)
+            self._map = self.fd = None
 
     def _write(self, data: bytes) -> None:
-        if self._buffer is None:
+        if self._map is None:
             self._local = data
             return
-        with self._buffer.get_lock():
-            self._buffer[: len(data) + 1] = data + b"\x00"  # JSON never contains NUL
+        with self._locked():
+            self._map[:_HEADER + len(data)] = len(data).to_bytes(_HEADER, "big") + data
+
+    def _locked(self):
+        return _RecordLock(self.fd)
+
+
+class _RecordLock:
+    """fcntl record lock on the whole slot: per process, so it also excludes a forked sibling."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+
+    def __enter__(self) -> None:
+        fcntl.lockf(self.fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc) -> None:
+        fcntl.lockf(self.fd, fcntl.LOCK_UN)

@@ -1,75 +1,103 @@
 """The worker's parent: starts consumers, keeps their leases alive, enforces hard time limits,
-replaces dead consumers, recovers messages of dead workers, and shuts down warm or cold."""
+replaces dead consumers, recovers messages of dead workers, and shuts down warm or cold.
+
+Nothing here imports Django: a prefork worker on Redis runs this loop in the keeper (keeper.py),
+a process without Django. What needs Django (starting a consumer, storing the failure of a task
+killed at its hard limit) goes through the launcher; lease calls go through `leases` (the broker
+itself, or `brokers.leases.RedisLeases` in the keeper).
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import time
-import uuid
+from typing import Protocol
 
-from .. import signals
-from ..brokers import Delivery, get_broker
-from ..conf import get_settings
-from ..exceptions import TimeLimitExceeded
 from . import WorkerConfig
-from .banner import banner
-from .execute import fail_killed
-from .pool import ConsumerHandle, SchedulerProcess, make_consumer
+from .slot import TaskSlot
 
 logger = logging.getLogger("taskqueue.worker")
 TICK = 0.1
 
 
+class Leases(Protocol):
+    def heartbeat(self, consumer_ids: list[str]) -> None: ...
+    def recover(self, stale_after: float, consumer_ids: list[str] | None = None) -> int: ...
+    def forget_consumer(self, consumer_id: str) -> None: ...
+
+
+class Child(Protocol):
+    killed_for: str | None
+
+    def is_alive(self) -> bool: ...
+    def stop(self) -> None: ...
+    def kill(self, reason: str) -> None: ...
+    def join(self, timeout: float) -> None: ...
+
+
+class Consumer(Child, Protocol):
+    consumer_id: str
+    slot: TaskSlot
+    reaped: bool
+    can_be_killed: bool
+
+
+class Launcher(Protocol):
+    def consumer(self, consumer_id: str, slot: TaskSlot | None) -> Consumer:
+        """Start a consumer (reusing `slot`, the slot of the one it replaces, if given)."""
+
+    def scheduler(self) -> Child:
+        """Start the scheduler (`--beat`)."""
+
+    def settle(self, running: tuple[dict, bytes]) -> None:
+        """Store the FAILURE of the task a consumer was killed for at its hard limit, and ack it."""
+
+
 class Supervisor:
     """Runs a worker until SIGTERM/SIGINT: the first signal is a warm shutdown, the second cold."""
 
-    def __init__(self, config: WorkerConfig):
+    def __init__(self, config: WorkerConfig, leases: Leases, launcher: Launcher, *, heartbeat_interval: float,
+                 visibility_timeout: float, instance: str | None = None, spawned: int = 0):
         self.config = config
-        self.settings = get_settings()
-        self.broker = get_broker()
-        self.consumers: list[ConsumerHandle] = []
+        self.leases = leases
+        self.launcher = launcher
+        self.heartbeat_interval = heartbeat_interval
+        self.visibility_timeout = visibility_timeout
+        self.consumers: list[Consumer] = []
+        self.scheduler: Child | None = None
         self.signals_received = 0
         self._next_heartbeat = 0.0
-        self._instance = uuid.uuid4().hex[:8]
-        self._spawned = 0
-        self.scheduler: SchedulerProcess | None = None
+        self.instance = instance or os.urandom(4).hex()
+        self.spawned = spawned
 
-    def run(self) -> int:
-        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-        try:
-            print(banner(self.config), flush=True)
-            self.consumers = [self._spawn() for _ in range(self.config.concurrency)]
-            if self.config.beat:
-                self.scheduler = SchedulerProcess()
-                self.scheduler.start()
-            signals.worker_ready.send(sender=self)
-            print(f"[taskqueue] worker {self.config.hostname} ready", flush=True)
-            while not self.signals_received:
-                self._tick()
-                time.sleep(TICK)
-            self._shutdown()
-            signals.worker_shutdown.send(sender=self)
-            return 0
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+    def install_signal_handlers(self) -> dict:
+        """Count SIGTERM/SIGINT (the loop acts on them); returns the previous handlers."""
+        return {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
 
     def _on_signal(self, signum, frame) -> None:
-        self.signals_received += 1  # flag only: the loop acts on it
+        self.signals_received += 1
 
-    def _spawn(self) -> ConsumerHandle:
-        self._spawned += 1
-        consumer_id = f"{self.config.hostname}.{self._instance}.{self._spawned}"
-        handle = make_consumer(self.config.pool, consumer_id, self.config.hostname, self.queues,
-                               prefetch=self.config.prefetch, max_tasks=self.config.max_tasks_per_child)
-        handle.start()
-        self.broker.heartbeat([consumer_id])
+    def start(self) -> None:
+        self.consumers = [self._spawn() for _ in range(self.config.concurrency)]
+        if self.config.beat:
+            self.scheduler = self.launcher.scheduler()
+
+    def supervise(self) -> int:
+        """Tick until a signal, then shut down; returns the exit code."""
+        while not self.signals_received:
+            self._tick()
+            time.sleep(TICK)
+        self._shutdown()
+        return 0
+
+    def _spawn(self, slot: TaskSlot | None = None) -> Consumer:
+        self.spawned += 1
+        consumer_id = f"{self.config.hostname}.{self.instance}.{self.spawned}"
+        handle = self.launcher.consumer(consumer_id, slot)
+        self.leases.heartbeat([consumer_id])
         return handle
-
-    @property
-    def queues(self) -> list[str]:
-        return self.config.queues or [self.settings.DEFAULT_QUEUE]
 
     def _tick(self, replace: bool = True) -> None:
         try:
@@ -78,12 +106,11 @@ class Supervisor:
                 if not handle.is_alive() and not handle.reaped:
                     self._reap(handle)
                     if replace:
-                        self.consumers[index] = self._spawn()
+                        self.consumers[index] = self._spawn(handle.slot)
             self._heartbeat()
             if replace and self.scheduler is not None and not self.scheduler.is_alive():
                 logger.warning("The scheduler process ended; starting a new one")
-                self.scheduler = SchedulerProcess()
-                self.scheduler.start()
+                self.scheduler = self.launcher.scheduler()
         except Exception as exc:  # the broker may be down: keep supervising, try again next tick
             logger.warning("Supervisor tick failed: %s", exc)
 
@@ -98,20 +125,17 @@ class Supervisor:
                 handle.kill("time limit")
                 handle.join(5)
 
-    def _reap(self, handle: ConsumerHandle) -> None:
+    def _reap(self, handle: Consumer) -> None:
         """A consumer ended: fail its task if we killed it at the hard limit, requeue the rest."""
         current = handle.slot.read()
         if current and handle.killed_for == "time limit":
-            info, body = current
-            delivery = Delivery(info["key"], body, info["queue"], info["consumer"])
-            error = TimeLimitExceeded(f"hard time limit ({info['limit']} s) exceeded")
-            fail_killed(delivery, body, self.config.hostname, error, self.broker)
+            self.launcher.settle(current)
         elif current:
             logger.error("Consumer %s died while running %s[%s]; requeueing it",
                          handle.consumer_id, current[0]["task"], current[0]["id"])
         handle.slot.end()
         handle.reaped = True
-        requeued = self.broker.recover(0, [handle.consumer_id])
+        requeued = self.leases.recover(0, [handle.consumer_id])
         if requeued and not current:
             logger.warning("Requeued %d message(s) held by %s", requeued, handle.consumer_id)
 
@@ -119,9 +143,9 @@ class Supervisor:
         now = time.monotonic()
         if not force and now < self._next_heartbeat:
             return
-        self._next_heartbeat = now + self.settings.heartbeat_interval
-        self.broker.heartbeat([h.consumer_id for h in self.consumers if h.is_alive()])
-        recovered = self.broker.recover(self.settings.VISIBILITY_TIMEOUT)
+        self._next_heartbeat = now + self.heartbeat_interval
+        self.leases.heartbeat([h.consumer_id for h in self.consumers if h.is_alive()])
+        recovered = self.leases.recover(self.visibility_timeout)
         if recovered:
             logger.warning("Recovered %d message(s) from workers that stopped heartbeating", recovered)
 
@@ -146,5 +170,6 @@ class Supervisor:
             handle.join(1)
             if handle.killed_for is None or handle.killed_for == "shutdown":
                 handle.slot.end()
-            self.broker.recover(0, [handle.consumer_id])
-            self.broker.forget_consumer(handle.consumer_id)
+            self.leases.recover(0, [handle.consumer_id])
+            self.leases.forget_consumer(handle.consumer_id)
+            handle.slot.close()

@@ -1,15 +1,13 @@
-"""manage.py runworker: parse the options and hand them to the Supervisor."""
+"""manage.py runworker: parse the options, start the consumers and supervise them."""
 
 from __future__ import annotations
 
-import logging
 import os
 
 from django.core.management.base import BaseCommand, CommandError
 
-from ...log import TaskContextFilter
+from ...log import configure_worker_logging
 from ...worker import WorkerConfig
-from ...worker.supervisor import Supervisor
 
 POOLS = ("prefork", "threads", "solo")
 
@@ -42,28 +40,62 @@ class Command(BaseCommand):
         from ...worker.databases import apply_database_override
 
         apply_database_override()
-        self._configure_logging(options["loglevel"])
+        try:
+            configure_worker_logging(options["loglevel"])
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        settings = get_settings()
         config = WorkerConfig(
             concurrency=1 if options["pool"] == "solo" else options["concurrency"],
             queues=[q.strip() for q in options["queues"].split(",") if q.strip()],
             pool=options["pool"], max_tasks_per_child=options["max_tasks_per_child"],
-            prefetch=options["prefetch"] or get_settings().PREFETCH, beat=options["beat"],
+            prefetch=options["prefetch"] or settings.PREFETCH, beat=options["beat"],
         )
         if options["hostname"]:
             config.hostname = options["hostname"]
         try:
-            Supervisor(config).run()
+            self._run(config, options["loglevel"])
         except KeyboardInterrupt:
             raise CommandError("interrupted") from None
 
-    def _configure_logging(self, level: str) -> None:
-        numeric = logging.getLevelName(level.upper())
-        if not isinstance(numeric, int):
-            raise CommandError(f"unknown log level {level!r}")
-        handler = logging.StreamHandler()
-        handler.addFilter(TaskContextFilter())
-        handler.setFormatter(logging.Formatter(
-            "[%(asctime)s: %(levelname)s/%(processName)s] %(task_name)s[%(task_id)s] %(message)s"))
-        root = logging.getLogger()
-        root.handlers[:] = [handler]
-        root.setLevel(numeric)
+    def _run(self, config: WorkerConfig, loglevel: str) -> None:
+        """Start the consumers here, with Django loaded; then supervise them here, or, for a prefork
+        worker on Redis, from the keeper this process turns into (worker/keeper.py)."""
+        import signal as os_signals
+
+        from django.db import connections
+
+        from ... import signals
+        from ...brokers import get_broker, reset_broker
+        from ...brokers.leases import bare_connection_supported
+        from ...conf import get_settings
+        from ...worker.banner import banner
+        from ...worker.keeper import hand_over
+        from ...worker.pool import ForkLauncher
+        from ...worker.supervisor import Supervisor
+
+        settings = get_settings()
+        queues = config.queues or [settings.DEFAULT_QUEUE]
+        # Not with --max-tasks-per-child: children are replaced all the time, and a fork of this
+        # process starts faster than a fresh interpreter loading Django.
+        lean = (config.pool == "prefork" and settings.LEAN_SUPERVISOR and config.max_tasks_per_child is None
+                and bare_connection_supported(settings.BROKER_URL))
+        supervisor = Supervisor(config, get_broker(), ForkLauncher(config, queues, signal_shutdown=lean),
+                                heartbeat_interval=settings.heartbeat_interval,
+                                visibility_timeout=settings.VISIBILITY_TIMEOUT)
+        previous = supervisor.install_signal_handlers()
+        try:
+            print(banner(config), flush=True)
+            supervisor.start()
+            signals.worker_ready.send(sender=supervisor)
+            print(f"[taskqueue] worker {config.hostname} ready", flush=True)
+            if lean:
+                connections.close_all()
+                reset_broker()
+                hand_over(supervisor, broker_url=settings.BROKER_URL, prefix=settings.KEY_PREFIX, queues=queues,
+                          loglevel=loglevel)
+            supervisor.supervise()
+            signals.worker_shutdown.send(sender=supervisor)
+        finally:
+            for sig, handler in previous.items():
+                os_signals.signal(sig, handler)

@@ -1,0 +1,68 @@
+"""The prefork supervisor: on Redis it sheds Django after forking its consumers (worker/keeper.py)."""
+
+import os
+import signal
+from pathlib import Path
+
+import psutil
+import pytest
+
+from taskqueue.models import IntervalSchedule, PeriodicTask
+from taskqueue.testing import start_worker
+from tests.helpers import wait_until
+from tests.models import Run
+from tests.tasks import add
+
+pytestmark = pytest.mark.slow
+
+
+def _keeper_running(pid: int) -> bool:
+    return "taskqueue.worker.keeper" in " ".join(psutil.Process(pid).cmdline())
+
+
+@pytest.mark.redis_only
+def test_the_supervisor_of_a_prefork_redis_worker_holds_no_django(taskqueue_worker):
+    worker = taskqueue_worker("-c", "2", "-Q", "lean")
+    wait_until(lambda: _keeper_running(worker.pid), timeout=10, message="the keeper took over")
+    supervisor = psutil.Process(worker.pid)
+    assert "psycopg" not in Path(f"/proc/{worker.pid}/maps").read_text()  # no database driver loaded
+    assert supervisor.memory_info().rss < 30 * 2**20  # a Django process is about 50 MB
+    consumers = supervisor.children()
+    assert len(consumers) == 2
+    assert all("psycopg" in Path(f"/proc/{c.pid}/maps").read_text() for c in consumers)
+    assert add.apply_async((2, 3), queue="lean").get(timeout=10) == 5
+
+
+@pytest.mark.redis_only
+def test_the_keeper_replaces_its_scheduler_and_consumers_with_fresh_processes(transactional_db):
+    every_second = IntervalSchedule.objects.create(every=1, period="seconds")
+    PeriodicTask.objects.create(name="lean-beat", task="tests.tasks.tick", args=["lean-beat"],
+                                interval=every_second, queue="leanbeat")
+    worker = start_worker("-c", "1", "-Q", "leanbeat", "--beat")
+    try:
+        wait_until(lambda: _keeper_running(worker.pid), timeout=10, message="the keeper took over")
+        wait_until(lambda: Run.objects.filter(label="lean-beat").exists(), timeout=15, message="a first tick")
+        forked = worker.children_pids()
+        assert len(forked) == 2  # the consumer and the scheduler
+        for pid in forked:
+            os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: len(set(worker.children_pids()) - set(forked)) == 2, timeout=15,
+                   message="both replaced")
+        ticks = Run.objects.filter(label="lean-beat").count()
+        wait_until(lambda: Run.objects.filter(label="lean-beat").count() >= ticks + 2, timeout=20,
+                   message="ticks sent by the new scheduler and run by the new consumer")
+    finally:
+        assert worker.terminate() == 0
+
+
+def test_worker_shutdown_is_sent_where_django_runs(transactional_db, broker_url, tmp_path):
+    """In the runworker process; with the keeper (prefork on Redis), in each consumer instead."""
+    mark = tmp_path / "shutdown"
+    worker = start_worker("-c", "2", "-Q", "shutdownmark", env={"TASKQUEUE_TEST_SHUTDOWN_MARK": str(mark)})
+    consumers = set(worker.children_pids())
+    assert worker.terminate() == 0
+    senders = {int(line) for line in mark.read_text().split()}
+    if broker_url.startswith("redis"):
+        assert senders == consumers
+    else:
+        assert senders == {worker.pid}

@@ -1,0 +1,102 @@
+"""The parts the prefork supervisor runs without Django: the bare Redis lease client and task slots."""
+
+import os
+import signal
+import uuid
+
+import pytest
+import redis
+
+from taskqueue.brokers import create_broker
+from taskqueue.brokers.leases import RedisLeases, ReplyError, bare_connection_supported
+from taskqueue.worker.slot import TaskSlot
+from tests.helpers import RedisServer
+
+
+@pytest.fixture
+def redis_broker(redis_url):
+    broker = create_broker(redis_url, f"leases-{uuid.uuid4().hex[:8]}")
+    yield broker
+    keys = list(broker.client.scan_iter(match=f"{broker.prefix}:*"))
+    if keys:
+        broker.client.delete(*keys)
+    broker.close()
+
+
+@pytest.mark.redis_only
+def test_bare_leases_renew_recover_and_forget_like_the_broker(redis_broker, redis_url):
+    leases = RedisLeases(redis_url, redis_broker.prefix)
+    try:
+        redis_broker.publish("q", "m1", b"body")
+        assert [d.key for d in redis_broker.reserve("dead", ["q"], count=1, timeout=0)] == ["m1"]
+        leases.heartbeat(["dead", "alive"])
+        scores = dict(redis_broker.client.zrange(f"{redis_broker.prefix}:heartbeats", 0, -1, withscores=True))
+        assert set(scores) == {b"dead", b"alive"}
+        assert leases.recover(60) == 0  # fresh heartbeats: nothing is stale
+        assert leases.recover(0, ["dead"]) == 1
+        again = redis_broker.reserve("alive", ["q"], count=1, timeout=0)
+        assert [(d.key, d.redeliveries) for d in again] == [("m1", 1)]
+        leases.forget_consumer("dead")
+        assert redis_broker.client.zscore(f"{redis_broker.prefix}:heartbeats", "dead") is None
+    finally:
+        leases.close()
+
+
+def test_bare_leases_authenticate_reload_lost_scripts_and_reconnect():
+    server = RedisServer(password="s3cret").start()
+    leases = RedisLeases(server.url, "auth")
+    try:
+        leases.heartbeat(["c1"])
+        client = redis.Redis(port=server.port, password="s3cret")
+        assert client.zscore("auth:heartbeats", "c1") is not None
+        client.script_flush()  # as after a Redis restart: the next call loads the script again
+        leases.heartbeat(["c2"])
+        assert client.zscore("auth:heartbeats", "c2") is not None
+        client.client_kill_filter(_type="normal", skipme=True)  # drops the lease client's connection
+        with pytest.raises(OSError):
+            leases.heartbeat(["c3"])
+        leases.heartbeat(["c3"])  # a new connection on the next call
+        assert client.zscore("auth:heartbeats", "c3") is not None
+        with pytest.raises(ReplyError):
+            RedisLeases(server.url.replace("s3cret", "wrong"), "auth").heartbeat(["c4"])
+    finally:
+        leases.close()
+        server.stop()
+
+
+def test_bare_connections_only_for_plain_redis_urls():
+    assert bare_connection_supported("redis://127.0.0.1:6379/3")
+    assert bare_connection_supported("unix:///run/redis.sock?db=2")
+    assert not bare_connection_supported("rediss://example.com:6380/0")  # TLS stays with redis-py
+    assert not bare_connection_supported("django://")
+
+
+def test_a_slot_written_by_a_child_is_read_by_its_parent_and_survives_by_fd():
+    slot = TaskSlot(shared=True)
+    pid = os.fork()
+    if pid == 0:  # the child: a consumer beginning a task
+        try:
+            TaskSlot(shared=True, fd=slot.fd)._write(b'{"id": "t1", "started": 1.0, "limit": 2}\nBODY')
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    info, body = slot.read()
+    assert info == {"id": "t1", "started": 1.0, "limit": 2} and body == b"BODY"
+    same = TaskSlot(shared=True, fd=slot.fd)  # how the keeper maps it again after its exec
+    assert same.read()[0]["id"] == "t1"
+    slot.end()
+    assert same.read() is None
+    same._write(b"{not json")  # a consumer killed mid-write
+    assert slot.read() is None
+    slot.close()
+
+
+def test_a_killed_writer_does_not_leave_the_slot_locked():
+    slot = TaskSlot(shared=True)
+    pid = os.fork()
+    if pid == 0:
+        slot._locked().__enter__()  # dies holding the record lock
+        os.kill(os.getpid(), signal.SIGKILL)
+    os.waitpid(pid, 0)
+    assert slot.read() is None  # the lock went with the process
+    slot.close()
