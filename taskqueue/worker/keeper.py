@@ -30,7 +30,6 @@ from .supervisor import Supervisor
 
 logger = logging.getLogger("taskqueue.worker")
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
-SETTLE_TIMEOUT = 60.0  # seconds for a helper process to store the failure of a task killed at its hard limit
 
 
 class ChildProcess:
@@ -85,8 +84,9 @@ class ChildConsumer(ChildProcess):
 class SpawnLauncher:
     """Starts replacement consumers and schedulers as fresh processes that load Django."""
 
-    def __init__(self, config: WorkerConfig, queues: list[str], loglevel: str):
+    def __init__(self, config: WorkerConfig, queues: list[str], loglevel: str, settle_timeout: float):
         self.config, self.queues, self.loglevel = config, queues, loglevel
+        self.settle_timeout = settle_timeout  # the loop (and the leases it renews) waits this long at most
 
     def consumer(self, consumer_id: str, slot: TaskSlot | None) -> ChildConsumer:
         slot = slot or TaskSlot(shared=True)
@@ -108,7 +108,7 @@ class SpawnLauncher:
         info, body = running
         command = self._command("settle", {"info": info, "hostname": self.config.hostname})
         try:
-            code = subprocess.run(command, input=body, timeout=SETTLE_TIMEOUT, check=False).returncode
+            code = subprocess.run(command, input=body, timeout=self.settle_timeout, check=False).returncode
         except subprocess.TimeoutExpired:
             code = None
         if code != 0:
@@ -161,7 +161,7 @@ def main(argv: list[str]) -> int:
     config = WorkerConfig(**state["config"])
     supervisor = Supervisor(
         config, RedisLeases(state["broker_url"], state["prefix"]),
-        SpawnLauncher(config, state["queues"], state["loglevel"]),
+        SpawnLauncher(config, state["queues"], state["loglevel"], settle_timeout=state["visibility_timeout"] / 2),
         heartbeat_interval=state["heartbeat_interval"], visibility_timeout=state["visibility_timeout"],
         instance=state["instance"], spawned=state["spawned"])
     supervisor.signals_received = state["signals_received"]

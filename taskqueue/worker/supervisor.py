@@ -130,6 +130,7 @@ class Supervisor:
         current = handle.slot.read()
         if current and handle.killed_for == "time limit":
             self.launcher.settle(current)
+            self._heartbeat(force=True)  # settling may have taken a while
         elif current:
             logger.error("Consumer %s died while running %s[%s]; requeueing it",
                          handle.consumer_id, current[0]["task"], current[0]["id"])
