@@ -41,15 +41,9 @@ def _jsonable(value: Any) -> Any:
     if kind in _PLAIN:
         return value
     if kind is list:
-        for item in value:
-            if type(item) not in _PLAIN:
-                return [_jsonable(item) for item in value]
-        return value  # the common case: a list of scalars needs no copy
+        return _jsonable_list(value)
     if kind is dict:
-        for key, item in value.items():
-            if type(key) is not str or type(item) not in _PLAIN:
-                return {_key(key, "value"): _jsonable(item) for key, item in value.items()}
-        return value
+        return _jsonable_dict(value)
     for types, tag, encode in _TAGGED:
         if isinstance(value, types):
             if encode is None:
@@ -58,6 +52,30 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, (list, dict, str, int, float)):  # subclasses of the plain types
         return _jsonable(_as_base_type(value))
     raise TypeError(kind)
+
+
+# Containers are copied only where something inside them is tagged: a chain step re-sends the
+# remaining steps, plain dicts holding lists and dicts, and walks them without copying.
+def _jsonable_list(value: list) -> list:
+    copied = None
+    for index, item in enumerate(value):
+        if type(item) not in _PLAIN and (new := _jsonable(item)) is not item:
+            if copied is None:
+                copied = list(value)
+            copied[index] = new
+    return value if copied is None else copied
+
+
+def _jsonable_dict(value: dict) -> dict:
+    copied = None
+    for key, item in value.items():
+        if type(key) is not str:
+            _key(key, "value")  # raises TypeError
+        if type(item) not in _PLAIN and (new := _jsonable(item)) is not item:
+            if copied is None:
+                copied = dict(value)
+            copied[key] = new
+    return value if copied is None else copied
 
 
 def _jsonable_explained(value: Any, path: str) -> Any:
@@ -118,8 +136,15 @@ def dumps(value: Any) -> str:
     return json.dumps(to_jsonable(value), separators=(",", ":"), ensure_ascii=False)
 
 
+_TAG_MARK = f'"{TAG}"'
+
+
 def loads(text: str | bytes) -> Any:
-    """Decode what `dumps` produced, restoring the tagged types."""
+    """Decode what `dumps` produced, restoring the tagged types (a text without a tag is parsed
+    without calling back into Python for every object)."""
+    mark = _TAG_MARK.encode() if isinstance(text, bytes) else _TAG_MARK
+    if mark not in text:
+        return json.loads(text)
     return json.loads(text, object_hook=_object_hook)
 
 

@@ -34,13 +34,15 @@ class WorkerProcess:
         self.lines: list[str] = []
         self.process: subprocess.Popen | None = None
         self._ready = threading.Event()
+        self._reader: threading.Thread | None = None
 
     def start(self, timeout: float = 30) -> WorkerProcess:
         cmd = [sys.executable, "-m", "django", "runworker", *self.args]
         self.env.setdefault("PYTHONPATH", os.getcwd())
         self.process = subprocess.Popen(cmd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                         text=True, start_new_session=True)
-        threading.Thread(target=self._read_output, daemon=True).start()
+        self._reader = threading.Thread(target=self._read_output, daemon=True)
+        self._reader.start()
         if not self._ready.wait(timeout):
             self.kill()
             raise RuntimeError(f"worker not ready within {timeout} s:\n{self.output}")
@@ -70,14 +72,19 @@ class WorkerProcess:
 
     def terminate(self, timeout: float = 30) -> int | None:
         """SIGTERM (warm shutdown) and wait; SIGKILL the group if it does not stop in time."""
-        if self.process is None or self.process.poll() is not None:
-            return self.process.returncode if self.process else None
+        if self.process is None:
+            return None
+        if self.process.poll() is not None:
+            self._close_output()
+            return self.process.returncode
         self.process.send_signal(signal.SIGTERM)
         try:
-            return self.process.wait(timeout)
+            code = self.process.wait(timeout)
         except subprocess.TimeoutExpired:
             self.kill()
             return None
+        self._close_output()
+        return code
 
     def kill(self) -> None:
         """SIGKILL the worker and its consumers at once, as a crash or power loss would."""
@@ -87,6 +94,14 @@ class WorkerProcess:
             except ProcessLookupError:
                 pass
             self.process.wait(10)
+            self._close_output()
+
+    def _close_output(self) -> None:
+        """Once the reader has seen the end of the output (bounded), close the pipe."""
+        if self._reader is not None:
+            self._reader.join(5)
+        if not self._reader or not self._reader.is_alive():
+            self.process.stdout.close()
 
     def children_pids(self) -> list[int]:
         import psutil

@@ -32,3 +32,22 @@ def test_from_jsonable_restores_tags_inside_parsed_json():
 
     parsed = json.loads(serialization.dumps({"d": Decimal("1.5")}))
     assert serialization.from_jsonable(parsed) == {"d": Decimal("1.5")}
+
+
+def test_only_containers_holding_a_tagged_value_are_copied():
+    steps = [{"task": "add", "args": [1], "kwargs": {}, "options": {"task_id": "x"}} for _ in range(3)]
+    assert serialization.to_jsonable(steps) is steps  # plain JSON (a chain's remaining steps): no copy
+    steps[1]["kwargs"] = {"when": date(2024, 5, 1)}
+    encoded = serialization.to_jsonable(steps)
+    assert encoded is not steps and encoded[0] is steps[0] and encoded[2] is steps[2]
+    assert encoded[1]["kwargs"] == {"when": {"__tq__": ["date", "2024-05-01"]}}
+    assert steps[1]["kwargs"] == {"when": date(2024, 5, 1)}  # the caller's value is left alone
+    with pytest.raises(TypeError, match="non-string key"):
+        serialization.to_jsonable([{"a": [1]}, {2: "b"}])
+
+
+def test_text_without_tags_and_tag_lookalikes_decode_the_same():
+    assert serialization.loads(b'{"a":[1,{"b":null}]}') == {"a": [1, {"b": None}]}
+    tricky = {"text": '"__tq__"', "__tq__ext": 1, "pair": (1, 2)}
+    assert serialization.loads(serialization.dumps(tricky)) == tricky
+    assert serialization.loads(serialization.dumps({"text": '"__tq__"'})) == {"text": '"__tq__"'}
