@@ -1,7 +1,8 @@
 """The parts the prefork supervisor runs without Django: the bare Redis lease client and task slots."""
 
-import os
 import signal
+import subprocess
+import sys
 import uuid
 
 import pytest
@@ -71,15 +72,16 @@ def test_bare_connections_only_for_plain_redis_urls():
     assert not bare_connection_supported("django://")
 
 
-def test_a_slot_written_by_a_child_is_read_by_its_parent_and_survives_by_fd():
+def _in_child(slot: TaskSlot, code: str) -> subprocess.Popen:
+    """A fresh Python process that maps `slot` by descriptor, as a consumer the keeper spawns does."""
+    script = f"from taskqueue.worker.slot import TaskSlot\nslot = TaskSlot(shared=True, fd={slot.fd})\n{code}"
+    return subprocess.Popen([sys.executable, "-c", script], pass_fds=[slot.fd], stdout=subprocess.PIPE, text=True)
+
+
+def test_a_slot_written_by_another_process_is_read_here_and_survives_by_fd():
     slot = TaskSlot(shared=True)
-    pid = os.fork()
-    if pid == 0:  # the child: a consumer beginning a task
-        try:
-            TaskSlot(shared=True, fd=slot.fd)._write(b'{"id": "t1", "started": 1.0, "limit": 2}\nBODY')
-        finally:
-            os._exit(0)
-    os.waitpid(pid, 0)
+    writer = _in_child(slot, "slot._write(b'{\"id\": \"t1\", \"started\": 1.0, \"limit\": 2}\\nBODY')")
+    assert writer.wait(20) == 0
     info, body = slot.read()
     assert info == {"id": "t1", "started": 1.0, "limit": 2} and body == b"BODY"
     same = TaskSlot(shared=True, fd=slot.fd)  # how the keeper maps it again after its exec
@@ -93,10 +95,15 @@ def test_a_slot_written_by_a_child_is_read_by_its_parent_and_survives_by_fd():
 
 def test_a_killed_writer_does_not_leave_the_slot_locked():
     slot = TaskSlot(shared=True)
-    pid = os.fork()
-    if pid == 0:
-        slot._locked().__enter__()  # dies holding the record lock
-        os.kill(os.getpid(), signal.SIGKILL)
-    os.waitpid(pid, 0)
-    assert slot.read() is None  # the lock went with the process
-    slot.close()
+    holder = _in_child(slot, "import time\nslot._locked().__enter__()\nprint('locked', flush=True)\ntime.sleep(60)")
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        holder.send_signal(signal.SIGKILL)  # dies holding the record lock
+        holder.wait(20)
+        assert slot.read() is None  # the lock went with the process
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait(20)
+        holder.stdout.close()
+        slot.close()
