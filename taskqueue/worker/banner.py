@@ -19,7 +19,7 @@ def _mask(url: str) -> str:
     return url
 
 
-def banner(config: WorkerConfig) -> str:
+def banner(config: WorkerConfig, lean_supervisor: bool = False) -> str:
     settings = get_settings()
     db = connection.settings_dict
     tasks = "\n".join(f"  . {name}" for name in sorted(registry.all_tasks())) or "  (none)"
@@ -29,6 +29,7 @@ def banner(config: WorkerConfig) -> str:
         f"database:     {db['ENGINE'].rsplit('.', 1)[-1]} {db.get('NAME')}\n"
         f"queues:       {', '.join(config.queues or [settings.DEFAULT_QUEUE])}\n"
         f"concurrency:  {config.concurrency} ({config.pool}){' + scheduler (--beat)' if config.beat else ''}\n"
+        f"supervisor:   {'without Django, after forking (worker/keeper.py)' if lean_supervisor else 'this process'}\n"
         f"lease:        {settings.VISIBILITY_TIMEOUT} s (heartbeat every {settings.heartbeat_interval} s)\n"
         f"[tasks]\n{tasks}"
     )

@@ -23,6 +23,7 @@ def _keeper_running(pid: int) -> bool:
 @pytest.mark.redis_only
 def test_the_supervisor_of_a_prefork_redis_worker_holds_no_django(taskqueue_worker):
     worker = taskqueue_worker("-c", "2", "-Q", "lean")
+    assert "supervisor:   without Django" in worker.output
     wait_until(lambda: _keeper_running(worker.pid), timeout=10, message="the keeper took over")
     supervisor = psutil.Process(worker.pid)
     maps = Path(f"/proc/{worker.pid}/maps").read_text()

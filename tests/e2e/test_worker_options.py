@@ -13,7 +13,7 @@ from tests.tasks import add, record, waits_on_another
 def test_banner_lists_broker_queues_and_tasks(taskqueue_worker):
     worker = taskqueue_worker("-c", "1", "-Q", "banner", "--hostname", "bannerhost", "--pool", "solo")
     for text in ("taskqueue worker bannerhost", "broker:", "queues:       banner", "concurrency:  1 (solo)",
-                 "tests.tasks.add"):
+                 "supervisor:   this process", "tests.tasks.add"):
         assert text in worker.output
     assert add.apply_async((2, 2), queue="banner").get(timeout=10) == 4
 

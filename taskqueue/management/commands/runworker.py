@@ -85,7 +85,7 @@ class Command(BaseCommand):
                                 visibility_timeout=settings.VISIBILITY_TIMEOUT)
         previous = supervisor.install_signal_handlers()
         try:
-            print(banner(config), flush=True)
+            print(banner(config, lean_supervisor=lean), flush=True)
             supervisor.start()
             signals.worker_ready.send(sender=supervisor)
             print(f"[taskqueue] worker {config.hostname} ready", flush=True)
