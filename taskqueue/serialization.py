@@ -137,12 +137,13 @@ def dumps(value: Any) -> str:
 
 
 _TAG_MARK = f'"{TAG}"'
+_TAG_MARK_BYTES = _TAG_MARK.encode()
 
 
 def loads(text: str | bytes) -> Any:
     """Decode what `dumps` produced, restoring the tagged types (a text without a tag is parsed
     without calling back into Python for every object)."""
-    mark = _TAG_MARK.encode() if isinstance(text, bytes) else _TAG_MARK
+    mark = _TAG_MARK_BYTES if isinstance(text, bytes) else _TAG_MARK
     if mark not in text:
         return json.loads(text)
     return json.loads(text, object_hook=_object_hook)

@@ -12,6 +12,8 @@ import json
 import mmap
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -79,18 +81,11 @@ class TaskSlot:
         with self._locked():
             self._map[:_HEADER + len(data)] = len(data).to_bytes(_HEADER, "big") + data
 
-    def _locked(self):
-        return _RecordLock(self.fd)
-
-
-class _RecordLock:
-    """fcntl record lock on the whole slot: per process, so it also excludes a forked sibling."""
-
-    def __init__(self, fd: int):
-        self.fd = fd
-
-    def __enter__(self) -> None:
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """A record lock on the slot file: per process, so it also excludes a forked sibling."""
         fcntl.lockf(self.fd, fcntl.LOCK_EX)
-
-    def __exit__(self, *exc) -> None:
-        fcntl.lockf(self.fd, fcntl.LOCK_UN)
+        try:
+            yield
+        finally:
+            fcntl.lockf(self.fd, fcntl.LOCK_UN)

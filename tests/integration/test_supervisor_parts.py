@@ -95,7 +95,8 @@ def test_a_slot_written_by_another_process_is_read_here_and_survives_by_fd():
 
 def test_a_killed_writer_does_not_leave_the_slot_locked():
     slot = TaskSlot(shared=True)
-    holder = _in_child(slot, "import time\nslot._locked().__enter__()\nprint('locked', flush=True)\ntime.sleep(60)")
+    holder = _in_child(slot, "import time\nheld = slot._locked()\nheld.__enter__()\n"
+                             "print('locked', flush=True)\ntime.sleep(60)")
     try:
         assert holder.stdout.readline().strip() == "locked"
         holder.send_signal(signal.SIGKILL)  # dies holding the record lock
