@@ -74,10 +74,16 @@ def exception_from_json(data: dict) -> BaseException:
 
 
 def encode_value(value: Any) -> Any:
+    """The value in JSON types, detached from the task's own objects: a worker stores the outcomes
+    of a batch when it flushes, after later tasks of the batch may have changed what this one
+    returned (a list kept in a module, say)."""
     try:
-        return serialization.to_jsonable(value, "return value")
+        encoded = serialization.to_jsonable(value, "return value")
     except TypeError as exc:
         raise TypeError(f"the task returned a value that cannot be stored: {exc}") from None
+    if type(encoded) in (list, dict):
+        encoded = json.loads(json.dumps(encoded))  # a deep copy of plain JSON data, in C
+    return encoded
 
 
 _COLUMNS = [f for f in TaskResult._meta.concrete_fields if not f.primary_key]

@@ -203,6 +203,17 @@ def tick(label):
     return label
 
 
+_GROWING: dict[str, list] = {}
+
+
+@task
+def grow(key, item):
+    """Appends to a list that outlives the call and returns that same list object."""
+    values = _GROWING.setdefault(key, [])
+    values.append(item)
+    return values
+
+
 @task
 def bad_return():
     return object()

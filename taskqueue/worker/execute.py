@@ -440,8 +440,8 @@ def follow_up(outcome: Outcome, ctx: ExecutionContext):
 
         args, kwargs, options = outcome.next_attempt
         followed = send(message.task, tuple(args), dict(kwargs), task=task, **options)
-    elif outcome.state == states.SUCCESS:
-        _send_links(message, outcome.result)
+    elif outcome.state == states.SUCCESS:  # the value as stored: the live object may have changed since
+        _send_links(message, serialization.from_jsonable(outcome.encoded))
     elif outcome.state in (states.FAILURE, states.REVOKED):
         if outcome.state == states.FAILURE:
             call_errbacks(message.link_error, _request_for(message, ctx), outcome.result, outcome.traceback)

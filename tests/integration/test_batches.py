@@ -11,10 +11,12 @@ import pytest
 
 from taskqueue import states
 from taskqueue.brokers import get_broker
+from taskqueue.conf import get_settings
+from taskqueue.message import decode
 from taskqueue.models import TaskResult
 from taskqueue.worker import execute
 from tests.helpers import wait_until
-from tests.tasks import add, slow_add
+from tests.tasks import add, echo, grow, slow_add
 
 
 @pytest.fixture
@@ -105,3 +107,20 @@ def test_a_task_that_turns_out_long_has_the_rest_handed_back_while_it_runs(queue
     assert [r.get(timeout=5) for r in quick] == [10, 11]
     assert finished.wait(5) and finished.complete is False  # cut short: the consumer reserves fewer next
     assert slow.get(timeout=5) == 4
+
+
+def test_a_returned_object_is_stored_and_passed_on_as_it_was_when_its_task_returned(queue):
+    """Outcomes of a batch are written at its flush: a later task of the batch that changes what an
+    earlier one returned must change neither its stored result nor what its callback receives."""
+    execute._durations[grow.name] = 0.0001  # known short: both run in one batch, one flush
+    key = uuid.uuid4().hex
+    first = grow.apply_async((key, 1), queue=queue, link=echo.s().set(queue=queue))
+    second = grow.apply_async((key, 2), queue=queue)
+    broker = get_broker()
+    batch = broker.reserve("consumer-f", [queue], count=2, timeout=0)
+    assert [d.key for d in batch] == [first.id, second.id]
+    assert execute.process(batch, _context("consumer-f"))
+    assert first.get(timeout=5) == [1] and second.get(timeout=5) == [1, 2]
+    (callback,) = broker.reserve("consumer-f", [queue], count=5, timeout=0)
+    assert decode(callback.body, get_settings().signing_key).args == ([1],)
+    broker.ack([callback])
