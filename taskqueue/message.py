@@ -1,4 +1,5 @@
-"""The wire protocol: a signed JSON envelope, version 1 (see docs/protocol.md).
+"""The wire protocol: a signed JSON envelope, then one JSON line per remaining chain step
+(version 2, see docs/protocol.md).
 
 The only code that knows the wire format. Unknown fields are ignored and missing
 ones take their defaults, so older and newer workers can read each other's messages.
@@ -10,6 +11,7 @@ import hashlib
 import hmac
 import json
 import operator
+from collections.abc import Sequence
 from dataclasses import MISSING, dataclass, field, fields
 from datetime import datetime
 from typing import Any
@@ -17,7 +19,7 @@ from typing import Any
 from . import serialization
 from .exceptions import DecodeError
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: the rest of a chain follows the envelope as lines (1: inside it)
 _SIGNATURE_LENGTH = 64  # hex digest of HMAC-SHA256
 
 
@@ -44,7 +46,7 @@ class Message:
     lock: str | None = None  # lock_key value: same value never runs twice at once
     link: list = field(default_factory=list)  # signatures called with the result
     link_error: list = field(default_factory=list)  # signatures called on failure
-    chain: list = field(default_factory=list)  # remaining steps, next one last (as in Celery)
+    chain: Sequence[dict] = field(default_factory=list)  # remaining steps, next one last (as in Celery)
     chord: dict | None = None  # body signature to run when this task's group completes
     headers: dict = field(default_factory=dict)
 
@@ -57,11 +59,37 @@ class Message:
         return datetime.fromisoformat(self.expires) if self.expires else None
 
 
+class ChainSteps(Sequence):
+    """The rest of a chain as the JSON lines it travelled as: a step is parsed only when it is
+    read, and the rest is sent on as the same lines, so a long chain is not decoded and encoded
+    again at every step."""
+
+    __slots__ = ("lines",)
+
+    def __init__(self, lines: list[bytes]):
+        self.lines = lines
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return ChainSteps(self.lines[index])
+        return serialization.loads(self.lines[index])
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    def __repr__(self) -> str:
+        return f"ChainSteps({list(self)!r})"
+
+
 _FIELD_NAMES = frozenset(f.name for f in fields(Message))
 _REQUIRED = ("id", "task", "args", "kwargs")
+_TRAILING = ("chain",)  # written after the envelope, one line per step
 # Fields written only when they differ from their default: most messages carry none of them.
 _OPTIONAL = tuple((f.name, f.default if f.default is not MISSING else f.default_factory())
-                  for f in fields(Message) if f.name not in _REQUIRED)
+                  for f in fields(Message) if f.name not in _REQUIRED + _TRAILING)
 _optional_values = operator.attrgetter(*(name for name, _ in _OPTIONAL))
 
 
@@ -81,13 +109,27 @@ def sign(key: bytes, payload: bytes) -> bytes:
 def encode(message: Message, key: bytes) -> bytes:
     """Serialise and sign; raises TypeError if args, kwargs or options are not sendable."""
     to_jsonable = serialization.to_jsonable
-    body = {"v": PROTOCOL_VERSION, "id": message.id, "task": message.task,
+    steps = _chain_lines(message.chain)
+    body = {"v": PROTOCOL_VERSION if steps else 1, "id": message.id, "task": message.task,
             "args": to_jsonable(list(message.args), "args"), "kwargs": to_jsonable(message.kwargs, "kwargs")}
     for (name, default), value in zip(_OPTIONAL, _optional_values(message), strict=True):
         if value != default:
             body[name] = to_jsonable(value, name)
-    payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    payload = _dumps(body)
+    if steps:
+        payload = b"\n".join([payload, *steps])
     return sign(key, payload) + b":" + payload
+
+
+def _dumps(value: Any) -> bytes:
+    # Compact JSON never holds a raw newline (json escapes it inside strings): lines can follow.
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def _chain_lines(chain: Sequence[dict]) -> list[bytes]:
+    if type(chain) is ChainSteps:  # received, passed on unchanged
+        return chain.lines
+    return [_dumps(serialization.to_jsonable(step, "chain")) for step in chain]
 
 
 def encode_many(messages: list[Message], key: bytes) -> list[bytes]:
@@ -104,10 +146,15 @@ def decode(raw: bytes, key: bytes) -> Message:
         raise DecodeError("unsigned message: no HMAC signature in front of the body")
     if not hmac.compare_digest(signature, sign(key, payload)):
         raise DecodeError("forged message: the HMAC signature does not match the body")
+    envelope, *steps = payload.split(b"\n")
     try:
-        body = serialization.loads(payload)
+        body = serialization.loads(envelope)
     except (ValueError, KeyError, TypeError) as exc:
         raise DecodeError(f"malformed body: {exc}") from exc
+    if steps and isinstance(body, dict):
+        if not all(line[:1] == b"{" and line[-1:] == b"}" for line in steps):
+            raise DecodeError("malformed body: a chain step line is not a JSON object")
+        body["chain"] = ChainSteps(steps)  # each parsed when it becomes the next step
     return from_dict(body)
 
 
@@ -132,6 +179,6 @@ def from_dict(body: Any) -> Message:
 def peek_id(raw: bytes) -> str | None:
     """Best-effort message id of a raw body, for dead-letter records."""
     try:
-        return str(json.loads(raw.partition(b":")[2])["id"])
+        return str(json.loads(raw.partition(b":")[2].partition(b"\n")[0])["id"])
     except Exception:
         return None

@@ -1,10 +1,11 @@
 import json
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 
 from taskqueue.exceptions import DecodeError
-from taskqueue.message import Message, decode, encode, peek_id
+from taskqueue.message import ChainSteps, Message, decode, encode, peek_id
 
 KEY = b"k" * 32
 
@@ -42,6 +43,39 @@ def test_malformed_body_and_unknown_fields():
     assert msg.task == "t" and msg.args == ()
 
 
+def _signed(payload: bytes) -> bytes:
+    import hashlib
+    import hmac
+
+    return hmac.new(KEY, payload, hashlib.sha256).hexdigest().encode() + b":" + payload
+
+
+def test_the_rest_of_a_chain_travels_as_lines_and_is_passed_on_without_being_encoded_again():
+    when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    steps = [{"task": "t.last", "args": [(1, 2)], "kwargs": {}, "options": {}},
+             {"task": "t.next", "args": [when], "kwargs": {"d": Decimal("1.5")}, "options": {"task_id": "n"}}]
+    raw = encode(Message(id="first", task="t.add", args=(1, 1), chain=steps), KEY)
+    envelope, *lines = raw.partition(b":")[2].split(b"\n")
+    assert json.loads(envelope)["v"] == 2 and "chain" not in json.loads(envelope) and len(lines) == 2
+    received = decode(raw, KEY)
+    assert type(received.chain) is ChainSteps and received.chain == steps
+    assert received.chain[-1]["args"] == [when] and received.chain[-1]["kwargs"] == {"d": Decimal("1.5")}
+    assert received.chain[0]["args"] == [(1, 2)]  # tagged values restored when a step is read
+    sent_on = encode(Message(id="n", task="t.next", chain=received.chain[:-1]), KEY)
+    assert sent_on.partition(b":")[2].split(b"\n")[1:] == lines[:1]  # the same bytes, not re-encoded
+    assert decode(sent_on, KEY).chain == steps[:1]
+
+
+def test_messages_without_a_chain_stay_version_1_and_version_1_chains_are_read():
+    assert json.loads(encode(Message(id="a", task="t"), KEY).partition(b":")[2])["v"] == 1
+    step = {"task": "t.next", "args": [1], "kwargs": {}, "options": {}}
+    old = decode(_signed(json.dumps({"v": 1, "id": "a", "task": "t", "chain": [step]}).encode()), KEY)
+    assert list(old.chain) == [step]
+    with pytest.raises(DecodeError, match="chain step"):
+        decode(_signed(b'{"v":2,"id":"a","task":"t"}\n{"task":"t.next"'), KEY)
+
+
 def test_peek_id():
     assert peek_id(encode(Message(id="the-id", task="t"), KEY)) == "the-id"
+    assert peek_id(encode(Message(id="chained", task="t", chain=[{"task": "t.b"}]), KEY)) == "chained"
     assert peek_id(b"garbage") is None
