@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -34,7 +34,7 @@ class Request:
     headers: dict = field(default_factory=dict)
     link: list = field(default_factory=list)
     link_error: list = field(default_factory=list)
-    chain: list = field(default_factory=list)
+    chain: Sequence[dict] = field(default_factory=list)  # the steps after this one, next one last (read-only)
     chord: dict | None = None
     time_limit: float | None = None
     soft_time_limit: float | None = None
