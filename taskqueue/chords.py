@@ -32,8 +32,7 @@ def create(group_id: str, member_results: list, body: Signature) -> None:
         ChordCounter.objects.create(group_id=group_id, total=len(member_ids), remaining=len(member_ids),
                                     member_ids=member_ids, body=dict(body))
         store.save_group(group_id, [result.as_tuple() for result in member_results])
-        store.save_pending([TaskResult(task_id=result.id, task_name=result.task_name or "", group_id=group_id)
-                            for result in member_results])
+        store.save_pending([(result.id, result.task_name or "") for result in member_results], group_id)
 
 
 def record_members(group_id: str, outcomes: list[store.Outcome]) -> None:

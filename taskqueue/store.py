@@ -111,7 +111,8 @@ def _row(message: Message, state: str, **values: Any) -> dict[str, Any]:
 
 
 def _upsert(rows: list[dict[str, Any]], fields: list[str]) -> None:
-    """Insert or update rows by task_id in one statement (callers notify waiters after commit).
+    """Insert or update rows by task_id in one statement (callers notify waiters after commit);
+    with no `fields`, a row that exists is left alone.
 
     Not bulk_create: it wraps the INSERT in BEGIN/COMMIT, three round trips instead of one. On
     PostgreSQL the whole batch travels as one JSON document unpacked by `json_to_recordset`: one
@@ -145,8 +146,8 @@ def _upsert_sql(connection, count: int, fields: tuple[str, ...]) -> str:
         meta = TaskResult._meta
         qn = connection.ops.quote_name
         updates = [meta.get_field(name).column for name in fields]
-        conflict = connection.ops.on_conflict_suffix_sql(_COLUMNS, OnConflict.UPDATE, updates,
-                                                         [meta.get_field("task_id").column])
+        conflict = connection.ops.on_conflict_suffix_sql(_COLUMNS, OnConflict.UPDATE if fields else OnConflict.IGNORE,
+                                                         updates, [meta.get_field("task_id").column])
         names = ", ".join(qn(f.column) for f in _COLUMNS)
         if postgres:  # keys of the JSON objects are attribute names, which equal the column names here
             record = ", ".join(f"{qn(f.attname)} {f.db_type(connection)}" for f in _COLUMNS)
@@ -266,9 +267,14 @@ def save_failures(task_ids: list[str], exc: BaseException, traceback: str, names
     notify.publish(task_ids)
 
 
-def save_pending(rows: list[TaskResult]) -> None:
-    """Create PENDING rows (chord members), so revoking one can find its chord."""
-    TaskResult.objects.bulk_create(rows, ignore_conflicts=True)
+def save_pending(members: list[tuple[str, str]], group_id: str) -> None:
+    """Create PENDING rows for chord members (task id, name), so revoking one can find its chord;
+    a row that exists is left as it is."""
+    if connections[router.db_for_write(TaskResult)].vendor == "postgresql":  # one statement, no model instances
+        _upsert([_new_row(task_id=task_id, task_name=name, group_id=group_id) for task_id, name in members], [])
+    else:  # SQLite limits the parameters of one statement: bulk_create splits the rows
+        TaskResult.objects.bulk_create([TaskResult(task_id=task_id, task_name=name, group_id=group_id)
+                                        for task_id, name in members], ignore_conflicts=True)
 
 
 def save_group(group_id: str, member_tuples: list) -> None:
