@@ -94,7 +94,7 @@ def soft_limited():
 
 
 @task(time_limit=1)
-def hard_limited():
+def hard_limited(padding=""):
     time.sleep(30)
 
 

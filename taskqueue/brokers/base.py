@@ -72,6 +72,10 @@ class Broker(ABC):
         """Whether a message with this key is queued, delayed or in flight."""
 
     @abstractmethod
+    def body(self, key: str) -> bytes | None:
+        """The body of a message that is queued, delayed or in flight (None once acked)."""
+
+    @abstractmethod
     def purge(self, queue: str) -> int:
         """Delete every ready message of `queue`; return how many."""
 

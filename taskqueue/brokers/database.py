@@ -220,6 +220,10 @@ class DatabaseBroker(Broker):
         task_id = QueuedMessage.objects.using(self.alias).filter(key=key).values_list("task_id", flat=True).first()
         return task_id is not None and not CancelledTask.objects.using(self.alias).filter(task_id=task_id).exists()
 
+    def body(self, key: str) -> bytes | None:
+        body = QueuedMessage.objects.using(self.alias).filter(key=key).values_list("body", flat=True).first()
+        return None if body is None else body.encode("utf-8")
+
     def purge(self, queue: str) -> int:
         return QueuedMessage.objects.using(self.alias).filter(queue=queue, consumer_id=None).delete()[0]
 

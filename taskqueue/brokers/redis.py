@@ -172,6 +172,9 @@ class RedisBroker(Broker):
     def contains(self, key: str) -> bool:
         return bool(self.client.hexists(f"{self.prefix}:msg", key))
 
+    def body(self, key: str) -> bytes | None:
+        return self.client.hget(f"{self.prefix}:msg", key)
+
     def purge(self, queue: str) -> int:
         list_key = f"{self.prefix}:q:{queue}"
         with self.client.pipeline(transaction=True) as pipe:

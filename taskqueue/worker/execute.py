@@ -500,6 +500,8 @@ def _run_hooks(task, outcome: Outcome) -> None:
 def fail_killed(delivery: Delivery, body: bytes, hostname: str, error: BaseException,
                 broker: Broker) -> None:
     """The supervisor killed a child at its hard time limit: store the failure and ack."""
+    if not body:  # too large for the task slot: read it from the broker, which holds it until the ack
+        body = broker.body(delivery.key) or b""
     try:
         message = decode(body, get_settings().signing_key)
     except DecodeError:

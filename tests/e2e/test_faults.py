@@ -29,6 +29,13 @@ def test_hard_time_limit_kills_and_replaces_the_child(worker):
     assert add.delay(1, 1).get(timeout=10) == 2  # the worker goes on with a fresh child
 
 
+def test_a_task_too_large_for_its_slot_is_still_failed_at_its_hard_time_limit(worker):
+    res = hard_limited.delay(padding="x" * 100_000)  # the supervisor's slot keeps 64 KB of a body
+    with pytest.raises(TimeLimitExceeded):
+        res.get(timeout=15)
+    assert res.state == states.FAILURE
+
+
 def test_child_killed_mid_task_is_replaced_and_the_task_runs_again(worker):
     res = suicide.delay("suicide")
     assert res.get(timeout=20) == "survived"

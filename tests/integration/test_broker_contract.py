@@ -31,8 +31,9 @@ def test_fifo_per_queue_and_ack(broker):
         broker.publish("q", f"k{i}", f"body{i}".encode())
     got = broker.reserve("c1", ["q"], count=2, timeout=0)
     assert [d.key for d in got] == ["k0", "k1"] and got[0].body == b"body0" and got[0].queue == "q"
+    assert broker.body("k1") == b"body1" and broker.body("k2") == b"body2"  # in flight, and queued
     broker.ack(got)
-    assert not broker.contains("k0") and broker.contains("k2")
+    assert not broker.contains("k0") and broker.contains("k2") and broker.body("k0") is None
     assert [d.key for d in broker.reserve("c1", ["q"], timeout=0)] == ["k2"]
     assert broker.reserve("c1", ["q"], timeout=0) == []
 
