@@ -52,3 +52,15 @@ def test_a_notification_carries_a_signed_outcome(transactional_db):
 def test_large_outcomes_are_not_carried(transactional_db):
     row = store.outcome_row(_outcome("x" * 10_000))
     assert store.notices([row]) == {}
+
+
+def test_pending_chord_members_are_created_and_a_stored_row_is_left_alone(transactional_db):
+    finished = _outcome(7)
+    store.save_outcomes([finished])
+    fresh = [str(uuid.uuid4()) for _ in range(600)]  # more than one statement's worth on SQLite
+    store.save_pending([(finished.message.id, "tests.tasks.add"), *[(i, "tests.tasks.mul") for i in fresh]], "g-9")
+    kept = store.fetch(finished.message.id)
+    assert kept.state == states.SUCCESS and kept.result == 7 and kept.group_id == "g-1"
+    created = [store.fetch(task_id) for task_id in fresh]
+    assert all(row.state == states.PENDING and row.task_name == "tests.tasks.mul" and row.group_id == "g-9"
+               and row.date_created is not None for row in created)

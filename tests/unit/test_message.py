@@ -1,3 +1,5 @@
+import hashlib
+import hmac
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -26,28 +28,19 @@ def test_forged_and_unsigned_messages_are_refused():
         decode(raw.partition(b":")[2], KEY)
 
 
-def test_malformed_body_and_unknown_fields():
-    import hashlib
-    import hmac
-
-    def signed(payload: bytes) -> bytes:
-        return hmac.new(KEY, payload, hashlib.sha256).hexdigest().encode() + b":" + payload
-
-    with pytest.raises(DecodeError, match="malformed"):
-        decode(signed(b"{not json"), KEY)
-    with pytest.raises(DecodeError, match="'task'"):
-        decode(signed(b'{"id": "x"}'), KEY)
-    with pytest.raises(DecodeError, match="protocol version"):
-        decode(signed(b'{"v": 99, "id": "x", "task": "t"}'), KEY)
-    msg = decode(signed(json.dumps({"v": 1, "id": "x", "task": "t", "future_field": 1}).encode()), KEY)
-    assert msg.task == "t" and msg.args == ()
-
-
 def _signed(payload: bytes) -> bytes:
-    import hashlib
-    import hmac
-
     return hmac.new(KEY, payload, hashlib.sha256).hexdigest().encode() + b":" + payload
+
+
+def test_malformed_body_and_unknown_fields():
+    with pytest.raises(DecodeError, match="malformed"):
+        decode(_signed(b"{not json"), KEY)
+    with pytest.raises(DecodeError, match="'task'"):
+        decode(_signed(b'{"id": "x"}'), KEY)
+    with pytest.raises(DecodeError, match="protocol version"):
+        decode(_signed(b'{"v": 99, "id": "x", "task": "t"}'), KEY)
+    msg = decode(_signed(json.dumps({"v": 1, "id": "x", "task": "t", "future_field": 1}).encode()), KEY)
+    assert msg.task == "t" and msg.args == ()
 
 
 def test_the_rest_of_a_chain_travels_as_lines_and_is_passed_on_without_being_encoded_again():
