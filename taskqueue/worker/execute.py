@@ -440,7 +440,8 @@ def follow_up(outcome: Outcome, ctx: ExecutionContext):
 
         args, kwargs, options = outcome.next_attempt
         followed = send(message.task, tuple(args), dict(kwargs), task=task, **options)
-    elif outcome.state == states.SUCCESS:  # the value as stored: the live object may have changed since
+    elif outcome.state == states.SUCCESS and (message.link or message.chain):
+        # the value as stored: the live object may have changed since the task returned
         _send_links(message, serialization.from_jsonable(outcome.encoded))
     elif outcome.state in (states.FAILURE, states.REVOKED):
         if outcome.state == states.FAILURE:
@@ -457,8 +458,8 @@ def _send_links(message: Message, retval: Any) -> None:
         sig = maybe_signature(callback)
         sig.apply_async((retval,), task_id=sig.id or derived_id(message.id, f"link{index}"), **lineage)
     if message.chain:
-        step = maybe_signature(message.chain[-1])
-        rest = {"chain": message.chain[:-1]} if message.chain[:-1] else {}  # only tasks precede the end
+        step, later = maybe_signature(message.chain[-1]), message.chain[:-1]
+        rest = {"chain": later} if later else {}  # only tasks precede the end
         step.apply_async((retval,), task_id=step.id or derived_id(message.id, "chain"), **rest, **lineage)
 
 
