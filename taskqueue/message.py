@@ -90,6 +90,7 @@ _TRAILING = ("chain",)  # written after the envelope, one line per step
 # Fields written only when they differ from their default: most messages carry none of them.
 _OPTIONAL = tuple((f.name, f.default if f.default is not MISSING else f.default_factory())
                   for f in fields(Message) if f.name not in _REQUIRED + _TRAILING)
+_OPTIONAL_DEFAULTS = tuple(default for _, default in _OPTIONAL)
 _optional_values = operator.attrgetter(*(name for name, _ in _OPTIONAL))
 
 
@@ -112,9 +113,11 @@ def encode(message: Message, key: bytes) -> bytes:
     steps = _chain_lines(message.chain)
     body = {"v": PROTOCOL_VERSION if steps else 1, "id": message.id, "task": message.task,
             "args": to_jsonable(list(message.args), "args"), "kwargs": to_jsonable(message.kwargs, "kwargs")}
-    for (name, default), value in zip(_OPTIONAL, _optional_values(message), strict=True):
-        if value != default:
-            body[name] = to_jsonable(value, name)
+    values = _optional_values(message)
+    if values != _OPTIONAL_DEFAULTS:  # one comparison in C for the usual message with none set
+        for (name, default), value in zip(_OPTIONAL, values, strict=True):
+            if value != default:
+                body[name] = to_jsonable(value, name)
     payload = _dumps(body)
     if steps:
         payload = b"\n".join([payload, *steps])
@@ -123,7 +126,11 @@ def encode(message: Message, key: bytes) -> bytes:
 
 def _dumps(value: Any) -> bytes:
     # Compact JSON never holds a raw newline (json escapes it inside strings): lines can follow.
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return _encode_json(value).encode("utf-8")
+
+
+# One encoder for all messages: json.dumps with non-default options builds a new one per call.
+_encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 def _chain_lines(chain: Sequence[dict]) -> list[bytes]:

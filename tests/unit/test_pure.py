@@ -18,3 +18,15 @@ def test_routes_match_globs_before_the_task_queue():
     assert route("mail.send", routes, "other", "default") == "mail"
     assert route("x.y", routes, "tasks-own", "default") == "tasks-own"
     assert route("x.y", routes, None, "default") == "default"
+
+
+def test_new_ids_are_random_version_4_uuids_as_text():
+    import uuid
+
+    from taskqueue.utils import new_id
+
+    ids = [new_id() for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text and parsed.version == 4 and parsed.variant == uuid.RFC_4122
