@@ -64,3 +64,35 @@ def test_pending_chord_members_are_created_and_a_stored_row_is_left_alone(transa
     created = [store.fetch(task_id) for task_id in fresh]
     assert all(row.state == states.PENDING and row.task_name == "tests.tasks.mul" and row.group_id == "g-9"
                and row.date_created is not None for row in created)
+
+
+def test_a_write_inside_atomic_commits_and_rolls_back_with_it(transactional_db):
+    # Autocommitted batch writes go straight through libpq; inside atomic() they must not, or
+    # they would commit on their own before the transaction does.
+    from django.db import transaction
+
+    kept, dropped = _outcome(1), _outcome(2)
+    with transaction.atomic():
+        store.store_outcomes([kept])
+    with pytest.raises(RuntimeError), transaction.atomic():
+        store.store_outcomes([dropped])
+        raise RuntimeError("roll back")
+    assert store.fetch(kept.message.id).state == states.SUCCESS
+    assert store.fetch(dropped.message.id) is None
+
+
+def test_a_failed_write_raises_a_database_error_and_the_connection_goes_on(transactional_db):
+    from django.db import DatabaseError, connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite does not enforce a column's length")
+    too_long = _outcome(1)
+    too_long.message.task = "x" * 1000  # longer than the task_name column allows
+    with pytest.raises(DatabaseError):
+        store.save_outcomes([too_long])
+    fine = _outcome(2)
+    store.save_outcomes([fine])
+    connection.close()  # a new connection prepares its statements again
+    again = _outcome(3)
+    store.save_outcomes([again])
+    assert store.fetch(fine.message.id).result == 2 and store.fetch(again.message.id).result == 3
