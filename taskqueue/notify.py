@@ -33,15 +33,17 @@ def _kind() -> str:
 
 
 def _redis() -> tuple:
-    """This process's (pooled client, per-thread clients, publish script) for the broker URL."""
+    """This process's (pooled client, per-thread clients, publish script, script runner) for the
+    broker URL."""
     settings = get_settings()
     cached = _clients.get(os.getpid())
     if cached is None or cached[0] != settings.BROKER_URL:
-        from .brokers.redis import ThreadClients, connect
+        from .brokers.redis import ThreadClients, connect, run_script
 
         _clients.clear()
         pooled = connect(settings.BROKER_URL)
-        cached = (settings.BROKER_URL, pooled, ThreadClients(pooled), pooled.register_script(_PUBLISH_EACH))
+        cached = (settings.BROKER_URL, pooled, ThreadClients(pooled), pooled.register_script(_PUBLISH_EACH),
+                  run_script)
         _clients[os.getpid()] = cached
     return cached[1:]
 
@@ -102,9 +104,7 @@ def _own_client():
 
 
 def _run_publish_each(args: list) -> None:
-    from .brokers.redis import run_script
-
-    _, threads, script = _redis()
+    _, threads, script, run_script = _redis()
     run_script(threads.get(), script, args)
 
 

@@ -14,11 +14,11 @@ from . import signals
 from .brokers import get_broker
 from .conf import get_settings
 from .request import current_request
+from .result import AsyncResult
 from .routing import route
 from .utils import new_id
 
 if TYPE_CHECKING:
-    from .result import AsyncResult
     from .task import Task
 
 _MESSAGE_OPTIONS = {"priority", "parent_id", "root_id", "group_id", "group_index", "time_limit",
@@ -30,8 +30,6 @@ _KNOWN_OPTIONS = _MESSAGE_OPTIONS | {"queue", "routing_key", "countdown", "eta",
 
 def send(task_name: str, args: tuple, kwargs: dict, *, task: Task | None = None, **options: Any) -> AsyncResult:
     """Build, sign and publish one task message (or run it now in eager mode)."""
-    from .result import AsyncResult
-
     settings = get_settings()
     msg, body = _prepare(task_name, args, kwargs, task, options, settings)
     if options.get("eager") or settings.TASK_ALWAYS_EAGER:

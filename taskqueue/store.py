@@ -16,7 +16,9 @@ from django.db.models.constants import OnConflict
 from django.utils import timezone
 
 from . import notify, serialization, states
+from .conf import get_settings
 from .exceptions import TaskError
+from .message import sign
 from .models import GroupResult as GroupResultRow
 from .models import TaskResult
 
@@ -168,8 +170,6 @@ def _execute(connection, sql: str, params: list, fetch_one: bool = False):
     is a prepared statement, planned once per connection: Django binds client-side and re-plans
     every time, which doubles the cost of a small write. TASKQUEUE_PREPARED_STATEMENTS = False
     turns this off (PgBouncer before 1.21 in transaction mode cannot keep prepared statements)."""
-    from .conf import get_settings
-
     if connection.vendor == "postgresql" and get_settings().PREPARED_STATEMENTS:
         import psycopg
 
@@ -190,9 +190,9 @@ def _execute(connection, sql: str, params: list, fetch_one: bool = False):
 def _autocommitted_write(raw, params: list) -> bool:
     """Whether libpq can run this write directly. Not inside a transaction: psycopg sends the
     BEGIN of Django's atomic() lazily, before the first statement of a cursor."""
-    from psycopg import pq
+    import psycopg
 
-    return (raw.autocommit and raw.pgconn.transaction_status == pq.TransactionStatus.IDLE
+    return (raw.autocommit and raw.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE
             and all(type(param) is str for param in params))
 
 
@@ -203,20 +203,20 @@ def _exec_prepared(raw, sql: str, params: list[str]) -> None:
     """A write with no rows back, through libpq's PQexecPrepared (which releases the GIL while it
     waits). psycopg's cursor adds about 0.1 ms of Python and polling to each execute: as much as
     the server spends on a one-row upsert, on the path of every result."""
-    from psycopg import errors, pq
-
     names = _statement_names.setdefault(raw, {})
     name = names.get(sql)
     if name is None:
         name = f"taskqueue_write_{len(names)}".encode()
-        _raise_if_failed(raw, raw.pgconn.prepare(name, _numbered_placeholders(sql)), errors, pq)
+        _raise_if_failed(raw, raw.pgconn.prepare(name, _numbered_placeholders(sql)))
         names[sql] = name
-    _raise_if_failed(raw, raw.pgconn.exec_prepared(name, [param.encode() for param in params]), errors, pq)
+    _raise_if_failed(raw, raw.pgconn.exec_prepared(name, [param.encode() for param in params]))
 
 
-def _raise_if_failed(raw, result, errors, pq) -> None:
-    if result.status not in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK):
-        raise errors.error_from_result(result, encoding=raw.info.encoding)
+def _raise_if_failed(raw, result) -> None:
+    import psycopg  # a plain import of a loaded module is a dictionary lookup; `from` forms cost more
+
+    if result.status not in (psycopg.pq.ExecStatus.COMMAND_OK, psycopg.pq.ExecStatus.TUPLES_OK):
+        raise psycopg.errors.error_from_result(result, encoding=raw.info.encoding)
 
 
 def _numbered_placeholders(sql: str) -> bytes:
@@ -270,9 +270,6 @@ _compact_json = json.JSONEncoder(separators=(",", ":")).encode  # one encoder, n
 
 def notices(rows: list[dict[str, Any]]) -> dict[str, bytes]:
     """Signed outcomes of the finished rows, small enough to ride on their notification."""
-    from .conf import get_settings
-    from .message import sign
-
     key = get_settings().signing_key
     found = {}
     for row in rows:
@@ -296,9 +293,6 @@ class CarriedOutcome(NamedTuple):
 
 def from_notice(task_id: str, data: bytes) -> CarriedOutcome | None:
     """The outcome a notification carried, or None if it carried none or is forged."""
-    from .conf import get_settings
-    from .message import sign
-
     signature, sep, body = data.partition(b":")
     if not sep or not hmac.compare_digest(signature, sign(get_settings().signing_key,
                                                           task_id.encode() + b"|" + body)):

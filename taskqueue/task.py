@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import registry
 from .exceptions import MaxRetriesExceededError, Retry
+from .producer import send
 from .request import Request, current_request, request_context
 
 if TYPE_CHECKING:
@@ -85,16 +86,12 @@ class Task:
     def apply_async(self, args: tuple | list | None = None, kwargs: dict | None = None,
                     **options: Any) -> AsyncResult:
         """Send with options (queue, countdown, eta, expires, task_id, link, link_error, headers...)."""
-        from .producer import send
-
         args, kwargs = tuple(args or ()), dict(kwargs or {})
         self.check_arguments(args, kwargs)
         return send(self.name, args, kwargs, task=self, **options)
 
     def apply(self, args: tuple | list | None = None, kwargs: dict | None = None, **options: Any) -> AsyncResult:
         """Run now, in this process, through the worker's code path (results are stored)."""
-        from .producer import send
-
         return send(self.name, tuple(args or ()), dict(kwargs or {}), task=self, eager=True, **options)
 
     def AsyncResult(self, task_id: str) -> AsyncResult:  # noqa: N802 - Celery's name
