@@ -17,7 +17,8 @@ from contextlib import contextmanager
 from .conf import get_settings
 
 _local = threading.local()
-_clients: dict[int, tuple] = {}
+_clients: dict[str, tuple] = {}  # broker URL -> clients of this process
+os.register_at_fork(after_in_child=_clients.clear)  # a child opens its own connections
 
 
 def _kind() -> str:
@@ -35,17 +36,15 @@ def _kind() -> str:
 def _redis() -> tuple:
     """This process's (pooled client, per-thread clients, publish script, script runner) for the
     broker URL."""
-    settings = get_settings()
-    cached = _clients.get(os.getpid())
-    if cached is None or cached[0] != settings.BROKER_URL:
+    url = get_settings().BROKER_URL
+    cached = _clients.get(url)
+    if cached is None:
         from .brokers.redis import ThreadClients, connect, run_script
 
         _clients.clear()
-        pooled = connect(settings.BROKER_URL)
-        cached = (settings.BROKER_URL, pooled, ThreadClients(pooled), pooled.register_script(_PUBLISH_EACH),
-                  run_script)
-        _clients[os.getpid()] = cached
-    return cached[1:]
+        pooled = connect(url)
+        cached = _clients[url] = (pooled, ThreadClients(pooled), pooled.register_script(_PUBLISH_EACH), run_script)
+    return cached
 
 
 def _redis_client():
@@ -227,9 +226,8 @@ def _pg_waiter(task_id: str) -> Callable[[float], None]:
 def close() -> None:
     """Close this thread's listening connections (before dropping a test database, say)."""
     _drop_thread_pubsub()
-    cached = _clients.get(os.getpid())
-    if cached is not None:
-        cached[2].close_mine()
+    for _pooled, threads, *_ in _clients.values():
+        threads.close_mine()
     conn = getattr(_local, "pg", None)
     _local.pg = None
     if conn is not None:

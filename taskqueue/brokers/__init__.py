@@ -7,7 +7,7 @@ import os
 from ..exceptions import ImproperlyConfigured
 from .base import Broker, Delivery
 
-_instance: tuple[int, str, Broker] | None = None
+_instance: tuple[str, Broker] | None = None
 
 
 def get_broker() -> Broker:
@@ -17,9 +17,17 @@ def get_broker() -> Broker:
     global _instance
     settings = get_settings()
     url = settings.BROKER_URL
-    if _instance is None or _instance[0] != os.getpid() or _instance[1] != url:
-        _instance = (os.getpid(), url, create_broker(url, settings.KEY_PREFIX))
-    return _instance[2]
+    if _instance is None or _instance[0] != url:
+        _instance = (url, create_broker(url, settings.KEY_PREFIX))
+    return _instance[1]
+
+
+def _forget_after_fork() -> None:
+    global _instance
+    _instance = None  # the parent's connections are not the child's to use or close
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def create_broker(url: str, prefix: str) -> Broker:
@@ -39,8 +47,8 @@ def create_broker(url: str, prefix: str) -> Broker:
 def reset_broker() -> None:
     """Forget the cached broker (after fork or a settings change)."""
     global _instance
-    if _instance is not None and _instance[0] == os.getpid():
-        _instance[2].close()
+    if _instance is not None:
+        _instance[1].close()
     _instance = None
 
 

@@ -71,6 +71,29 @@ def _evalsha(client: redis.Redis, sha: str, args: list) -> object:
     return conn.retry.call_with_retry(send_and_read, lambda _error: conn.disconnect())
 
 
+def run_pipelined(client: redis.Redis, commands: list[tuple]) -> list:
+    """Commands in one round trip on a ThreadClients client's own connection: redis-py's pipeline
+    checks a connection out of the pool, which probes its socket, on every call. Replies come back
+    in order; an error reply is raised once all are read, so the connection stays in step."""
+    conn = client.connection
+
+    def send_and_read() -> list:
+        conn.send_packed_command(conn.pack_commands(commands))
+        replies = []
+        for _ in commands:
+            try:
+                replies.append(conn.read_response())
+            except redis.exceptions.ResponseError as exc:
+                replies.append(exc)
+        return replies
+
+    replies = conn.retry.call_with_retry(send_and_read, lambda _error: conn.disconnect())
+    for reply in replies:
+        if isinstance(reply, redis.exceptions.ResponseError):
+            raise reply
+    return replies
+
+
 class RedisBroker(Broker):
     """Queues in Redis; delays stay in Redis until due, never in worker memory."""
 
@@ -107,12 +130,9 @@ class RedisBroker(Broker):
     def _pipelined(self, calls: list[tuple[str, list]], blpop: tuple[list[str], float] | None = None) -> list:
         """Script calls (after a BLPOP, if given) in one round trip. Not redis-py's Script objects in
         a pipeline: those ask SCRIPT EXISTS first, a second round trip on every call."""
-        with self.client.pipeline(transaction=False) as pipe:
-            if blpop is not None:
-                pipe.blpop(*blpop)
-            for name, args in calls:
-                pipe.evalsha(self._scripts[name].sha, 0, *args)
-            return pipe.execute()
+        commands: list[tuple] = [("BLPOP", *blpop[0], blpop[1])] if blpop is not None else []
+        commands += [("EVALSHA", self._scripts[name].sha, 0, *args) for name, args in calls]
+        return run_pipelined(self._threads.get(), commands)
 
     def _load_scripts(self) -> None:
         for script in self._scripts.values():
