@@ -61,8 +61,6 @@ def _evalsha(client: redis.Redis, sha: str, args: list) -> object:
     through `client.evalsha` (its lock, its reply-callback lookup) costs about a tenth of a local
     round trip more, on every delay() and every batch of a worker."""
     conn = client.connection
-    if conn is None:
-        return client.evalsha(sha, 0, *args)
 
     def send_and_read() -> object:
         conn.send_command("EVALSHA", sha, 0, *args)
