@@ -32,7 +32,7 @@ class Settings:
     PREFETCH: int = 32
     LOCK_RETRY_DELAY: float = 0.05
     MAX_REDELIVERIES: int = 5
-    PREPARED_STATEMENTS: bool = True  # result writes and reads as prepared statements on PostgreSQL
+    PREPARED_STATEMENTS: bool = True  # PostgreSQL: the result write prepared once per connection
     # A prefork worker on redis:// or unix:// hands supervision to a process without Django (worker/keeper.py).
     LEAN_SUPERVISOR: bool = True
 

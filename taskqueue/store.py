@@ -166,10 +166,12 @@ def _upsert_sql(connection, count: int, fields: tuple[str, ...]) -> str:
 
 
 def _execute(connection, sql: str, params: list, fetch_one: bool = False):
-    """Run one of the hot statements (the result upsert and read). On PostgreSQL with psycopg 3 it
-    is a prepared statement, planned once per connection: Django binds client-side and re-plans
-    every time, which doubles the cost of a small write. TASKQUEUE_PREPARED_STATEMENTS = False
-    turns this off (PgBouncer before 1.21 in transaction mode cannot keep prepared statements)."""
+    """Run one of the hot statements (the result upsert and read). On PostgreSQL with psycopg 3,
+    the autocommitted write is a statement prepared once per connection and run through libpq;
+    the read, and a write inside a transaction, go through a psycopg cursor with server-side
+    binding (prepared too if OPTIONS set psycopg's "prepare_threshold"; Django turns it off).
+    TASKQUEUE_PREPARED_STATEMENTS = False sends everything through Django's cursor (PgBouncer
+    before 1.21 in transaction mode cannot keep prepared statements)."""
     if connection.vendor == "postgresql" and get_settings().PREPARED_STATEMENTS:
         import psycopg
 
@@ -203,17 +205,28 @@ def _exec_prepared(raw, sql: str, params: list[str]) -> None:
     """A write with no rows back, through libpq's PQexecPrepared (which releases the GIL while it
     waits). psycopg's cursor adds about 0.1 ms of Python and polling to each execute: as much as
     the server spends on a one-row upsert, on the path of every result."""
+    import psycopg
+
     names = _statement_names.setdefault(raw, {})
+    values = [param.encode() for param in params]
     name = names.get(sql)
-    if name is None:
-        name = f"taskqueue_write_{len(names)}".encode()
-        _raise_if_failed(raw, raw.pgconn.prepare(name, _numbered_placeholders(sql)))
-        names[sql] = name
-    _raise_if_failed(raw, raw.pgconn.exec_prepared(name, [param.encode() for param in params]))
+    if name is not None:
+        result = raw.pgconn.exec_prepared(name, values)
+        if result.error_field(psycopg.pq.DiagnosticField.SQLSTATE) != _NO_SUCH_STATEMENT:
+            return _raise_if_failed(raw, result)
+        # Dropped on the server, so nothing ran: psycopg sends DEALLOCATE ALL after a rollback
+        # when it prepares statements itself (OPTIONS "prepare_threshold"), a pooler DISCARD ALL.
+    name = name or f"taskqueue_write_{len(names)}".encode()
+    _raise_if_failed(raw, raw.pgconn.prepare(name, _numbered_placeholders(sql)))
+    names[sql] = name
+    _raise_if_failed(raw, raw.pgconn.exec_prepared(name, values))
+
+
+_NO_SUCH_STATEMENT = b"26000"  # invalid_sql_statement_name
 
 
 def _raise_if_failed(raw, result) -> None:
-    import psycopg  # a plain import of a loaded module is a dictionary lookup; `from` forms cost more
+    import psycopg
 
     if result.status not in (psycopg.pq.ExecStatus.COMMAND_OK, psycopg.pq.ExecStatus.TUPLES_OK):
         raise psycopg.errors.error_from_result(result, encoding=raw.info.encoding)

@@ -96,3 +96,18 @@ def test_a_failed_write_raises_a_database_error_and_the_connection_goes_on(trans
     again = _outcome(3)
     store.save_outcomes([again])
     assert store.fetch(fine.message.id).result == 2 and store.fetch(again.message.id).result == 3
+
+
+def test_the_write_prepares_its_statement_again_when_the_server_dropped_it(transactional_db):
+    # As psycopg's DEALLOCATE ALL after a rollback (when it prepares statements itself) or a
+    # pooler's DISCARD ALL would.
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the libpq write is PostgreSQL's")
+    store.save_outcomes([_outcome(1)])
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")
+    after = _outcome(2)
+    store.save_outcomes([after])
+    assert store.fetch(after.message.id).result == 2
