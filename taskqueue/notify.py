@@ -34,16 +34,15 @@ def _kind() -> str:
 
 
 def _redis() -> tuple:
-    """This process's (pooled client, per-thread clients, publish script, script runner) for the
-    broker URL."""
+    """This process's (pooled client, per-thread clients, publish script) for the broker URL."""
     url = get_settings().BROKER_URL
     cached = _clients.get(url)
     if cached is None:
-        from .brokers.redis import ThreadClients, connect, run_script
+        from .brokers.redis import ThreadClients, connect
 
         _clients.clear()
         pooled = connect(url)
-        cached = _clients[url] = (pooled, ThreadClients(pooled), pooled.register_script(_PUBLISH_EACH), run_script)
+        cached = _clients[url] = (pooled, ThreadClients(pooled), pooled.register_script(_PUBLISH_EACH))
     return cached
 
 
@@ -103,8 +102,8 @@ def _own_client():
 
 
 def _run_publish_each(args: list) -> None:
-    _, threads, script, run_script = _redis()
-    run_script(threads.get(), script, args)
+    _, threads, script = _redis()
+    threads.run_script(script, args)
 
 
 def awaits_outcome() -> bool:

@@ -47,49 +47,37 @@ class ThreadClients:
             self._local.client = None
             client.close()
 
+    def run_script(self, script, args: list) -> object:
+        """EVALSHA on this thread's connection, loading the script only if Redis lost it
+        (restarted or flushed its script cache)."""
+        try:
+            return self.pipelined([("EVALSHA", script.sha, 0, *args)])[0]
+        except redis.exceptions.NoScriptError:
+            return script(args=args, client=self.get())
 
-def run_script(client: redis.Redis, script, args: list) -> object:
-    """EVALSHA, loading the script only if Redis lost it (restarted or flushed its script cache)."""
-    try:
-        return _evalsha(client, script.sha, args)
-    except redis.exceptions.NoScriptError:
-        return script(args=args, client=client)
+    def pipelined(self, commands: list[tuple]) -> list:
+        """Commands in one round trip on this thread's connection, retried as redis-py retries.
+        Not redis-py's pipeline (it checks a connection out of the pool, probing its socket) nor
+        `client.execute_command` (its lock and reply-callback lookup cost a tenth of a local round
+        trip). Replies come back in order; an error reply is raised once all are read, so the
+        connection stays in step."""
+        conn = self.get().connection
 
+        def send_and_read() -> list:
+            conn.send_packed_command(conn.pack_commands(commands))
+            replies = []
+            for _ in commands:
+                try:
+                    replies.append(conn.read_response())
+                except redis.exceptions.ResponseError as exc:
+                    replies.append(exc)
+            return replies
 
-def _evalsha(client: redis.Redis, sha: str, args: list) -> object:
-    """EVALSHA on a ThreadClients client's own connection, retried as redis-py retries. Going
-    through `client.evalsha` (its lock, its reply-callback lookup) costs about a tenth of a local
-    round trip more, on every delay() and every batch of a worker."""
-    conn = client.connection
-
-    def send_and_read() -> object:
-        conn.send_command("EVALSHA", sha, 0, *args)
-        return conn.read_response()
-
-    return conn.retry.call_with_retry(send_and_read, lambda _error: conn.disconnect())
-
-
-def run_pipelined(client: redis.Redis, commands: list[tuple]) -> list:
-    """Commands in one round trip on a ThreadClients client's own connection: redis-py's pipeline
-    checks a connection out of the pool, which probes its socket, on every call. Replies come back
-    in order; an error reply is raised once all are read, so the connection stays in step."""
-    conn = client.connection
-
-    def send_and_read() -> list:
-        conn.send_packed_command(conn.pack_commands(commands))
-        replies = []
-        for _ in commands:
-            try:
-                replies.append(conn.read_response())
-            except redis.exceptions.ResponseError as exc:
-                replies.append(exc)
+        replies = conn.retry.call_with_retry(send_and_read, lambda _error: conn.disconnect())
+        for reply in replies:
+            if isinstance(reply, redis.exceptions.ResponseError):
+                raise reply
         return replies
-
-    replies = conn.retry.call_with_retry(send_and_read, lambda _error: conn.disconnect())
-    for reply in replies:
-        if isinstance(reply, redis.exceptions.ResponseError):
-            raise reply
-    return replies
 
 
 class RedisBroker(Broker):
@@ -107,7 +95,7 @@ class RedisBroker(Broker):
         }
 
     def _run(self, name: str, args: list) -> object:
-        return run_script(self._threads.get(), self._scripts[name], args)
+        return self._threads.run_script(self._scripts[name], args)
 
     def _check_queue(self, queue: str) -> None:
         if not queue or "\n" in queue:
@@ -130,7 +118,7 @@ class RedisBroker(Broker):
         a pipeline: those ask SCRIPT EXISTS first, a second round trip on every call."""
         commands: list[tuple] = [("BLPOP", *blpop[0], blpop[1])] if blpop is not None else []
         commands += [("EVALSHA", self._scripts[name].sha, 0, *args) for name, args in calls]
-        return run_pipelined(self._threads.get(), commands)
+        return self._threads.pipelined(commands)
 
     def _load_scripts(self) -> None:
         for script in self._scripts.values():
