@@ -39,3 +39,25 @@ def check_settings(app_configs=None, **kwargs) -> list:
         problems.append(Warning("TASKQUEUE_TASK_ALWAYS_EAGER is on: tasks run in the caller, not in workers.",
                                 id="taskqueue.W001"))
     return problems
+
+
+@register(Tags.compatibility)
+def check_redis_durability(app_configs=None, **kwargs) -> list:
+    """Warn when the Redis broker keeps no append-only file: a Redis restart then loses every
+    queued and running message (RDB snapshots keep only what was there at the last snapshot)."""
+    url = get_settings().BROKER_URL
+    if url.split(":", 1)[0] not in ("redis", "rediss", "unix"):
+        return []
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
+        aof = client.info("persistence").get("aof_enabled")
+        client.close()
+    except redis.RedisError:
+        return []  # unreachable now: the worker reports that when it starts
+    if aof:
+        return []
+    return [Warning("The Redis broker runs without AOF persistence: a Redis restart loses every message "
+                    "queued, delayed or running, with no error anywhere.",
+                    hint='Run Redis with "appendonly yes" (see docs/reliability.md).', id="taskqueue.W003")]

@@ -32,6 +32,14 @@ class Settings:
     PREFETCH: int = 32
     LOCK_RETRY_DELAY: float = 0.05
     MAX_REDELIVERIES: int = 5
+    # Seconds a broker command may take: a server that accepts but never answers fails the call
+    # (a delay(), say) after this long instead of hanging it. Above the 1 s that blocking reads wait.
+    BROKER_TIMEOUT: float = 5.0
+    # A delay() inside atomic() also writes its message to the outbox table in that transaction, so
+    # a broker that is down at commit loses nothing: workers publish what is older than RELAY_AFTER s
+    # (longer than a publish can take, BROKER_TIMEOUT and its retries, so the sender is done with it).
+    OUTBOX: bool = True
+    OUTBOX_RELAY_AFTER: float = 15.0
     PREPARED_STATEMENTS: bool = True  # PostgreSQL: the result write prepared once per connection
     # A prefork worker on redis:// or unix:// hands supervision to a process without Django (worker/keeper.py).
     LEAN_SUPERVISOR: bool = True

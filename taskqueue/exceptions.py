@@ -72,3 +72,29 @@ class TaskError(TaskqueueError):
     def __init__(self, exc_type: str, message: str):
         self.exc_type = exc_type
         super().__init__(f"{exc_type}: {message}" if message else exc_type)
+
+
+class TaskExit(TaskError):
+    """A task ended with SystemExit, KeyboardInterrupt or another exception that is not an
+    `Exception`; raising that in the caller would end the caller, so this stands in for it."""
+
+
+def printable(value: object) -> str:
+    """str() of a value from task code, which may raise: then its repr, then just its type."""
+    for show in (str, repr):
+        try:
+            return show(value)
+        except Exception:
+            pass
+    return f"<{type(value).__qualname__} that cannot be printed>"
+
+
+def raisable(exc: BaseException) -> BaseException:
+    """`exc`, or a TaskExit standing in for it when raising it would stop the caller's process."""
+    if isinstance(exc, Exception):
+        return exc
+    try:
+        message = " ".join(map(printable, exc.args))
+    except Exception:
+        message = ""
+    return TaskExit(type(exc).__name__, message)

@@ -126,11 +126,15 @@ def encode(message: Message, key: bytes) -> bytes:
 
 def _dumps(value: Any) -> bytes:
     # Compact JSON never holds a raw newline (json escapes it inside strings): lines can follow.
-    return _encode_json(value).encode("utf-8")
+    try:
+        return _encode_json(value).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (text decoded from invalid UTF-8): send it \u-escaped
+        return _encode_ascii_json(value).encode("ascii")
 
 
 # One encoder for all messages: json.dumps with non-default options builds a new one per call.
 _encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_encode_ascii_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def _chain_lines(chain: Sequence[dict]) -> list[bytes]:
@@ -156,8 +160,8 @@ def decode(raw: bytes, key: bytes) -> Message:
     envelope, *steps = payload.split(b"\n")
     try:
         body = serialization.loads(envelope)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise DecodeError(f"malformed body: {exc}") from exc
+    except Exception as exc:  # bad JSON, absurd nesting, a tagged value that does not rebuild
+        raise DecodeError(f"malformed body: {type(exc).__name__}: {exc}") from exc
     if steps and isinstance(body, dict):
         if not all(line[:1] == b"{" and line[-1:] == b"}" for line in steps):
             raise DecodeError("malformed body: a chain step line is not a JSON object")
@@ -175,12 +179,47 @@ def from_dict(body: Any) -> Message:
     for required in ("id", "task"):
         if not isinstance(body.get(required), str) or not body[required]:
             raise DecodeError(f"malformed body: field {required!r} is missing or not a string")
+    if len(body["id"]) > 255 or "\x00" in body["id"]:
+        raise DecodeError("malformed body: field 'id' is longer than 255 characters or holds NUL")
     known = {name: value for name, value in body.items() if name in _FIELD_NAMES}
     args, kwargs = known.get("args", ()), known.get("kwargs", {})
     if not isinstance(args, (list, tuple)) or not isinstance(kwargs, dict):
         raise DecodeError("malformed body: args must be a list and kwargs an object")
     known["args"] = tuple(args)
+    if not known.keys() <= _BASIC_FIELDS:  # the usual message has no other field: nothing more to check
+        _check_types(known)
     return Message(**known)
+
+
+_BASIC_FIELDS = frozenset({"id", "task", "args", "kwargs"})
+_NONE = type(None)
+_NUMBER = (int, float, _NONE)
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "queue": (str,), "eta": (str, _NONE), "expires": (str, _NONE), "retries": (int,), "priority": (int,),
+    "parent_id": (str, _NONE), "root_id": (str, _NONE), "group_id": (str, _NONE), "group_index": (int, _NONE),
+    "time_limit": _NUMBER, "soft_time_limit": _NUMBER, "ignore_result": (bool,), "lock": (str, _NONE),
+    "link": (list,), "link_error": (list,), "chain": (list, ChainSteps), "chord": (dict, _NONE), "headers": (dict,),
+}
+
+
+def _check_types(known: dict[str, Any]) -> None:
+    """A signed message can still carry a wrong type (a buggy or older producer): refuse it here,
+    with the field named, rather than fail later in the middle of running it."""
+    for name, value in known.items():
+        expected = _FIELD_TYPES.get(name)
+        if expected is not None and not isinstance(value, expected):
+            raise DecodeError(f"malformed body: field {name!r} is a {type(value).__name__}")
+    for name in ("eta", "expires"):
+        if known.get(name) is not None:
+            try:
+                aware = datetime.fromisoformat(known[name]).tzinfo is not None
+            except ValueError:
+                aware = False
+            if not aware:
+                raise DecodeError(f"malformed body: field {name!r} is not an ISO 8601 time with an offset")
+    for name in ("link", "link_error"):
+        if not all(isinstance(item, dict) for item in known.get(name, ())):
+            raise DecodeError(f"malformed body: field {name!r} must hold signatures (objects)")
 
 
 def peek_id(raw: bytes) -> str | None:

@@ -8,14 +8,18 @@ is small, so the waiter needs no second read; it is sent only after the row is c
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+import redis
+
 from .conf import get_settings
 
+_REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
 _local = threading.local()
 _clients: dict[str, tuple] = {}  # broker URL -> clients of this process
 os.register_at_fork(after_in_child=_clients.clear)  # a child opens its own connections
@@ -132,28 +136,49 @@ def listen(task_id: str, outcome_only: bool = False) -> Iterator[Callable[[float
 
 @contextmanager
 def _listen_redis(task_id: str) -> Iterator[Callable[[float], bytes | None]]:
-    pubsub = _thread_pubsub(_redis_client())
     channel = _channel(task_id).encode()
-    # Not waiting for the confirmation saves a round trip; a notification published in the instant
-    # before Redis registers us is covered by get()'s short re-checks of the database.
-    pubsub.subscribe(channel)
+    subscribed = None
+
+    def subscribe():
+        nonlocal subscribed
+        subscribed = _thread_pubsub(_redis_client())
+        # Not waiting for the confirmation saves a round trip; a notification published in the instant
+        # before Redis registers us is covered by get()'s short re-checks of the database.
+        subscribed.subscribe(channel)
+        return subscribed
 
     def wait(seconds: float) -> bytes | None:
+        nonlocal subscribed
         deadline = time.monotonic() + max(0.0, seconds)
-        while True:  # bounded by the deadline; skips late messages of earlier channels
-            message = pubsub.get_message(timeout=max(0.0, deadline - time.monotonic()))
-            if message is not None and message.get("channel") == channel:
-                return message["data"] if message.get("type") == "message" else None
-            if message is None or time.monotonic() >= deadline:
-                return None
+        try:
+            pubsub = subscribed or subscribe()
+            while True:  # bounded by the deadline; skips late messages of earlier channels
+                message = pubsub.get_message(timeout=max(0.0, deadline - time.monotonic()))
+                if message is not None and message.get("channel") == channel:
+                    return message["data"] if message.get("type") == "message" else None
+                if message is None or time.monotonic() >= deadline:
+                    return None
+        except _REDIS_DOWN:  # a broker blip: subscribe again next time; get() reads the row meanwhile
+            subscribed = None
+            _drop_thread_pubsub()
+            _sit_out(deadline)
+            return None
 
     try:
+        with contextlib.suppress(*_REDIS_DOWN):
+            subscribe()
         yield wait
     finally:
         try:
-            pubsub.unsubscribe(channel)
+            if subscribed is not None:
+                subscribed.unsubscribe(channel)
         except Exception:  # a broken connection: start a fresh one next time
             _drop_thread_pubsub()
+
+
+def _sit_out(deadline: float) -> None:
+    """Wait out part of a broker outage (at most half a second), so get() does not spin."""
+    time.sleep(max(0.0, min(0.5, deadline - time.monotonic())))
 
 
 def _outcome_waiter(task_id: str) -> Callable[[float], bytes | None]:
@@ -161,8 +186,14 @@ def _outcome_waiter(task_id: str) -> Callable[[float], bytes | None]:
     client = _own_client()
 
     def wait(seconds: float) -> bytes | None:
-        # Moving the list's element onto itself leaves it there for any other waiter.
-        return client.blmove(key, key, max(0.001, seconds), src="RIGHT", dest="LEFT")
+        # Moving the list's element onto itself leaves it there for any other waiter. get() calls
+        # again after a short wait: a blocking read must end well within the socket timeout.
+        deadline = time.monotonic() + seconds
+        try:
+            return client.blmove(key, key, max(0.001, min(seconds, 1.0)), src="RIGHT", dest="LEFT")
+        except _REDIS_DOWN:  # a broker blip: get() reads the row meanwhile
+            _sit_out(deadline)
+            return None
 
     return wait
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,8 @@ from .utils import new_id
 
 if TYPE_CHECKING:
     from .task import Task
+
+logger = logging.getLogger("taskqueue.producer")
 
 _MESSAGE_OPTIONS = {"priority", "parent_id", "root_id", "group_id", "group_index", "time_limit",
                     "soft_time_limit", "ignore_result", "chain", "chord", "retries"}
@@ -86,10 +89,29 @@ def _publish(prepared: list[tuple[wire.Message, bytes]], settings) -> None:
         for msg, _ in prepared:
             signals.after_task_publish.send(sender=msg.task, body=msg, routing_key=msg.queue)
 
-    if settings.ENQUEUE_ON_COMMIT and connections[DEFAULT_DB_ALIAS].in_atomic_block:
-        transaction.on_commit(publish)
-    else:
+    if not (settings.ENQUEUE_ON_COMMIT and connections[DEFAULT_DB_ALIAS].in_atomic_block):
         publish()
+    elif settings.OUTBOX and not settings.BROKER_URL.startswith("django:"):
+        from . import outbox  # it imports the models: not when `taskqueue` itself is imported
+
+        staged = outbox.stage(items, DEFAULT_DB_ALIAS)
+        transaction.on_commit(lambda: _publish_staged(publish, staged), using=DEFAULT_DB_ALIAS)
+    else:
+        transaction.on_commit(publish)
+
+
+def _publish_staged(publish, staged: list[int]) -> None:
+    """After commit: publish, then drop the outbox rows. A broker that is down does not fail the
+    caller, whose transaction has committed: the rows stay and a worker publishes them later."""
+    try:
+        publish()
+    except Exception as exc:
+        logger.warning("Could not publish %d message(s) after commit (%s); they stay in the outbox and a "
+                       "worker publishes them when the broker is back", len(staged), exc)
+        return
+    from . import outbox
+
+    outbox.published(staged, DEFAULT_DB_ALIAS)
 
 
 def _registered(name: str):

@@ -154,10 +154,11 @@ class AsyncResult:
         self._ready_row = None
 
     def revoke(self, terminate: bool = False, signal: str | None = None, **_: Any) -> None:
-        """Mark revoked: no worker starts it after this (one already running finishes)."""
+        """Mark revoked (final): no worker starts it after this; with `terminate`, a worker running
+        it stops it (prefork pool), within about a second."""
         from . import control
 
-        control.revoke([self.id])
+        control.revoke([self.id], terminate=terminate, signal=signal)
         self._ready_row = None
 
     # -- graph ---------------------------------------------------------------------------------
@@ -274,10 +275,10 @@ class GroupResult:
     def get(self, timeout: float | None = None, propagate: bool = True, **kwargs: Any) -> list:
         return self.join(timeout=timeout, propagate=propagate, **kwargs)
 
-    def revoke(self, **kwargs: Any) -> None:
+    def revoke(self, terminate: bool = False, signal: str | None = None, **_: Any) -> None:
         from . import control
 
-        control.revoke([r.id for r in _leaves(self)])
+        control.revoke([r.id for r in _leaves(self)], terminate=terminate, signal=signal)
 
     def forget(self) -> None:
         for result in self.results:

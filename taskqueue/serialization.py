@@ -121,6 +121,7 @@ _DECODERS = {
     "decimal": Decimal,
     "uuid": UUID,
     "bytes": lambda v: base64.b64decode(v),
+    "str": lambda v: v.encode("ascii").decode("unicode_escape"),
 }
 
 
@@ -129,6 +130,40 @@ def _object_hook(obj: dict) -> Any:
         tag, payload = obj[TAG]
         return _DECODERS[tag](payload)
     return obj
+
+
+def storable(value: Any) -> Any:
+    """A JSON value that PostgreSQL's jsonb accepts: a string holding NUL or a lone surrogate (text
+    decoded from invalid UTF-8) becomes a tagged, escaped string that `from_jsonable` restores.
+    Object keys cannot be tagged: such a key is stored escaped, and comes back escaped."""
+    kind = type(value)
+    if kind is str:
+        return value if _storable_text(value) else {TAG: ["str", value.encode("unicode_escape").decode("ascii")]}
+    if kind is list:
+        return [storable(item) for item in value]
+    if kind is dict:
+        return {(key if _storable_text(key) else escape_text(key)): storable(item) for key, item in value.items()}
+    return value
+
+
+def _storable_text(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def escape_text(text: str) -> str:
+    """Text a database column accepts: NUL and lone surrogates written as backslash escapes (for
+    display: tracebacks, reasons, raw bodies; not reversible)."""
+    if _storable_text(text):
+        return text
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def dumps(value: Any) -> str:

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from . import notify, serialization, states
 from .conf import get_settings
-from .exceptions import TaskError
+from .exceptions import TaskError, printable, raisable
 from .message import sign
 from .models import GroupResult as GroupResultRow
 from .models import TaskResult
@@ -50,11 +50,12 @@ def exception_to_json(exc: BaseException) -> dict:
     cls = type(exc)
     try:
         args = serialization.to_jsonable(list(exc.args))
-    except TypeError:
-        args = [str(exc)]
+    except Exception:  # args that cannot be sent, or an `args` that raises
+        args = [printable(exc)]
     data = {"exc_type": cls.__qualname__, "exc_module": cls.__module__, "exc_message": args}
-    if getattr(exc, "__notes__", None):
-        data["exc_notes"] = [str(note) for note in exc.__notes__]
+    notes = getattr(exc, "__notes__", None)
+    if notes and isinstance(notes, list):
+        data["exc_notes"] = [printable(note) for note in notes]
     return data
 
 
@@ -73,7 +74,7 @@ def exception_from_json(data: dict) -> BaseException:
         exc = TaskError(data.get("exc_type", "Exception"), " ".join(map(str, args)))
     for note in data.get("exc_notes") or []:
         exc.add_note(note)
-    return exc
+    return raisable(exc)
 
 
 def encode_value(value: Any) -> Any:
@@ -125,11 +126,30 @@ def _upsert(rows: list[dict[str, Any]], fields: list[str]) -> None:
     connection = connections[router.db_for_write(TaskResult)]
     sql = _upsert_sql(connection, len(rows), tuple(fields))
     if connection.vendor == "postgresql":
-        params = [_rows_json(rows)]
-    else:
-        instances = [TaskResult(**row) for row in rows]
-        params = [f.get_db_prep_save(f.pre_save(row, True), connection) for row in instances for f in _COLUMNS]
-    _execute(connection, sql, params)
+        text = _rows_json(rows)
+        if "\\u0000" in text or "\\ud" in text:  # NUL, or a surrogate (maybe a lone one): jsonb refuses those
+            text = _rows_json([_storable_row(row) for row in rows])
+        _execute(connection, sql, [text])
+        return
+    try:
+        _execute(connection, sql, _row_params(connection, rows))
+    except UnicodeEncodeError:  # a lone surrogate in a text column (sqlite3 encodes it as it binds)
+        _execute(connection, sql, _row_params(connection, [_storable_row(row) for row in rows]))
+
+
+def _row_params(connection, rows: list[dict[str, Any]]) -> list:
+    instances = [TaskResult(**row) for row in rows]
+    return [f.get_db_prep_save(f.pre_save(row, True), connection) for row in instances for f in _COLUMNS]
+
+
+_JSON_COLUMNS = frozenset(f.attname for f in _COLUMNS if f.get_internal_type() == "JSONField")
+
+
+def _storable_row(row: dict[str, Any]) -> dict[str, Any]:
+    """The row with every value the database would refuse (NUL, lone surrogates) escaped."""
+    return {name: (serialization.storable(value) if name in _JSON_COLUMNS
+                   else serialization.escape_text(value) if type(value) is str else value)
+            for name, value in row.items()}
 
 
 def _json_default(value: Any) -> str:
@@ -154,6 +174,8 @@ def _upsert_sql(connection, count: int, fields: tuple[str, ...]) -> str:
         updates = [meta.get_field(name).column for name in fields]
         conflict = connection.ops.on_conflict_suffix_sql(_COLUMNS, OnConflict.UPDATE if fields else OnConflict.IGNORE,
                                                          updates, [meta.get_field("task_id").column])
+        if fields:  # REVOKED is final: a late result, a retry or update_state() never overwrites it
+            conflict += f" WHERE {qn(meta.db_table)}.{qn('state')} <> '{states.REVOKED}'"
         names = ", ".join(qn(f.column) for f in _COLUMNS)
         if postgres:  # keys of the JSON objects are attribute names, which equal the column names here
             record = ", ".join(f"{qn(f.attname)} {f.db_type(connection)}" for f in _COLUMNS)
@@ -229,6 +251,8 @@ def _raise_if_failed(raw, result) -> None:
     import psycopg
 
     if result.status not in (psycopg.pq.ExecStatus.COMMAND_OK, psycopg.pq.ExecStatus.TUPLES_OK):
+        if raw.pgconn.status != psycopg.pq.ConnStatus.OK:  # the server went away: an outage, not a bad write
+            raise psycopg.OperationalError(raw.pgconn.get_error_message(raw.info.encoding) or "connection lost")
         raise psycopg.errors.error_from_result(result, encoding=raw.info.encoding)
 
 

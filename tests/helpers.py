@@ -1,10 +1,17 @@
-"""Bounded waiting and a private redis-server for fault tests."""
+"""Bounded waiting and private redis-server / PostgreSQL servers for fault tests."""
 
 from __future__ import annotations
 
+import glob
+import json
+import os
+import shutil
+import signal
 import socket
 import subprocess
+import tempfile
 import time
+import weakref
 from collections.abc import Callable
 
 
@@ -22,40 +29,209 @@ def wait_until(predicate: Callable[[], object], timeout: float = 10, interval: f
 
 
 def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether `pid` is a live process (an unreaped zombie counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
 class RedisServer:
     """A throwaway redis-server on a free port; only this process is ever stopped."""
 
-    def __init__(self, port: int | None = None, password: str | None = None):
+    def __init__(self, port: int | None = None, password: str | None = None, appendonly: bool = True):
         self.port = port or free_port()
         self.password = password
+        self.appendonly = appendonly
+        self.dir = tempfile.mkdtemp(prefix="taskqueue-redis-")  # kept across stop()/start(): the AOF lives here
         self.process: subprocess.Popen | None = None
+        self._remove_dir = weakref.finalize(self, shutil.rmtree, self.dir, ignore_errors=True)
 
     @property
     def url(self) -> str:
         return f"redis://{f':{self.password}@' if self.password else ''}127.0.0.1:{self.port}/0"
 
+    @property
+    def pid(self) -> int | None:
+        """The redis-server PID while it runs."""
+        return self.process.pid if self.process is not None and self.process.poll() is None else None
+
     def start(self) -> RedisServer:
+        """Start on `port` with `dir`, reloading the AOF a previous run left there."""
         self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--loglevel", "warning",
-             *(["--requirepass", self.password] if self.password else [])], stdout=subprocess.DEVNULL)
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir, "--save", "",
+             "--appendonly", "yes" if self.appendonly else "no", "--appendfsync", "everysec",
+             "--loglevel", "warning", *(["--requirepass", self.password] if self.password else [])],
+            stdout=subprocess.DEVNULL)
         wait_until(self._answers, timeout=10, message=f"redis-server on port {self.port}")
         return self
 
     def _answers(self) -> bool:
         import redis
 
+        if self.process is not None and self.process.poll() is not None:
+            raise AssertionError(f"redis-server on port {self.port} exited with {self.process.returncode}")
         try:
-            return redis.Redis(port=self.port, password=self.password, socket_connect_timeout=0.2).ping()
+            return redis.Redis(port=self.port, password=self.password, socket_connect_timeout=0.2,
+                               socket_timeout=0.5).ping()
         except redis.ConnectionError:
             return False
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
+        """Shut down gracefully (the AOF is flushed); the data dir stays."""
+        if self.pid is not None:
+            self.process.send_signal(signal.SIGCONT)  # a stopped process would never act on SIGTERM
             self.process.terminate()
-            self.process.wait(10)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+    def restart(self) -> RedisServer:
+        """Stop and start again on the same port and data dir."""
+        self.stop()
+        return self.start()
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): connections open but nothing answers."""
+        assert self.pid is not None, "redis-server is not running"
+        os.kill(self.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Unfreeze a paused server (SIGCONT)."""
+        assert self.pid is not None, "redis-server is not running"
+        os.kill(self.pid, signal.SIGCONT)
+
+    def cleanup(self) -> None:
+        """Stop and remove the data dir."""
+        self.stop()
+        self._remove_dir()
+
+    close = cleanup
+
+
+def _pg_bindir() -> str:
+    """The directory holding both initdb and pg_ctl: PATH first, then the newest /usr/lib/postgresql/*/bin."""
+    on_path = shutil.which("pg_ctl")
+    candidates = [os.path.dirname(os.path.realpath(on_path))] if on_path else []
+    candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"),
+                         key=lambda d: int(d.split("/")[-2]) if d.split("/")[-2].isdigit() else 0, reverse=True)
+    for bindir in candidates:
+        if all(os.access(os.path.join(bindir, name), os.X_OK) for name in ("initdb", "pg_ctl")):
+            return bindir
+    raise RuntimeError("no PostgreSQL initdb/pg_ctl found on PATH or in /usr/lib/postgresql/*/bin")
+
+
+class PostgresServer:
+    """A throwaway PostgreSQL cluster on a free port, trust auth, listening on 127.0.0.1 only."""
+
+    def __init__(self, port: int | None = None, timeout: float = 30):
+        self.port = port or free_port()
+        self.timeout = timeout
+        self.bindir = _pg_bindir()
+        self.dir = tempfile.mkdtemp(prefix="taskqueue-pg-")
+        self.datadir = os.path.join(self.dir, "data")
+        if os.geteuid() == 0:  # initdb and postgres refuse to run as root
+            shutil.chown(self.dir, "postgres", "postgres")
+        self._remove_dir = weakref.finalize(self, shutil.rmtree, self.dir, ignore_errors=True)
+
+    def url(self, dbname: str = "postgres") -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/{dbname}"
+
+    @property
+    def pid(self) -> int | None:
+        """The postmaster PID from postmaster.pid, or None when it is not running."""
+        try:
+            with open(os.path.join(self.datadir, "postmaster.pid")) as file:
+                pid = int(file.readline())
+        except (FileNotFoundError, ValueError):
+            return None
+        return pid if pid_alive(pid) else None
+
+    def _run(self, *args: str) -> None:
+        command = [os.path.join(self.bindir, args[0]), *args[1:]]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        # cwd: the postgres user may not be able to enter the caller's working directory
+        result = subprocess.run(command, cwd=self.dir, capture_output=True, text=True, timeout=self.timeout + 10)
+        if result.returncode:
+            raise RuntimeError(f"{args[0]} failed ({result.returncode}): {result.stdout}{result.stderr}")
+
+    def start(self) -> PostgresServer:
+        """Create the cluster on first use, then start it and wait until it accepts connections."""
+        if not os.path.exists(self.datadir):
+            self._run("initdb", "-D", self.datadir, "-U", "postgres", "--auth=trust", "-E", "UTF8",
+                      "--locale=C", "--no-sync")
+            # fsync=off only risks data on an OS crash; clean shutdowns still checkpoint everything
+            with open(os.path.join(self.datadir, "postgresql.conf"), "a") as conf:
+                conf.write(f"\nport = {self.port}\nlisten_addresses = '127.0.0.1'\n"
+                           f"unix_socket_directories = '{self.dir}'\nfsync = off\nsynchronous_commit = off\n"
+                           "full_page_writes = off\n")
+        self._run("pg_ctl", "start", "-w", "-t", str(int(self.timeout)), "-D", self.datadir,
+                  "-l", os.path.join(self.dir, "postgres.log"))
+        return self
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop with pg_ctl (`smart`, `fast` or `immediate`) and wait until it is down."""
+        if self.pid is not None:
+            self._run("pg_ctl", "stop", "-w", "-t", str(int(self.timeout)), "-m", mode, "-D", self.datadir)
+
+    def restart(self) -> PostgresServer:
+        """Stop (fast) and start again with the same data."""
+        self.stop()
+        return self.start()
+
+    def connect(self, dbname: str = "postgres"):
+        """An autocommit psycopg connection to `dbname`."""
+        import psycopg
+
+        return psycopg.connect(self.url(dbname), autocommit=True, connect_timeout=5)
+
+    def create_database(self, name: str) -> str:
+        """Create database `name` and return its URL."""
+        from psycopg import sql
+
+        with self.connect() as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        return self.url(name)
+
+    def terminate_backends(self, dbname: str) -> int:
+        """Kill every other session on `dbname`, wait until those are gone (clients may already have
+        opened new ones), and return how many there were."""
+        # In the select list, not the WHERE clause: there the planner may call it for any row, this one's too.
+        query = ("SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity "
+                 "WHERE datname = %s AND pid <> pg_backend_pid()")
+        remaining = "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)"
+        with self.connect() as conn:
+            killed = [pid for pid, _ in conn.execute(query, (dbname,)).fetchall()]
+            wait_until(lambda: conn.execute(remaining, (killed,)).fetchone()[0] == 0, timeout=self.timeout,
+                       message=f"terminated sessions on {dbname} gone")
+        return len(killed)
+
+    def cleanup(self) -> None:
+        """Stop and remove the cluster's directory."""
+        self.stop()
+        self._remove_dir()
+
+    close = cleanup
+
+
+def report(scenario: str, **figures) -> None:
+    """Print a scenario's figures; with TASKQUEUE_FAULT_REPORT=path, also append them there as a JSON
+    line (docs/reliability.md's table comes from such a file)."""
+    line = json.dumps({"scenario": scenario, **{k: round(v, 2) if isinstance(v, float) else v
+                                                for k, v in figures.items()}})
+    print(line)
+    path = os.environ.get("TASKQUEUE_FAULT_REPORT")
+    if path:
+        with open(path, "a") as out:
+            out.write(line + "\n")

@@ -61,6 +61,8 @@ TASKQUEUE_BROKER_URL = "django://" if env("TASKQUEUE_TEST_BROKER", default="redi
 TASKQUEUE_KEY_PREFIX = f"tqtest-{RUN_ID}"
 TASKQUEUE_VISIBILITY_TIMEOUT = float(os.environ.get("TASKQUEUE_VISIBILITY_TIMEOUT", "3"))
 TASKQUEUE_TRACK_STARTED = True
+# Longer than a publish to a stopped Redis takes here, so no worker relays a row its sender still handles.
+TASKQUEUE_OUTBOX_RELAY_AFTER = float(os.environ.get("TASKQUEUE_OUTBOX_RELAY_AFTER", "3"))
 # The demo's tasks go to their own queue here, away from the shared test worker.
 TASKQUEUE_ROUTES = {"demo_project.logins.*": {"queue": "demo-logins"}}
 DEMO_RISK_API_URL = env("DEMO_RISK_API_URL", default="http://127.0.0.1:8000/risk-api/score")

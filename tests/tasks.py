@@ -226,3 +226,64 @@ def _mark_worker_shutdown(sender, **kwargs):
     if path:
         with open(path, "a") as mark:
             mark.write(f"{os.getpid()}\n")
+
+
+@task(bind=True)
+def record_echo(self, label, value):
+    """Record the run under `label` and return `value` as given."""
+    Run.objects.create(label=label, task_id=self.request.id or "", pid=os.getpid(), started=time.time())
+    return value
+
+
+@task
+def exits(code):
+    raise SystemExit(code)
+
+
+class Unprintable(Exception):
+    def __str__(self):
+        raise RuntimeError("this exception cannot be printed")
+
+    __repr__ = __str__
+
+
+@task
+def raises_unprintable():
+    raise Unprintable(object())
+
+
+@task
+def fail_with(*args):
+    raise ValueError(*args)
+
+
+@task(bind=True)
+def tally(self, path, n, seconds=0.0):
+    """Append this run's task id to the file `path` (counts runs without the database), sleep, return n."""
+    with open(path, "a") as runs:
+        runs.write(f"{self.request.id}\n")
+    time.sleep(seconds)
+    return n
+
+
+@task
+def loses_its_database_once(label):
+    """The first run breaks this process's database connection under itself, as a server restart
+    would, and queries through it; a later run succeeds."""
+    from django.db import connection
+
+    if not Run.objects.filter(label=label).exists():
+        Run.objects.create(label=label, pid=os.getpid(), started=time.time())
+        connection.connection.close()  # the socket is gone; Django does not know yet
+        Run.objects.count()
+    return "ran again"
+
+
+_LEAKED: list[bytearray] = []
+
+
+@task
+def leak(megabytes):
+    """Keep `megabytes` MB alive in this process for good (a leaking task); return the PID."""
+    _LEAKED.append(bytearray(megabytes * 1024 * 1024))
+    return os.getpid()

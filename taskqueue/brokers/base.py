@@ -56,16 +56,23 @@ class Broker(ABC):
         """Extend the lease on everything these live consumers hold."""
 
     @abstractmethod
-    def recover(self, stale_after: float, consumer_ids: list[str] | None = None) -> int:
-        """Requeue messages of consumers silent for `stale_after` s (or of those named); return count."""
+    def recover(self, stale_after: float, consumer_ids: list[str] | None = None, *, redelivered: bool = True) -> int:
+        """Requeue messages of consumers silent for `stale_after` s (or of those named); return count.
+        `redelivered=False`: a live consumer gives back what it held through an outage, which does
+        not count towards TASKQUEUE_MAX_REDELIVERIES."""
 
     @abstractmethod
     def forget_consumer(self, consumer_id: str) -> None:
         """A consumer stopped cleanly: drop its lease record (it must hold no messages)."""
 
     @abstractmethod
-    def cancel(self, task_id: str, ttl: float) -> None:
-        """Never hand out messages of this task (key `task_id` or `task_id~attempt`) for `ttl` s."""
+    def cancel(self, task_id: str, ttl: float, *, terminate: str | None = None) -> None:
+        """Never hand out messages of this task (key `task_id` or `task_id~attempt`) for `ttl` s;
+        with `terminate` (a signal name), also stop it where it already runs (`terminations`)."""
+
+    @abstractmethod
+    def terminations(self, task_ids: list[str]) -> dict[str, str]:
+        """Of these running tasks, those revoked with terminate, and the signal for each."""
 
     @abstractmethod
     def contains(self, key: str) -> bool:

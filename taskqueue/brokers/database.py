@@ -109,7 +109,7 @@ class DatabaseBroker(Broker):
     def _drop_cancelled(self, rows: list[tuple]) -> list[tuple]:
         """Delete the claimed messages of revoked tasks; return the others."""
         cancelled = set(CancelledTask.objects.using(self.alias).filter(
-            task_id__in={row[6] for row in rows}).values_list("task_id", flat=True))
+            task_id__in={row[6] for row in rows}, expires_at__gt=timezone.now()).values_list("task_id", flat=True))
         if cancelled:
             QueuedMessage.objects.using(self.alias).filter(id__in=[r[0] for r in rows if r[6] in cancelled]).delete()
         return [row for row in rows if row[6] not in cancelled]
@@ -177,13 +177,26 @@ class DatabaseBroker(Broker):
 
     # -- leases --------------------------------------------------------------------------------
 
+    def _reconnect_if_broken(self) -> None:
+        """Close a connection that broke (a database restart), so the next query opens a new one:
+        Django only does this between requests, and a supervisor never ends its "request"."""
+        connection = self.connection
+        if connection.errors_occurred and connection.connection is not None and not connection.is_usable():
+            try:
+                connection.close()
+            except Exception:  # its server is gone: nothing left to close properly
+                connection.connection = None
+        connection.errors_occurred = False
+
     def heartbeat(self, consumer_ids: list[str]) -> None:
+        self._reconnect_if_broken()
         now = timezone.now()
         BrokerConsumer.objects.using(self.alias).bulk_create(
             [BrokerConsumer(consumer_id=cid, last_heartbeat=now) for cid in consumer_ids],
             update_conflicts=True, unique_fields=["consumer_id"], update_fields=["last_heartbeat"])
 
-    def recover(self, stale_after: float, consumer_ids: list[str] | None = None) -> int:
+    def recover(self, stale_after: float, consumer_ids: list[str] | None = None, *, redelivered: bool = True) -> int:
+        self._reconnect_if_broken()
         messages = QueuedMessage.objects.using(self.alias)
         consumers = BrokerConsumer.objects.using(self.alias)
         if consumer_ids:
@@ -200,7 +213,7 @@ class DatabaseBroker(Broker):
             return 0
         consumers.filter(consumer_id__in=targets).delete()
         moved = messages.filter(consumer_id__in=targets).update(
-            consumer_id=None, claim=None, reserved_at=None, redeliveries=F("redeliveries") + 1)
+            consumer_id=None, claim=None, reserved_at=None, redeliveries=F("redeliveries") + int(redelivered))
         if moved:
             self._notify(set(messages.filter(consumer_id=None).values_list("queue", flat=True).distinct()))
         return moved
@@ -210,11 +223,17 @@ class DatabaseBroker(Broker):
 
     # -- revocation and operator tools ---------------------------------------------------------
 
-    def cancel(self, task_id: str, ttl: float) -> None:
+    def cancel(self, task_id: str, ttl: float, *, terminate: str | None = None) -> None:
         CancelledTask.objects.using(self.alias).bulk_create(
-            [CancelledTask(task_id=task_id, expires_at=timezone.now() + timedelta(seconds=ttl))],
-            update_conflicts=True, unique_fields=["task_id"], update_fields=["expires_at"])
+            [CancelledTask(task_id=task_id, expires_at=timezone.now() + timedelta(seconds=ttl),
+                           signal=terminate or "")],
+            update_conflicts=True, unique_fields=["task_id"], update_fields=["expires_at", "signal"])
         QueuedMessage.objects.using(self.alias).filter(task_id=task_id, consumer_id=None).delete()
+
+    def terminations(self, task_ids: list[str]) -> dict[str, str]:
+        self._reconnect_if_broken()
+        return dict(CancelledTask.objects.using(self.alias).filter(task_id__in=task_ids, expires_at__gt=timezone.now())
+                    .exclude(signal="").values_list("task_id", "signal"))
 
     def contains(self, key: str) -> bool:
         task_id = QueuedMessage.objects.using(self.alias).filter(key=key).values_list("task_id", flat=True).first()

@@ -19,12 +19,23 @@ def heartbeat_args(prefix: str, consumer_ids: list[str]) -> list:
     return [prefix, *consumer_ids]
 
 
-def recover_args(prefix: str, stale_after: float, consumer_ids: list[str] | None) -> list:
-    return [prefix, repr(float(stale_after)), *(consumer_ids or [])]
+def recover_args(prefix: str, stale_after: float, consumer_ids: list[str] | None, redelivered: bool = True) -> list:
+    return [prefix, repr(float(stale_after)), "1" if redelivered else "0", *(consumer_ids or [])]
 
 
 def heartbeats_key(prefix: str) -> str:
     return f"{prefix}:heartbeats"
+
+
+def cancelled_key(prefix: str, task_id: str) -> str:
+    return f"{prefix}:cancelled:{task_id}"
+
+
+def terminations_from(task_ids: list[str], markers: list) -> dict[str, str]:
+    """The revoke markers of these tasks (MGET replies) that ask for a running task to be stopped:
+    a plain revoke is b"1", a terminating one the signal's name."""
+    return {task_id: marker.decode() for task_id, marker in zip(task_ids, markers, strict=True)
+            if marker and marker != b"1"}
 
 
 def bare_connection_supported(url: str) -> bool:
@@ -53,11 +64,16 @@ class RedisLeases:
         if consumer_ids:
             self._script("heartbeat", heartbeat_args(self.prefix, consumer_ids))
 
-    def recover(self, stale_after: float, consumer_ids: list[str] | None = None) -> int:
-        return int(self._script("recover", recover_args(self.prefix, stale_after, consumer_ids)))
+    def recover(self, stale_after: float, consumer_ids: list[str] | None = None, *, redelivered: bool = True) -> int:
+        return int(self._script("recover", recover_args(self.prefix, stale_after, consumer_ids, redelivered)))
 
     def forget_consumer(self, consumer_id: str) -> None:
         self._call("ZREM", heartbeats_key(self.prefix), consumer_id)
+
+    def terminations(self, task_ids: list[str]) -> dict[str, str]:
+        if not task_ids:
+            return {}
+        return terminations_from(task_ids, self._call("MGET", *[cancelled_key(self.prefix, i) for i in task_ids]))
 
     def close(self) -> None:
         if self._sock is not None:

@@ -8,20 +8,24 @@ import time
 import redis
 
 from .base import Broker, Delivery
-from .leases import LUA, heartbeat_args, heartbeats_key, recover_args
+from .leases import LUA, cancelled_key, heartbeat_args, heartbeats_key, recover_args, terminations_from
 
 ANNOUNCE_EVERY = 60.0  # seconds; `sizes()` lists a queue again within this long after a Redis flush
 
 
-def connect(url: str) -> redis.Redis:
-    """A client that retries a dropped connection a few times before raising."""
+def connect(url: str, timeout: float | None = None) -> redis.Redis:
+    """A client that retries a dropped connection a few times before raising, and gives up on a
+    server that accepts but does not answer after `timeout` seconds (TASKQUEUE_BROKER_TIMEOUT):
+    no retry then, a server that hangs once will hang again."""
     from redis.backoff import ExponentialBackoff
     from redis.retry import Retry
 
+    from ..conf import get_settings
+
     return redis.Redis.from_url(
         url, socket_connect_timeout=2, socket_keepalive=True, health_check_interval=30,
-        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=3),
-        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+        socket_timeout=get_settings().BROKER_TIMEOUT if timeout is None else timeout,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=3, supported_errors=(redis.ConnectionError,)),
     )
 
 
@@ -141,16 +145,22 @@ class RedisBroker(Broker):
         if deliveries or timeout <= 0:
             return deliveries
         wait = timeout if next_eta is None else max(0.0, min(timeout, next_eta - time.time()))
+        deadline = time.monotonic() + wait
         # Sleep until a publish pushes a wake token (or the next delayed message is due). The reserve
         # (of one message: see Broker.reserve) is pipelined behind the BLPOP: Redis runs it the moment
-        # the BLPOP returns, in one round trip.
+        # the BLPOP returns, in one round trip. Each BLPOP blocks well under the socket timeout.
         wake_keys = [f"{self.prefix}:wake:{q}" for q in queues]
-        try:
-            reply = self._pipelined([("reserve", [self.prefix, consumer_id, 1, *queues])],
-                                    blpop=(wake_keys, max(wait, 0.001)))[1]
-        except redis.exceptions.NoScriptError:  # Redis lost its scripts: the next reserve loads them
-            return []
-        return self._parse(consumer_id, reply)[0]
+        block_limit = min(1.0, (self.client.get_connection_kwargs().get("socket_timeout") or 2.0) / 2)
+        while True:  # bounded by `deadline`
+            block = max(0.001, min(deadline - time.monotonic(), block_limit))
+            try:
+                reply = self._pipelined([("reserve", [self.prefix, consumer_id, 1, *queues])],
+                                        blpop=(wake_keys, block))[1]
+            except redis.exceptions.NoScriptError:  # Redis lost its scripts: the next reserve loads them
+                return []
+            deliveries = self._parse(consumer_id, reply)[0]
+            if deliveries or time.monotonic() >= deadline:
+                return deliveries
 
     def _take(self, consumer_id: str, queues: list[str], count: int) -> tuple[list[Delivery], float | None]:
         return self._parse(consumer_id, self._run("reserve", [self.prefix, consumer_id, count, *queues]))
@@ -181,14 +191,18 @@ class RedisBroker(Broker):
         if consumer_ids:
             self._run("heartbeat", heartbeat_args(self.prefix, consumer_ids))
 
-    def recover(self, stale_after: float, consumer_ids: list[str] | None = None) -> int:
-        return int(self._run("recover", recover_args(self.prefix, stale_after, consumer_ids)))
+    def recover(self, stale_after: float, consumer_ids: list[str] | None = None, *, redelivered: bool = True) -> int:
+        return int(self._run("recover", recover_args(self.prefix, stale_after, consumer_ids, redelivered)))
 
     def forget_consumer(self, consumer_id: str) -> None:
         self.client.zrem(heartbeats_key(self.prefix), consumer_id)
 
-    def cancel(self, task_id: str, ttl: float) -> None:
-        self.client.set(f"{self.prefix}:cancelled:{task_id}", b"1", px=max(1, int(ttl * 1000)))
+    def cancel(self, task_id: str, ttl: float, *, terminate: str | None = None) -> None:
+        self.client.set(cancelled_key(self.prefix, task_id), terminate or b"1", px=max(1, int(ttl * 1000)))
+
+    def terminations(self, task_ids: list[str]) -> dict[str, str]:
+        return terminations_from(task_ids, self.client.mget([cancelled_key(self.prefix, i) for i in task_ids])
+                                 if task_ids else [])
 
     def contains(self, key: str) -> bool:
         return bool(self.client.hexists(f"{self.prefix}:msg", key))

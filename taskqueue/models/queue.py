@@ -24,6 +24,21 @@ class DeadLetter(models.Model):
         return f"{self.message_id or 'message'}: {self.reason[:60]}"
 
 
+class OutboxMessage(models.Model):
+    """A message sent inside a transaction, written in that transaction: deleted once the broker
+    has it after the commit, or published later by a worker if the broker was down then."""
+
+    key = models.CharField(max_length=255)
+    queue = models.CharField(max_length=255)
+    body = models.TextField()
+    eta = models.FloatField(null=True, blank=True, help_text="Epoch seconds; empty for now")
+    priority = models.IntegerField(default=0)
+    date_created = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.key} for {self.queue}"
+
+
 class QueuedMessage(models.Model):
     """A message of the database broker (TASKQUEUE_BROKER_URL = "django://")."""
 
@@ -61,6 +76,8 @@ class CancelledTask(models.Model):
 
     task_id = models.CharField(max_length=255, primary_key=True)
     expires_at = models.DateTimeField(db_index=True)
+    signal = models.CharField(max_length=16, blank=True, default="",
+                              help_text="revoke(terminate=True): the signal that stops it where it runs")
 
 
 class TaskLock(models.Model):

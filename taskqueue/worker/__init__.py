@@ -7,6 +7,15 @@ import socket
 from dataclasses import dataclass, field
 
 
+@dataclass(frozen=True)
+class ChildLimits:
+    """When a consumer process ends itself, after the batch it is running, to be replaced by a
+    fresh one: after `max_tasks` tasks, or once its resident memory passes `max_memory_kib`."""
+
+    max_tasks: int | None = None
+    max_memory_kib: int | None = None
+
+
 @dataclass
 class WorkerConfig:
     """How a worker runs, from the runworker command line."""
@@ -15,6 +24,11 @@ class WorkerConfig:
     queues: list[str] = field(default_factory=list)
     pool: str = "prefork"
     max_tasks_per_child: int | None = None
+    max_memory_per_child: int | None = None  # KiB, as Celery's --max-memory-per-child
     hostname: str = field(default_factory=lambda: f"taskqueue@{socket.gethostname()}")
     prefetch: int = 32
     beat: bool = False
+
+    @property
+    def child_limits(self) -> ChildLimits:
+        return ChildLimits(self.max_tasks_per_child, self.max_memory_per_child)

@@ -23,7 +23,7 @@ def main(argv: list[str]) -> None:
     django.setup()
 
     from ..log import configure_worker_logging
-    from . import pool
+    from . import ChildLimits, pool
     from .databases import apply_database_override
     from .slot import TaskSlot
 
@@ -34,12 +34,12 @@ def main(argv: list[str]) -> None:
         slot = TaskSlot(shared=True, fd=payload["slot_fd"])
         os.set_inheritable(slot.fd, False)  # not passed on to processes the tasks start
         pool.run_consumer(payload["id"], payload["hostname"], payload["queues"], slot, payload["prefetch"],
-                          payload["max_tasks"], signal_shutdown=True)
+                          ChildLimits(**payload["limits"]), signal_shutdown=True)
     elif kind == "scheduler":
         multiprocessing.current_process().name = "scheduler"
         pool.run_scheduler()
     elif kind == "settle":
-        pool.settle_killed((payload["info"], sys.stdin.buffer.read()), payload["hostname"])
+        pool.settle_killed((payload["info"], sys.stdin.buffer.read()), payload["hostname"], payload["reason"])
     else:
         raise SystemExit(f"unknown child kind {kind!r}")
 

@@ -6,35 +6,49 @@ import logging
 import time
 from collections.abc import Callable
 
-import redis
-from django.db import connections
-from django.db.utils import InterfaceError, OperationalError
+import psutil
 
+from .. import outbox
 from ..brokers import get_broker
+from ..conf import get_settings
+from ..outages import Backoff, drop_broken_connections, is_outage
+from . import ChildLimits
 from .connections import ConnectionKeeper
 from .execute import ExecutionContext, process
 from .slot import TaskSlot
 
 logger = logging.getLogger("taskqueue.worker")
-
-_BROKER_ERRORS = (redis.ConnectionError, redis.TimeoutError, ConnectionError, OSError)
-_DB_ERRORS = (OperationalError, InterfaceError)
+RELAY_EVERY = 2.0  # seconds between looks at the outbox for messages the broker missed at commit
 
 
 def consume(consumer_id: str, hostname: str, queues: list[str], slot: TaskSlot,
-            should_stop: Callable[[], bool], prefetch: int = 1, max_tasks: int | None = None) -> int:
-    """Run tasks until `should_stop()` or `max_tasks` ran; returns how many ran."""
+            should_stop: Callable[[], bool], prefetch: int = 1, limits: ChildLimits | None = None) -> int:
+    """Run tasks until `should_stop()` or a limit of `limits` is reached; returns how many ran.
+
+    Nothing that happens to one batch ends the loop. After an error, whatever the batch still
+    holds goes back to its queue: uncounted after an outage (waiting for a server is not a
+    failed delivery), counted otherwise, so a message that keeps breaking the loop reaches the
+    redelivery limit and is dead-lettered."""
     broker = get_broker()
     ctx = ExecutionContext(broker=broker, hostname=hostname, consumer_id=consumer_id,
                            on_task_start=slot.begin, on_task_end=slot.end)
     keeper = ConnectionKeeper()
-    done, backoff, failed = 0, 0.1, False
+    backoff = Backoff()
+    done, give_back = 0, None  # give_back: None, or whether the give-back counts as a redelivery
     count = 1  # grows to `prefetch` while batches run through; back to 1 when a long task cuts one
-    while not should_stop() and (max_tasks is None or done < max_tasks):
+    settings = get_settings()
+    relays = settings.OUTBOX and not settings.BROKER_URL.startswith("django:")
+    next_relay = time.monotonic()
+    limits = limits or ChildLimits()
+    max_tasks = limits.max_tasks
+    while not should_stop() and (max_tasks is None or done < max_tasks) and not _over_memory(limits):
         try:
-            if failed:  # give back whatever a failed batch left leased to us
-                broker.recover(0, [consumer_id])
-                failed = False
+            if give_back is not None:
+                broker.recover(0, [consumer_id], redelivered=give_back)
+                give_back = None
+            if relays and time.monotonic() >= next_relay:
+                next_relay = time.monotonic() + RELAY_EVERY
+                outbox.relay(broker)
             wanted = count if max_tasks is None else min(count, max_tasks - done)
             deliveries = broker.reserve(consumer_id, queues, count=wanted, timeout=1.0)
             if deliveries:
@@ -42,17 +56,27 @@ def consume(consumer_id: str, hostname: str, queues: list[str], slot: TaskSlot,
                 complete = process(deliveries, ctx, should_stop)
                 count = min(prefetch, count * 2) if complete else 1
                 done += len(deliveries)
-            backoff = 0.1
-        except _BROKER_ERRORS + _DB_ERRORS as exc:
-            failed = True
-            logger.warning("Connection problem (%s); retrying in %.1f s", exc, backoff)
-            connections.close_all()
-            _sleep_unless_stopped(backoff, should_stop)
-            backoff = min(backoff * 2, 2.0)
+            backoff.reset()
+        except Exception as exc:
+            outage = is_outage(exc)
+            give_back = not outage if give_back is None else give_back
+            if outage:
+                logger.warning("Connection problem (%s); retrying in %.1f s", exc, backoff.delay)
+            else:
+                logger.exception("The consumer loop failed; what it held goes back to the queue")
+            drop_broken_connections()
+            backoff.wait(should_stop)
+            count = 1
     return done
 
 
-def _sleep_unless_stopped(seconds: float, should_stop: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and not should_stop():
-        time.sleep(0.05)
+def _over_memory(limits: ChildLimits) -> bool:
+    """Whether this process's resident memory passed the limit (checked between batches)."""
+    if limits.max_memory_kib is None:
+        return False
+    resident_kib = psutil.Process().memory_info().rss // 1024
+    if resident_kib <= limits.max_memory_kib:
+        return False
+    logger.warning("Consumer uses %d KiB, over --max-memory-per-child (%d KiB): replacing it", resident_kib,
+                   limits.max_memory_kib)
+    return True

@@ -24,9 +24,10 @@ from ..brokers import Broker, Delivery
 from ..callbacks import call_errbacks
 from ..canvas import chain, maybe_signature
 from ..conf import get_settings
-from ..exceptions import DecodeError, NotRegistered, Retry, TaskRevokedError, WorkerLostError
+from ..exceptions import DecodeError, NotRegistered, Retry, TaskRevokedError, WorkerLostError, printable, raisable
 from ..message import Message, decode, peek_id
 from ..models import DeadLetter
+from ..outages import drop_broken_connections, is_outage, lost_database, through_outages
 from ..request import Request, request_context
 from ..store import Outcome
 from ..utils import derived_id
@@ -46,6 +47,7 @@ class ExecutionContext:
     on_task_end: Callable[[], None] = lambda: None
     eager: bool = False
     watchdog: Watchdog | None = None  # one per consumer, made on its first batch
+    should_stop: Callable[[], bool] = lambda: False  # a warm shutdown: stop holding through outages
 
 
 class ExceptionInfo:
@@ -135,7 +137,7 @@ class Watchdog:
             try:
                 if unstarted.hand_back():
                     self.handed_back = True
-                pending.flush(run_hooks=False)  # the hooks stay with the consumer's own thread
+                pending.flush(run_hooks=False, hold=False)  # hooks and waiting stay with the consumer's thread
             except Exception:  # e.g. the broker is down: the consumer's own flush or the leases recover
                 logger.exception("Could not hand back or store the rest of a batch")
             finally:
@@ -170,19 +172,28 @@ class _Pending:
     def overdue(self) -> bool:
         return self.since is not None and time.monotonic() - self.since >= FLUSH_AFTER
 
-    def flush(self, run_hooks: bool = True) -> None:
+    def flush(self, run_hooks: bool = True, hold: bool = True) -> None:
         """Store the outcomes, send their follow-ups, wake their waiters, ack, then run the hooks:
-        a message is acked only once its outcome is stored and what follows it is sent."""
+        a message is acked only once its outcome is stored and what follows it is sent.
+
+        Through a database or broker outage the outcomes are held (with `hold`, this waits for the
+        servers to come back) rather than dropped: a task that ran is not run again for it. Each
+        step is done once, so a retry never re-sends a follow-up that was sent."""
         with self._lock:
             finished, to_ack = self.finished, self.to_ack
             self.finished, self.to_ack, self.since = [], [], None
             outcomes = [outcome for _, outcome in finished]
             if finished or to_ack:
-                wake = save(outcomes)
-                for outcome in outcomes:  # before waking anyone: a chain's next step is on the critical path
-                    follow_up(outcome, self.ctx)
-                notify.publish(*wake)
-                self.ctx.broker.ack(to_ack + [delivery for delivery, _ in finished])
+                steps = _FlushSteps(finished, to_ack, self.ctx)
+                try:
+                    if hold:
+                        through_outages(steps.run, "Storing outcomes", self.ctx.should_stop)
+                    else:
+                        steps.run()
+                except BaseException:  # keep them: the next flush, or the consumer's give-back, has them
+                    self.finished[:0], self.to_ack[:0] = steps.finished, steps.to_ack
+                    self.since = self.since or time.monotonic()
+                    raise
             self.hooks_due += outcomes
             if not run_hooks:
                 return
@@ -191,9 +202,71 @@ class _Pending:
             _run_hooks(registry.get_task(outcome.message.task), outcome)
 
 
+class _FlushSteps:
+    """The steps of one flush, each done once even when `run` is called again after an outage."""
+
+    def __init__(self, finished: list[tuple[Delivery, Outcome]], to_ack: list[Delivery], ctx: ExecutionContext):
+        self.finished, self.to_ack, self.ctx = finished, to_ack, ctx
+        self.wake: tuple | None = None
+        self.followed = 0
+
+    def run(self) -> None:
+        if self.wake is None:
+            self.wake = self._save()
+        while self.followed < len(self.finished):  # before waking anyone: a chain's next step is on the critical path
+            delivery, outcome = self.finished[self.followed]
+            if outcome is not None:
+                _follow_up_or_dead_letter(delivery, outcome, self.ctx)
+            self.followed += 1
+        notify.publish(*self.wake)
+        self.ctx.broker.ack(self.to_ack + [delivery for delivery, _ in self.finished])
+
+    def _save(self) -> tuple:
+        try:
+            return save([outcome for _, outcome in self.finished])
+        except Exception as exc:
+            if is_outage(exc):
+                raise
+            logger.exception("Storing a batch of outcomes failed; storing them one by one")
+        ids: list[str] = []
+        notices: dict[str, bytes] = {}
+        done: set[str] = set()
+        for index, (delivery, outcome) in enumerate(self.finished):
+            stored, wake = self._save_one(delivery, outcome)
+            self.finished[index] = (delivery, stored)
+            ids += wake[0]
+            notices.update(wake[1])
+            done |= wake[2]
+        return ids, notices, done
+
+    def _save_one(self, delivery: Delivery, outcome: Outcome) -> tuple[Outcome | None, tuple]:
+        """The outcome stored, or the failure to store it stored in its place, or None once
+        dead-lettered; with what wakes its waiters."""
+        try:
+            return outcome, save([outcome])
+        except Exception as exc:
+            if is_outage(exc):
+                raise
+            error = RuntimeError(f"the task ended {outcome.state} but its outcome could not be stored: {exc!r}")
+        substitute = Outcome(outcome.message, states.FAILURE, error, traceback=outcome.traceback,
+                             hostname=outcome.hostname, started=outcome.started)
+        try:
+            return substitute, save([substitute])
+        except Exception as exc:
+            if is_outage(exc):
+                raise
+            _dead_letter(delivery, f"{error}; storing that failed too: {exc!r}", self.ctx,
+                         task_name=outcome.message.task)
+            return None, ([], {}, set())
+
+
 def process(deliveries: list[Delivery], ctx: ExecutionContext,
             should_stop: Callable[[], bool] = lambda: False) -> bool:
-    """Run a batch; returns False when it was cut short (a long task, or a warm shutdown)."""
+    """Run a batch; returns False when it was cut short (a long task, or a warm shutdown).
+
+    Whatever goes wrong with one message stays with it (a dead letter, or the task failed); only
+    an outage leaves this function, after storing what finished and giving back what did not."""
+    ctx.should_stop = should_stop
     pending = _Pending(ctx)
     jobs: list[tuple[Delivery, Message]] = []
     for delivery in deliveries:
@@ -204,41 +277,65 @@ def process(deliveries: list[Delivery], ctx: ExecutionContext,
             jobs.append((delivery, message))
     # Only a redelivery or a retry can meet a stored outcome (revoked messages never get here).
     seen_before = [m.id for d, m in jobs if d.redeliveries or m.retries]
-    known = store.known_states(seen_before) if seen_before else {}
+    try:
+        known = store.known_states(seen_before) if seen_before else {}
+    except Exception:
+        pending.flush()  # dead letters found above are acked; the rest goes back
+        ctx.broker.release_many([delivery for delivery, _ in jobs])
+        raise
     unstarted = _Unstarted(jobs, ctx)
     complete = True
-    watchdog = ctx.watchdog = ctx.watchdog or Watchdog()
-    watchdog.handed_back = False
+    ctx.watchdog = ctx.watchdog or Watchdog()
+    ctx.watchdog.handed_back = False
     while (job := unstarted.take()) is not None:
-        delivery, message = job
         if should_stop():  # warm shutdown: hand back what has not started
             unstarted.hand_back(taken=job)
             complete = False
             break
-        if _already_handled(message, known.get(message.id)):
-            _resume_followups(message, ctx)
-            pending.add(delivery)
-            continue
-        if _durations.get(message.task, LONG_TASK) >= LONG_TASK:
-            pending.flush()  # expected to be long: store what finished, give back the rest, run it alone
-            if len(unstarted):
-                complete = not unstarted.hand_back()
-        began = time.monotonic()
-        if len(unstarted) or pending:
-            watchdog.arm(unstarted, pending)
         try:
-            outcome = run(message, ctx, delivery)
-        finally:
-            watchdog.disarm()
-        elapsed = time.monotonic() - began
-        previous = _durations.get(message.task)
-        _durations[message.task] = elapsed if previous is None else 0.7 * previous + 0.3 * elapsed
-        if outcome is not None:
-            pending.add(delivery, outcome)
+            complete = _run_job(job, known.get(job[1].id), unstarted, pending, ctx) and complete
+        except Exception:  # an outage: store what finished (waiting for the servers), give back the rest
+            drop_broken_connections()
+            pending.flush()
+            unstarted.hand_back(taken=job)
+            raise
         if pending.overdue():
             pending.flush()
     pending.flush()
-    return complete and not watchdog.handed_back
+    return complete and not ctx.watchdog.handed_back
+
+
+def _run_job(job: tuple[Delivery, Message], known: tuple[str, int] | None, unstarted: _Unstarted,
+             pending: _Pending, ctx: ExecutionContext) -> bool:
+    """Run one message of a batch; False when the rest of the batch was handed back for it."""
+    delivery, message = job
+    if _already_handled(message, known):
+        _resume_followups_or_dead_letter(delivery, message, ctx)
+        pending.add(delivery)
+        return True
+    complete = True
+    if _durations.get(message.task, LONG_TASK) >= LONG_TASK:
+        pending.flush()  # expected to be long: store what finished, give back the rest, run it alone
+        if len(unstarted):
+            complete = not unstarted.hand_back()
+    began = time.monotonic()
+    if len(unstarted) or pending:
+        ctx.watchdog.arm(unstarted, pending)
+    try:
+        outcome = run(message, ctx, delivery)
+    except Exception as exc:
+        if is_outage(exc):
+            raise
+        logger.exception("Handling %s[%s] failed", message.task, message.id)  # a hook or signal receiver
+        outcome = _failure(message, exc, ctx, None)
+    finally:
+        ctx.watchdog.disarm()
+    elapsed = time.monotonic() - began
+    previous = _durations.get(message.task)
+    _durations[message.task] = elapsed if previous is None else 0.7 * previous + 0.3 * elapsed
+    if outcome is not None:
+        pending.add(delivery, outcome)
+    return complete
 
 
 def save(outcomes: list[Outcome]) -> tuple[list[str], dict[str, bytes], set[str]]:
@@ -280,24 +377,75 @@ def run_eager(message: Message):
     if outcome.state == states.RETRY and followed is not None:
         return followed  # the retried attempt's result
     if outcome.state == states.FAILURE and get_settings().TASK_EAGER_PROPAGATES:
-        raise outcome.result
-    return EagerResult(message.id, message.task, outcome.state, outcome.result, outcome.traceback)
+        raise raisable(outcome.result)
+    result = raisable(outcome.result) if isinstance(outcome.result, BaseException) else outcome.result
+    return EagerResult(message.id, message.task, outcome.state, result, outcome.traceback)
 
 
 def _decode_or_dead_letter(delivery: Delivery, ctx: ExecutionContext) -> Message | None:
     """The verified message, or None after storing it as a DeadLetter with the reason."""
     message = None
-    try:
-        message = decode(delivery.body, get_settings().signing_key)
-        registry.get_task(message.task)
-        return message
-    except (DecodeError, NotRegistered) as exc:
-        reason = str(exc)
-    logger.error("Rejected message %s from queue %r: %s", delivery.key, delivery.queue, reason)
-    DeadLetter.objects.create(message_id=peek_id(delivery.body) or delivery.key,
-                              task_name=message.task if message else "", queue=delivery.queue, reason=reason,
-                              worker=ctx.hostname, body=delivery.body.decode("utf-8", errors="replace"))
+    if delivery.redeliveries > get_settings().MAX_REDELIVERIES + 2:
+        # Failing it as WorkerLostError (in `run`) did not finish either: decoding it may be what
+        # kills the worker, so do not even try.
+        reason = f"handed out {delivery.redeliveries} times and never finished; not decoded again"
+    else:
+        try:
+            message = decode(delivery.body, get_settings().signing_key)
+            registry.get_task(message.task)
+            return message
+        except (DecodeError, NotRegistered) as exc:
+            reason = str(exc)
+        except Exception as exc:  # a body built to break the decoder must not break the consumer
+            reason = f"the message could not be decoded: {exc!r}"
+    _dead_letter(delivery, reason, ctx, task_name=message.task if message else "")
     return None
+
+
+def _dead_letter(delivery: Delivery, reason: str, ctx: ExecutionContext, task_name: str = "") -> None:
+    """Keep a message that cannot run, with the reason, for an operator (text made storable:
+    a body may hold NUL bytes or invalid UTF-8)."""
+    logger.error("Rejected message %s from queue %r: %s", delivery.key, delivery.queue, reason)
+    escape = serialization.escape_text
+    try:
+        message_id = peek_id(delivery.body) or delivery.key
+    except Exception:
+        message_id = delivery.key
+    body = escape(delivery.body.decode("utf-8", errors="backslashreplace"))
+    try:
+        DeadLetter.objects.create(message_id=escape(message_id)[:255], task_name=escape(task_name)[:255],
+                                  queue=escape(delivery.queue)[:255], reason=escape(reason),
+                                  worker=ctx.hostname[:255], body=body)
+    except Exception as exc:
+        if is_outage(exc):
+            raise
+        # Kept nowhere else: dropping it (with its body in the log) is the one way out of a loop.
+        logger.critical("Could not keep message %s as a dead letter (%r); dropping it. Body: %.2000s",
+                        delivery.key, exc, body)
+
+
+def _follow_up_or_dead_letter(delivery: Delivery, outcome: Outcome, ctx: ExecutionContext) -> None:
+    """Send what follows a stored outcome; if that fails for a reason other than an outage, keep
+    the message as a dead letter saying so, and go on with the rest of the batch."""
+    try:
+        follow_up(outcome, ctx)
+    except Exception as exc:
+        if is_outage(exc):
+            raise
+        logger.exception("Sending what follows %s[%s] failed", outcome.message.task, outcome.message.id)
+        _dead_letter(delivery, f"the task ended {outcome.state} but what follows it could not be sent: {exc!r}",
+                     ctx, task_name=outcome.message.task)
+
+
+def _resume_followups_or_dead_letter(delivery: Delivery, message: Message, ctx: ExecutionContext) -> None:
+    try:
+        _resume_followups(message, ctx)
+    except Exception as exc:
+        if is_outage(exc):
+            raise
+        logger.exception("Resuming what follows %s[%s] failed", message.task, message.id)
+        _dead_letter(delivery, f"what follows the finished task could not be sent: {exc!r}", ctx,
+                     task_name=message.task)
 
 
 def _already_handled(message: Message, known: tuple[str, int] | None) -> bool:
@@ -351,10 +499,10 @@ def _call(task, message: Message, ctx: ExecutionContext, delivery: Delivery | No
     if track and not message.ignore_result:
         store.mark_started(message, ctx.hostname, started)
     ctx.on_task_start(delivery, message)
-    signals.task_prerun.send(sender=task, task_id=message.id, task=task, args=message.args,
-                             kwargs=message.kwargs)
     retry: Retry | None = None
     try:
+        signals.task_prerun.send(sender=task, task_id=message.id, task=task, args=message.args,
+                                 kwargs=message.kwargs)
         with request_context(_request_for(message, ctx)):
             try:
                 with soft_time_limit(message.soft_time_limit):
@@ -366,6 +514,8 @@ def _call(task, message: Message, ctx: ExecutionContext, delivery: Delivery | No
             except Retry as exc:
                 retry = exc
             except Exception as exc:
+                if lost_database(exc):
+                    raise  # an outage, not the task's failure: its message goes back, uncounted
                 retry = _autoretry(task, exc)
                 if retry is None:
                     return _failure(message, exc, ctx, started)
@@ -399,7 +549,7 @@ def _autoretry(task, exc: Exception) -> Retry | None:
 
 def _failure(message: Message, exc: BaseException, ctx: ExecutionContext, started) -> Outcome:
     traceback = store.format_traceback(exc)
-    logger.error("Task %s[%s] failed: %r", message.task, message.id, exc)
+    logger.error("Task %s[%s] failed: %s: %s", message.task, message.id, type(exc).__name__, printable(exc))
     return Outcome(message, states.FAILURE, exc, traceback=traceback, hostname=ctx.hostname, started=started)
 
 
@@ -417,7 +567,7 @@ def _retry(task, message: Message, retry: Retry, ctx: ExecutionContext, started)
                    headers=message.headers, expires=message.expires_datetime, lock=message.lock)
     options.update(retry.options)
     exc = retry.exc if retry.exc is not None else retry
-    logger.info("Task %s[%s] retry %d in %s: %r", message.task, message.id, message.retries + 1, when, exc)
+    logger.info("Task %s[%s] retry %d in %s: %s", message.task, message.id, message.retries + 1, when, printable(exc))
     outcome = Outcome(message, states.RETRY, exc, traceback=store.format_traceback(exc), hostname=ctx.hostname,
                       started=started, retries=message.retries + 1)
     outcome.next_attempt = (args, kwargs, {**options, **timing})
@@ -500,7 +650,7 @@ def _run_hooks(task, outcome: Outcome) -> None:
 
 def fail_killed(delivery: Delivery, body: bytes, hostname: str, error: BaseException,
                 broker: Broker) -> None:
-    """The supervisor killed a child at its hard time limit: store the failure and ack."""
+    """The supervisor killed a child (hard time limit, revoked with terminate): store its outcome, ack."""
     if not body:  # too large for the task slot: read it from the broker, which holds it until the ack
         body = broker.body(delivery.key) or b""
     try:
@@ -508,8 +658,8 @@ def fail_killed(delivery: Delivery, body: bytes, hostname: str, error: BaseExcep
     except DecodeError:
         broker.ack([delivery])
         return
-    outcome = Outcome(message, states.FAILURE, error, traceback=f"{type(error).__name__}: {error}\n",
-                      hostname=hostname)
+    state = states.REVOKED if isinstance(error, TaskRevokedError) else states.FAILURE
+    outcome = Outcome(message, state, error, traceback=f"{type(error).__name__}: {error}\n", hostname=hostname)
     notify.publish(*save([outcome]))
     finish(outcome, ExecutionContext(broker, hostname, delivery.consumer_id))
     broker.ack([delivery])

@@ -93,7 +93,7 @@ class SpawnLauncher:
         child_fd = 3 if slot.fd != 3 else 4  # the slot is the one descriptor the child inherits
         command = self._command("consumer", {
             "id": consumer_id, "hostname": self.config.hostname, "queues": self.queues, "slot_fd": child_fd,
-            "prefetch": self.config.prefetch, "max_tasks": self.config.max_tasks_per_child})
+            "prefetch": self.config.prefetch, "limits": asdict(self.config.child_limits)})
         pid = os.posix_spawn(command[0], command, os.environ,
                              file_actions=[(os.POSIX_SPAWN_DUP2, slot.fd, child_fd)])
         return ChildConsumer(pid, consumer_id, slot)
@@ -102,17 +102,17 @@ class SpawnLauncher:
         command = self._command("scheduler", {})
         return ChildProcess(os.posix_spawn(command[0], command, os.environ))
 
-    def settle(self, running: tuple[dict, bytes]) -> None:
+    def settle(self, running: tuple[dict, bytes], reason: str) -> None:
         import subprocess  # only here: each module the keeper imports costs memory for its whole life
 
         info, body = running
-        command = self._command("settle", {"info": info, "hostname": self.config.hostname})
+        command = self._command("settle", {"info": info, "hostname": self.config.hostname, "reason": reason})
         try:
             code = subprocess.run(command, input=body, timeout=self.settle_timeout, check=False).returncode
         except subprocess.TimeoutExpired:
             code = None
         if code != 0:
-            logger.error("Could not store the failure of %s[%s]; it goes back to the queue",
+            logger.error("Could not store the outcome of %s[%s]; it goes back to the queue",
                          info["task"], info["id"])
 
     def _command(self, kind: str, payload: dict) -> list[str]:

@@ -10,7 +10,7 @@ import threading
 
 from django.db import connections
 
-from . import WorkerConfig
+from . import ChildLimits, WorkerConfig
 from .child import die_with_parent
 from .consumer import consume
 from .slot import TaskSlot
@@ -20,11 +20,11 @@ class ConsumerHandle:
     """One consumer as the supervisor sees it: its lease id, its current task, start/stop/kill."""
 
     def __init__(self, consumer_id: str, hostname: str, queues: list[str], prefetch: int,
-                 max_tasks: int | None, shared: bool, slot: TaskSlot | None = None, signal_shutdown: bool = False):
+                 limits: ChildLimits, shared: bool, slot: TaskSlot | None = None, signal_shutdown: bool = False):
         self.consumer_id = consumer_id
         self.slot = slot or TaskSlot(shared=shared)
         self.args = (consumer_id, hostname, queues, self.slot)
-        self.prefetch, self.max_tasks = prefetch, max_tasks
+        self.prefetch, self.limits = prefetch, limits
         self.signal_shutdown = signal_shutdown
         self.killed_for: str | None = None  # set when the supervisor kills it on purpose
         self.reaped = False
@@ -76,7 +76,7 @@ class ProcessConsumer(ForkedProcess, ConsumerHandle):
     def __init__(self, *args, **kwargs):
         ConsumerHandle.__init__(self, *args, shared=True, **kwargs)
         self.process = multiprocessing.get_context("fork").Process(
-            target=run_consumer, args=(*self.args, self.prefetch, self.max_tasks, self.signal_shutdown), daemon=False,
+            target=run_consumer, args=(*self.args, self.prefetch, self.limits, self.signal_shutdown), daemon=False,
             name=f"consumer-{self.consumer_id.rsplit('.', 1)[-1]}")
 
     @property
@@ -94,8 +94,7 @@ class ThreadConsumer(ConsumerHandle):
 
     def _main(self) -> None:
         try:
-            consume(*self.args, should_stop=self.stop_event.is_set, prefetch=self.prefetch,
-                    max_tasks=self.max_tasks)
+            consume(*self.args, should_stop=self.stop_event.is_set, prefetch=self.prefetch, limits=self.limits)
         finally:
             connections.close_all()
 
@@ -118,7 +117,7 @@ class ThreadConsumer(ConsumerHandle):
 
 
 def run_consumer(consumer_id: str, hostname: str, queues: list[str], slot: TaskSlot, prefetch: int,
-                 max_tasks: int | None, signal_shutdown: bool = False) -> None:
+                 limits: ChildLimits, signal_shutdown: bool = False) -> None:
     """A consumer process's life (forked here, or spawned by the keeper: worker/child.py). With
     `signal_shutdown` it sends `worker_shutdown` as it stops: the keeper cannot, having no Django."""
     from ..brokers import reset_broker
@@ -130,7 +129,7 @@ def run_consumer(consumer_id: str, hostname: str, queues: list[str], slot: TaskS
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent decides
     reset_broker()
     try:
-        consume(consumer_id, hostname, queues, slot, stopping.is_set, prefetch=prefetch, max_tasks=max_tasks)
+        consume(consumer_id, hostname, queues, slot, stopping.is_set, prefetch=prefetch, limits=limits)
     finally:
         if signal_shutdown:
             from .. import signals
@@ -165,15 +164,19 @@ def make_consumer(pool: str, *args, **kwargs) -> ConsumerHandle:
     return ProcessConsumer(*args, **kwargs) if pool == "prefork" else ThreadConsumer(*args, **kwargs)
 
 
-def settle_killed(running: tuple[dict, bytes], hostname: str) -> None:
-    """Store the FAILURE of a task whose process was killed at its hard time limit, and ack it."""
+def settle_killed(running: tuple[dict, bytes], hostname: str, reason: str) -> None:
+    """Store the outcome of a task whose process was killed (at its hard time limit: FAILURE;
+    revoked with terminate: REVOKED), and ack it."""
     from ..brokers import Delivery, get_broker
-    from ..exceptions import TimeLimitExceeded
+    from ..exceptions import TaskRevokedError, TimeLimitExceeded
     from .execute import fail_killed
 
     info, body = running
     delivery = Delivery(info["key"], body, info["queue"], info["consumer"])
-    error = TimeLimitExceeded(f"hard time limit ({info['limit']} s) exceeded")
+    if reason == "revoked":
+        error: Exception = TaskRevokedError("revoked with terminate: its process was stopped")
+    else:
+        error = TimeLimitExceeded(f"hard time limit ({info['limit']} s) exceeded")
     fail_killed(delivery, body, hostname, error, get_broker())
 
 
@@ -186,7 +189,7 @@ class ForkLauncher:
 
     def consumer(self, consumer_id: str, slot: TaskSlot | None) -> ConsumerHandle:
         handle = make_consumer(self.config.pool, consumer_id, self.config.hostname, self.queues, slot=slot,
-                               prefetch=self.config.prefetch, max_tasks=self.config.max_tasks_per_child,
+                               prefetch=self.config.prefetch, limits=self.config.child_limits,
                                signal_shutdown=self.signal_shutdown)
         handle.start()
         return handle
@@ -196,5 +199,5 @@ class ForkLauncher:
         process.start()
         return process
 
-    def settle(self, running: tuple[dict, bytes]) -> None:
-        settle_killed(running, self.config.hostname)
+    def settle(self, running: tuple[dict, bytes], reason: str) -> None:
+        settle_killed(running, self.config.hostname, reason)

@@ -20,11 +20,17 @@ from .slot import TaskSlot
 
 logger = logging.getLogger("taskqueue.worker")
 TICK = 0.1
+REVOCATION_CHECK = 0.5  # seconds between asking the broker whether a running task was revoked with terminate
+# revoke(terminate=True, signal=...): these end the task (its process is killed and replaced, the
+# task stays REVOKED); any other signal is sent to the process for the task to handle.
+_ENDING_SIGNALS = {"SIGTERM", "SIGKILL", "SIGQUIT", "SIGINT", "TERM", "KILL", "QUIT", "INT"}
 
 
 class Leases(Protocol):
     def heartbeat(self, consumer_ids: list[str]) -> None: ...
-    def recover(self, stale_after: float, consumer_ids: list[str] | None = None) -> int: ...
+    def terminations(self, task_ids: list[str]) -> dict[str, str]: ...
+    def recover(self, stale_after: float, consumer_ids: list[str] | None = None, *,
+                redelivered: bool = True) -> int: ...
     def forget_consumer(self, consumer_id: str) -> None: ...
 
 
@@ -38,6 +44,7 @@ class Child(Protocol):
 
 
 class Consumer(Child, Protocol):
+    pid: int | None
     consumer_id: str
     slot: TaskSlot
     reaped: bool
@@ -51,8 +58,9 @@ class Launcher(Protocol):
     def scheduler(self) -> Child:
         """Start the scheduler (`--beat`)."""
 
-    def settle(self, running: tuple[dict, bytes]) -> None:
-        """Store the FAILURE of the task a consumer was killed for at its hard limit, and ack it."""
+    def settle(self, running: tuple[dict, bytes], reason: str) -> None:
+        """Store the outcome of the task a consumer was killed for (its hard time limit: FAILURE;
+        revoked with terminate: REVOKED), and ack it."""
 
 
 class Supervisor:
@@ -71,6 +79,11 @@ class Supervisor:
         self._next_heartbeat = 0.0
         self.instance = instance or os.urandom(4).hex()
         self.spawned = spawned
+        self._unrecovered: list[str] = []  # dead consumers whose messages the broker has not taken back yet
+        self._next_revocation_check = 0.0
+        self._signalled: set[str] = set()  # tasks already sent a non-ending terminate signal
+        self._lost_broker = False
+        self._take_over_from = 0.0  # no recovering other workers' messages before this (monotonic)
 
     def install_signal_handlers(self) -> dict:
         """Count SIGTERM/SIGINT (the loop acts on them); returns the previous handlers."""
@@ -96,23 +109,37 @@ class Supervisor:
         self.spawned += 1
         consumer_id = f"{self.config.hostname}.{self.instance}.{self.spawned}"
         handle = self.launcher.consumer(consumer_id, slot)
-        self.leases.heartbeat([consumer_id])
+        self._try("A first heartbeat", self.leases.heartbeat, [consumer_id])  # the next tick renews it anyway
         return handle
 
     def _tick(self, replace: bool = True) -> None:
+        """Each duty on its own: a broker or database outage in one (a heartbeat, say) must not keep
+        a dead consumer from being replaced, nor a hard time limit from being enforced."""
+        self._try("Enforcing time limits", self._enforce_time_limits)
+        self._try("Stopping revoked tasks", self._enforce_revocations)
+        for index, handle in enumerate(self.consumers):
+            if handle.is_alive():
+                continue
+            if not handle.reaped:
+                self._try("Reaping a consumer", self._reap, handle)
+            if replace and handle.reaped:  # tried again next tick if starting one fails
+                self._try("Starting a consumer", self._replace, index)
+        if self._unrecovered:
+            self._try("Requeueing what dead consumers held", self._recover_dead)
+        self._try("Heartbeat", self._heartbeat)
+        if replace and self.scheduler is not None and not self.scheduler.is_alive():
+            logger.warning("The scheduler process ended; starting a new one")
+            self.scheduler = self.launcher.scheduler()
+
+    def _replace(self, index: int) -> None:
+        self.consumers[index] = self._spawn(self.consumers[index].slot)
+
+    @staticmethod
+    def _try(what: str, duty, *args) -> None:
         try:
-            self._enforce_time_limits()
-            for index, handle in enumerate(self.consumers):
-                if not handle.is_alive() and not handle.reaped:
-                    self._reap(handle)
-                    if replace:
-                        self.consumers[index] = self._spawn(handle.slot)
-            self._heartbeat()
-            if replace and self.scheduler is not None and not self.scheduler.is_alive():
-                logger.warning("The scheduler process ended; starting a new one")
-                self.scheduler = self.launcher.scheduler()
-        except Exception as exc:  # the broker may be down: keep supervising, try again next tick
-            logger.warning("Supervisor tick failed: %s", exc)
+            duty(*args)
+        except Exception as exc:  # the broker or database may be down: try again next tick
+            logger.warning("%s failed: %s", what, exc)
 
     def _enforce_time_limits(self) -> None:
         now = time.time()
@@ -125,27 +152,74 @@ class Supervisor:
                 handle.kill("time limit")
                 handle.join(5)
 
+    def _enforce_revocations(self) -> None:
+        """Stop the running tasks revoked with terminate, on this worker."""
+        now = time.monotonic()
+        if now < self._next_revocation_check:
+            return
+        self._next_revocation_check = now + REVOCATION_CHECK
+        running = {}
+        for handle in self.consumers:
+            current = handle.slot.read() if handle.is_alive() else None
+            if current:
+                running[current[0]["id"]] = handle
+        if not running:
+            self._signalled.clear()
+            return
+        for task_id, signal_name in self.leases.terminations(list(running)).items():
+            handle = running[task_id]
+            if not handle.can_be_killed:  # a thread cannot be stopped; its late result will not overwrite REVOKED
+                continue
+            if signal_name.upper() in _ENDING_SIGNALS:
+                logger.warning("Task %s revoked with terminate: stopping its process", task_id)
+                handle.kill("revoked")
+                handle.join(5)
+            elif task_id not in self._signalled:
+                self._signalled.add(task_id)
+                logger.warning("Task %s revoked with terminate: sending it %s", task_id, signal_name)
+                os.kill(handle.pid, _signal_number(signal_name))
+
     def _reap(self, handle: Consumer) -> None:
-        """A consumer ended: fail its task if we killed it at the hard limit, requeue the rest."""
+        """A consumer ended: settle its task if we killed it (hard limit, revoked), requeue the rest."""
         current = handle.slot.read()
-        if current and handle.killed_for == "time limit":
-            self.launcher.settle(current)
-            self._heartbeat(force=True)  # settling may have taken a while
+        if current and handle.killed_for in ("time limit", "revoked"):
+            # If storing its outcome fails (an outage), the task is requeued with the rest instead.
+            self._try("Storing the outcome of a task whose process was killed", self.launcher.settle, current,
+                      handle.killed_for)
+            self._try("Heartbeat", self._heartbeat, True)  # settling may have taken a while
         elif current:
             logger.error("Consumer %s died while running %s[%s]; requeueing it",
                          handle.consumer_id, current[0]["task"], current[0]["id"])
         handle.slot.end()
         handle.reaped = True
-        requeued = self.leases.recover(0, [handle.consumer_id])
-        if requeued and not current:
-            logger.warning("Requeued %d message(s) held by %s", requeued, handle.consumer_id)
+        self._unrecovered.append(handle.consumer_id)
+        self._try("Requeueing what a dead consumer held", self._recover_dead)
+
+    def _recover_dead(self) -> None:
+        while self._unrecovered:
+            consumer_id = self._unrecovered[0]
+            requeued = self.leases.recover(0, [consumer_id])
+            self._unrecovered.pop(0)
+            if requeued:
+                logger.warning("Requeued %d message(s) held by %s", requeued, consumer_id)
 
     def _heartbeat(self, force: bool = False) -> None:
         now = time.monotonic()
         if not force and now < self._next_heartbeat:
             return
         self._next_heartbeat = now + self.heartbeat_interval
-        self.leases.heartbeat([h.consumer_id for h in self.consumers if h.is_alive()])
+        try:
+            self.leases.heartbeat([h.consumer_id for h in self.consumers if h.is_alive()])
+        except Exception:
+            self._lost_broker = True
+            raise
+        if self._lost_broker:
+            # Every worker lost the broker with us: its leases look stale until it heartbeats again.
+            # Give them two beats to do so before taking anything over, or a long task would run twice.
+            self._lost_broker = False
+            self._take_over_from = now + 2 * self.heartbeat_interval
+        if now < self._take_over_from:
+            return
         recovered = self.leases.recover(self.visibility_timeout)
         if recovered:
             logger.warning("Recovered %d message(s) from workers that stopped heartbeating", recovered)
@@ -174,3 +248,8 @@ class Supervisor:
             self.leases.recover(0, [handle.consumer_id])
             self.leases.forget_consumer(handle.consumer_id)
             handle.slot.close()
+
+
+def _signal_number(name: str) -> int:
+    name = name.upper()
+    return getattr(signal, name if name.startswith("SIG") else f"SIG{name}")

@@ -7,7 +7,7 @@ from taskqueue.brokers import get_broker
 from taskqueue.exceptions import TaskRevokedError
 from tests.helpers import wait_until
 from tests.models import Run
-from tests.tasks import add, record, waits_on_another
+from tests.tasks import add, leak, record, waits_on_another
 
 
 def test_banner_lists_broker_queues_and_tasks(taskqueue_worker):
@@ -25,10 +25,20 @@ def test_threads_pool(taskqueue_worker):
     assert len(pids) == 1  # threads share the worker process
 
 
-def test_max_tasks_per_child_recycles_processes(taskqueue_worker):
-    taskqueue_worker("-c", "1", "-Q", "recycle", "--max-tasks-per-child", "2")
+def test_max_tasks_per_child_recycles_processes(taskqueue_worker, broker_url):
+    worker = taskqueue_worker("-c", "1", "-Q", "recycle", "--max-tasks-per-child", "2")
     pids = [record.apply_async((f"r{i}",), queue="recycle").get(timeout=20) for i in range(5)]
     assert len(set(pids)) == 3 and pids[0] == pids[1] and pids[2] == pids[3] and pids[1] != pids[2]
+    if broker_url.startswith("redis"):  # the limit no longer keeps Django in the supervisor
+        assert "supervisor:   without Django" in worker.output
+
+
+def test_max_memory_per_child_replaces_a_process_that_grew(taskqueue_worker):
+    worker = taskqueue_worker("-c", "1", "-Q", "memory", "--max-memory-per-child", "200000")
+    grown = leak.apply_async((300,), queue="memory").get(timeout=20)  # keeps 300 MB: over 200,000 KiB
+    after = record.apply_async(("after-leak",), queue="memory").get(timeout=30)
+    assert grown != after and "over --max-memory-per-child" in worker.output
+    assert record.apply_async(("steady",), queue="memory").get(timeout=10) == after  # under the limit: kept
 
 
 def test_get_inside_a_task_raises_runtime_error(worker):

@@ -72,3 +72,18 @@ def test_peek_id():
     assert peek_id(encode(Message(id="the-id", task="t"), KEY)) == "the-id"
     assert peek_id(encode(Message(id="chained", task="t", chain=[{"task": "t.b"}]), KEY)) == "chained"
     assert peek_id(b"garbage") is None
+
+
+@pytest.mark.parametrize("fields", [
+    {"expires": 12345}, {"eta": [None]}, {"eta": "2026-01-01T00:00:00"}, {"retries": "1"}, {"link": ["x"]},
+    {"args": [], "kwargs": {}, "queue": None}, {"chord": []},
+])
+def test_a_signed_message_with_a_field_of_the_wrong_type_is_refused(fields):
+    """Found by tests/unit/test_decoder_fuzz.py: without args and kwargs, a bad field went unchecked."""
+    with pytest.raises(DecodeError, match="malformed body"):
+        decode(_signed(json.dumps({"v": 1, "id": "a", "task": "t", **fields}).encode()), KEY)
+
+
+def test_text_that_utf8_cannot_encode_is_sent_escaped_and_comes_back():
+    received = decode(encode(Message(id="s", task="t", args=("bytes \udcff read as text", "\x00")), KEY), KEY)
+    assert received.args == ("bytes \udcff read as text", "\x00")

@@ -1,10 +1,11 @@
--- Requeue what stale (or named) consumers hold, counting a redelivery per message.
--- ARGV: prefix, stale_after, consumer1, consumer2, ... (named consumers are recovered at once)
-local p, stale_after = ARGV[1], tonumber(ARGV[2])
+-- Requeue what stale (or named) consumers hold, counting a redelivery per message unless
+-- `redelivered` is "0" (a live consumer giving back what it held through an outage).
+-- ARGV: prefix, stale_after, redelivered, consumer1, consumer2, ... (named ones are recovered at once)
+local p, stale_after, redelivered = ARGV[1], tonumber(ARGV[2]), ARGV[3] == '1'
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 local consumers = {}
-for i = 3, #ARGV do consumers[#consumers + 1] = ARGV[i] end
+for i = 4, #ARGV do consumers[#consumers + 1] = ARGV[i] end
 if #consumers == 0 then
   consumers = redis.call('ZRANGEBYSCORE', p .. ':heartbeats', '-inf', now - stale_after)
 end
@@ -16,7 +17,7 @@ for _, consumer in ipairs(consumers) do
     if redis.call('HEXISTS', p .. ':msg', key) == 1 then
       redis.call('RPUSH', p .. ':q:' .. queue, key)
       redis.call('LPUSH', p .. ':wake:' .. queue, '1')
-      redis.call('HINCRBY', p .. ':redeliveries', key, 1)
+      if redelivered then redis.call('HINCRBY', p .. ':redeliveries', key, 1) end
       moved = moved + 1
     end
   end

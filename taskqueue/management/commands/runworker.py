@@ -27,7 +27,11 @@ class Command(BaseCommand):
                             help="number of consumer processes/threads (default: CPU count)")
         parser.add_argument("-Q", "--queues", default="", help="comma-separated queues (default: the default queue)")
         parser.add_argument("--pool", choices=POOLS, default="prefork")
-        parser.add_argument("--max-tasks-per-child", type=positive_int, default=None)
+        parser.add_argument("--max-tasks-per-child", type=positive_int, default=None,
+                            help="replace a consumer process after it ran this many tasks")
+        parser.add_argument("--max-memory-per-child", type=positive_int, default=None, metavar="KIB",
+                            help="replace a consumer process once its resident memory passes this many KiB "
+                                 "(checked after each batch: the task that passes it completes first)")
         parser.add_argument("--prefetch", type=positive_int, default=None,
                             help="messages each consumer reserves at once (default TASKQUEUE_PREFETCH)")
         parser.add_argument("--hostname", default=None)
@@ -49,6 +53,7 @@ class Command(BaseCommand):
             concurrency=1 if options["pool"] == "solo" else options["concurrency"],
             queues=[q.strip() for q in options["queues"].split(",") if q.strip()],
             pool=options["pool"], max_tasks_per_child=options["max_tasks_per_child"],
+            max_memory_per_child=options["max_memory_per_child"],
             prefetch=options["prefetch"] or settings.PREFETCH, beat=options["beat"],
         )
         if options["hostname"]:
@@ -76,9 +81,10 @@ class Command(BaseCommand):
 
         settings = get_settings()
         queues = config.queues or [settings.DEFAULT_QUEUE]
-        # Not with --max-tasks-per-child: children are replaced all the time, and a fork of this
-        # process starts faster than a fresh interpreter loading Django.
-        lean = (config.pool == "prefork" and settings.LEAN_SUPERVISOR and config.max_tasks_per_child is None
+        # Children replaced under --max-tasks-per-child or --max-memory-per-child start as fresh
+        # interpreters loading Django (about a second, against a fork's few milliseconds): the
+        # other consumers keep running meanwhile.
+        lean = (config.pool == "prefork" and settings.LEAN_SUPERVISOR
                 and bare_connection_supported(settings.BROKER_URL))
         supervisor = Supervisor(config, get_broker(), ForkLauncher(config, queues, signal_shutdown=lean),
                                 heartbeat_interval=settings.heartbeat_interval,
