@@ -1,6 +1,8 @@
 """The transactional outbox: a message sent inside `atomic()` is also written to the database in
-that transaction. After the commit it is published at once and its row deleted; if the broker is
-down then, the row stays, and workers publish it once the broker is back (`relay`)."""
+that transaction. After the commit it is published at once, and the broker remembers that it was
+(`remember`), which costs the sender nothing more. Workers clear rows older than
+TASKQUEUE_OUTBOX_RELAY_AFTER (`relay`): a row whose message the broker remembers is just deleted,
+any other (the broker was down at commit, or the sender died first) is published."""
 
 from __future__ import annotations
 
@@ -20,17 +22,16 @@ RELAY_BATCH = 500
 Item = tuple[str, str, bytes, float | None, int]  # queue, key, body, eta, priority, as Broker.publish_many
 
 
-def stage(items: list[Item], alias: str) -> list[int]:
-    """Write the messages in the current transaction of `alias`; returns their row ids. One
-    statement built by hand: it is on the path of every delay() inside a transaction, where the
-    ORM's bulk_create costs more than the round trip."""
+def stage(items: list[Item], alias: str) -> None:
+    """Write the messages in the current transaction of `alias`: one statement built by hand, as it
+    is on the path of every delay() inside a transaction, where bulk_create costs more than the
+    round trip."""
     connection = connections[alias]
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     params = [value for queue, key, body, eta, priority in items
               for value in (key, queue, body.decode("utf-8"), eta, priority, now)]
     with connection.cursor() as cursor:
         cursor.execute(_insert_sql(connection, len(items)), params)
-        return [pk for (pk,) in cursor.fetchall()]
 
 
 _COLUMNS = ("key", "queue", "body", "eta", "priority", "date_created")
@@ -40,40 +41,33 @@ def _insert_sql(connection, count: int) -> str:
     qn = connection.ops.quote_name
     row = f"({', '.join(['%s'] * len(_COLUMNS))})"
     return (f"INSERT INTO {qn(OutboxMessage._meta.db_table)} ({', '.join(map(qn, _COLUMNS))}) "
-            f"VALUES {', '.join([row] * count)} RETURNING {qn('id')}")
+            f"VALUES {', '.join([row] * count)}")
 
 
-def published(ids: list[int], alias: str) -> None:
-    """The broker has these messages: their rows are done.
-
-    On PostgreSQL the delete commits without waiting for its WAL flush (one round trip, not a
-    millisecond's fsync): were it lost in a crash, a worker would publish the message again, which
-    at-least-once delivery allows."""
-    connection = connections[alias]
-    if connection.vendor != "postgresql" or connection.in_atomic_block:
-        OutboxMessage.objects.using(alias).filter(pk__in=ids).delete()
-        return
-    table = connection.ops.quote_name(OutboxMessage._meta.db_table)
-    listed = ",".join(str(int(pk)) for pk in ids)  # our own integer keys: safe to write inline
-    with connection.cursor() as cursor:  # no parameters: one simple query, several statements
-        cursor.execute(f"BEGIN; SET LOCAL synchronous_commit TO OFF; DELETE FROM {table} WHERE id IN ({listed}); "
-                       "COMMIT")
+def remember_for() -> float:
+    """How long the broker remembers that it has an outbox message: well past the moment workers
+    clear its row (TASKQUEUE_OUTBOX_RELAY_AFTER, then a relay every few seconds)."""
+    return max(60.0, 4 * get_settings().OUTBOX_RELAY_AFTER)
 
 
 def relay(broker: Broker, alias: str = "default") -> int:
-    """Publish what was committed but never reached the broker; returns how many. Only rows older
-    than TASKQUEUE_OUTBOX_RELAY_AFTER, so as not to race the process that committed them (a race
-    would at worst send a message twice, which at-least-once delivery allows)."""
+    """Clear the outbox: delete the rows whose messages the broker has, publish the others; returns
+    how many were published. Only rows older than TASKQUEUE_OUTBOX_RELAY_AFTER, so as not to race
+    the process that committed them (a race would at worst send a message twice, which
+    at-least-once delivery allows)."""
     cutoff = timezone.now() - timedelta(seconds=get_settings().OUTBOX_RELAY_AFTER)
     waiting = OutboxMessage.objects.using(alias).filter(date_created__lt=cutoff)
-    if not waiting.exists():  # the usual answer, without taking a lock
+    if not waiting.exists():  # nothing old enough, without taking a lock
         return 0
     with transaction.atomic(using=alias):
         rows = list(waiting.select_for_update(skip_locked=True).order_by("pk")[:RELAY_BATCH])
-        if rows:
+        known = broker.published([row.key for row in rows]) if rows else set()
+        missed = [row for row in rows if row.key not in known]
+        if missed:
             broker.publish_many([(row.queue, row.key, row.body.encode("utf-8"), row.eta, row.priority)
-                                 for row in rows])
+                                 for row in missed], remember=remember_for())
+        if rows:
             OutboxMessage.objects.using(alias).filter(pk__in=[row.pk for row in rows]).delete()
-    if rows:
-        logger.warning("Published %d message(s) from the outbox that the broker missed at commit", len(rows))
-    return len(rows)
+    if missed:
+        logger.warning("Published %d message(s) from the outbox that the broker missed at commit", len(missed))
+    return len(missed)

@@ -77,15 +77,15 @@ def _publish(prepared: list[tuple[wire.Message, bytes]], settings) -> None:
     items = [(msg.queue, msg.id if not msg.retries else f"{msg.id}~{msg.retries}", body,
               msg.eta_datetime.timestamp() if msg.eta else None, msg.priority) for msg, body in prepared]
 
-    def publish() -> None:
+    def publish(remember: float | None = None) -> None:
         for msg, _ in prepared:
             signals.before_task_publish.send(sender=msg.task, body=msg, routing_key=msg.queue)
         broker = get_broker()
         if len(items) == 1:
             queue, key, body, eta, priority = items[0]
-            broker.publish(queue, key, body, eta=eta, priority=priority)
+            broker.publish(queue, key, body, eta=eta, priority=priority, remember=remember)
         else:
-            broker.publish_many(items)
+            broker.publish_many(items, remember=remember)
         for msg, _ in prepared:
             signals.after_task_publish.send(sender=msg.task, body=msg, routing_key=msg.queue)
 
@@ -94,24 +94,22 @@ def _publish(prepared: list[tuple[wire.Message, bytes]], settings) -> None:
     elif settings.OUTBOX and not settings.BROKER_URL.startswith("django:"):
         from . import outbox  # it imports the models: not when `taskqueue` itself is imported
 
-        staged = outbox.stage(items, DEFAULT_DB_ALIAS)
-        transaction.on_commit(lambda: _publish_staged(publish, staged), using=DEFAULT_DB_ALIAS)
+        outbox.stage(items, DEFAULT_DB_ALIAS)
+        transaction.on_commit(lambda: _publish_staged(publish, len(items), outbox.remember_for()),
+                              using=DEFAULT_DB_ALIAS)
     else:
         transaction.on_commit(publish)
 
 
-def _publish_staged(publish, staged: list[int]) -> None:
-    """After commit: publish, then drop the outbox rows. A broker that is down does not fail the
-    caller, whose transaction has committed: the rows stay and a worker publishes them later."""
+def _publish_staged(publish, count: int, remember: float) -> None:
+    """After commit: publish, and have the broker remember it did, so the worker that clears the
+    outbox rows later does not publish them again. A broker that is down does not fail the caller,
+    whose transaction has committed: a worker publishes the rows when the broker is back."""
     try:
-        publish()
+        publish(remember)
     except Exception as exc:
         logger.warning("Could not publish %d message(s) after commit (%s); they stay in the outbox and a "
-                       "worker publishes them when the broker is back", len(staged), exc)
-        return
-    from . import outbox
-
-    outbox.published(staged, DEFAULT_DB_ALIAS)
+                       "worker publishes them when the broker is back", count, exc)
 
 
 def _registered(name: str):

@@ -22,13 +22,20 @@ class Broker(ABC):
 
     @abstractmethod
     def publish(self, queue: str, key: str, body: bytes, *, eta: float | None = None,
-                priority: int = 0) -> None:
-        """Store the message durably; it is invisible until `eta` (epoch seconds) if given."""
+                priority: int = 0, remember: float | None = None) -> None:
+        """Store the message durably; it is invisible until `eta` (epoch seconds) if given. With
+        `remember`, `published` knows its key for that many seconds (the outbox asks)."""
 
-    def publish_many(self, items: list[tuple[str, str, bytes, float | None, int]]) -> None:
+    def publish_many(self, items: list[tuple[str, str, bytes, float | None, int]], *,
+                     remember: float | None = None) -> None:
         """Publish (queue, key, body, eta, priority) items; brokers batch where they can."""
         for queue, key, body, eta, priority in items:
-            self.publish(queue, key, body, eta=eta, priority=priority)
+            self.publish(queue, key, body, eta=eta, priority=priority, remember=remember)
+
+    def published(self, keys: list[str]) -> set[str]:
+        """Which of these keys were published with `remember` within its time (none here: a broker
+        in the database needs no outbox)."""
+        return set()
 
     @abstractmethod
     def reserve(self, consumer_id: str, queues: list[str], *, count: int = 1,

@@ -48,10 +48,12 @@ class DatabaseBroker(Broker):
 
     # -- publishing ----------------------------------------------------------------------------
 
-    def publish(self, queue: str, key: str, body: bytes, *, eta: float | None = None, priority: int = 0) -> None:
+    def publish(self, queue: str, key: str, body: bytes, *, eta: float | None = None, priority: int = 0,
+                remember: float | None = None) -> None:
         self.publish_many([(queue, key, body, eta, priority)])
 
-    def publish_many(self, items: list[tuple[str, str, bytes, float | None, int]]) -> None:
+    def publish_many(self, items: list[tuple[str, str, bytes, float | None, int]], *,
+                     remember: float | None = None) -> None:
         now = timezone.now()
         rows = [QueuedMessage(key=key, task_id=key.split("~", 1)[0], queue=queue, body=body.decode("utf-8"),
                               priority=priority, available_at=_when(eta) if eta else now)

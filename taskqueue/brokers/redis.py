@@ -106,11 +106,13 @@ class RedisBroker(Broker):
             raise ValueError(f"invalid queue name {queue!r}")
 
     def publish(self, queue: str, key: str, body: bytes, *, eta: float | None = None,
-                priority: int = 0) -> None:
-        self._run("publish", self._publish_args(queue, key, body, eta))
+                priority: int = 0, remember: float | None = None) -> None:
+        self._run("publish", self._publish_args(queue, key, body, eta, remember))
 
-    def publish_many(self, items: list[tuple[str, str, bytes, float | None, int]]) -> None:
-        calls = [("publish", self._publish_args(queue, key, body, eta)) for queue, key, body, eta, _ in items]
+    def publish_many(self, items: list[tuple[str, str, bytes, float | None, int]], *,
+                     remember: float | None = None) -> None:
+        calls = [("publish", self._publish_args(queue, key, body, eta, remember))
+                 for queue, key, body, eta, _ in items]
         try:
             self._pipelined(calls)
         except redis.exceptions.NoScriptError:  # none ran: load them and send again
@@ -128,7 +130,7 @@ class RedisBroker(Broker):
         for script in self._scripts.values():
             self.client.script_load(script.script)
 
-    def _publish_args(self, queue: str, key: str, body: bytes, eta: float | None) -> list:
+    def _publish_args(self, queue: str, key: str, body: bytes, eta: float | None, remember: float | None) -> list:
         announced = self._announced.get(queue)
         now = time.monotonic()
         if announced is None or now - announced > ANNOUNCE_EVERY:
@@ -137,7 +139,14 @@ class RedisBroker(Broker):
             announce = "1"
         else:
             announce = ""
-        return [self.prefix, queue, key, body, "" if eta is None else repr(eta), announce]
+        args = [self.prefix, queue, key, body, "" if eta is None else repr(eta), announce]
+        if remember:
+            args.append(str(int(remember * 1000)))
+        return args
+
+    def published(self, keys: list[str]) -> set[str]:
+        markers = self.client.mget([f"{self.prefix}:published:{key}" for key in keys]) if keys else []
+        return {key for key, marker in zip(keys, markers, strict=True) if marker}
 
     def reserve(self, consumer_id: str, queues: list[str], *, count: int = 1,
                 timeout: float = 1.0) -> list[Delivery]:

@@ -8,6 +8,7 @@ import time
 import pytest
 from django.db import transaction
 
+from taskqueue import outbox
 from taskqueue.brokers import get_broker
 from taskqueue.models import OutboxMessage
 from taskqueue.testing import start_worker
@@ -39,12 +40,22 @@ def test_a_commit_while_redis_is_down_loses_nothing(transactional_db, fault_redi
         worker.terminate()
 
 
-def test_with_the_broker_up_the_outbox_row_is_gone_after_commit_and_rollback(transactional_db, fault_redis):
+def test_with_the_broker_up_a_worker_clears_the_row_without_publishing_again(transactional_db, fault_redis,
+                                                                            settings):
+    broker = get_broker()
     with transaction.atomic():
         sent = add.delay(1, 1)
         assert OutboxMessage.objects.count() == 1
-        assert not get_broker().contains(sent.id)  # not before the commit
-    assert get_broker().contains(sent.id) and not OutboxMessage.objects.exists()
+        assert not broker.contains(sent.id)  # not before the commit
+    assert broker.contains(sent.id) and broker.published([sent.id]) == {sent.id}
+    [delivery] = broker.reserve("outbox-test", ["default"], timeout=0)
+    broker.ack([delivery])  # run and done: publishing it again would run it twice
+    settings.TASKQUEUE_OUTBOX_RELAY_AFTER = 0
+    assert outbox.relay(broker) == 0  # nothing republished
+    assert not OutboxMessage.objects.exists() and not broker.contains(sent.id)
+
+
+def test_a_rolled_back_send_leaves_nothing(transactional_db, fault_redis):
     with pytest.raises(RuntimeError):
         with transaction.atomic():
             dropped = add.delay(2, 2)

@@ -178,3 +178,29 @@ def test_redis_broker_reloads_its_scripts_after_a_script_flush(redis_url):
     finally:
         broker.close()
         server.stop()
+
+
+def test_a_give_back_after_an_outage_is_not_counted_as_a_redelivery(broker):
+    broker.publish("q", "k", b"body")
+    broker.reserve("c", ["q"], timeout=0)
+    assert broker.recover(60, ["c"], redelivered=False) == 1
+    [again] = broker.reserve("c", ["q"], timeout=0)
+    assert again.redeliveries == 0
+    assert broker.recover(60, ["c"]) == 1  # a consumer that died: counted
+    assert broker.reserve("c", ["q"], timeout=0)[0].redeliveries == 1
+
+
+def test_terminations_name_the_running_tasks_revoked_with_terminate(broker):
+    broker.cancel("plain", 60)
+    broker.cancel("stop-me", 60, terminate="SIGTERM")
+    broker.cancel("signal-me", 60, terminate="SIGUSR1")
+    assert broker.terminations(["plain", "stop-me", "signal-me", "other"]) == {
+        "stop-me": "SIGTERM", "signal-me": "SIGUSR1"}
+
+
+def test_published_remembers_the_keys_sent_with_remember(broker):
+    broker.publish("q", "remembered", b"body", remember=60)
+    broker.publish_many([("q", "also", b"body", None, 0)], remember=60)
+    broker.publish("q", "plain", b"body")
+    expected = {"remembered", "also"} if broker.__class__.__name__ == "RedisBroker" else set()
+    assert broker.published(["remembered", "also", "plain"]) == expected  # the database broker needs no outbox
