@@ -111,15 +111,17 @@ def test_a_postgres_restart_during_a_drain_on_the_database_broker_loses_nothing(
                    tmp_path, _restart(pg_server))
 
 
+@pytest.mark.parametrize("broker", ["redis", "django"])
 def test_cut_database_connections_during_a_drain_lose_nothing(pg_server, fault_db, fault_redis, fault_worker,
-                                                               tmp_path):
+                                                               tmp_path, broker):
     def cut_three_times(worker, runs):
         for share in (4, 3, 2):
             wait_until(lambda share=share: len(_runs(runs)) >= DRAIN // share, timeout=30, message="drain under way")
             pg_server.terminate_backends(fault_db.name)
 
-    _drain_through("pg_terminate_backend three times during a drain", fault_worker, fault_db, fault_redis.url,
-                   tmp_path, cut_three_times)
+    broker_url = fault_redis.url if broker == "redis" else "django://"
+    _drain_through(f"pg_terminate_backend three times during a drain ({broker} broker)", fault_worker, fault_db,
+                   broker_url, tmp_path, cut_three_times)
 
 
 def test_a_redis_restart_during_a_drain_loses_nothing(fault_db, fault_redis, fault_worker, tmp_path):
