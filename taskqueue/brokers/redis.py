@@ -93,6 +93,8 @@ class RedisBroker(Broker):
         self.client = connect(url)
         self._threads = ThreadClients(self.client)
         self._announced: dict[str, float] = {}  # queue -> when this process last added it to {p}:queues
+        # An idle reserve blocks in slices of this, well under the socket timeout.
+        self._block_limit = min(1.0, (self.client.get_connection_kwargs().get("socket_timeout") or 2.0) / 2)
         self._scripts = {
             name: self.client.register_script((LUA / f"{name}.lua").read_text())
             for name in ("publish", "reserve", "ack", "release", "recover", "lock", "heartbeat")
@@ -159,9 +161,8 @@ class RedisBroker(Broker):
         # (of one message: see Broker.reserve) is pipelined behind the BLPOP: Redis runs it the moment
         # the BLPOP returns, in one round trip. Each BLPOP blocks well under the socket timeout.
         wake_keys = [f"{self.prefix}:wake:{q}" for q in queues]
-        block_limit = min(1.0, (self.client.get_connection_kwargs().get("socket_timeout") or 2.0) / 2)
         while True:  # bounded by `deadline`
-            block = max(0.001, min(deadline - time.monotonic(), block_limit))
+            block = max(0.001, min(deadline - time.monotonic(), self._block_limit))
             try:
                 reply = self._pipelined([("reserve", [self.prefix, consumer_id, 1, *queues])],
                                         blpop=(wake_keys, block))[1]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 
@@ -70,11 +71,21 @@ def consume(consumer_id: str, hostname: str, queues: list[str], slot: TaskSlot,
     return done
 
 
+_process: psutil.Process | None = None
+
+
+def _this_process() -> psutil.Process:
+    global _process
+    if _process is None or _process.pid != os.getpid():  # a consumer is forked from the supervisor
+        _process = psutil.Process()
+    return _process
+
+
 def _over_memory(limits: ChildLimits) -> bool:
     """Whether this process's resident memory passed the limit (checked between batches)."""
     if limits.max_memory_kib is None:
         return False
-    resident_kib = psutil.Process().memory_info().rss // 1024
+    resident_kib = _this_process().memory_info().rss // 1024
     if resident_kib <= limits.max_memory_kib:
         return False
     logger.warning("Consumer uses %d KiB, over --max-memory-per-child (%d KiB): replacing it", resident_kib,
