@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from types import MappingProxyType
 from typing import Any
+
+from . import registry
+from .conf import get_settings
+from .producer import send
+from .result import AsyncResult, GroupResult
+from .task import task
 
 
 class TaskQueue:
@@ -13,8 +20,6 @@ class TaskQueue:
         self.main = main
 
     def task(self, *args: Any, **options: Any) -> Any:
-        from .task import task
-
         return task(*args, **options)
 
     shared_task = task
@@ -24,37 +29,23 @@ class TaskQueue:
         return send_task(name, args, kwargs, **options)
 
     def AsyncResult(self, task_id: str):  # noqa: N802 - Celery's name
-        from .result import AsyncResult
-
         return AsyncResult(task_id)
 
     def GroupResult(self, *args: Any, **kwargs: Any):  # noqa: N802 - Celery's name
-        from .result import GroupResult
-
         return GroupResult(*args, **kwargs)
 
     @property
     def tasks(self):
-        from .registry import all_tasks
-
-        return MappingProxyType(all_tasks())
+        return MappingProxyType(registry.all_tasks())
 
     @property
     def conf(self):
-        from dataclasses import asdict
-
-        from .conf import get_settings
-
         return MappingProxyType({k.lower(): v for k, v in asdict(get_settings()).items()})
 
 
 def send_task(name: str, args: tuple | list | None = None, kwargs: dict | None = None, **options: Any):
     """Enqueue a task by name, without importing it (it only has to be registered in the worker)."""
-    from .producer import send
-    from .registry import get_task, is_registered
-
-    return send(name, tuple(args or ()), dict(kwargs or {}),
-                task=get_task(name) if is_registered(name) else None, **options)
+    return send(name, tuple(args or ()), dict(kwargs or {}), task=registry.find(name), **options)
 
 
 app = TaskQueue("default")

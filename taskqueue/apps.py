@@ -1,4 +1,5 @@
-"""Django app config: autodiscover every app's tasks.py and connect settings reloads; nothing else."""
+"""Django app config: once the app registry is ready, register the worker's runtime (eager runs, revoke
+continuations: see `runtime`), autodiscover every app's tasks.py and connect settings reloads."""
 
 from __future__ import annotations
 
@@ -13,11 +14,15 @@ class TaskqueueConfig(AppConfig):
     def ready(self) -> None:
         from django.core.signals import setting_changed
 
-        from . import checks, registry  # noqa: F401 - checks registers itself
+        # Here, not at the top: the worker's modules import the models, which are not loaded yet
+        # when Django imports this AppConfig.
+        from . import checks, registry, runtime  # noqa: F401 - checks registers itself
         from .conf import reset_settings
+        from .worker import continuation, execute
 
         setting_changed.connect(_on_setting_changed)
         reset_settings()
+        runtime.register(runtime.Runtime(run_eager=execute.run_eager, revoked=continuation.revoked))
         registry.autodiscover()
 
 

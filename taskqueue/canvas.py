@@ -1,8 +1,8 @@
-"""The canvas: Signature and the primitives built from it (chain, group, chord, chunks).
+"""The canvas: the primitives built from a Signature (chain, group, chord, chunks, map, starmap).
 
 Every primitive is a dict (`dict(sig)` round-trips through JSON) with a `subtask_type`.
-Building and freezing happen here; sending goes through `producer`; the worker continues a
-chain or settles a chord (`worker/execute.py`, `chords.py`).
+Building, freezing and sending happen here (sending through `producer`; a group's and a chord's
+rows through `store`); what follows a finished task is the worker's (`worker/continuation.py`).
 
 Freezing gives every task in a canvas its id before anything is sent, so the result graph
 (`parent`, `GroupResult` members, the chord body) is known at once. *Completion marks*
@@ -14,147 +14,19 @@ from __future__ import annotations
 
 import itertools
 import types
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from . import store
+from .producer import send_many
+from .result import AsyncResult, GroupResult
+from .signature import _LINEAGE, MARKS, Signature, maybe_signature, signature
 from .utils import new_id
 
-if TYPE_CHECKING:
-    from .result import AsyncResult, GroupResult
-
-MARKS = ("group_id", "group_index", "chord")
-_LINEAGE = ("parent_id", "root_id")
+__all__ = ["MARKS", "Signature", "chain", "chord", "chunks", "group", "maybe_signature", "signature", "xmap",
+           "xstarmap"]
 
 
-def _copied(value: Any) -> Any:
-    """A copy of signature data all the way down: dicts (signatures become plain dicts), lists and
-    tuples are copied, anything else is shared (what a message can carry is immutable, or rebuilt
-    on the other side). copy.deepcopy spent most of a 1,000-member chord's apply_async."""
-    kind = type(value)
-    if kind is list:
-        return [_copied(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _copied(item) for key, item in value.items()}
-    if kind is tuple:
-        return tuple(_copied(item) for item in value)
-    return value
-
-
-class Signature(dict):
-    """A task name with partial args, kwargs and options; `dict(sig)` round-trips through JSON."""
-
-    def __init__(self, task: Any = None, args: tuple | list | None = None, kwargs: dict | None = None,
-                 options: dict | None = None, subtask_type: str | None = None, immutable: bool = False,
-                 **extra_options: Any):
-        if isinstance(task, dict):  # rebuilding from a dict (e.g. after JSON)
-            super().__init__(_copied(task))
-            for key, default in (("args", []), ("kwargs", {}), ("options", {}), ("subtask_type", None),
-                                 ("immutable", False)):
-                self.setdefault(key, default)
-            self["args"] = list(self["args"])
-            return
-        name = getattr(task, "name", task)
-        super().__init__(task=name, args=list(args or ()), kwargs=dict(kwargs or {}),
-                         options={**(options or {}), **extra_options}, subtask_type=subtask_type,
-                         immutable=bool(immutable))
-
-    name = property(lambda self: self["task"])
-    task = property(lambda self: self["task"])
-    args = property(lambda self: tuple(self["args"]))
-    kwargs = property(lambda self: self["kwargs"])
-    options = property(lambda self: self["options"])
-    immutable = property(lambda self: self["immutable"])
-    subtask_type = property(lambda self: self["subtask_type"])
-    id = property(lambda self: self["options"].get("task_id"))
-
-    @property
-    def type(self):
-        from .registry import get_task
-
-        return get_task(self["task"])
-
-    # -- building ------------------------------------------------------------------------------
-
-    def clone(self, args: tuple | None = None, kwargs: dict | None = None, **options: Any) -> Signature:
-        """A deep copy; new args go in front of the partial ones (unless immutable), kwargs/options win."""
-        sig = maybe_signature(_copied(self))
-        if args and not sig.immutable:
-            sig["args"] = list(args) + sig["args"]
-        if kwargs and not sig.immutable:
-            sig["kwargs"].update(kwargs)
-        sig["options"].update(options)
-        return sig
-
-    def set(self, immutable: bool | None = None, **options: Any) -> Signature:
-        if immutable is not None:
-            self["immutable"] = immutable
-        self["options"].update(options)
-        return self
-
-    def link(self, callback: dict) -> dict:
-        """Run `callback` with this task's return value once it succeeds."""
-        self["options"].setdefault("link", []).append(dict(callback))
-        return callback
-
-    def link_error(self, errback: dict) -> dict:
-        """Run `errback` when this task fails: (request, exc, traceback) or (failed task id)."""
-        self["options"].setdefault("link_error", []).append(dict(errback))
-        return errback
-
-    def on_error(self, errback: dict) -> Signature:
-        self.link_error(errback)
-        return self
-
-    def __or__(self, other: Any) -> Signature:
-        if isinstance(other, dict):
-            return chain(self, maybe_signature(other))
-        return NotImplemented
-
-    def __invert__(self) -> Any:
-        return self.apply_async().get()
-
-    # -- freezing and sending ------------------------------------------------------------------
-
-    def freeze(self, _id: str | None = None, **marks: Any) -> AsyncResult:
-        """Fix this task's id (and completion marks) now; returns its result."""
-        from .result import AsyncResult
-
-        options = self["options"]
-        options.setdefault("task_id", _id or new_id())
-        options.update({key: value for key, value in marks.items() if value is not None})
-        return AsyncResult(options["task_id"], task_name=self["task"])
-
-    def _send_options(self, options: dict) -> dict:
-        merged = {**self["options"], **options}
-        return {key: value for key, value in merged.items() if value is not None or key not in MARKS}
-
-    def apply_async(self, args: tuple | list = (), kwargs: dict | None = None, **options: Any) -> AsyncResult:
-        """Send the call; `args` go in front of the partial ones, new kwargs and options win."""
-        from .producer import send
-
-        call_args, call_kwargs = self._call_args(tuple(args or ()), kwargs)
-        task = _registered_or_none(self["task"])
-        if task is not None:
-            task.check_arguments(call_args, call_kwargs)
-        return send(self["task"], call_args, call_kwargs, task=task, **self._send_options(options))
-
-    def _call_args(self, args: tuple, kwargs: dict | None) -> tuple[tuple, dict]:
-        if self.immutable:
-            return self.args, dict(self.kwargs)
-        return args + self.args, {**self.kwargs, **(kwargs or {})}
-
-    def delay(self, *args: Any, **kwargs: Any) -> AsyncResult:
-        return self.apply_async(args, kwargs)
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        call_args, call_kwargs = self._call_args(args, kwargs)
-        return self.type(*call_args, **call_kwargs)
-
-    def apply(self, args: tuple = (), kwargs: dict | None = None, **options: Any) -> AsyncResult:
-        call_args, call_kwargs = self._call_args(tuple(args), kwargs)
-        return self.type.apply(call_args, call_kwargs, **{**self["options"], **options})
-
-
-class chain(Signature):
+class chain(Signature, kind="chain"):
     """Run tasks one after another, each receiving the previous one's return value."""
 
     def __init__(self, *tasks: Any, **options: Any):
@@ -229,7 +101,7 @@ class chain(Signature):
         return result
 
 
-class group(Signature):
+class group(Signature, kind="group"):
     """Run tasks in parallel; the result is a GroupResult in definition order."""
 
     def __init__(self, *tasks: Any, **options: Any):
@@ -255,8 +127,6 @@ class group(Signature):
 
     def freeze(self, _id: str | None = None, **marks: Any) -> GroupResult:
         """Members are marked with this group's id and their index; `chord` marks pass through."""
-        from .result import GroupResult
-
         group_id = self["options"].setdefault("task_id", _id or new_id())
         lineage = {key: marks[key] for key in _LINEAGE if marks.get(key)}
         members, results = [], []
@@ -272,8 +142,6 @@ class group(Signature):
         return GroupResult(group_id, results)
 
     def apply_async(self, args: tuple | list = (), kwargs: dict | None = None, **options: Any) -> GroupResult:
-        from . import store
-
         frozen = self.clone()
         marks = {key: options.pop(key) for key in (*MARKS, *_LINEAGE) if key in options}
         result = frozen.freeze(options.pop("task_id", None), **marks)
@@ -282,8 +150,6 @@ class group(Signature):
         return result
 
     def _send_members(self, args, kwargs, options: dict) -> None:
-        from .producer import send_many
-
         plain, composite = [], []
         for member in self.tasks:
             (composite if member.subtask_type else plain).append(member)
@@ -292,7 +158,7 @@ class group(Signature):
             member.apply_async(args, kwargs, **options)
 
 
-class chord(Signature):
+class chord(Signature, kind="chord"):
     """A group whose results, in order, are passed as one list to a body once all have finished."""
 
     def __init__(self, header: Any, body: Any = None, **options: Any):
@@ -342,8 +208,6 @@ class chord(Signature):
         return body_result
 
     def apply_async(self, args: tuple | list = (), kwargs: dict | None = None, **options: Any) -> AsyncResult:
-        from . import chords
-
         frozen = self.clone()
         marks = {key: options.pop(key) for key in (*MARKS, *_LINEAGE) if key in options}
         result = frozen.freeze(options.pop("task_id", None), **marks)
@@ -351,12 +215,13 @@ class chord(Signature):
         if not header.tasks:  # nothing to wait for: the body runs with []
             frozen.body.apply_async(([],))
             return result
-        chords.create(header.id, frozen._header_result.results, frozen.body)
+        store.create_chord(header.id, [(result.id, result.task_name or "", result.as_tuple())
+                                       for result in frozen._header_result.results], dict(frozen.body))
         header._send_members(args, kwargs, options)
         return result
 
 
-class chunks(Signature):
+class chunks(Signature, kind="chunks"):
     """Split `items` into chunks of `n` calls of `task`; each chunk runs as one message."""
 
     def __init__(self, task: Any, it: Any = None, n: int | None = None, **options: Any):
@@ -391,30 +256,6 @@ def xstarmap(task: Any, it: Any) -> Signature:
     return Signature("taskqueue.starmap", (), {"task": dict(maybe_signature(task)), "it": items})
 
 
-def signature(varies: Any, *args: Any, **kwargs: Any) -> Signature:
-    """Build a Signature from a task name, a Task or a dict (e.g. one that came through JSON)."""
-    if isinstance(varies, Signature) and not args and not kwargs:
-        return varies
-    if isinstance(varies, dict):
-        return maybe_signature(varies)
-    return Signature(varies, *args, **kwargs)
-
-
-def maybe_signature(value: Any) -> Any:
-    """The right canvas class for a signature dict (chain, group, chord, chunks or a task)."""
-    if value is None or (isinstance(value, Signature) and type(value) is not Signature):
-        return value
-    if isinstance(value, dict):
-        kind = _KINDS.get(value.get("subtask_type"))
-        if kind is not None:
-            return kind(dict(value))
-        return value if type(value) is Signature else Signature(dict(value))
-    if hasattr(value, "s") and hasattr(value, "name"):  # a Task: its signature with no arguments
-        return value.s()
-    raise TypeError(f"not a signature: {value!r}")
-
-
-_KINDS = {"chain": chain, "group": group, "chord": chord, "chunks": chunks}
 
 
 def _normalise(steps: list[Signature]) -> list[Signature]:
@@ -455,9 +296,3 @@ def _materialise(items: Any) -> list:
     if isinstance(items, (range, types.GeneratorType, zip, map, filter, itertools.islice)):
         items = list(items)
     return [list(item) if isinstance(item, (range, types.GeneratorType)) else item for item in items]
-
-
-def _registered_or_none(name: str):
-    from .registry import get_task, is_registered
-
-    return get_task(name) if is_registered(name) else None

@@ -2,26 +2,25 @@
 
 from __future__ import annotations
 
+import redis
 from django.core.checks import Error, Tags, Warning, register
+from django.db import connections
 
+from .brokers import broker_kind, database_alias
 from .conf import get_settings
-
-_SCHEMES = ("django", "redis", "rediss", "unix")
 
 
 @register(Tags.compatibility)
 def check_settings(app_configs=None, **kwargs) -> list:
     settings = get_settings()
     problems = []
-    scheme = settings.BROKER_URL.split(":", 1)[0]
-    if scheme not in _SCHEMES:
-        problems.append(Error(f"TASKQUEUE_BROKER_URL has an unknown scheme {scheme!r}.",
+    kind = broker_kind(settings.BROKER_URL)
+    if kind is None:
+        problems.append(Error(f"TASKQUEUE_BROKER_URL has an unknown scheme {settings.BROKER_URL.split(':', 1)[0]!r}.",
                               hint="Use django:// (the database), redis://, rediss:// or unix://.",
                               id="taskqueue.E002"))
-    elif scheme == "django":
-        from django.db import connections
-
-        alias = settings.BROKER_URL.split("://", 1)[1].strip("/") or "default"
+    elif kind == "database":
+        alias = database_alias(settings.BROKER_URL)
         if alias not in connections:
             problems.append(Error(f"TASKQUEUE_BROKER_URL names the database {alias!r}, which is not in DATABASES.",
                                   id="taskqueue.E001"))
@@ -46,10 +45,8 @@ def check_redis_durability(app_configs=None, **kwargs) -> list:
     """Warn when the Redis broker keeps no append-only file: a Redis restart then loses every
     queued and running message (RDB snapshots keep only what was there at the last snapshot)."""
     url = get_settings().BROKER_URL
-    if url.split(":", 1)[0] not in ("redis", "rediss", "unix"):
+    if broker_kind(url) != "redis":
         return []
-    import redis
-
     try:
         client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
         aof = client.info("persistence").get("aof_enabled")

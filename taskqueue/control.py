@@ -1,41 +1,37 @@
-"""Operator actions behind `manage.py taskqueue` and the admin: status, purge, inspect, cleanup."""
+"""Operator actions behind `manage.py taskqueue`, the admin and AsyncResult.revoke: status,
+revoke, purge, inspect, cleanup."""
 
 from __future__ import annotations
 
-from django.db.models import Count
+from datetime import datetime
+
 from django.utils import timezone
 
-from .brokers import get_broker
+from . import runtime, store
+from .brokers import Broker, get_broker
 from .conf import get_settings
-from .models import CancelledTask, TaskResult
+from .message import decode
 
 
 def status() -> dict:
     """Ready messages per queue and stored results per state."""
-    by_state = dict(TaskResult.objects.order_by().values_list("state").annotate(n=Count("id")))
-    return {"queues": get_broker().sizes(), "results": by_state}
+    return {"queues": get_broker().sizes(), "results": store.counts_by_state()}
 
 
 def revoke(task_ids: list[str], terminate: bool = False, signal: str | None = None) -> None:
     """Record REVOKED (final), tell the broker never to hand these tasks out, and resolve their
     chords; with `terminate`, also stop them where they already run (prefork pool: the process
     running the task is killed and replaced, or sent `signal` if it is not SIGTERM/SIGKILL/SIGQUIT)."""
-    from . import chords, store
-
     revoked = store.mark_revoked(task_ids)
     broker = get_broker()
     for task_id in task_ids:
         broker.cancel(task_id, _revoke_ttl(broker, task_id), terminate=(signal or "SIGTERM") if terminate else None)
-    chords.record_revoked(revoked)
+    runtime.get().revoked(revoked)
 
 
-def _revoke_ttl(broker, task_id: str) -> float:
+def _revoke_ttl(broker: Broker, task_id: str) -> float:
     """How long the revoke must last: as long as results are kept, and at least until a message
     that waits for its eta (countdown) could still be delivered."""
-    from datetime import datetime
-
-    from .message import decode
-
     expires = get_settings().result_expires
     ttl = expires.total_seconds() if expires else 86400.0
     body = broker.body(task_id)
@@ -54,7 +50,7 @@ def purge(queue: str) -> int:
 
 
 def inspect(task_id: str) -> dict | None:
-    row = TaskResult.objects.filter(task_id=task_id).first()
+    row = store.fetch(task_id)
     if row is None:
         return {"task_id": task_id, "state": "PENDING (queued)"} if get_broker().contains(task_id) else None
     return {field: getattr(row, field) for field in (
@@ -63,14 +59,9 @@ def inspect(task_id: str) -> dict | None:
 
 
 def cleanup(batch_size: int = 5000) -> int:
-    """Delete expired finished results in batches of ids, never loading them all."""
-    CancelledTask.objects.filter(expires_at__lt=timezone.now()).delete()  # revoke markers that ran out
+    """Delete expired finished results (and revoke markers that ran out) in batches."""
+    from .models import CancelledTask  # waits for Django's app registry: `import taskqueue` comes first
+
+    CancelledTask.objects.filter(expires_at__lt=timezone.now()).delete()
     expires = get_settings().result_expires
-    if expires is None:
-        return 0
-    deleted = 0
-    while True:
-        ids = list(TaskResult.objects.expired(expires).order_by().values_list("id", flat=True)[:batch_size])
-        if not ids:
-            return deleted
-        deleted += TaskResult.objects.filter(id__in=ids).delete()[0]
+    return store.delete_expired(expires, batch_size) if expires is not None else 0

@@ -58,6 +58,16 @@ class Message:
     def expires_datetime(self) -> datetime | None:
         return datetime.fromisoformat(self.expires) if self.expires else None
 
+    def send_options(self) -> dict[str, Any]:
+        """The options that send this same call again (a retry adds its own on top)."""
+        options = {name: getattr(self, name) for name in _RESENT}
+        options.update(task_id=self.id, retries=self.retries, expires=self.expires_datetime)
+        return options
+
+
+_RESENT = ("queue", "priority", "parent_id", "root_id", "group_id", "group_index", "time_limit",
+           "soft_time_limit", "ignore_result", "lock", "link", "link_error", "chain", "chord", "headers")
+
 
 class ChainSteps(Sequence):
     """The rest of a chain as the JSON lines it travelled as: a step is parsed only when it is

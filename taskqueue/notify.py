@@ -17,7 +17,10 @@ from contextlib import contextmanager
 
 import redis
 
+from .brokers import broker_kind
+from .brokers.redis import ThreadClients, connect
 from .conf import get_settings
+from .pglisten import Listener
 
 _REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
 _local = threading.local()
@@ -26,10 +29,10 @@ os.register_at_fork(after_in_child=_clients.clear)  # a child opens its own conn
 
 
 def _kind() -> str:
-    url = get_settings().BROKER_URL
-    if url.startswith(("redis:", "rediss:", "unix:")):
+    kind = broker_kind(get_settings().BROKER_URL)
+    if kind == "redis":
         return "redis"
-    if url.startswith("django:"):
+    if kind == "database":
         from django.db import connection
 
         if connection.vendor == "postgresql":
@@ -42,8 +45,6 @@ def _redis() -> tuple:
     url = get_settings().BROKER_URL
     cached = _clients.get(url)
     if cached is None:
-        from .brokers.redis import ThreadClients, connect
-
         _clients.clear()
         pooled = connect(url)
         cached = _clients[url] = (pooled, ThreadClients(pooled), pooled.register_script(_PUBLISH_EACH))
@@ -221,36 +222,22 @@ def _pg_channel() -> str:
     return f"{get_settings().KEY_PREFIX}_done"
 
 
-def _pg_listener():
-    """One LISTEN connection per thread; notifications that arrive while we are away are drained."""
-    conn = getattr(_local, "pg", None)
-    if conn is None or conn.closed or getattr(_local, "pg_pid", None) != os.getpid():
-        from django.db import connection
+_listeners: dict[str, Listener] = {}  # channel -> its listener
 
-        conn = connection.get_new_connection(connection.get_connection_params())
-        conn.autocommit = True
-        conn.execute(f'LISTEN "{_pg_channel()}"')
-        _local.pg, _local.pg_pid = conn, os.getpid()
-    return conn
+
+def _pg_listener() -> Listener:
+    channel = _pg_channel()
+    listener = _listeners.get(channel)
+    if listener is None:
+        listener = _listeners[channel] = Listener("default", channel)
+    return listener
 
 
 def _pg_waiter(task_id: str) -> Callable[[float], None]:
-    conn = _pg_listener()
-    for _ in conn.notifies(timeout=0):  # forget what arrived before this wait began
-        pass
-
-    def wait(seconds: float) -> None:
-        deadline = time.monotonic() + max(0.0, seconds)
-        try:
-            while time.monotonic() < deadline:
-                for note in conn.notifies(timeout=max(0.0, deadline - time.monotonic()), stop_after=1):
-                    if note.payload == task_id:
-                        return
-        except Exception:
-            _local.pg = None
-            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
-
-    return wait
+    listener = _pg_listener()
+    listener.forget_earlier()
+    wanted = (task_id,)
+    return lambda seconds: listener.wait_for(wanted, seconds)
 
 
 def close() -> None:
@@ -258,10 +245,8 @@ def close() -> None:
     _drop_thread_pubsub()
     for _pooled, threads, *_ in _clients.values():
         threads.close_mine()
-    conn = getattr(_local, "pg", None)
-    _local.pg = None
-    if conn is not None:
-        conn.close()
+    for listener in _listeners.values():
+        listener.close()
 
 
 def _backoff_waiter() -> Callable[[float], None]:

@@ -11,8 +11,8 @@ from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.utils import timezone
 
 from . import message as wire
-from . import signals
-from .brokers import get_broker
+from . import registry, runtime, signals
+from .brokers import broker_kind, get_broker
 from .conf import get_settings
 from .request import current_request
 from .result import AsyncResult
@@ -36,9 +36,7 @@ def send(task_name: str, args: tuple, kwargs: dict, *, task: Task | None = None,
     settings = get_settings()
     msg, body = _prepare(task_name, args, kwargs, task, options, settings)
     if options.get("eager") or settings.TASK_ALWAYS_EAGER:
-        from .worker.execute import run_eager
-
-        return run_eager(msg)
+        return runtime.get().run_eager(msg)
     _publish([(msg, body)], settings)
     result = AsyncResult(msg.id, task_name=task_name)
     result._sent_at = time.monotonic()
@@ -50,13 +48,12 @@ def send_many(calls: list[tuple[Any, tuple, dict, dict]]) -> None:
     settings = get_settings()
     prepared = []
     for sig, args, kwargs, options in calls:
-        task = _registered(sig.name)
+        task = registry.find(sig.name)
         if task is not None:
             task.check_arguments(args, kwargs)
         prepared.append(_prepare(sig.name, args, kwargs, task, options, settings))
     if settings.TASK_ALWAYS_EAGER or any(options.get("eager") for *_, options in calls):
-        from .worker.execute import run_eager
-
+        run_eager = runtime.get().run_eager
         for msg, _body in prepared:
             run_eager(msg)
         return
@@ -91,8 +88,8 @@ def _publish(prepared: list[tuple[wire.Message, bytes]], settings) -> None:
 
     if not (settings.ENQUEUE_ON_COMMIT and connections[DEFAULT_DB_ALIAS].in_atomic_block):
         publish()
-    elif settings.OUTBOX and not settings.BROKER_URL.startswith("django:"):
-        from . import outbox  # it imports the models: not when `taskqueue` itself is imported
+    elif settings.OUTBOX and broker_kind(settings.BROKER_URL) != "database":
+        from . import outbox  # waits for Django's app registry: it imports the models
 
         outbox.stage(items, DEFAULT_DB_ALIAS)
         transaction.on_commit(lambda: _publish_staged(publish, len(items), outbox.remember_for()),
@@ -110,12 +107,6 @@ def _publish_staged(publish, count: int, remember: float) -> None:
     except Exception as exc:
         logger.warning("Could not publish %d message(s) after commit (%s); they stay in the outbox and a "
                        "worker publishes them when the broker is back", count, exc)
-
-
-def _registered(name: str):
-    from .registry import get_task, is_registered
-
-    return get_task(name) if is_registered(name) else None
 
 
 def build_message(task_name: str, args: tuple, kwargs: dict, task: Task | None, options: dict,

@@ -28,6 +28,11 @@ def get_task(name: str) -> Task:
         ) from None
 
 
+def find(name: str) -> Task | None:
+    """The registered task called `name`, or None (a task known only to the worker, say)."""
+    return _tasks.get(name)
+
+
 def is_registered(name: str) -> bool:
     return name in _tasks
 

@@ -7,9 +7,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .log import current_task_ids
+
+if TYPE_CHECKING:
+    from .message import Message
 
 
 @dataclass
@@ -40,6 +43,18 @@ class Request:
     soft_time_limit: float | None = None
     ignore_result: bool = False
     lock: str | None = None
+
+    @classmethod
+    def from_message(cls, message: Message, hostname: str, is_eager: bool = False) -> Request:
+        """The request of a worker (or eager) run of `message`."""
+        return cls(
+            id=message.id, task=message.task, args=message.args, kwargs=message.kwargs, retries=message.retries,
+            eta=message.eta_datetime, expires=message.expires_datetime, parent_id=message.parent_id,
+            root_id=message.root_id, group_id=message.group_id, group_index=message.group_index,
+            queue=message.queue, hostname=hostname, is_eager=is_eager, called_directly=False,
+            headers=message.headers, link=message.link, link_error=message.link_error, chain=message.chain,
+            chord=message.chord, time_limit=message.time_limit, soft_time_limit=message.soft_time_limit,
+            ignore_result=message.ignore_result, lock=message.lock)
 
     def get(self, name: str, default: Any = None) -> Any:
         return getattr(self, name, default)

@@ -1,4 +1,5 @@
-"""AsyncResult: a read-only view of a task's TaskResult row, with a get() woken by notifications."""
+"""AsyncResult and GroupResult: what a caller holds of a task or group. They read the stored rows
+(`store`), wait for them (`notify`), and pass on the caller's verbs: revoke (`control`), forget."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from . import notify, serialization, states
+from . import control, notify, states, store
+from .brokers import get_broker
+from .codecs import from_notice, value_of
 from .exceptions import TimeoutError
 from .request import in_worker_task
 
@@ -31,9 +34,7 @@ class AsyncResult:
     def _fetch(self):
         if self._ready_row is not None:
             return self._ready_row
-        from .store import fetch
-
-        row = fetch(self.id)
+        row = store.fetch(self.id)
         if row is not None and row.state in states.READY_STATES:
             self._ready_row = row
         return row
@@ -50,7 +51,7 @@ class AsyncResult:
     @property
     def result(self) -> Any:
         """The return value, the exception when failed, or the meta of a custom state."""
-        return _value_of(self._fetch())
+        return value_of(self._fetch())
 
     info = result
 
@@ -82,8 +83,6 @@ class AsyncResult:
         """True once the task is known: queued, delayed, running or stored; False for an unknown id."""
         if self._fetch() is not None:
             return True
-        from .brokers import get_broker
-
         return get_broker().contains(self.id)
 
     # -- waiting -------------------------------------------------------------------------------
@@ -99,7 +98,7 @@ class AsyncResult:
         if propagate and follow_parents:
             self.maybe_throw_parent()
         row = self._wait(timeout, on_message, interval)
-        value = _value_of(row)
+        value = value_of(row)
         if propagate and row.state in states.PROPAGATE_STATES and isinstance(value, BaseException):
             raise value
         return value
@@ -128,7 +127,7 @@ class AsyncResult:
                 fresh = False
                 if on_message is not None and row is not None and (row.state, row.meta) != seen:
                     seen = (row.state, row.meta)
-                    on_message({"task_id": self.id, "status": row.state, "result": _value_of(row),
+                    on_message({"task_id": self.id, "status": row.state, "result": value_of(row),
                                 "traceback": row.traceback})
                 if row is not None and row.state in states.READY_STATES:
                     return row
@@ -137,8 +136,6 @@ class AsyncResult:
                     raise TimeoutError(f"task {self.id} was not ready within {timeout} s")
                 notice = wait(recheck if remaining is None else min(remaining, recheck))
                 if notice and notice != b"1" and on_message is None:
-                    from .store import from_notice
-
                     carried = from_notice(self.id, notice)  # the outcome itself: no second read
                     if carried is not None:
                         return carried
@@ -148,16 +145,12 @@ class AsyncResult:
     # -- control -------------------------------------------------------------------------------
 
     def forget(self) -> None:
-        from . import store
-
         store.forget(self.id)
         self._ready_row = None
 
     def revoke(self, terminate: bool = False, signal: str | None = None, **_: Any) -> None:
         """Mark revoked (final): no worker starts it after this; with `terminate`, a worker running
         it stops it (prefork pool), within about a second."""
-        from . import control
-
         control.revoke([self.id], terminate=terminate, signal=signal)
         self._ready_row = None
 
@@ -178,10 +171,7 @@ class AsyncResult:
 
     @property
     def children(self) -> list[AsyncResult]:
-        from .models import TaskResult
-
-        ids = TaskResult.objects.filter(parent_id=self.id).order_by("date_created").values_list("task_id", flat=True)
-        return [AsyncResult(task_id, parent=self) for task_id in ids]
+        return [AsyncResult(task_id, parent=self) for task_id in store.children_ids(self.id)]
 
     def as_tuple(self) -> tuple:
         parent = self._parent
@@ -276,8 +266,6 @@ class GroupResult:
         return self.join(timeout=timeout, propagate=propagate, **kwargs)
 
     def revoke(self, terminate: bool = False, signal: str | None = None, **_: Any) -> None:
-        from . import control
-
         control.revoke([r.id for r in _leaves(self)], terminate=terminate, signal=signal)
 
     def forget(self) -> None:
@@ -286,21 +274,15 @@ class GroupResult:
         self.delete()
 
     def save(self) -> GroupResult:
-        from . import store
-
         store.save_group(self.id, [result.as_tuple() for result in self.results])
         return self
 
     def delete(self) -> None:
-        from . import store
-
         store.delete_group(self.id)
 
     @classmethod
     def restore(cls, group_id: str, **_: Any) -> GroupResult | None:
         """The saved group with this id, or None."""
-        from . import store
-
         members = store.restore_group(group_id)
         if members is None:
             return None
@@ -342,17 +324,3 @@ def result_from_tuple(value: Any) -> AsyncResult | GroupResult | None:
     if members is not None:
         return GroupResult(result_id, [result_from_tuple(member) for member in members], parent=parent_result)
     return AsyncResult(result_id, parent=parent_result)
-
-
-def _value_of(row) -> Any:
-    from .store import exception_from_json
-
-    if row is None:
-        return None
-    if row.state in states.EXCEPTION_STATES and isinstance(row.result, dict) and "exc_type" in row.result:
-        return exception_from_json(row.result)
-    if row.state in states.READY_STATES:
-        return serialization.from_jsonable(row.result)
-    if row.meta is not None:
-        return serialization.from_jsonable(row.meta)
-    return None

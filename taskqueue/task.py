@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any
 
-from . import registry
+from . import registry, store
+from .canvas import Signature, chunks, xmap, xstarmap
 from .exceptions import MaxRetriesExceededError, Retry
 from .producer import send
 from .request import Request, current_request, request_context
-
-if TYPE_CHECKING:
-    from .canvas import Signature
-    from .result import AsyncResult
+from .result import AsyncResult
 
 
 class Task:
@@ -95,16 +93,12 @@ class Task:
         return send(self.name, tuple(args or ()), dict(kwargs or {}), task=self, eager=True, **options)
 
     def AsyncResult(self, task_id: str) -> AsyncResult:  # noqa: N802 - Celery's name
-        from .result import AsyncResult
-
         return AsyncResult(task_id, task_name=self.name)
 
     # -- signatures ----------------------------------------------------------------------------
 
     def signature(self, args: tuple | list | None = None, kwargs: dict | None = None,
                   **options: Any) -> Signature:
-        from .canvas import Signature
-
         immutable = options.pop("immutable", False)
         return Signature(self.name, args, kwargs, options=options, immutable=immutable)
 
@@ -118,19 +112,13 @@ class Task:
 
     def map(self, it: Any) -> Signature:
         """One message that calls this task on each item, in order."""
-        from .canvas import xmap
-
         return xmap(self.s(), it)
 
     def starmap(self, it: Any) -> Signature:
-        from .canvas import xstarmap
-
         return xstarmap(self.s(), it)
 
     def chunks(self, it: Any, n: int) -> Signature:
         """Split the calls `self(*item)` into messages of `n` items each (a group of starmaps)."""
-        from .canvas import chunks
-
         return chunks(self.s(), it, n)
 
     # -- inside a running task -----------------------------------------------------------------
@@ -157,8 +145,6 @@ class Task:
     def update_state(self, task_id: str | None = None, state: str | None = None,
                      meta: dict | None = None, **_: Any) -> None:
         """Store a custom state (e.g. PROGRESS) that AsyncResult.state / .info show at once."""
-        from . import store
-
         task_id = task_id or self.request.id
         if task_id is None:
             raise ValueError("update_state() needs a task_id outside a running task")
@@ -230,13 +216,3 @@ def _make_task(fn: Callable[..., Any], options: dict[str, Any]) -> Task:
     instance = cls()
     registry.register(instance)
     return instance
-
-
-def countdown_to_eta(countdown: float | None, eta: datetime | None) -> datetime | None:
-    from django.utils import timezone
-
-    if countdown is not None:
-        return timezone.now() + timedelta(seconds=float(countdown))
-    if eta is not None and timezone.is_naive(eta):
-        return timezone.make_aware(eta)
-    return eta

@@ -30,18 +30,35 @@ def _forget_after_fork() -> None:
 os.register_at_fork(after_in_child=_forget_after_fork)
 
 
-def create_broker(url: str, prefix: str) -> Broker:
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+def broker_kind(url: str) -> str | None:
+    """What a TASKQUEUE_BROKER_URL names: "redis", "database", or None (an unknown scheme)."""
     scheme = url.split(":", 1)[0]
-    if scheme in ("redis", "rediss", "unix"):
+    if scheme in REDIS_SCHEMES:
+        return "redis"
+    return "database" if scheme == "django" else None
+
+
+def database_alias(url: str) -> str:
+    """The database of a django:// URL: django:// (the default one) or django://<alias>."""
+    return url.split("://", 1)[1].strip("/") or "default"
+
+
+def create_broker(url: str, prefix: str) -> Broker:
+    # Each broker's module is imported only when chosen: the database one imports the models.
+    kind = broker_kind(url)
+    if kind == "redis":
         from .redis import RedisBroker
 
         return RedisBroker(url, prefix)
-    if scheme == "django":
+    if kind == "database":
         from .database import DatabaseBroker
 
-        alias = url.split("://", 1)[1].strip("/") or "default"  # django://  or  django://<db alias>
-        return DatabaseBroker(alias, prefix)
-    raise ImproperlyConfigured(f"Unsupported TASKQUEUE_BROKER_URL scheme {scheme!r}: use redis:// or django://")
+        return DatabaseBroker(database_alias(url), prefix)
+    raise ImproperlyConfigured(f"Unsupported TASKQUEUE_BROKER_URL scheme {url.split(':', 1)[0]!r}: "
+                               "use redis:// or django://")
 
 
 def reset_broker() -> None:
@@ -52,4 +69,4 @@ def reset_broker() -> None:
     _instance = None
 
 
-__all__ = ["Broker", "Delivery", "get_broker", "create_broker", "reset_broker"]
+__all__ = ["Broker", "Delivery", "broker_kind", "create_broker", "database_alias", "get_broker", "reset_broker"]

@@ -14,7 +14,6 @@ suits its single-machine use.
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -24,6 +23,7 @@ from django.db.models import F, Min
 from django.utils import timezone
 
 from ..models import BrokerConsumer, CancelledTask, QueuedMessage, TaskLock
+from ..pglisten import Listener
 from .base import Broker, Delivery
 
 SQLITE_POLL = 0.02
@@ -36,7 +36,7 @@ class DatabaseBroker(Broker):
     def __init__(self, alias: str = "default", prefix: str = "taskqueue"):
         self.alias = alias
         self.channel = f"{prefix}_queues"
-        self._listeners = threading.local()
+        self._listener = Listener(alias, self.channel)
 
     @property
     def connection(self):
@@ -74,7 +74,7 @@ class DatabaseBroker(Broker):
     def reserve(self, consumer_id: str, queues: list[str], *, count: int = 1,
                 timeout: float = 1.0) -> list[Delivery]:
         if self.is_postgres:
-            self._listener()  # listen before looking, so no NOTIFY falls between the two
+            self._listener.listen()  # before looking, so no NOTIFY falls between the two
         deliveries = self._take(consumer_id, queues, count)
         deadline = time.monotonic() + max(0.0, timeout)
         while not deliveries and time.monotonic() < deadline:
@@ -127,32 +127,7 @@ class DatabaseBroker(Broker):
         if not self.is_postgres:
             time.sleep(min(seconds, SQLITE_POLL))
             return
-        listener = self._listener()
-        try:
-            for note in listener.notifies(timeout=seconds, stop_after=1):
-                if note.payload in queues:
-                    return
-        except Exception:  # a dropped listener: make a new one next time
-            self._close_listener()
-
-    def _listener(self):
-        conn = getattr(self._listeners, "conn", None)
-        if conn is None or conn.closed:
-            params = self.connection.get_connection_params()
-            conn = self.connection.get_new_connection(params)
-            conn.autocommit = True
-            conn.execute(f'LISTEN "{self.channel}"')
-            self._listeners.conn = conn
-        return conn
-
-    def _close_listener(self) -> None:
-        conn = getattr(self._listeners, "conn", None)
-        self._listeners.conn = None
-        if conn is not None:
-            try:
-                conn.close()
-            except Exception:
-                pass
+        self._listener.wait_for(queues, seconds)
 
     def ack(self, deliveries: list[Delivery]) -> None:
         keys = [d.key for d in deliveries]
@@ -275,7 +250,7 @@ class DatabaseBroker(Broker):
         TaskLock.objects.using(self.alias).filter(name=name, owner=consumer_id).delete()
 
     def close(self) -> None:
-        self._close_listener()
+        self._listener.close()
 
 
 def _when(eta: float) -> datetime:

@@ -6,7 +6,11 @@ import threading
 import time
 
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.commands.core import Script
+from redis.retry import Retry
 
+from ..conf import get_settings
 from .base import Broker, Delivery
 from .leases import LUA, cancelled_key, heartbeat_args, heartbeats_key, recover_args, terminations_from
 
@@ -17,11 +21,6 @@ def connect(url: str, timeout: float | None = None) -> redis.Redis:
     """A client that retries a dropped connection a few times before raising, and gives up on a
     server that accepts but does not answer after `timeout` seconds (TASKQUEUE_BROKER_TIMEOUT):
     no retry then, a server that hangs once will hang again."""
-    from redis.backoff import ExponentialBackoff
-    from redis.retry import Retry
-
-    from ..conf import get_settings
-
     return redis.Redis.from_url(
         url, socket_connect_timeout=2, socket_keepalive=True, health_check_interval=30,
         socket_timeout=get_settings().BROKER_TIMEOUT if timeout is None else timeout,
@@ -51,13 +50,22 @@ class ThreadClients:
             self._local.client = None
             client.close()
 
-    def run_script(self, script, args: list) -> object:
-        """EVALSHA on this thread's connection, loading the script only if Redis lost it
-        (restarted or flushed its script cache)."""
+    def run_script(self, script: Script, args: list) -> object:
+        return self.run_scripts([(script, args)])[0]
+
+    def run_scripts(self, calls: list[tuple[Script, list]], before: tuple = ()) -> list:
+        """Script calls by EVALSHA in one round trip on this thread's connection, after the
+        commands `before` (a BLPOP, say). Not redis-py's Script objects in a pipeline: those ask
+        SCRIPT EXISTS first, a second round trip on every call. If Redis lost the scripts
+        (restarted, or its script cache flushed), they are loaded and the calls sent again, without
+        `before`, which ran (its replies are then None)."""
+        evals = [("EVALSHA", script.sha, 0, *args) for script, args in calls]
         try:
-            return self.pipelined([("EVALSHA", script.sha, 0, *args)])[0]
+            return self.pipelined([*before, *evals])
         except redis.exceptions.NoScriptError:
-            return script(args=args, client=self.get())
+            for script in {script.sha: script for script, _ in calls}.values():
+                self.get().script_load(script.script)
+            return [None] * len(before) + self.pipelined(evals)
 
     def pipelined(self, commands: list[tuple]) -> list:
         """Commands in one round trip on this thread's connection, retried as redis-py retries.
@@ -113,24 +121,9 @@ class RedisBroker(Broker):
 
     def publish_many(self, items: list[tuple[str, str, bytes, float | None, int]], *,
                      remember: float | None = None) -> None:
-        calls = [("publish", self._publish_args(queue, key, body, eta, remember))
-                 for queue, key, body, eta, _ in items]
-        try:
-            self._pipelined(calls)
-        except redis.exceptions.NoScriptError:  # none ran: load them and send again
-            self._load_scripts()
-            self._pipelined(calls)
-
-    def _pipelined(self, calls: list[tuple[str, list]], blpop: tuple[list[str], float] | None = None) -> list:
-        """Script calls (after a BLPOP, if given) in one round trip. Not redis-py's Script objects in
-        a pipeline: those ask SCRIPT EXISTS first, a second round trip on every call."""
-        commands: list[tuple] = [("BLPOP", *blpop[0], blpop[1])] if blpop is not None else []
-        commands += [("EVALSHA", self._scripts[name].sha, 0, *args) for name, args in calls]
-        return self._threads.pipelined(commands)
-
-    def _load_scripts(self) -> None:
-        for script in self._scripts.values():
-            self.client.script_load(script.script)
+        publish = self._scripts["publish"]
+        self._threads.run_scripts([(publish, self._publish_args(queue, key, body, eta, remember))
+                                   for queue, key, body, eta, _ in items])
 
     def _publish_args(self, queue: str, key: str, body: bytes, eta: float | None, remember: float | None) -> list:
         announced = self._announced.get(queue)
@@ -163,11 +156,8 @@ class RedisBroker(Broker):
         wake_keys = [f"{self.prefix}:wake:{q}" for q in queues]
         while True:  # bounded by `deadline`
             block = max(0.001, min(deadline - time.monotonic(), self._block_limit))
-            try:
-                reply = self._pipelined([("reserve", [self.prefix, consumer_id, 1, *queues])],
-                                        blpop=(wake_keys, block))[1]
-            except redis.exceptions.NoScriptError:  # Redis lost its scripts: the next reserve loads them
-                return []
+            reply = self._threads.run_scripts([(self._scripts["reserve"], [self.prefix, consumer_id, 1, *queues])],
+                                              before=(("BLPOP", *wake_keys, block),))[1]
             deliveries = self._parse(consumer_id, reply)[0]
             if deliveries or time.monotonic() >= deadline:
                 return deliveries

@@ -73,6 +73,19 @@ class GroupResult(models.Model):
         return f"group {self.group_id} ({len(self.member_ids)} members)"
 
 
+class ChordCounterQuerySet(models.QuerySet):
+    def lock(self, group_id: str) -> bool:
+        """Take the counter's row lock (the write lock on SQLite) for this transaction, so members
+        of one chord are counted one at a time; False when there is no such chord."""
+        return bool(self.filter(group_id=group_id).update(remaining=models.F("remaining")))
+
+    def count_finished(self, group_id: str, finished: int, failed_task_id: str | None = None) -> None:
+        """Count `finished` members; a failed one (its id given) resolves the chord as failed."""
+        counter = self.filter(group_id=group_id).first()
+        if counter is not None:
+            counter.counted(finished, failed_task_id)
+
+
 class ChordCounter(models.Model):
     """A chord waiting for its header: `remaining` falls as members finish; the last one sends the body."""
 
@@ -89,8 +102,22 @@ class ChordCounter(models.Model):
     date_created = models.DateTimeField(default=timezone.now, db_index=True)
     date_done = models.DateTimeField(null=True, blank=True)
 
+    objects = ChordCounterQuerySet.as_manager()
+
     class Meta:
         ordering = ["-date_created"]
+
+    def counted(self, finished: int, failed_task_id: str | None) -> None:
+        self.remaining = max(0, self.remaining - finished)
+        if self.state == self.PENDING and (failed_task_id or self.remaining == 0):
+            self.state = self.FAILURE if failed_task_id else self.SUCCESS
+            self.failed_task_id = failed_task_id
+            self.date_done = timezone.now()
+        self.save(update_fields=["remaining", "state", "failed_task_id", "date_done"])
+
+    def claim(self) -> bool:
+        """Whether this caller is the one that sends (or fails) the body: true once per chord."""
+        return bool(ChordCounter.objects.filter(pk=self.pk, body_sent=False).update(body_sent=True))
 
     def __str__(self) -> str:
         return f"chord {self.group_id} [{self.state}, {self.remaining}/{self.total} left]"

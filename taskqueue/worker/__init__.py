@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 from dataclasses import dataclass, field
 
@@ -32,3 +33,13 @@ class WorkerConfig:
     @property
     def child_limits(self) -> ChildLimits:
         return ChildLimits(self.max_tasks_per_child, self.max_memory_per_child)
+
+
+def die_with_parent() -> None:
+    """Linux: a consumer whose supervisor is SIGKILLed dies too, instead of running unsupervised."""
+    import ctypes  # here: the keeper imports this package and stays lean
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass

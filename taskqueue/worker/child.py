@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import signal
 import sys
+
+from . import die_with_parent
 
 
 def main(argv: list[str]) -> None:
@@ -22,6 +23,7 @@ def main(argv: list[str]) -> None:
 
     django.setup()
 
+    # After django.setup(): these import the models.
     from ..log import configure_worker_logging
     from . import ChildLimits, pool
     from .databases import apply_database_override
@@ -42,16 +44,6 @@ def main(argv: list[str]) -> None:
         pool.settle_killed((payload["info"], sys.stdin.buffer.read()), payload["hostname"], payload["reason"])
     else:
         raise SystemExit(f"unknown child kind {kind!r}")
-
-
-def die_with_parent() -> None:
-    """Linux: a consumer whose supervisor is SIGKILLed dies too, instead of running unsupervised."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 def _die_with(parent: int) -> None:

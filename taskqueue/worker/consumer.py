@@ -10,12 +10,13 @@ from collections.abc import Callable
 import psutil
 
 from .. import outbox
-from ..brokers import get_broker
+from ..brokers import broker_kind, get_broker
 from ..conf import get_settings
 from ..outages import Backoff, drop_broken_connections, is_outage
 from . import ChildLimits
+from .batch import process
 from .connections import ConnectionKeeper
-from .execute import ExecutionContext, process
+from .execute import ExecutionContext
 from .slot import TaskSlot
 
 logger = logging.getLogger("taskqueue.worker")
@@ -38,7 +39,7 @@ def consume(consumer_id: str, hostname: str, queues: list[str], slot: TaskSlot,
     done, give_back = 0, None  # give_back: None, or whether the give-back counts as a redelivery
     count = 1  # grows to `prefetch` while batches run through; back to 1 when a long task cuts one
     settings = get_settings()
-    relays = settings.OUTBOX and not settings.BROKER_URL.startswith("django:")
+    relays = settings.OUTBOX and broker_kind(settings.BROKER_URL) != "database"
     next_relay = time.monotonic()
     limits = limits or ChildLimits()
     max_tasks = limits.max_tasks

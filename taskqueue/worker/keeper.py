@@ -17,7 +17,6 @@ import logging
 import os
 import signal
 import sys
-import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import NoReturn
@@ -25,60 +24,12 @@ from typing import NoReturn
 from ..brokers.leases import RedisLeases
 from ..log import configure_worker_logging
 from . import WorkerConfig
+from .processes import ChildProcess, ConsumerProcess
 from .slot import TaskSlot
 from .supervisor import Supervisor
 
 logger = logging.getLogger("taskqueue.worker")
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
-
-
-class ChildProcess:
-    """A child of this process known by its PID: forked before the exec, or spawned since."""
-
-    killed_for: str | None = None
-
-    def __init__(self, pid: int):
-        self.pid = pid
-        self.exitcode: int | None = None
-
-    def is_alive(self) -> bool:
-        if self.exitcode is None:
-            try:
-                pid, status = os.waitpid(self.pid, os.WNOHANG)
-            except ChildProcessError:
-                self.exitcode = -1
-            else:
-                if pid:
-                    self.exitcode = os.waitstatus_to_exitcode(status)
-        return self.exitcode is None
-
-    def stop(self) -> None:
-        self._signal(signal.SIGTERM)
-
-    def kill(self, reason: str) -> None:
-        self.killed_for = reason
-        self._signal(signal.SIGKILL)
-
-    def join(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while self.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.01)
-
-    def _signal(self, signum: int) -> None:
-        if self.is_alive():
-            try:
-                os.kill(self.pid, signum)
-            except ProcessLookupError:
-                pass
-
-
-class ChildConsumer(ChildProcess):
-    can_be_killed = True
-
-    def __init__(self, pid: int, consumer_id: str, slot: TaskSlot):
-        super().__init__(pid)
-        self.consumer_id, self.slot = consumer_id, slot
-        self.reaped = False
 
 
 class SpawnLauncher:
@@ -88,7 +39,7 @@ class SpawnLauncher:
         self.config, self.queues, self.loglevel = config, queues, loglevel
         self.settle_timeout = settle_timeout  # the loop (and the leases it renews) waits this long at most
 
-    def consumer(self, consumer_id: str, slot: TaskSlot | None) -> ChildConsumer:
+    def consumer(self, consumer_id: str, slot: TaskSlot | None) -> ConsumerProcess:
         slot = slot or TaskSlot(shared=True)
         child_fd = 3 if slot.fd != 3 else 4  # the slot is the one descriptor the child inherits
         command = self._command("consumer", {
@@ -96,7 +47,7 @@ class SpawnLauncher:
             "prefetch": self.config.prefetch, "limits": asdict(self.config.child_limits)})
         pid = os.posix_spawn(command[0], command, os.environ,
                              file_actions=[(os.POSIX_SPAWN_DUP2, slot.fd, child_fd)])
-        return ChildConsumer(pid, consumer_id, slot)
+        return ConsumerProcess(pid, consumer_id, slot)
 
     def scheduler(self) -> ChildProcess:
         command = self._command("scheduler", {})
@@ -165,7 +116,7 @@ def main(argv: list[str]) -> int:
         heartbeat_interval=state["heartbeat_interval"], visibility_timeout=state["visibility_timeout"],
         instance=state["instance"], spawned=state["spawned"])
     supervisor.signals_received = state["signals_received"]
-    supervisor.consumers = [ChildConsumer(c["pid"], c["id"], TaskSlot(shared=True, fd=c["slot_fd"]))
+    supervisor.consumers = [ConsumerProcess(c["pid"], c["id"], TaskSlot(shared=True, fd=c["slot_fd"]))
                             for c in state["consumers"]]
     for handle in supervisor.consumers:
         os.set_inheritable(handle.slot.fd, False)  # a spawned child gets its own slot only (SpawnLauncher)

@@ -1,100 +1,43 @@
-"""How a consumer runs: in a forked child process (prefork) or in a thread (threads, solo); the
-launcher that starts them for a supervisor running in the runworker process."""
+"""How a consumer runs: in a forked child process (prefork; its handle is in `processes`) or in
+a thread (threads, solo); the launcher that starts them for a supervisor running in the
+runworker process (the keeper has its own, which spawns fresh interpreters)."""
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import signal
 import threading
 
 from django.db import connections
 
-from . import ChildLimits, WorkerConfig
-from .child import die_with_parent
+from .. import signals
+from ..brokers import Delivery, get_broker, reset_broker
+from ..exceptions import TaskRevokedError, TimeLimitExceeded
+from ..scheduler import Scheduler
+from . import ChildLimits, WorkerConfig, die_with_parent
 from .consumer import consume
+from .execute import fail_killed
+from .processes import ChildProcess, ConsumerProcess, fork
 from .slot import TaskSlot
 
 
-class ConsumerHandle:
-    """One consumer as the supervisor sees it: its lease id, its current task, start/stop/kill."""
-
-    def __init__(self, consumer_id: str, hostname: str, queues: list[str], prefetch: int,
-                 limits: ChildLimits, shared: bool, slot: TaskSlot | None = None, signal_shutdown: bool = False):
-        self.consumer_id = consumer_id
-        self.slot = slot or TaskSlot(shared=shared)
-        self.args = (consumer_id, hostname, queues, self.slot)
-        self.prefetch, self.limits = prefetch, limits
-        self.signal_shutdown = signal_shutdown
-        self.killed_for: str | None = None  # set when the supervisor kills it on purpose
-        self.reaped = False
-
-    def start(self) -> None: ...
-    def is_alive(self) -> bool: ...
-    def stop(self) -> None: ...
-    def kill(self, reason: str) -> None: ...
-    def join(self, timeout: float) -> None: ...
-
-    @property
-    def can_be_killed(self) -> bool:
-        return False
-
-
-class ForkedProcess:
-    """A forked child: SIGTERM asks it to finish what it is doing and exit; SIGKILL ends it."""
-
-    process: multiprocessing.Process
-    killed_for: str | None = None
-
-    def start(self) -> None:
-        connections.close_all()  # a child must never share its parent's database sockets
-        self.process.start()
-
-    def is_alive(self) -> bool:
-        return self.process.is_alive()
-
-    def stop(self) -> None:
-        if self.process.pid and self.process.is_alive():
-            os.kill(self.process.pid, signal.SIGTERM)
-
-    def kill(self, reason: str) -> None:
-        self.killed_for = reason
-        if self.process.pid and self.process.is_alive():
-            os.kill(self.process.pid, signal.SIGKILL)
-
-    def join(self, timeout: float) -> None:
-        self.process.join(timeout)
-
-    @property
-    def pid(self) -> int | None:
-        return self.process.pid
-
-
-class ProcessConsumer(ForkedProcess, ConsumerHandle):
-    """The prefork pool's consumer: the consumer loop in a forked child."""
-
-    def __init__(self, *args, **kwargs):
-        ConsumerHandle.__init__(self, *args, shared=True, **kwargs)
-        self.process = multiprocessing.get_context("fork").Process(
-            target=run_consumer, args=(*self.args, self.prefetch, self.limits, self.signal_shutdown), daemon=False,
-            name=f"consumer-{self.consumer_id.rsplit('.', 1)[-1]}")
-
-    @property
-    def can_be_killed(self) -> bool:
-        return True
-
-
-class ThreadConsumer(ConsumerHandle):
+class ThreadConsumer:
     """A thread running the consumer loop (threads and solo pools: no hard time limit)."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, shared=False, **kwargs)
-        self.stop_event = threading.Event()
-        self.thread = threading.Thread(target=self._main, name=f"consumer-{self.consumer_id}", daemon=True)
+    can_be_killed = False
+    killed_for: str | None = None
 
-    def _main(self) -> None:
+    def __init__(self, consumer_id: str, hostname: str, queues: list[str], prefetch: int, limits: ChildLimits,
+                 slot: TaskSlot | None = None):
+        self.consumer_id, self.slot, self.reaped = consumer_id, slot or TaskSlot(shared=False), False
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._main, args=(hostname, queues, prefetch, limits),
+                                       name=f"consumer-{consumer_id}", daemon=True)
+
+    def _main(self, hostname: str, queues: list[str], prefetch: int, limits: ChildLimits) -> None:
         try:
-            consume(*self.args, should_stop=self.stop_event.is_set, prefetch=self.prefetch, limits=self.limits)
+            consume(self.consumer_id, hostname, queues, self.slot, self.stop_event.is_set, prefetch=prefetch,
+                    limits=limits)
         finally:
             connections.close_all()
 
@@ -120,8 +63,6 @@ def run_consumer(consumer_id: str, hostname: str, queues: list[str], slot: TaskS
                  limits: ChildLimits, signal_shutdown: bool = False) -> None:
     """A consumer process's life (forked here, or spawned by the keeper: worker/child.py). With
     `signal_shutdown` it sends `worker_shutdown` as it stops: the keeper cannot, having no Django."""
-    from ..brokers import reset_broker
-
     die_with_parent()
     stopping = threading.Event()
     # Flag-only handler: the task in progress finishes, the loop then exits.
@@ -132,23 +73,11 @@ def run_consumer(consumer_id: str, hostname: str, queues: list[str], slot: TaskS
         consume(consumer_id, hostname, queues, slot, stopping.is_set, prefetch=prefetch, limits=limits)
     finally:
         if signal_shutdown:
-            from .. import signals
-
             signals.worker_shutdown.send(sender=None)
         connections.close_all()
 
 
-class SchedulerProcess(ForkedProcess):
-    """`runworker --beat`: the scheduler in a forked child."""
-
-    def __init__(self):
-        self.process = multiprocessing.get_context("fork").Process(target=run_scheduler, name="scheduler")
-
-
 def run_scheduler() -> None:
-    from ..brokers import reset_broker
-    from ..scheduler import Scheduler
-
     die_with_parent()
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
@@ -160,17 +89,9 @@ def run_scheduler() -> None:
         connections.close_all()
 
 
-def make_consumer(pool: str, *args, **kwargs) -> ConsumerHandle:
-    return ProcessConsumer(*args, **kwargs) if pool == "prefork" else ThreadConsumer(*args, **kwargs)
-
-
 def settle_killed(running: tuple[dict, bytes], hostname: str, reason: str) -> None:
     """Store the outcome of a task whose process was killed (at its hard time limit: FAILURE;
     revoked with terminate: REVOKED), and ack it."""
-    from ..brokers import Delivery, get_broker
-    from ..exceptions import TaskRevokedError, TimeLimitExceeded
-    from .execute import fail_killed
-
     info, body = running
     delivery = Delivery(info["key"], body, info["queue"], info["consumer"])
     if reason == "revoked":
@@ -187,17 +108,23 @@ class ForkLauncher:
     def __init__(self, config: WorkerConfig, queues: list[str], signal_shutdown: bool = False):
         self.config, self.queues, self.signal_shutdown = config, queues, signal_shutdown
 
-    def consumer(self, consumer_id: str, slot: TaskSlot | None) -> ConsumerHandle:
-        handle = make_consumer(self.config.pool, consumer_id, self.config.hostname, self.queues, slot=slot,
-                               prefetch=self.config.prefetch, limits=self.config.child_limits,
-                               signal_shutdown=self.signal_shutdown)
-        handle.start()
-        return handle
+    def consumer(self, consumer_id: str, slot: TaskSlot | None) -> ConsumerProcess | ThreadConsumer:
+        config = self.config
+        if config.pool != "prefork":
+            handle = ThreadConsumer(consumer_id, config.hostname, self.queues, config.prefetch, config.child_limits,
+                                    slot)
+            handle.start()
+            return handle
+        slot = slot or TaskSlot(shared=True)
+        connections.close_all()  # a child must never share its parent's database sockets
+        pid = fork(lambda: run_consumer(consumer_id, config.hostname, self.queues, slot, config.prefetch,
+                                        config.child_limits, self.signal_shutdown),
+                   name=f"consumer-{consumer_id.rsplit('.', 1)[-1]}")
+        return ConsumerProcess(pid, consumer_id, slot)
 
-    def scheduler(self) -> SchedulerProcess:
-        process = SchedulerProcess()
-        process.start()
-        return process
+    def scheduler(self) -> ChildProcess:
+        connections.close_all()
+        return ChildProcess(fork(run_scheduler, name="scheduler"))
 
     def settle(self, running: tuple[dict, bytes], reason: str) -> None:
         settle_killed(running, self.config.hostname, reason)

@@ -12,9 +12,9 @@ from django.utils import timezone
 
 from taskqueue import AsyncResult, control, states, store
 from taskqueue.brokers import get_broker
+from taskqueue.codecs import Outcome
 from taskqueue.message import Message
 from taskqueue.models import CancelledTask
-from taskqueue.store import Outcome
 from taskqueue.testing import start_worker
 from tests.helpers import report, wait_until
 from tests.models import Run

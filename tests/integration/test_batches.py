@@ -1,6 +1,6 @@
 """Batches: a consumer runs a reserved batch back to back, but a long task never holds short ones.
 
-These drive `execute.process` directly against the configured broker and database (no worker
+These drive `batching.process` directly against the configured broker and database (no worker
 process), on a queue no test worker consumes, so which consumer holds what is under our control.
 """
 
@@ -14,6 +14,7 @@ from taskqueue.brokers import get_broker
 from taskqueue.conf import get_settings
 from taskqueue.message import decode
 from taskqueue.models import TaskResult
+from taskqueue.worker import batch as batching
 from taskqueue.worker import execute
 from tests.helpers import wait_until
 from tests.tasks import add, echo, grow, slow_add
@@ -35,13 +36,13 @@ def _state(task_id: str) -> str | None:
 
 
 def _process_in_background(batch, consumer_id: str) -> threading.Event:
-    """Run `execute.process` in a thread; the returned event is set when it returns, with the
+    """Run `batching.process` in a thread; the returned event is set when it returns, with the
     batch's return value as `.complete`."""
     done = threading.Event()
 
     def run_batch():
         try:
-            done.complete = execute.process(batch, _context(consumer_id))
+            done.complete = batching.process(batch, _context(consumer_id))
         finally:
             from django.db import connection
 
@@ -53,7 +54,7 @@ def _process_in_background(batch, consumer_id: str) -> threading.Event:
 
 
 def test_short_tasks_behind_a_long_one_go_back_to_the_queue_at_once(queue):
-    execute._durations.pop(slow_add.name, None)  # never timed here: treated as long, so it runs alone
+    batching._durations.pop(slow_add.name, None)  # never timed here: treated as long, so it runs alone
     slow = slow_add.apply_async((1, 1), {"seconds": 1.5}, queue=queue)
     quick = [add.apply_async((i, i), queue=queue) for i in range(3)]
     broker = get_broker()
@@ -66,8 +67,8 @@ def test_short_tasks_behind_a_long_one_go_back_to_the_queue_at_once(queue):
                timeout=1.0)
     assert [d.key for d in taken] == [r.id for r in quick]  # handed back in their order
     assert not done.is_set() and _state(slow.id) not in states.READY_STATES  # the long task still runs
-    execute._durations[add.name] = 0.0001  # known short, so consumer b runs its three in one batch
-    assert execute.process(taken, _context("consumer-b"))
+    batching._durations[add.name] = 0.0001  # known short, so consumer b runs its three in one batch
+    assert batching.process(taken, _context("consumer-b"))
     assert [r.get(timeout=5) for r in quick] == [0, 2, 4]
     assert done.wait(5) and done.complete is False
     assert slow.get(timeout=5) == 2
@@ -75,20 +76,20 @@ def test_short_tasks_behind_a_long_one_go_back_to_the_queue_at_once(queue):
 
 
 def test_a_batch_of_short_tasks_is_stored_and_acked_together(queue):
-    execute._durations[add.name] = 0.0001  # known to be short in this process
+    batching._durations[add.name] = 0.0001  # known to be short in this process
     results = [add.apply_async((i, 1), queue=queue) for i in range(5)]
     broker = get_broker()
     batch = broker.reserve("consumer-c", [queue], count=5, timeout=0)
     assert len(batch) == 5
-    assert execute.process(batch, _context("consumer-c")) is True
+    assert batching.process(batch, _context("consumer-c")) is True
     assert [_state(r.id) for r in results] == [states.SUCCESS] * 5
     assert [r.get(timeout=5) for r in results] == [1, 2, 3, 4, 5]
     assert not any(broker.contains(r.id) for r in results)
 
 
 def test_a_task_that_turns_out_long_has_the_rest_handed_back_while_it_runs(queue):
-    execute._durations[slow_add.name] = 0.0001  # believed short, so it starts inside the batch
-    execute._durations[add.name] = 0.0001
+    batching._durations[slow_add.name] = 0.0001  # believed short, so it starts inside the batch
+    batching._durations[add.name] = 0.0001
     before = add.apply_async((100, 1), queue=queue)
     slow = slow_add.apply_async((2, 2), {"seconds": 1.5}, queue=queue)
     quick = [add.apply_async((i, 10), queue=queue) for i in range(2)]
@@ -103,7 +104,7 @@ def test_a_task_that_turns_out_long_has_the_rest_handed_back_while_it_runs(queue
     # what finished before the long task was stored and acked by the watchdog too, not held
     assert before.get(timeout=1) == 101 and not finished.is_set()
     wait_until(lambda: not broker.contains(before.id), timeout=1.0)  # acked right after its waiter woke
-    assert execute.process(taken, _context("consumer-e"))
+    assert batching.process(taken, _context("consumer-e"))
     assert [r.get(timeout=5) for r in quick] == [10, 11]
     assert finished.wait(5) and finished.complete is False  # cut short: the consumer reserves fewer next
     assert slow.get(timeout=5) == 4
@@ -112,14 +113,14 @@ def test_a_task_that_turns_out_long_has_the_rest_handed_back_while_it_runs(queue
 def test_a_returned_object_is_stored_and_passed_on_as_it_was_when_its_task_returned(queue):
     """Outcomes of a batch are written at its flush: a later task of the batch that changes what an
     earlier one returned must change neither its stored result nor what its callback receives."""
-    execute._durations[grow.name] = 0.0001  # known short: both run in one batch, one flush
+    batching._durations[grow.name] = 0.0001  # known short: both run in one batch, one flush
     key = uuid.uuid4().hex
     first = grow.apply_async((key, 1), queue=queue, link=echo.s().set(queue=queue))
     second = grow.apply_async((key, 2), queue=queue)
     broker = get_broker()
     batch = broker.reserve("consumer-f", [queue], count=2, timeout=0)
     assert [d.key for d in batch] == [first.id, second.id]
-    assert execute.process(batch, _context("consumer-f"))
+    assert batching.process(batch, _context("consumer-f"))
     assert first.get(timeout=5) == [1] and second.get(timeout=5) == [1, 2]
     (callback,) = broker.reserve("consumer-f", [queue], count=5, timeout=0)
     assert decode(callback.body, get_settings().signing_key).args == ([1],)

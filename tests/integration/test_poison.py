@@ -1,6 +1,6 @@
 """Poison input: whatever one message holds, it ends stored or dead-lettered, and the batch goes on.
 
-These drive `execute.process` in this process against the configured broker and database, on a
+These drive `batching.process` in this process against the configured broker and database, on a
 queue no worker consumes, so every step is visible; tests/faults/ does the same with workers.
 """
 
@@ -20,6 +20,7 @@ from taskqueue.exceptions import TaskError, TaskExit
 from taskqueue.models import DeadLetter, TaskResult
 from taskqueue.outages import drop_broken_connections, is_outage
 from taskqueue.signals import task_prerun
+from taskqueue.worker import batch as batching
 from taskqueue.worker import execute
 from tests.models import Run
 from tests.tasks import add, exits, fail_with, loses_its_database_once, raises_unprintable, record_echo
@@ -42,7 +43,7 @@ def _run_all(queue: str, count: int = 10) -> None:
         if not batch:
             return
         try:
-            execute.process(batch, ctx)
+            batching.process(batch, ctx)
         except Exception as exc:  # as the consumer loop does: an outage is waited out, nothing else leaves
             assert is_outage(exc), exc
             drop_broken_connections()
@@ -114,7 +115,7 @@ def test_a_message_past_the_redelivery_limit_is_dead_lettered_without_being_deco
     [delivery] = broker.reserve("poison-consumer", [queue], count=1, timeout=0)
     hopeless = dataclasses.replace(delivery, redeliveries=get_settings().MAX_REDELIVERIES + 3)
     ctx = execute.ExecutionContext(broker=broker, hostname="test-poison", consumer_id="poison-consumer")
-    execute.process([hopeless], ctx)
+    batching.process([hopeless], ctx)
     letter = DeadLetter.objects.get()
     assert "never finished; not decoded again" in letter.reason
     assert not broker.contains("killer")

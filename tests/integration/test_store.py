@@ -7,17 +7,17 @@ from decimal import Decimal
 import pytest
 from django.test import override_settings
 
-from taskqueue import states, store
+from taskqueue import codecs, states, store
+from taskqueue.codecs import Outcome
 from taskqueue.conf import reset_settings
 from taskqueue.message import Message
-from taskqueue.store import Outcome
 
 
 def _outcome(value, state=states.SUCCESS):
     message = Message(id=str(uuid.uuid4()), task="tests.tasks.add", args=(1, (2, 3)), kwargs={"when": Decimal("1.5")},
                       group_id="g-1", parent_id="p-1")
     return Outcome(message, state, value, hostname="store-test", started=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
-                   encoded=store.encode_value(value) if state == states.SUCCESS else None)
+                   encoded=codecs.encode_value(value) if state == states.SUCCESS else None)
 
 
 @pytest.mark.parametrize("prepared", [True, False])
@@ -41,24 +41,26 @@ def test_a_batch_is_stored_and_read_back(transactional_db, prepared):
 def test_a_notification_carries_a_signed_outcome(transactional_db):
     outcome = _outcome([1, "two"])
     row = store.outcome_row(outcome)
-    notice = store.notices([row])[row["task_id"]]
-    carried = store.from_notice(row["task_id"], notice)
+    notice = codecs.notices([row])[row["task_id"]]
+    carried = codecs.from_notice(row["task_id"], notice)
     assert carried.state == states.SUCCESS and carried.result == [1, "two"]
-    assert store.from_notice("another-task", notice) is None  # bound to its task id
+    assert codecs.from_notice("another-task", notice) is None  # bound to its task id
     forged = notice.replace(b"two", b"six")
-    assert store.from_notice(row["task_id"], forged) is None
+    assert codecs.from_notice(row["task_id"], forged) is None
 
 
 def test_large_outcomes_are_not_carried(transactional_db):
     row = store.outcome_row(_outcome("x" * 10_000))
-    assert store.notices([row]) == {}
+    assert codecs.notices([row]) == {}
 
 
-def test_pending_chord_members_are_created_and_a_stored_row_is_left_alone(transactional_db):
+def test_a_chord_creates_pending_members_and_leaves_a_stored_row_alone(transactional_db):
     finished = _outcome(7)
     store.save_outcomes([finished])
     fresh = [str(uuid.uuid4()) for _ in range(600)]  # more than one statement's worth on SQLite
-    store.save_pending([(finished.message.id, "tests.tasks.add"), *[(i, "tests.tasks.mul") for i in fresh]], "g-9")
+    members = [(finished.message.id, "tests.tasks.add"), *[(i, "tests.tasks.mul") for i in fresh]]
+    store.create_chord("g-9", [(task_id, name, ((task_id, None), None)) for task_id, name in members],
+                       {"task": "tests.tasks.add", "args": [], "kwargs": {}, "options": {}})
     kept = store.fetch(finished.message.id)
     assert kept.state == states.SUCCESS and kept.result == 7 and kept.group_id == "g-1"
     created = [store.fetch(task_id) for task_id in fresh]
@@ -73,9 +75,9 @@ def test_a_write_inside_atomic_commits_and_rolls_back_with_it(transactional_db):
 
     kept, dropped = _outcome(1), _outcome(2)
     with transaction.atomic():
-        store.store_outcomes([kept])
+        store.save_outcomes([kept], publish=False)
     with pytest.raises(RuntimeError), transaction.atomic():
-        store.store_outcomes([dropped])
+        store.save_outcomes([dropped], publish=False)
         raise RuntimeError("roll back")
     assert store.fetch(kept.message.id).state == states.SUCCESS
     assert store.fetch(dropped.message.id) is None

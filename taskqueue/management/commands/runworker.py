@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import os
+import signal
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connections
 
+from ... import signals
+from ...brokers import get_broker, reset_broker
+from ...brokers.leases import bare_connection_supported
+from ...conf import get_settings
 from ...log import configure_worker_logging
 from ...worker import WorkerConfig
+from ...worker.banner import banner
+from ...worker.databases import apply_database_override
+from ...worker.keeper import hand_over
+from ...worker.pool import ForkLauncher
+from ...worker.supervisor import Supervisor
 
 POOLS = ("prefork", "threads", "solo")
 
@@ -40,9 +51,6 @@ class Command(BaseCommand):
         parser.add_argument("-l", "--loglevel", default="info")
 
     def handle(self, *args, **options):
-        from ...conf import get_settings
-        from ...worker.databases import apply_database_override
-
         apply_database_override()
         try:
             configure_worker_logging(options["loglevel"])
@@ -66,19 +74,6 @@ class Command(BaseCommand):
     def _run(self, config: WorkerConfig, loglevel: str) -> None:
         """Start the consumers here, with Django loaded; then supervise them here, or, for a prefork
         worker on Redis, from the keeper this process turns into (worker/keeper.py)."""
-        import signal as os_signals
-
-        from django.db import connections
-
-        from ... import signals
-        from ...brokers import get_broker, reset_broker
-        from ...brokers.leases import bare_connection_supported
-        from ...conf import get_settings
-        from ...worker.banner import banner
-        from ...worker.keeper import hand_over
-        from ...worker.pool import ForkLauncher
-        from ...worker.supervisor import Supervisor
-
         settings = get_settings()
         queues = config.queues or [settings.DEFAULT_QUEUE]
         # Children replaced under --max-tasks-per-child or --max-memory-per-child start as fresh
@@ -104,4 +99,4 @@ class Command(BaseCommand):
             signals.worker_shutdown.send(sender=supervisor)
         finally:
             for sig, handler in previous.items():
-                os_signals.signal(sig, handler)
+                signal.signal(sig, handler)

@@ -1,0 +1,233 @@
+"""The two statements on the path of every result, tuned by hand: the upsert of TaskResult rows
+(`upsert`) and the read of one row by task id (`read`). Everything else goes through the ORM.
+
+On PostgreSQL with psycopg 3 the autocommitted write is a statement prepared once per connection
+and run through libpq's PQexecPrepared; the read, and a write inside a transaction, go through a
+psycopg cursor with server-side binding. TASKQUEUE_PREPARED_STATEMENTS = False sends everything
+through Django's cursor (PgBouncer before 1.21 in transaction mode cannot keep prepared statements).
+"""
+
+from __future__ import annotations
+
+import json
+import weakref
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+from django.db import connections, router
+from django.db.models.constants import OnConflict
+
+from . import serialization, states
+from .conf import get_settings
+
+
+class _Schema:
+    """What the statements need to know of the TaskResult table, worked out once."""
+
+    def __init__(self) -> None:
+        from .models import TaskResult  # waits for Django's app registry: `import taskqueue` comes first
+
+        self.model = TaskResult
+        self.meta = TaskResult._meta
+        self.columns = [f for f in self.meta.concrete_fields if not f.primary_key]
+        self.static_defaults = {f.attname: f.get_default() for f in self.columns if not callable(f.default)}
+        self.callable_defaults = [f for f in self.columns if callable(f.default)]  # date_created
+        self.json_columns = frozenset(f.attname for f in self.columns if f.get_internal_type() == "JSONField")
+
+
+schema = cache(_Schema)
+
+
+def new_row(**values: Any) -> dict[str, Any]:
+    """Column values of a TaskResult row (by attribute name), defaults filled in."""
+    table = schema()
+    row = table.static_defaults.copy()
+    for field in table.callable_defaults:
+        row[field.attname] = field.get_default()
+    row.update(values)
+    return row
+
+
+def upsert(rows: list[dict[str, Any]], fields: list[str]) -> None:
+    """Insert or update rows by task_id in one statement (callers notify waiters after commit);
+    with no `fields`, a row that exists is left alone. REVOKED is final: never overwritten.
+
+    Not bulk_create: it wraps the INSERT in BEGIN/COMMIT, three round trips instead of one. On
+    PostgreSQL the whole batch travels as one JSON document unpacked by `json_to_recordset`: one
+    parameter, dumped by the C json encoder, and the same statement text for any batch size, so it
+    is planned once per connection. Elsewhere, one VALUES tuple per row.
+    """
+    table = schema()
+    connection = connections[router.db_for_write(table.model)]
+    sql = _upsert_sql(connection, len(rows), tuple(fields))
+    if connection.vendor == "postgresql":
+        text = _rows_json(rows)
+        if "\\u0000" in text or "\\ud" in text:  # NUL, or a surrogate (maybe a lone one): jsonb refuses those
+            text = _rows_json([_storable_row(row) for row in rows])
+        _execute(connection, sql, [text])
+        return
+    try:
+        _execute(connection, sql, _row_params(connection, rows))
+    except UnicodeEncodeError:  # a lone surrogate in a text column (sqlite3 encodes it as it binds)
+        _execute(connection, sql, _row_params(connection, [_storable_row(row) for row in rows]))
+
+
+def read(task_id: str):
+    """The TaskResult row of a task, or None, with SQL built once: get() calls this in a loop,
+    and the ORM's per-query compilation costs more than the database round trip."""
+    connection = connections[router.db_for_read(schema().model)]
+    reader = _readers.get(connection.vendor)
+    if reader is None:
+        reader = _readers[connection.vendor] = _RowReader(connection)
+    return reader.read(connection, task_id)
+
+
+def _row_params(connection, rows: list[dict[str, Any]]) -> list:
+    table = schema()
+    instances = [table.model(**row) for row in rows]
+    return [f.get_db_prep_save(f.pre_save(row, True), connection) for row in instances for f in table.columns]
+
+
+def _storable_row(row: dict[str, Any]) -> dict[str, Any]:
+    """The row with every value the database would refuse (NUL, lone surrogates) escaped."""
+    json_columns = schema().json_columns
+    return {name: (serialization.storable(value) if name in json_columns
+                   else serialization.escape_text(value) if type(value) is str else value)
+            for name, value in row.items()}
+
+
+def _json_default(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot store {type(value).__name__} in a TaskResult column")
+
+
+_rows_json = json.JSONEncoder(separators=(",", ":"), default=_json_default).encode
+_upsert_sqls: dict[tuple, str] = {}
+
+
+def _upsert_sql(connection, count: int, fields: tuple[str, ...]) -> str:
+    postgres = connection.vendor == "postgresql"
+    cache_key = (connection.vendor, fields, None if postgres else count)
+    sql = _upsert_sqls.get(cache_key)
+    if sql is None:
+        table = schema()
+        qn = connection.ops.quote_name
+        updates = [table.meta.get_field(name).column for name in fields]
+        conflict = connection.ops.on_conflict_suffix_sql(
+            table.columns, OnConflict.UPDATE if fields else OnConflict.IGNORE, updates,
+            [table.meta.get_field("task_id").column])
+        if fields:  # REVOKED is final: a late result, a retry or update_state() never overwrites it
+            conflict += f" WHERE {qn(table.meta.db_table)}.{qn('state')} <> '{states.REVOKED}'"
+        names = ", ".join(qn(f.column) for f in table.columns)
+        if postgres:  # keys of the JSON objects are attribute names, which equal the column names here
+            record = ", ".join(f"{qn(f.attname)} {f.db_type(connection)}" for f in table.columns)
+            selected = ", ".join(qn(f.attname) for f in table.columns)
+            values = f"SELECT {selected} FROM json_to_recordset(%s::json) AS r({record})"
+        else:
+            values = "VALUES " + ", ".join([f"({', '.join(['%s'] * len(table.columns))})"] * count)
+        sql = _upsert_sqls[cache_key] = f"INSERT INTO {qn(table.meta.db_table)} ({names}) {values} {conflict}"
+    return sql
+
+
+def _execute(connection, sql: str, params: list, fetch_one: bool = False):
+    """Run a hot statement: through libpq when it is an autocommitted write on psycopg 3, through a
+    psycopg cursor (prepared only if OPTIONS set psycopg's "prepare_threshold"; Django turns it
+    off) otherwise, or through Django's cursor when TASKQUEUE_PREPARED_STATEMENTS is False."""
+    if connection.vendor == "postgresql" and get_settings().PREPARED_STATEMENTS:
+        import psycopg  # only installed with PostgreSQL
+
+        connection.ensure_connection()
+        raw = connection.connection
+        if isinstance(raw, psycopg.Connection):
+            with connection.wrap_database_errors:
+                if not fetch_one and _autocommitted_write(raw, params):
+                    return _exec_prepared(raw, sql, params)
+                with psycopg.Cursor(raw) as cursor:
+                    cursor.execute(sql, params, prepare=True)
+                    return cursor.fetchone() if fetch_one else None
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone() if fetch_one else None
+
+
+def _autocommitted_write(raw, params: list) -> bool:
+    """Whether libpq can run this write directly. Not inside a transaction: psycopg sends the
+    BEGIN of Django's atomic() lazily, before the first statement of a cursor."""
+    import psycopg  # only installed with PostgreSQL
+
+    return (raw.autocommit and raw.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE
+            and all(type(param) is str for param in params))
+
+
+_statement_names: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # connection -> {sql: name}
+_NO_SUCH_STATEMENT = b"26000"  # invalid_sql_statement_name
+
+
+def _exec_prepared(raw, sql: str, params: list[str]) -> None:
+    """A write with no rows back, through libpq's PQexecPrepared (which releases the GIL while it
+    waits). psycopg's cursor adds about 0.1 ms of Python and polling to each execute: as much as
+    the server spends on a one-row upsert, on the path of every result."""
+    import psycopg  # only installed with PostgreSQL
+
+    names = _statement_names.setdefault(raw, {})
+    values = [param.encode() for param in params]
+    name = names.get(sql)
+    if name is not None:
+        result = raw.pgconn.exec_prepared(name, values)
+        if result.error_field(psycopg.pq.DiagnosticField.SQLSTATE) != _NO_SUCH_STATEMENT:
+            return _raise_if_failed(raw, result)
+        # Dropped on the server, so nothing ran: psycopg sends DEALLOCATE ALL after a rollback
+        # when it prepares statements itself (OPTIONS "prepare_threshold"), a pooler DISCARD ALL.
+    name = name or f"taskqueue_write_{len(names)}".encode()
+    _raise_if_failed(raw, raw.pgconn.prepare(name, _numbered_placeholders(sql)))
+    names[sql] = name
+    _raise_if_failed(raw, raw.pgconn.exec_prepared(name, values))
+
+
+def _raise_if_failed(raw, result) -> None:
+    import psycopg  # only installed with PostgreSQL
+
+    if result.status not in (psycopg.pq.ExecStatus.COMMAND_OK, psycopg.pq.ExecStatus.TUPLES_OK):
+        if raw.pgconn.status != psycopg.pq.ConnStatus.OK:  # the server went away: an outage, not a bad write
+            raise psycopg.OperationalError(raw.pgconn.get_error_message(raw.info.encoding) or "connection lost")
+        raise psycopg.errors.error_from_result(result, encoding=raw.info.encoding)
+
+
+def _numbered_placeholders(sql: str) -> bytes:
+    """`%s` placeholders (psycopg's) as `$1`, `$2`... (the server's)."""
+    if "%%" in sql:
+        raise ValueError("a literal % in a hot statement is not supported")
+    parts = sql.split("%s")
+    return "".join(part + (f"${index}" if index < len(parts) else "")
+                   for index, part in enumerate(parts, 1)).encode()
+
+
+class _RowReader:
+    """SELECT of one row by task id, with the column converters looked up once."""
+
+    def __init__(self, connection):
+        table = schema()
+        fields = table.meta.concrete_fields
+        qn = connection.ops.quote_name
+        self.sql = (f"SELECT {', '.join(qn(f.column) for f in fields)} FROM {qn(table.meta.db_table)} "
+                    f"WHERE {qn('task_id')} = %s")
+        self.names = [f.attname for f in fields]
+        self.columns = [(field, field.get_col(table.meta.db_table)) for field in fields]
+        self.converters = [[*connection.ops.get_db_converters(col), *field.get_db_converters(connection)]
+                           for field, col in self.columns]
+
+    def read(self, connection, task_id: str):
+        row = _execute(connection, self.sql, [task_id], fetch_one=True)
+        if row is None:
+            return None
+        values = []
+        for value, converters, (_, col) in zip(row, self.converters, self.columns, strict=True):
+            for converter in converters:
+                value = converter(value, col, connection)
+            values.append(value)
+        return schema().model.from_db(connection.alias, self.names, values)
+
+
+_readers: dict[str, _RowReader] = {}

@@ -1,0 +1,60 @@
+"""A LISTEN connection per thread on one PostgreSQL channel, for waiting on NOTIFY: the database
+broker's idle consumers wait for a queue's name, `get()` waiters for a task id. Its own
+connection (autocommit, made with the alias's parameters), never Django's, which may be inside
+a transaction; a new one after fork or when it broke.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Container
+
+from django.db import connections
+
+
+class Listener:
+    def __init__(self, alias: str, channel: str):
+        self.alias, self.channel = alias, channel
+        self._local = threading.local()
+
+    def listen(self):
+        """This thread's connection, listening (call before looking, so no NOTIFY falls between)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None or conn.closed or self._local.pid != os.getpid():
+            database = connections[self.alias]
+            conn = database.get_new_connection(database.get_connection_params())
+            conn.autocommit = True
+            conn.execute(f'LISTEN "{self.channel}"')
+            self._local.conn, self._local.pid = conn, os.getpid()
+        return conn
+
+    def forget_earlier(self) -> None:
+        """Drop what arrived before now."""
+        for _ in self.listen().notifies(timeout=0):
+            pass
+
+    def wait_for(self, payloads: Container[str], seconds: float) -> bool:
+        """Wait up to `seconds` for a notification whose payload is in `payloads`; False when none
+        came (or the connection broke: a new one is made next time, after a short pause)."""
+        deadline = time.monotonic() + max(0.0, seconds)
+        try:
+            conn = self.listen()
+            while (remaining := deadline - time.monotonic()) > 0:
+                for note in conn.notifies(timeout=remaining, stop_after=1):
+                    if note.payload in payloads:
+                        return True
+        except Exception:
+            self.close()
+            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+        return False
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # already broken
+                pass

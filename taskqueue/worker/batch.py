@@ -1,0 +1,309 @@
+"""One batch of deliveries, top to bottom: decode → check → run (`execute`) → store and follow up
+(`continuation`) → ack.
+
+The only caller of `ack` and `release`. A message is acked only after its outcome is stored and
+what follows it is sent; whatever goes wrong with one message stays with it (`rejects`).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+
+from django.db import connections
+
+from .. import notify, registry, states, store
+from ..brokers import Delivery
+from ..codecs import Outcome
+from ..message import Message
+from ..outages import drop_broken_connections, is_outage, through_outages
+from . import continuation, execute, rejects
+from .execute import ExecutionContext
+
+logger = logging.getLogger("taskqueue.worker")
+
+
+# Tasks of a batch run back to back and their outcomes are stored in one write. A short task never
+# waits behind a long one of the same batch:
+# - a task expected to run longer than LONG_TASK seconds (or not timed yet in this process) runs
+#   alone: what finished before it is stored and acked first, and the rest of the batch goes back
+#   to the queue for other consumers;
+# - a task that turns out long (still running after WATCHDOG_AFTER) has the unstarted rest handed
+#   back, and what finished before it stored and acked, by the watchdog thread while it runs.
+# Outcomes are also stored at least every FLUSH_AFTER seconds.
+LONG_TASK = 0.01
+WATCHDOG_AFTER = 0.1  # looser than LONG_TASK: a short task with a database write can take 10 ms
+FLUSH_AFTER = 0.02
+_durations: dict[str, float] = {}  # task name -> smoothed run time in this process
+
+
+class _Unstarted:
+    """The deliveries of a batch not started yet; taken one by one, or all handed back at once."""
+
+    def __init__(self, jobs: list[tuple[Delivery, Message]], ctx: ExecutionContext):
+        self._jobs = collections.deque(jobs)
+        self._lock = threading.Lock()
+        self.ctx = ctx
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def take(self) -> tuple[Delivery, Message] | None:
+        with self._lock:
+            return self._jobs.popleft() if self._jobs else None
+
+    def hand_back(self, taken: tuple[Delivery, Message] | None = None) -> bool:
+        """Release every unstarted delivery (and `taken`, first) at the head of its queue; True if any."""
+        with self._lock:
+            jobs = ([taken] if taken else []) + list(self._jobs)
+            self._jobs.clear()
+            self.ctx.broker.release_many([delivery for delivery, _ in jobs])
+        return bool(jobs)
+
+
+class Watchdog:
+    """A thread that, once the current task of a batch runs long, hands back the unstarted rest
+    and stores (and acks) what finished before it."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._armed: tuple[_Unstarted, _Pending, float] | None = None
+        self.handed_back = False
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def arm(self, unstarted: _Unstarted, pending: _Pending) -> None:
+        if self._thread is None or self._pid != os.getpid():  # started lazily, in the process that runs tasks
+            self._thread = threading.Thread(target=self._watch, name="taskqueue-watchdog", daemon=True)
+            self._pid = os.getpid()
+            self._thread.start()
+        with self._cond:
+            self._armed = (unstarted, pending, time.monotonic() + WATCHDOG_AFTER)
+            self._cond.notify()
+
+    def disarm(self) -> None:
+        with self._cond:
+            self._armed = None
+
+    def _watch(self) -> None:
+        while True:  # a daemon thread for the life of the consumer; each wait is bounded
+            with self._cond:
+                if self._armed is None:
+                    self._cond.wait(1.0)
+                    continue
+                unstarted, pending, deadline = self._armed
+                remaining = deadline - time.monotonic()
+                if remaining > 0:
+                    self._cond.wait(remaining)
+                    continue
+                self._armed = None
+            try:
+                if unstarted.hand_back():
+                    self.handed_back = True
+                pending.flush(run_hooks=False, hold=False)  # hooks and waiting stay with the consumer's thread
+            except Exception:  # e.g. the broker is down: the consumer's own flush or the leases recover
+                logger.exception("Could not hand back or store the rest of a batch")
+            finally:
+                connections.close_all()  # this thread's own connections (database broker)
+
+
+class _Pending:
+    """Outcomes and deliveries of a batch that are finished but not yet stored and acked."""
+
+    def __init__(self, ctx: ExecutionContext):
+        self.ctx = ctx
+        self.to_ack: list[Delivery] = []
+        self.finished: list[tuple[Delivery, Outcome]] = []
+        self.since: float | None = None
+        self.hooks_due: list[Outcome] = []  # stored by the watchdog, hooks not run yet
+        self._lock = threading.Lock()  # the watchdog may flush while the consumer runs a task
+
+    def __bool__(self) -> bool:
+        return self.since is not None
+
+    def add(self, delivery: Delivery, outcome: Outcome | None = None) -> None:
+        with self._lock:
+            if self.since is None:
+                self.since = time.monotonic()
+            if outcome is None:
+                self.to_ack.append(delivery)
+            else:
+                self.finished.append((delivery, outcome))
+
+    def overdue(self) -> bool:
+        return self.since is not None and time.monotonic() - self.since >= FLUSH_AFTER
+
+    def flush(self, run_hooks: bool = True, hold: bool = True) -> None:
+        """Store the outcomes, send their follow-ups, wake their waiters, ack, then run the hooks:
+        a message is acked only once its outcome is stored and what follows it is sent.
+
+        Through a database or broker outage the outcomes are held (with `hold`, this waits for the
+        servers to come back) rather than dropped: a task that ran is not run again for it. Each
+        step is done once, so a retry never re-sends a follow-up that was sent."""
+        with self._lock:
+            finished, to_ack = self.finished, self.to_ack
+            self.finished, self.to_ack, self.since = [], [], None
+            outcomes = [outcome for _, outcome in finished]
+            if finished or to_ack:
+                steps = _FlushSteps(finished, to_ack, self.ctx)
+                try:
+                    if hold:
+                        through_outages(steps.run, "Storing outcomes", self.ctx.should_stop)
+                    else:
+                        steps.run()
+                except BaseException:  # keep them: the next flush, or the consumer's give-back, has them
+                    self.finished[:0], self.to_ack[:0] = steps.finished, steps.to_ack
+                    self.since = self.since or time.monotonic()
+                    raise
+            self.hooks_due += outcomes
+            if not run_hooks:
+                return
+            due, self.hooks_due = self.hooks_due, []
+        for outcome in due:
+            execute.run_hooks(registry.get_task(outcome.message.task), outcome)
+
+
+class _FlushSteps:
+    """The steps of one flush, each done once even when `run` is called again after an outage."""
+
+    def __init__(self, finished: list[tuple[Delivery, Outcome]], to_ack: list[Delivery], ctx: ExecutionContext):
+        self.finished, self.to_ack, self.ctx = finished, to_ack, ctx
+        self.wake: tuple | None = None
+        self.followed = 0
+
+    def run(self) -> None:
+        if self.wake is None:
+            self.wake = self._save()
+        while self.followed < len(self.finished):  # before waking anyone: a chain's next step is on the critical path
+            delivery, outcome = self.finished[self.followed]
+            if outcome is not None:
+                _follow_up(delivery, outcome, self.ctx)
+            self.followed += 1
+        notify.publish(*self.wake)
+        self.ctx.broker.ack(self.to_ack + [delivery for delivery, _ in self.finished])
+
+    def _save(self) -> tuple:
+        try:
+            return continuation.save([outcome for _, outcome in self.finished])
+        except Exception as exc:
+            if is_outage(exc):
+                raise
+            logger.exception("Storing a batch of outcomes failed; storing them one by one")
+        ids: list[str] = []
+        notices: dict[str, bytes] = {}
+        done: set[str] = set()
+        for index, (delivery, outcome) in enumerate(self.finished):
+            stored, wake = self._save_one(delivery, outcome)
+            self.finished[index] = (delivery, stored)
+            ids += wake[0]
+            notices.update(wake[1])
+            done |= wake[2]
+        return ids, notices, done
+
+    def _save_one(self, delivery: Delivery, outcome: Outcome) -> tuple[Outcome | None, tuple]:
+        """The outcome stored, or the failure to store it stored in its place, or None once
+        dead-lettered; with what wakes its waiters."""
+        try:
+            return outcome, continuation.save([outcome])
+        except Exception as exc:
+            if is_outage(exc):
+                raise
+            error = RuntimeError(f"the task ended {outcome.state} but its outcome could not be stored: {exc!r}")
+        substitute = Outcome(outcome.message, states.FAILURE, error, traceback=outcome.traceback,
+                             hostname=outcome.hostname, started=outcome.started)
+        try:
+            return substitute, continuation.save([substitute])
+        except Exception as exc:
+            if is_outage(exc):
+                raise
+            rejects.dead_letter(delivery, f"{error}; storing that failed too: {exc!r}", self.ctx.hostname,
+                                task_name=outcome.message.task)
+            return None, ([], {}, set())
+
+
+def process(deliveries: list[Delivery], ctx: ExecutionContext,
+            should_stop: Callable[[], bool] = lambda: False) -> bool:
+    """Run a batch; returns False when it was cut short (a long task, or a warm shutdown).
+
+    Whatever goes wrong with one message stays with it (a dead letter, or the task failed); only
+    an outage leaves this function, after storing what finished and giving back what did not."""
+    ctx.should_stop = should_stop
+    pending = _Pending(ctx)
+    jobs: list[tuple[Delivery, Message]] = []
+    for delivery in deliveries:
+        message = rejects.decode_or_dead_letter(delivery, ctx.hostname)
+        if message is None:
+            pending.add(delivery)
+        else:
+            jobs.append((delivery, message))
+    # Only a redelivery or a retry can meet a stored outcome (revoked messages never get here).
+    seen_before = [m.id for d, m in jobs if d.redeliveries or m.retries]
+    try:
+        known = store.known_states(seen_before) if seen_before else {}
+    except Exception:
+        pending.flush()  # dead letters found above are acked; the rest goes back
+        ctx.broker.release_many([delivery for delivery, _ in jobs])
+        raise
+    unstarted = _Unstarted(jobs, ctx)
+    complete = True
+    ctx.watchdog = ctx.watchdog or Watchdog()
+    ctx.watchdog.handed_back = False
+    while (job := unstarted.take()) is not None:
+        if should_stop():  # warm shutdown: hand back what has not started
+            unstarted.hand_back(taken=job)
+            complete = False
+            break
+        try:
+            complete = _run_job(job, known.get(job[1].id), unstarted, pending, ctx) and complete
+        except Exception:  # an outage: store what finished (waiting for the servers), give back the rest
+            drop_broken_connections()
+            pending.flush()
+            unstarted.hand_back(taken=job)
+            raise
+        if pending.overdue():
+            pending.flush()
+    pending.flush()
+    return complete and not ctx.watchdog.handed_back
+
+
+def _run_job(job: tuple[Delivery, Message], known: tuple[str, int] | None, unstarted: _Unstarted,
+             pending: _Pending, ctx: ExecutionContext) -> bool:
+    """Run one message of a batch; False when the rest of the batch was handed back for it."""
+    delivery, message = job
+    if execute.already_handled(message, known):
+        rejects.contained(lambda: continuation.resume(message), delivery, message, ctx.hostname,
+                          "resending what follows the finished task")
+        pending.add(delivery)
+        return True
+    complete = True
+    if _durations.get(message.task, LONG_TASK) >= LONG_TASK:
+        pending.flush()  # expected to be long: store what finished, give back the rest, run it alone
+        if len(unstarted):
+            complete = not unstarted.hand_back()
+    began = time.monotonic()
+    if len(unstarted) or pending:
+        ctx.watchdog.arm(unstarted, pending)
+    try:
+        outcome = execute.run(message, ctx, delivery)
+    except Exception as exc:
+        if is_outage(exc):
+            raise
+        logger.exception("Handling %s[%s] failed", message.task, message.id)  # a hook or signal receiver
+        outcome = execute.failure(message, exc, ctx.hostname, None)
+    finally:
+        ctx.watchdog.disarm()
+    elapsed = time.monotonic() - began
+    previous = _durations.get(message.task)
+    _durations[message.task] = elapsed if previous is None else 0.7 * previous + 0.3 * elapsed
+    if outcome is not None:
+        pending.add(delivery, outcome)
+    return complete
+
+
+def _follow_up(delivery: Delivery, outcome: Outcome, ctx: ExecutionContext) -> None:
+    rejects.contained(lambda: continuation.follow_up(outcome, ctx.hostname, ctx.eager), delivery, outcome.message,
+                      ctx.hostname, f"sending what follows the task (it ended {outcome.state})")

@@ -1,0 +1,227 @@
+"""What follows a finished task: the one owner of continuations.
+
+After an outcome is stored: a retry's next attempt, the links and the next chain step of a success,
+the errbacks of a failure, the FAILURE of the chain steps that will never run, and, for a chord
+member, counting it (in the transaction that stores it) and settling the chord: sending its body
+with the results in definition order, or failing the body (and all after it) and calling the
+body's errbacks once. Follow-up ids are derived from the parent's, so sending again after a crash
+is harmless. Also used in the caller's process: eager runs, and revoking a chord member.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import transaction
+
+from .. import registry, serialization, states, store
+from ..canvas import Signature, chain, chord, group, maybe_signature
+from ..codecs import Outcome, value_of
+from ..exceptions import ChordError
+from ..message import Message
+from ..producer import send
+from ..request import Request, request_context
+from ..utils import derived_id
+
+logger = logging.getLogger("taskqueue.worker")
+
+
+def save(outcomes: list[Outcome]) -> store.Wake:
+    """Plain outcomes in one write; chord members in one transaction per chord that counts them.
+    A step that stops its chain is stored with the FAILURE of the steps that will never run, in one
+    transaction. Returns what the caller must still pass to `notify.publish` to wake waiters."""
+    members: dict[str, list[Outcome]] = {}
+    plain = []
+    for outcome in outcomes:
+        if outcome.message.chord and outcome.state in states.READY_STATES:
+            members.setdefault(outcome.message.chord["group_id"], []).append(outcome)
+        else:
+            plain.append(outcome)
+    stopped = [o for o in outcomes if o.message.chain and o.state in (states.FAILURE, states.REVOKED)]
+    if stopped:  # a failed step and the later steps that will never run become visible together
+        with transaction.atomic():
+            wake = store.save_outcomes(plain, publish=False)
+            for outcome in stopped:
+                _store_never_run(rest_of_chain(outcome.message), outcome.result)
+    else:
+        wake = store.save_outcomes(plain, publish=False)
+    for group_id, finished in members.items():
+        failed = store.save_chord_members(group_id, finished)
+        # A failed member calls its own errbacks; the chord's failure must not call them again.
+        settle(group_id, skip_errbacks=(failed or finished[0]).message.link_error)
+    return wake
+
+
+def follow_up(outcome: Outcome, hostname: str, eager: bool = False):
+    """Send what comes next (the retry, links, the next chain step, errbacks); returns a retry's result."""
+    message = outcome.message
+    if outcome.state == states.RETRY:
+        args, kwargs, options = outcome.next_attempt
+        return send(message.task, tuple(args), dict(kwargs), task=registry.find(message.task), **options)
+    if outcome.state == states.SUCCESS and (message.link or message.chain):
+        # the value as stored: the live object may have changed since the task returned
+        _send_links(message, serialization.from_jsonable(outcome.encoded))
+    elif outcome.state in (states.FAILURE, states.REVOKED):
+        if outcome.state == states.FAILURE:
+            call_errbacks(message.link_error, Request.from_message(message, hostname, eager), outcome.result,
+                          outcome.traceback)
+        if message.chain:  # the later steps will never run (`save` stored that with this outcome)
+            fail_canvas(rest_of_chain(message), outcome.result, call_errbacks_of_entry=False, rows_stored=True)
+    return None
+
+
+def resume(message: Message) -> None:
+    """A redelivered message that already finished: redo what may not have happened after it
+    (sending the next step, settling its chord). Sends are idempotent: same ids, deduplicated."""
+    row = store.fetch(message.id)
+    if row is None:
+        return
+    if message.chord and row.state in states.READY_STATES:
+        settle(message.chord["group_id"])
+    if row.state == states.SUCCESS and (message.link or message.chain):
+        _send_links(message, serialization.from_jsonable(row.result))
+
+
+def revoked(task_ids: list[str]) -> None:
+    """Tasks revoked (or failed) outside a worker: count them for their chords, which then fail."""
+    for task_id, group_id in store.chords_of(task_ids):
+        store.count_failed_member(group_id, task_id)
+        settle(group_id)
+
+
+def rest_of_chain(message: Message) -> chain:
+    return chain(*[maybe_signature(step) for step in reversed(message.chain)])
+
+
+def _send_links(message: Message, retval: Any) -> None:
+    lineage = {"parent_id": message.id, "root_id": message.root_id or message.id}
+    for index, callback in enumerate(message.link):
+        sig = maybe_signature(callback)
+        sig.apply_async((retval,), task_id=sig.id or derived_id(message.id, f"link{index}"), **lineage)
+    if message.chain:
+        step, later = maybe_signature(message.chain[-1]), message.chain[:-1]
+        rest = {"chain": later} if later else {}  # only tasks precede the end
+        step.apply_async((retval,), task_id=step.id or derived_id(message.id, "chain"), **rest, **lineage)
+
+
+# -- chords --------------------------------------------------------------------------------------
+
+def settle(group_id: str, skip_errbacks: list | None = None) -> None:
+    """Send the body of a resolved chord, or fail it; safe to call again (after a crash, say)."""
+    counter = store.chord_counter(group_id)
+    if counter is None or counter.state == counter.PENDING or counter.body_sent:
+        return
+    body = maybe_signature(counter.body)
+    if counter.state == counter.SUCCESS:
+        body.apply_async((store.results_in_order(counter.member_ids),))
+        counter.claim()
+    elif counter.claim():  # errbacks run once: only the settle that claims the chord fails it
+        exc = _member_exception(store.fetch(counter.failed_task_id), counter.failed_task_id)
+        fail_canvas(body, exc, skip_errbacks=skip_errbacks or [])
+
+
+def _member_exception(row: Any, task_id: str) -> BaseException:
+    exc = value_of(row)
+    if not isinstance(exc, BaseException):
+        exc = ChordError(f"chord member {task_id} did not succeed")
+    exc.add_note(f"chord member {task_id} failed, so the chord's body did not run")
+    return exc
+
+
+# -- what will never run -------------------------------------------------------------------------
+
+def _store_never_run(sig: Signature, exc: BaseException) -> None:
+    """Store FAILURE for every task of `sig`: it will never run."""
+    nodes = [node for node in task_nodes(sig) if node.id]
+    store.save_failures([node.id for node in nodes], exc, _never_run_traceback(exc),
+                        {node.id: node.name for node in nodes})
+
+
+def _never_run_traceback(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}\n" + "".join(f"{note}\n" for note in getattr(exc, "__notes__", []))
+
+
+def fail_canvas(sig: Signature, exc: BaseException, skip_errbacks: list | None = None,
+                call_errbacks_of_entry: bool = True, rows_stored: bool = False) -> None:
+    """Mark every task of `sig` FAILURE (it will never run; `rows_stored`: already done), call its
+    entry errbacks once (unless already called, in `skip_errbacks`), and resolve any enclosing
+    chord whose member this was."""
+    nodes = list(task_nodes(sig))
+    if not rows_stored:
+        _store_never_run(sig, exc)
+    errbacks = []
+    for node in entry_nodes(sig) if call_errbacks_of_entry else ():
+        for errback in node.options.get("link_error", []):
+            if errback not in errbacks and errback not in (skip_errbacks or []):
+                errbacks.append(errback)
+    first = next(iter(entry_nodes(sig)), None)
+    if errbacks and first is not None:
+        request = Request(id=first.id, task=first.name, args=first.args, kwargs=first.kwargs,
+                          root_id=first.options.get("root_id"), parent_id=first.options.get("parent_id"),
+                          group_id=first.options.get("group_id"))
+        call_errbacks(errbacks, request, exc, _never_run_traceback(exc))
+    for node in nodes:
+        outer = node.options.get("chord")
+        if outer and node.id:
+            store.count_failed_member(outer["group_id"], node.id)
+            settle(outer["group_id"])
+
+
+def task_nodes(sig: Signature):
+    """Every task of a canvas, depth first."""
+    sig = maybe_signature(sig)
+    if isinstance(sig, (chain, group)):
+        for step in sig.tasks:
+            yield from task_nodes(step)
+    elif isinstance(sig, chord):
+        yield from task_nodes(sig.header)
+        yield from task_nodes(sig.body)
+    else:
+        yield sig
+
+
+def entry_nodes(sig: Signature):
+    """The tasks that would have run first: the ones a failure "happens to"."""
+    sig = maybe_signature(sig)
+    if isinstance(sig, chain):
+        steps = sig.tasks
+        if steps:
+            yield from entry_nodes(steps[0])
+    elif isinstance(sig, group):
+        for member in sig.tasks:
+            yield from entry_nodes(member)
+    elif isinstance(sig, chord):
+        yield from entry_nodes(sig.body)
+    else:
+        yield sig
+
+
+# -- errbacks ------------------------------------------------------------------------------------
+
+def call_errbacks(errbacks: list, request: Request, exc: BaseException, traceback: str | None) -> None:
+    """Call each errback once: a handler taking (request, exc, traceback) runs in place, others are
+    sent with the failed task's id. One that raises is logged and does not stop the others."""
+    for index, errback in enumerate(errbacks):
+        sig = Signature(errback)
+        try:
+            handler = registry.find(sig.name)
+            if handler is not None and not sig.immutable and _takes_request_exc_traceback(handler, len(sig.args)):
+                with request_context(Request(task=handler.name)):
+                    handler(*sig.args, request, exc, traceback)
+            else:
+                sig.apply_async(() if sig.immutable else (request.id,),
+                                task_id=sig.id or derived_id(request.id, f"errback{index}"),
+                                parent_id=request.id, root_id=request.root_id or request.id)
+        except Exception:
+            logger.exception("Errback %s for %s[%s] raised; the failure is stored anyway",
+                             sig.name, request.task, request.id)
+
+
+def _takes_request_exc_traceback(task, partial_args: int) -> bool:
+    """Whether the handler's positional parameters left after its partial args are exactly three."""
+    params = list(task._signature().parameters.values())[(1 if task.bind else 0) + partial_args:]
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if any(p.kind == p.VAR_POSITIONAL for p in params):
+        return len(positional) <= 3
+    return len(positional) == 3
