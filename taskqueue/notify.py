@@ -237,7 +237,11 @@ def _pg_waiter(task_id: str) -> Callable[[float], None]:
     listener = _pg_listener()
     listener.forget_earlier()
     wanted = (task_id,)
-    return lambda seconds: listener.wait_for(wanted, seconds)
+
+    def wait(seconds: float) -> None:  # a NOTIFY carries no outcome: the waiter reads the row
+        listener.wait_for(wanted, seconds)
+
+    return wait
 
 
 def close() -> None:
