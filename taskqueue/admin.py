@@ -8,7 +8,7 @@ from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from . import states
+from . import control, scheduler, states
 from .models import (
     ChordCounter,
     CrontabSchedule,
@@ -75,8 +75,6 @@ class TaskResultAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Revoke selected tasks (not yet finished)")
     def revoke_selected(self, request, queryset):
-        from . import control
-
         ids = list(queryset.exclude(state__in=states.READY_STATES).values_list("task_id", flat=True))
         control.revoke(ids)
         self.message_user(request, f"Revoked {len(ids)} task(s).", messages.SUCCESS)
@@ -198,10 +196,8 @@ class PeriodicTaskAdmin(admin.ModelAdmin):
 
     @admin.action(description="Run selected tasks now")
     def run_now(self, request, queryset):
-        from .scheduler import run_now
-
         for periodic in queryset:
-            run_now(periodic)
+            scheduler.run_now(periodic)
         self.message_user(request, f"Sent {queryset.count()} task(s).", messages.SUCCESS)
 
     @admin.action(description="Enable selected")

@@ -9,6 +9,7 @@ import threading
 from django.core.management.base import BaseCommand
 
 from ...scheduler import Scheduler
+from ...worker.databases import apply_database_override
 
 
 class Command(BaseCommand):
@@ -19,8 +20,6 @@ class Command(BaseCommand):
         parser.add_argument("-l", "--loglevel", default="info")
 
     def handle(self, *args, **options):
-        from ...worker.databases import apply_database_override
-
         apply_database_override()
         logging.basicConfig(level=options["loglevel"].upper(),
                             format="[%(asctime)s: %(levelname)s/scheduler] %(message)s")
