@@ -7,8 +7,9 @@ import time
 
 import pytest
 
-from taskqueue.models import IntervalSchedule, PeriodicRun, PeriodicTask, TaskResult
+from taskqueue.models import PeriodicRun, TaskResult
 from taskqueue.testing import WorkerProcess, start_worker
+from tests.factories import PeriodicTaskFactory
 from tests.helpers import wait_until
 from tests.tasks import slow_add
 
@@ -46,9 +47,7 @@ def test_2000_tasks_survive_a_killed_worker(db_broker):
 
 @database_broker_runs_only
 def test_two_schedulers_for_65_seconds(db_broker):
-    schedule = IntervalSchedule.objects.create(every=5, period="seconds")
-    PeriodicTask.objects.create(name="five", task="tests.tasks.tick", args=["five"], interval=schedule,
-                                queue="ticks")
+    PeriodicTaskFactory(name="five", interval__every=5, queue="ticks")
     worker = start_worker("-c", "1", "-Q", "ticks", env=DB_BROKER)
     env = {**WorkerProcess(env=DB_BROKER).env, "PYTHONPATH": os.getcwd()}
     procs = [subprocess.Popen([sys.executable, "-m", "django", "runscheduler", "--tick", "0.5"], env=env,
@@ -74,8 +73,7 @@ def test_two_schedulers_for_65_seconds(db_broker):
 
 
 def test_runworker_beat_sends_periodic_tasks(db_broker):
-    schedule = IntervalSchedule.objects.create(every=1, period="seconds")
-    PeriodicTask.objects.create(name="beat", task="tests.tasks.tick", args=["beat"], interval=schedule, queue="beat")
+    PeriodicTaskFactory(name="beat", interval__every=1, queue="beat")
     worker = start_worker("-c", "1", "-Q", "beat", "--beat", env=DB_BROKER)
     try:
         assert "scheduler (--beat)" in worker.output

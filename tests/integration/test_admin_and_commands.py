@@ -5,19 +5,14 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from taskqueue import states
 from taskqueue.models import TaskResult
+from tests.factories import ChordCounterFactory, DeadLetterFactory, GroupResultFactory, TaskResultFactory
 
 
 @pytest.fixture
 def rows(db):
-    ok = TaskResult.objects.create(task_id="id-ok", task_name="tests.tasks.add", state=states.SUCCESS,
-                                   args=[2, 2], kwargs={}, result=4, queue="default", worker="w1")
-    bad = TaskResult.objects.create(task_id="id-bad", task_name="tests.tasks.fail", state=states.FAILURE,
-                                    result={"exc_type": "ValueError", "exc_module": "builtins",
-                                            "exc_message": ["boom"]},
-                                    traceback="Traceback...\nValueError: boom", queue="other", worker="w2",
-                                    meta={"progress": 10})
+    ok = TaskResultFactory(task_id="id-ok", worker="w1")
+    bad = TaskResultFactory(task_id="id-bad", failed=True, queue="other", worker="w2", meta={"progress": 10})
     return ok, bad
 
 
@@ -87,3 +82,21 @@ def test_group_and_chord_pages_show_members_and_states(admin_client, transaction
     group_row = GroupResult.objects.get(group_id=res.parent.id)
     page = admin_client.get(f"/admin/taskqueue/groupresult/{group_row.pk}/change/")
     assert page.status_code == 200 and page.content.count(b"tests.tasks.add") == 2
+
+
+def test_a_chord_half_done_a_group_and_dead_letters_are_listed_with_their_states(admin_client, db):
+    counter = ChordCounterFactory(total=3, remaining=2)
+    TaskResultFactory(task_id=counter.member_ids[0], group_id=counter.group_id)  # the one member done
+    page = admin_client.get(f"/admin/taskqueue/chordcounter/{counter.pk}/change/")
+    assert page.status_code == 200
+    assert page.content.count(b"<td>SUCCESS</td>") == 1 and page.content.count(b"<td>PENDING</td>") == 2
+    assert b"1/3" in admin_client.get("/admin/taskqueue/chordcounter/").content
+
+    group_row = GroupResultFactory(members=3)
+    page = admin_client.get(f"/admin/taskqueue/groupresult/{group_row.pk}/change/")
+    assert page.status_code == 200 and page.content.count(b"<td>SUCCESS</td>") == 3
+
+    DeadLetterFactory(message_id="forged-9", reason="forged message: the signature does not match")
+    DeadLetterFactory(message_id="bad-9", reason="malformed body")
+    found = admin_client.get("/admin/taskqueue/deadletter/?q=forged-9")
+    assert found.status_code == 200 and b"forged message" in found.content and b"bad-9" not in found.content
