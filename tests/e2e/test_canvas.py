@@ -24,7 +24,7 @@ from tests.tasks import (
 )
 
 
-@pytest.fixture(params=["worker", "eager"])
+@pytest.fixture(params=["worker", pytest.param("eager", marks=pytest.mark.any_broker)])
 def mode(request, transactional_db, settings):
     if request.param == "worker":
         request.getfixturevalue("worker")

@@ -15,9 +15,6 @@ from tests.tasks import slow_add
 
 pytestmark = pytest.mark.slow
 DB_BROKER = {"TASKQUEUE_TEST_BROKER": "django"}
-# The long runs use the database broker whatever the run's broker: run them once, in its runs.
-database_broker_runs_only = pytest.mark.skipif(os.environ.get("TASKQUEUE_TEST_BROKER") != "django",
-                                               reason="run in the database-broker runs")
 
 
 @pytest.fixture
@@ -25,7 +22,7 @@ def db_broker(settings, transactional_db):
     settings.TASKQUEUE_BROKER_URL = "django://"
 
 
-@database_broker_runs_only
+@pytest.mark.database_broker  # whatever the run's broker: run in its runs only
 @pytest.mark.skipif("os.environ.get('DATABASE_URL', 'postgres').startswith('sqlite')",
                     reason="the 2,000-task test is specified for PostgreSQL")
 def test_2000_tasks_survive_a_killed_worker(db_broker):
@@ -45,7 +42,7 @@ def test_2000_tasks_survive_a_killed_worker(db_broker):
         second.terminate()
 
 
-@database_broker_runs_only
+@pytest.mark.database_broker  # whatever the run's broker: run in its runs only
 def test_two_schedulers_for_65_seconds(db_broker):
     PeriodicTaskFactory(name="five", interval__every=5, queue="ticks")
     worker = start_worker("-c", "1", "-Q", "ticks", env=DB_BROKER)
@@ -72,6 +69,7 @@ def test_two_schedulers_for_65_seconds(db_broker):
         worker.terminate()
 
 
+@pytest.mark.database_broker
 def test_runworker_beat_sends_periodic_tasks(db_broker):
     PeriodicTaskFactory(name="beat", interval__every=1, queue="beat")
     worker = start_worker("-c", "1", "-Q", "beat", "--beat", env=DB_BROKER)
@@ -83,6 +81,8 @@ def test_runworker_beat_sends_periodic_tasks(db_broker):
         assert worker.terminate() == 0
 
 
+@pytest.mark.any_broker  # the demo's defaults, whatever the run's
+@pytest.mark.any_database
 def test_demo_defaults_run_on_sqlite_without_redis(tmp_path):
     """A clean checkout: no TASKQUEUE_BROKER_URL, no DATABASE_URL: SQLite and the database broker."""
     env = {key: value for key, value in os.environ.items()

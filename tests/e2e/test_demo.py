@@ -79,12 +79,16 @@ def test_score_polling_reports_progress(demo_worker, client):
     wait_until(lambda: client.get(location).json()["progress"] == 100, timeout=20, message="done")
 
 
+@pytest.mark.any_broker
+@pytest.mark.any_database
 def test_bad_orders_are_refused(transactional_db, client):
     assert client.post("/api/orders/", {"amount": "1"}, content_type="application/json").status_code == 400
     assert client.post("/api/orders/", {"customer": "x", "seconds": 600},
                        content_type="application/json").status_code == 400
 
 
+@pytest.mark.any_broker  # the demo's own defaults: SQLite and the database broker
+@pytest.mark.any_database
 def test_rundemo_serves_and_stops_everything_on_ctrl_c(tmp_path):
     import os
     import signal

@@ -18,6 +18,7 @@ from tests.tasks import add, slow_add
 pytestmark = [pytest.mark.slow, pytest.mark.redis_only]
 
 
+@pytest.mark.any_database  # a private Redis, no database
 def test_delay_against_a_server_that_never_answers_fails_within_the_broker_timeout(fault_redis):
     assert add.delay(1, 1).id  # reachable: sent
     fault_redis.pause()  # accepts connections, answers nothing

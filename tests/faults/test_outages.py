@@ -17,7 +17,8 @@ from tests.faults.conftest import FaultDatabase, run_in
 from tests.helpers import report, wait_until
 from tests.tasks import tally
 
-pytestmark = [pytest.mark.slow, pytest.mark.redis_only]
+# Private PostgreSQL and Redis servers, each test choosing its broker: nothing of the run's own.
+pytestmark = [pytest.mark.slow, pytest.mark.any_broker, pytest.mark.any_database]
 
 DRAIN = 2000
 CONCURRENCY = 2

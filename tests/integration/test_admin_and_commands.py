@@ -16,6 +16,7 @@ def rows(db):
     return ok, bad
 
 
+@pytest.mark.any_broker
 def test_result_list_filters_and_search(admin_client, rows):
     page = admin_client.get("/admin/taskqueue/taskresult/")
     assert page.status_code == 200 and b"id-ok" in page.content and b"id-bad" in page.content
@@ -25,6 +26,7 @@ def test_result_list_filters_and_search(admin_client, rows):
         assert b"id-bad" in filtered.content and b"id-ok" not in filtered.content, query
 
 
+@pytest.mark.any_broker
 def test_result_detail_shows_args_result_traceback_and_meta(admin_client, rows):
     _, bad = rows
     page = admin_client.get(f"/admin/taskqueue/taskresult/{bad.pk}/change/")
@@ -61,10 +63,13 @@ def test_purge_command(broker_url, transactional_db):
     assert "purged 2" in out.getvalue()
 
 
+@pytest.mark.any_broker
+@pytest.mark.any_database
 def test_no_missing_migrations(db):
     call_command("makemigrations", "taskqueue", "--check", "--dry-run", stdout=StringIO())
 
 
+@pytest.mark.any_broker  # eager
 def test_group_and_chord_pages_show_members_and_states(admin_client, transactional_db, settings):
     from taskqueue import chord
     from taskqueue.models import ChordCounter, GroupResult
@@ -84,6 +89,7 @@ def test_group_and_chord_pages_show_members_and_states(admin_client, transaction
     assert page.status_code == 200 and page.content.count(b"tests.tasks.add") == 2
 
 
+@pytest.mark.any_broker
 def test_a_chord_half_done_a_group_and_dead_letters_are_listed_with_their_states(admin_client, db):
     counter = ChordCounterFactory(total=3, remaining=2)
     TaskResultFactory(task_id=counter.member_ids[0], group_id=counter.group_id)  # the one member done

@@ -8,6 +8,8 @@ import pytest
 from taskqueue.brokers import create_broker
 from tests.helpers import wait_until
 
+pytestmark = pytest.mark.any_broker  # each test runs on both brokers already (the `broker` fixture's params)
+
 
 @pytest.fixture(params=["redis", "django"])
 def broker(request, transactional_db):

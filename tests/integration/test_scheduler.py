@@ -11,6 +11,8 @@ from taskqueue.models import PeriodicRun, PeriodicTask, TaskResult
 from taskqueue.scheduler import Scheduler
 from tests.factories import CrontabScheduleFactory, PeriodicTaskFactory, TaskResultFactory
 
+pytestmark = pytest.mark.any_broker  # eager: the scheduler and the database, no broker
+
 
 @pytest.fixture
 def eager(settings):

@@ -12,6 +12,8 @@ from taskqueue.conf import reset_settings
 from taskqueue.store import Outcome
 from tests.factories import MessageFactory
 
+pytestmark = pytest.mark.any_broker  # the result store is the database's
+
 
 def _outcome(value, state=states.SUCCESS):
     message = MessageFactory(args=(1, (2, 3)), kwargs={"when": Decimal("1.5")}, group_id="g-1", parent_id="p-1")
