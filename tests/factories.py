@@ -86,7 +86,6 @@ class SignedBodyFactory(factory.Factory):
 
     class Meta:
         model = bytes
-        exclude = ("message", "key")
 
     message = factory.SubFactory(MessageFactory)
     key = None
