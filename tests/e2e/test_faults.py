@@ -65,13 +65,14 @@ def test_sigkilled_worker_hands_its_task_to_another_after_its_lease(transactiona
 
 
 def test_long_task_on_a_live_worker_is_never_handed_over(transactional_db, broker_url):
-    """A task that runs more than twice its lease (12 s against 5 s) stays with its live worker."""
-    env = {"TASKQUEUE_VISIBILITY_TIMEOUT": "5"}
+    """A task that runs over two and a half leases (8 s against 3 s) stays with its live worker: its
+    heartbeats renew the lease, so the idle worker never takes the task over."""
+    env = {"TASKQUEUE_VISIBILITY_TIMEOUT": "3"}
     busy = start_worker("-c", "1", "-Q", "long", env=env)
     idle = start_worker("-c", "1", "-Q", "long", env=env)
     try:
-        res = record.apply_async(("long", 12.0), queue="long")
-        res.get(timeout=40)
+        res = record.apply_async(("long", 8.0), queue="long")
+        res.get(timeout=30)
         assert Run.objects.filter(label="long").count() == 1
     finally:
         busy.terminate()
