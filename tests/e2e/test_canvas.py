@@ -6,7 +6,7 @@ import pytest
 
 from taskqueue import GroupResult, chain, chord, group, result_from_tuple, signature, states
 from taskqueue.models import ChordCounter, TaskResult
-from tests.helpers import wait_until
+from tests.helpers import start_workers, wait_until
 from tests.models import Run
 from tests.tasks import (
     add,
@@ -205,10 +205,8 @@ def test_revoked_member_resolves_the_chord(worker):
 @pytest.mark.slow
 def test_chord_survives_a_worker_killed_halfway(transactional_db, broker_url):
     from taskqueue.models import TaskResult
-    from taskqueue.testing import start_worker
 
-    first = start_worker("-c", "4", "-Q", "chordkill")
-    second = start_worker("-c", "4", "-Q", "chordkill")
+    first, second = start_workers(("-c", "4", "-Q", "chordkill"), ("-c", "4", "-Q", "chordkill"))
     try:
         header = [slow_add.s(i, 0, 0.05).set(queue="chordkill") for i in range(200)]
         res = chord(header, record_list.s().set(queue="chordkill"))()

@@ -10,7 +10,7 @@ import pytest
 from taskqueue.models import PeriodicRun, TaskResult
 from taskqueue.testing import WorkerProcess, start_worker
 from tests.factories import PeriodicTaskFactory
-from tests.helpers import wait_until
+from tests.helpers import start_workers, wait_until
 from tests.models import Run
 from tests.tasks import slow_add
 
@@ -27,8 +27,7 @@ def db_broker(settings, transactional_db):
 @pytest.mark.skipif("os.environ.get('DATABASE_URL', 'postgres').startswith('sqlite')",
                     reason="the 2,000-task test is specified for PostgreSQL")
 def test_2000_tasks_survive_a_killed_worker(db_broker):
-    first = start_worker("-c", "2", "-Q", "bulk", env=DB_BROKER)
-    second = start_worker("-c", "2", "-Q", "bulk", env=DB_BROKER)
+    first, second = start_workers(("-c", "2", "-Q", "bulk"), ("-c", "2", "-Q", "bulk"), env=DB_BROKER)
     try:
         from taskqueue.canvas import group
 

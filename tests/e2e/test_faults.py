@@ -10,7 +10,7 @@ from taskqueue import states
 from taskqueue.brokers import get_broker
 from taskqueue.exceptions import TimeLimitExceeded
 from taskqueue.testing import start_worker
-from tests.helpers import RedisServer, report, wait_until
+from tests.helpers import RedisServer, report, start_workers, wait_until
 from tests.models import Run
 from tests.tasks import add, hard_limited, record, soft_limited, suicide
 
@@ -68,8 +68,7 @@ def test_long_task_on_a_live_worker_is_never_handed_over(transactional_db, broke
     """A task that runs over two and a half leases (8 s against 3 s) stays with its live worker: its
     heartbeats renew the lease, so the idle worker never takes the task over."""
     env = {"TASKQUEUE_VISIBILITY_TIMEOUT": "3"}
-    busy = start_worker("-c", "1", "-Q", "long", env=env)
-    idle = start_worker("-c", "1", "-Q", "long", env=env)
+    busy, idle = start_workers(("-c", "1", "-Q", "long"), ("-c", "1", "-Q", "long"), env=env)
     try:
         res = record.apply_async(("long", 8.0), queue="long")
         res.get(timeout=30)
