@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import pytest
 import redis
@@ -23,12 +24,40 @@ def _broker_is_redis() -> bool:
     return settings.TASKQUEUE_BROKER_URL.startswith("redis")
 
 
+def _database_is_postgresql() -> bool:
+    return settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+
+
+UNIT_TESTS = Path(__file__).resolve().parent / "unit"
+# CI runs the suite four times: PostgreSQL and SQLite, each with the Redis and the database broker.
+# A test whose inputs are the same whatever the run's broker (or database) proves nothing new the
+# second time, so it is marked and runs once:
+#   any_broker    does not use the run's broker: runs only in the Redis-broker runs
+#   any_database  does not use the run's database: runs only in the PostgreSQL runs
+#   database_broker  sets up the database broker itself: runs only in the database-broker runs
+# Tests under tests/unit/ are both any_broker and any_database. TASKQUEUE_TEST_EVERY_COMBINATION=1
+# runs them all anyway (redis_only still needs the Redis broker).
+SKIPS = {
+    "redis_only": (lambda: not _broker_is_redis(), "Redis-specific; this run uses the database broker"),
+    "any_broker": (lambda: not _broker_is_redis(), "does not depend on the broker: runs in the Redis-broker runs"),
+    "any_database": (lambda: not _database_is_postgresql(),
+                     "does not depend on the database: runs in the PostgreSQL runs"),
+    "database_broker": (_broker_is_redis, "uses the database broker whatever the run's: runs in its runs"),
+}
+
+
 def pytest_collection_modifyitems(config, items):
-    if not _broker_is_redis():
-        skip = pytest.mark.skip(reason="Redis-specific; this run uses the database broker")
-        for item in items:
-            if "redis_only" in item.keywords:
+    every_combination = bool(os.environ.get("TASKQUEUE_TEST_EVERY_COMBINATION"))
+    skips = {name: pytest.mark.skip(reason=reason) for name, (applies, reason) in SKIPS.items()
+             if applies() and (name == "redis_only" or not every_combination)}
+    for item in items:
+        if UNIT_TESTS in item.path.parents:
+            item.add_marker(pytest.mark.any_broker)
+            item.add_marker(pytest.mark.any_database)
+        for name, skip in skips.items():
+            if item.get_closest_marker(name) is not None:
                 item.add_marker(skip)
+                break
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ import tempfile
 import time
 import weakref
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 
 def wait_until(predicate: Callable[[], object], timeout: float = 10, interval: float = 0.02,
@@ -26,6 +27,22 @@ def wait_until(predicate: Callable[[], object], timeout: float = 10, interval: f
         if time.monotonic() > deadline:
             raise AssertionError(f"{message} not reached within {timeout} s")
         time.sleep(interval)
+
+
+def start_workers(*arg_lists: tuple[str, ...], env: dict[str, str] | None = None, timeout: float = 30) -> list:
+    """Start one `runworker` per argument list at the same time (each loads Django in its own
+    process) and wait until all are ready; if one fails, stop them all."""
+    from taskqueue.testing import WorkerProcess
+
+    workers = [WorkerProcess(tuple(args), env) for args in arg_lists]
+    try:
+        with ThreadPoolExecutor(len(workers)) as pool:
+            list(pool.map(lambda worker: worker.start(timeout), workers))
+    except BaseException:
+        for worker in workers:
+            worker.kill()
+        raise
+    return workers
 
 
 def free_port() -> int:

@@ -60,6 +60,8 @@ REDIS_URL = env("TASKQUEUE_TEST_REDIS_URL", default="redis://127.0.0.1:6379/11")
 TASKQUEUE_BROKER_URL = "django://" if env("TASKQUEUE_TEST_BROKER", default="redis") == "django" else REDIS_URL
 TASKQUEUE_KEY_PREFIX = f"tqtest-{RUN_ID}"
 TASKQUEUE_VISIBILITY_TIMEOUT = float(os.environ.get("TASKQUEUE_VISIBILITY_TIMEOUT", "3"))
+# A fault test against a paused Redis sets it lower for its worker: each try waits out this timeout.
+TASKQUEUE_BROKER_TIMEOUT = float(os.environ.get("TASKQUEUE_BROKER_TIMEOUT", "5"))
 TASKQUEUE_TRACK_STARTED = True
 # Longer than a publish to a stopped Redis takes here, so no worker relays a row its sender still handles.
 TASKQUEUE_OUTBOX_RELAY_AFTER = float(os.environ.get("TASKQUEUE_OUTBOX_RELAY_AFTER", "3"))

@@ -59,8 +59,9 @@ def always_retry(self, label):
     raise self.retry(exc=KeyError("again"))
 
 
-@task(bind=True, autoretry_for=(IOError,), retry_backoff=True, retry_jitter=False, max_retries=4)
+@task(bind=True, autoretry_for=(IOError,), retry_backoff=0.25, retry_jitter=False, max_retries=4)
 def flaky(self, label):
+    """Always fails; retried after 0.25, 0.5, 1 and 2 s (a backoff factor of a quarter second)."""
     Run.objects.create(label=label, task_id=self.request.id, pid=os.getpid(), started=time.time())
     raise OSError("flaky")
 

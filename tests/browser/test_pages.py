@@ -11,6 +11,8 @@ from taskqueue.testing import start_worker
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+# The pages in a browser: the demo's stories are run on every broker and database by tests/e2e/test_demo.py.
+pytestmark = [pytest.mark.any_broker, pytest.mark.any_database]
 
 
 def _browser_available() -> bool:

@@ -3,20 +3,19 @@
 import os
 import subprocess
 import sys
-import time
+from datetime import timedelta
 
 import pytest
 
-from taskqueue.models import IntervalSchedule, PeriodicRun, PeriodicTask, TaskResult
+from taskqueue.models import PeriodicRun, TaskResult
 from taskqueue.testing import WorkerProcess, start_worker
-from tests.helpers import wait_until
+from tests.factories import PeriodicTaskFactory
+from tests.helpers import start_workers, wait_until
+from tests.models import Run
 from tests.tasks import slow_add
 
 pytestmark = pytest.mark.slow
 DB_BROKER = {"TASKQUEUE_TEST_BROKER": "django"}
-# The long runs use the database broker whatever the run's broker: run them once, in its runs.
-database_broker_runs_only = pytest.mark.skipif(os.environ.get("TASKQUEUE_TEST_BROKER") != "django",
-                                               reason="run in the database-broker runs")
 
 
 @pytest.fixture
@@ -24,12 +23,11 @@ def db_broker(settings, transactional_db):
     settings.TASKQUEUE_BROKER_URL = "django://"
 
 
-@database_broker_runs_only
+@pytest.mark.database_broker  # whatever the run's broker: run in its runs only
 @pytest.mark.skipif("os.environ.get('DATABASE_URL', 'postgres').startswith('sqlite')",
                     reason="the 2,000-task test is specified for PostgreSQL")
 def test_2000_tasks_survive_a_killed_worker(db_broker):
-    first = start_worker("-c", "2", "-Q", "bulk", env=DB_BROKER)
-    second = start_worker("-c", "2", "-Q", "bulk", env=DB_BROKER)
+    first, second = start_workers(("-c", "2", "-Q", "bulk"), ("-c", "2", "-Q", "bulk"), env=DB_BROKER)
     try:
         from taskqueue.canvas import group
 
@@ -44,27 +42,29 @@ def test_2000_tasks_survive_a_killed_worker(db_broker):
         second.terminate()
 
 
-@database_broker_runs_only
-def test_two_schedulers_for_65_seconds(db_broker):
-    schedule = IntervalSchedule.objects.create(every=5, period="seconds")
-    PeriodicTask.objects.create(name="five", task="tests.tasks.tick", args=["five"], interval=schedule,
-                                queue="ticks")
+@pytest.mark.database_broker  # whatever the run's broker: run in its runs only
+def test_two_schedulers_send_each_slot_once(db_broker):
+    """Two `runscheduler` processes race for every slot of a 2-second schedule: each slot is sent
+    once, none is skipped, and each run executes once. (tests/integration/test_scheduler.py proves
+    the same over 65 s of simulated clock; this is the real processes and the real clock.)"""
+    PeriodicTaskFactory(name="every-two", interval__every=2, queue="ticks")
     worker = start_worker("-c", "1", "-Q", "ticks", env=DB_BROKER)
     env = {**WorkerProcess(env=DB_BROKER).env, "PYTHONPATH": os.getcwd()}
-    procs = [subprocess.Popen([sys.executable, "-m", "django", "runscheduler", "--tick", "0.5"], env=env,
+    procs = [subprocess.Popen([sys.executable, "-m", "django", "runscheduler", "--tick", "0.25"], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
     try:
-        started = time.monotonic()
-        while time.monotonic() - started < 65:
-            time.sleep(0.5)  # the test's subject is 65 s of wall time
+        wait_until(lambda: PeriodicRun.objects.count() >= 4, timeout=30, message="four slots sent")
         for proc in procs:
             proc.terminate()
         outputs = [proc.communicate(timeout=10)[0] for proc in procs]
-        slots = list(PeriodicRun.objects.values_list("slot", flat=True))
-        assert 12 <= len(slots) <= 14 and len(slots) == len(set(slots)), outputs
         assert all("scheduler ready" in output for output in outputs), outputs
+        slots = sorted(PeriodicRun.objects.values_list("slot", flat=True))
+        assert len(slots) == len(set(slots)) >= 4, outputs
+        gaps = [later - earlier for earlier, later in zip(slots, slots[1:])]
+        assert gaps == [timedelta(seconds=2)] * len(gaps), (slots, outputs)  # consecutive slots: none skipped
         wait_until(lambda: TaskResult.objects.filter(task_name="tests.tasks.tick", state="SUCCESS").count()
                    == len(slots), timeout=20, message="every run's result")
+        assert Run.objects.filter(label="every-two").count() == len(slots)  # each slot ran once
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -73,9 +73,9 @@ def test_two_schedulers_for_65_seconds(db_broker):
         worker.terminate()
 
 
+@pytest.mark.database_broker
 def test_runworker_beat_sends_periodic_tasks(db_broker):
-    schedule = IntervalSchedule.objects.create(every=1, period="seconds")
-    PeriodicTask.objects.create(name="beat", task="tests.tasks.tick", args=["beat"], interval=schedule, queue="beat")
+    PeriodicTaskFactory(name="beat", interval__every=1, queue="beat")
     worker = start_worker("-c", "1", "-Q", "beat", "--beat", env=DB_BROKER)
     try:
         assert "scheduler (--beat)" in worker.output
@@ -85,6 +85,8 @@ def test_runworker_beat_sends_periodic_tasks(db_broker):
         assert worker.terminate() == 0
 
 
+@pytest.mark.any_broker  # the demo's defaults, whatever the run's
+@pytest.mark.any_database
 def test_demo_defaults_run_on_sqlite_without_redis(tmp_path):
     """A clean checkout: no TASKQUEUE_BROKER_URL, no DATABASE_URL: SQLite and the database broker."""
     env = {key: value for key, value in os.environ.items()

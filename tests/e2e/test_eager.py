@@ -7,6 +7,8 @@ from taskqueue.models import TaskResult
 from tests.models import Run
 from tests.tasks import add, always_retry, fail, on_error_id, whoami
 
+pytestmark = pytest.mark.any_broker  # eager mode runs in process: no broker
+
 
 @pytest.fixture
 def eager(settings, transactional_db):

@@ -1,27 +1,19 @@
 """Bad messages land in the dead-letter store with the reason; the worker keeps processing."""
 
-import hashlib
-import hmac
-
 from taskqueue.brokers import get_broker
-from taskqueue.conf import get_settings
-from taskqueue.message import Message, encode
 from taskqueue.models import DeadLetter
+from tests.factories import SignedBodyFactory
 from tests.helpers import wait_until
 from tests.tasks import add
 
 
-def _signed(payload: bytes) -> bytes:
-    return hmac.new(get_settings().signing_key, payload, hashlib.sha256).hexdigest().encode() + b":" + payload
-
-
 def test_bad_messages_are_dead_lettered_and_the_worker_goes_on(worker, admin_client):
     broker = get_broker()
-    good = encode(Message(id="unknown-1", task="no.such.task"), get_settings().signing_key)
+    good = SignedBodyFactory(message__id="unknown-1", message__task="no.such.task")
     broker.publish("default", "unknown-1", good)
-    broker.publish("default", "malformed-1", _signed(b'{"id": "malformed-1", "args": 5'))
+    broker.publish("default", "malformed-1", SignedBodyFactory(payload=b'{"id": "malformed-1", "args": 5'))
     broker.publish("default", "unsigned-1", b'{"v": 1, "id": "unsigned-1", "task": "tests.tasks.add"}')
-    forged = encode(Message(id="forged-1", task="tests.tasks.add", args=(1, 2)), b"not-our-key")
+    forged = SignedBodyFactory(message__id="forged-1", message__task="tests.tasks.add", key=b"not-our-key")
     broker.publish("default", "forged-1", forged)
 
     assert add.delay(20, 22).get(timeout=10) == 42

@@ -13,9 +13,9 @@ from django.utils import timezone
 from taskqueue import AsyncResult, control, states, store
 from taskqueue.brokers import get_broker
 from taskqueue.codecs import Outcome
-from taskqueue.message import Message
 from taskqueue.models import CancelledTask
 from taskqueue.testing import start_worker
+from tests.factories import CancelledTaskFactory, MessageFactory
 from tests.helpers import report, wait_until
 from tests.models import Run
 from tests.tasks import add, record
@@ -43,7 +43,7 @@ def test_revoke_with_terminate_stops_the_running_task_within_seconds(transaction
 
 
 def test_revoked_is_final(transactional_db):
-    message = Message(id=str(uuid.uuid4()), task="tests.tasks.add", args=(1, 2))
+    message = MessageFactory(task="tests.tasks.add", args=(1, 2))
     store.save_outcomes([Outcome(message, states.STARTED, None)])
     control.revoke([message.id])
     store.save_outcomes([Outcome(message, states.SUCCESS, 3, encoded=3)])  # a late result
@@ -66,7 +66,7 @@ def test_a_revoke_outlives_the_countdown_of_its_message(transactional_db, settin
 
 
 def test_cleanup_drops_revoke_markers_that_ran_out(transactional_db):
-    CancelledTask.objects.create(task_id="old", expires_at=timezone.now() - timedelta(seconds=1))
-    CancelledTask.objects.create(task_id="current", expires_at=timezone.now() + timedelta(hours=1))
+    CancelledTaskFactory(task_id="old", expires_at=timezone.now() - timedelta(seconds=1))
+    CancelledTaskFactory(task_id="current", expires_at=timezone.now() + timedelta(hours=1))
     control.cleanup()
     assert list(CancelledTask.objects.values_list("task_id", flat=True)) == ["current"]

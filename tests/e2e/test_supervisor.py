@@ -7,8 +7,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from taskqueue.models import IntervalSchedule, PeriodicTask
 from taskqueue.testing import start_worker
+from tests.factories import PeriodicTaskFactory
 from tests.helpers import wait_until
 from tests.models import Run
 from tests.tasks import add
@@ -37,9 +37,7 @@ def test_the_supervisor_of_a_prefork_redis_worker_holds_no_django(taskqueue_work
 
 @pytest.mark.redis_only
 def test_the_keeper_replaces_its_scheduler_and_consumers_with_fresh_processes(transactional_db):
-    every_second = IntervalSchedule.objects.create(every=1, period="seconds")
-    PeriodicTask.objects.create(name="lean-beat", task="tests.tasks.tick", args=["lean-beat"],
-                                interval=every_second, queue="leanbeat")
+    PeriodicTaskFactory(name="lean-beat", interval__every=1, queue="leanbeat")
     worker = start_worker("-c", "1", "-Q", "leanbeat", "--beat")
     try:
         wait_until(lambda: _keeper_running(worker.pid), timeout=10, message="the keeper took over")

@@ -9,7 +9,7 @@ from taskqueue.checks import check_redis_durability
 from tests.helpers import RedisServer
 from tests.tasks import add
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.any_broker, pytest.mark.any_database]  # private Redis servers only
 
 
 @pytest.mark.parametrize("appendonly", [True, False])

@@ -3,9 +3,6 @@ stored or dead-lettered, while every consumer keeps running and good tasks keep 
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import time
 
 import pytest
@@ -13,8 +10,8 @@ from django.db import DatabaseError
 
 from taskqueue import AsyncResult
 from taskqueue.brokers import get_broker
-from taskqueue.conf import get_settings
 from taskqueue.models import DeadLetter
+from tests.factories import EnvelopeFactory, SignedBodyFactory
 from tests.helpers import report
 from tests.models import Run
 from tests.tasks import add, record_echo
@@ -22,19 +19,15 @@ from tests.tasks import add, record_echo
 pytestmark = pytest.mark.slow
 
 
-def _signed(payload: bytes) -> bytes:
-    return hmac.new(get_settings().signing_key, payload, hashlib.sha256).hexdigest().encode() + b":" + payload
-
-
 def test_poison_never_stops_a_consumer(worker):
     consumers = worker.children_pids()
     broker = get_broker()
     nul = record_echo.delay("nul-args", "user typed \x00 this")
-    envelope = {"v": 1, "task": "tests.tasks.add", "args": [1, 2], "kwargs": {}}
     poison = {
         "garbage-nul": b"\x00 unsigned garbage \x00",
-        "wrong-type": _signed(json.dumps({**envelope, "id": "wrong-type", "expires": 12345}).encode()),
-        "deep": _signed(b'{"v":1,"id":"deep","task":"tests.tasks.add","args":' + b"[" * 50_000 + b"]" * 50_000 + b"}"),
+        "wrong-type": SignedBodyFactory(payload=EnvelopeFactory(id="wrong-type", expires=12345)),
+        "deep": SignedBodyFactory(payload=b'{"v":1,"id":"deep","task":"tests.tasks.add","args":' + b"[" * 50_000
+                                  + b"]" * 50_000 + b"}"),
     }
     for key, body in list(poison.items()):
         try:

@@ -10,7 +10,7 @@ import redis
 
 from tests.helpers import PostgresServer, RedisServer, pid_alive, wait_until
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.any_broker, pytest.mark.any_database]  # the private servers only
 
 
 @pytest.fixture

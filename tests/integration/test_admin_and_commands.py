@@ -5,22 +5,18 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from taskqueue import states
 from taskqueue.models import TaskResult
+from tests.factories import ChordCounterFactory, DeadLetterFactory, GroupResultFactory, TaskResultFactory
 
 
 @pytest.fixture
 def rows(db):
-    ok = TaskResult.objects.create(task_id="id-ok", task_name="tests.tasks.add", state=states.SUCCESS,
-                                   args=[2, 2], kwargs={}, result=4, queue="default", worker="w1")
-    bad = TaskResult.objects.create(task_id="id-bad", task_name="tests.tasks.fail", state=states.FAILURE,
-                                    result={"exc_type": "ValueError", "exc_module": "builtins",
-                                            "exc_message": ["boom"]},
-                                    traceback="Traceback...\nValueError: boom", queue="other", worker="w2",
-                                    meta={"progress": 10})
+    ok = TaskResultFactory(task_id="id-ok", worker="w1")
+    bad = TaskResultFactory(task_id="id-bad", failed=True, queue="other", worker="w2", meta={"progress": 10})
     return ok, bad
 
 
+@pytest.mark.any_broker
 def test_result_list_filters_and_search(admin_client, rows):
     page = admin_client.get("/admin/taskqueue/taskresult/")
     assert page.status_code == 200 and b"id-ok" in page.content and b"id-bad" in page.content
@@ -30,6 +26,7 @@ def test_result_list_filters_and_search(admin_client, rows):
         assert b"id-bad" in filtered.content and b"id-ok" not in filtered.content, query
 
 
+@pytest.mark.any_broker
 def test_result_detail_shows_args_result_traceback_and_meta(admin_client, rows):
     _, bad = rows
     page = admin_client.get(f"/admin/taskqueue/taskresult/{bad.pk}/change/")
@@ -66,10 +63,13 @@ def test_purge_command(broker_url, transactional_db):
     assert "purged 2" in out.getvalue()
 
 
+@pytest.mark.any_broker
+@pytest.mark.any_database
 def test_no_missing_migrations(db):
     call_command("makemigrations", "taskqueue", "--check", "--dry-run", stdout=StringIO())
 
 
+@pytest.mark.any_broker  # eager
 def test_group_and_chord_pages_show_members_and_states(admin_client, transactional_db, settings):
     from taskqueue import chord
     from taskqueue.models import ChordCounter, GroupResult
@@ -87,3 +87,22 @@ def test_group_and_chord_pages_show_members_and_states(admin_client, transaction
     group_row = GroupResult.objects.get(group_id=res.parent.id)
     page = admin_client.get(f"/admin/taskqueue/groupresult/{group_row.pk}/change/")
     assert page.status_code == 200 and page.content.count(b"tests.tasks.add") == 2
+
+
+@pytest.mark.any_broker
+def test_a_chord_half_done_a_group_and_dead_letters_are_listed_with_their_states(admin_client, db):
+    counter = ChordCounterFactory(total=3, remaining=2)
+    TaskResultFactory(task_id=counter.member_ids[0], group_id=counter.group_id)  # the one member done
+    page = admin_client.get(f"/admin/taskqueue/chordcounter/{counter.pk}/change/")
+    assert page.status_code == 200
+    assert page.content.count(b"<td>SUCCESS</td>") == 1 and page.content.count(b"<td>PENDING</td>") == 2
+    assert b"1/3" in admin_client.get("/admin/taskqueue/chordcounter/").content
+
+    group_row = GroupResultFactory(members=3)
+    page = admin_client.get(f"/admin/taskqueue/groupresult/{group_row.pk}/change/")
+    assert page.status_code == 200 and page.content.count(b"<td>SUCCESS</td>") == 3
+
+    DeadLetterFactory(message_id="forged-9", reason="forged message: the signature does not match")
+    DeadLetterFactory(message_id="bad-9", reason="malformed body")
+    found = admin_client.get("/admin/taskqueue/deadletter/?q=forged-9")
+    assert found.status_code == 200 and b"forged message" in found.content and b"bad-9" not in found.content

@@ -5,9 +5,6 @@ queue no worker consumes, so every step is visible; tests/faults/ does the same 
 """
 
 import dataclasses
-import hashlib
-import hmac
-import json
 import uuid
 
 import pytest
@@ -22,6 +19,7 @@ from taskqueue.outages import drop_broken_connections, is_outage
 from taskqueue.signals import task_prerun
 from taskqueue.worker import batch as batching
 from taskqueue.worker import execute
+from tests.factories import EnvelopeFactory, SignedBodyFactory
 from tests.models import Run
 from tests.tasks import add, exits, fail_with, loses_its_database_once, raises_unprintable, record_echo
 
@@ -49,10 +47,6 @@ def _run_all(queue: str, count: int = 10) -> None:
             drop_broken_connections()
             broker.recover(0, ["poison-consumer"], redelivered=False)
     raise AssertionError("the queue did not empty in 50 batches")
-
-
-def _signed(payload: bytes) -> bytes:
-    return hmac.new(get_settings().signing_key, payload, hashlib.sha256).hexdigest().encode() + b":" + payload
 
 
 NASTY = ["nul \x00 inside", "lone surrogate \udc80 (bytes decoded with surrogateescape)", "\x00", "é\x00😀"]
@@ -84,15 +78,18 @@ def test_a_failure_with_nul_in_its_message_and_traceback_is_stored(queue):
 def test_poison_bodies_are_dead_lettered_and_good_messages_beside_them_run(queue):
     broker = get_broker()
     good_before = add.apply_async((1, 2), queue=queue)
-    envelope = {"v": 1, "id": "wrong-type", "task": "tests.tasks.add", "args": [1, 2], "kwargs": {}}
+    def body(**fields) -> bytes:
+        return SignedBodyFactory(payload=EnvelopeFactory(**fields))
+
     bodies = {
         "garbage-nul": b"\x00\xff\xfe garbage \x00 with NUL bytes",
-        "wrong-type": _signed(json.dumps({**envelope, "expires": 12345}).encode()),
-        "naive-eta": _signed(json.dumps({**envelope, "id": "naive-eta", "eta": "2026-01-01T00:00:00"}).encode()),
-        "bad-link": _signed(json.dumps({**envelope, "id": "bad-link", "link": ["not a signature"]}).encode()),
-        "nul-id": _signed(json.dumps({**envelope, "id": "nul\x00id"}).encode()),
-        "invalid-utf8": _signed(b'{"v": 1, "id": "invalid-utf8", "task": "tests.tasks.add", "args": ["\xff"]}'),
-        "truncated": _signed(b'{"v": 1, "id": "truncated", "task": "tests.ta'),
+        "wrong-type": body(id="wrong-type", expires=12345),
+        "naive-eta": body(id="naive-eta", eta="2026-01-01T00:00:00"),
+        "bad-link": body(id="bad-link", link=["not a signature"]),
+        "nul-id": body(id="nul\x00id"),
+        "invalid-utf8": SignedBodyFactory(payload=b'{"v": 1, "id": "invalid-utf8", "task": "tests.tasks.add", '
+                                                  b'"args": ["\xff"]}'),
+        "truncated": SignedBodyFactory(payload=b'{"v": 1, "id": "truncated", "task": "tests.ta'),
     }
     for key, body in list(bodies.items()):
         try:

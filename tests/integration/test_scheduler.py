@@ -7,8 +7,11 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from taskqueue.models import CrontabSchedule, IntervalSchedule, PeriodicRun, PeriodicTask, TaskResult
+from taskqueue.models import PeriodicRun, PeriodicTask, TaskResult
 from taskqueue.scheduler import Scheduler
+from tests.factories import CrontabScheduleFactory, PeriodicTaskFactory, TaskResultFactory
+
+pytestmark = pytest.mark.any_broker  # eager: the scheduler and the database, no broker
 
 
 @pytest.fixture
@@ -17,8 +20,7 @@ def eager(settings):
 
 
 def _every(seconds: int, name: str = "tick") -> PeriodicTask:
-    schedule = IntervalSchedule.objects.create(every=seconds, period="seconds")
-    return PeriodicTask.objects.create(name=name, task="tests.tasks.tick", args=[name], interval=schedule)
+    return PeriodicTaskFactory(name=name, interval__every=seconds)
 
 
 def test_two_schedulers_send_each_slot_once(transactional_db, eager):
@@ -44,8 +46,7 @@ def test_downtime_sends_a_missed_run_once(transactional_db, eager):
 
 
 def test_one_off_runs_once(transactional_db, eager):
-    periodic = PeriodicTask.objects.create(name="once", task="tests.tasks.tick", args=["once"],
-                                           run_at=timezone.now() + timedelta(seconds=30))
+    periodic = PeriodicTaskFactory(name="once", interval=None, run_at=timezone.now() + timedelta(seconds=30))
     scheduler = Scheduler()
     assert scheduler.send_due() == 0
     assert scheduler.send_due(timezone.now() + timedelta(seconds=31)) == 1
@@ -54,8 +55,8 @@ def test_one_off_runs_once(transactional_db, eager):
 
 
 def test_crontab_edit_applies_from_the_edit_on(transactional_db, eager, admin_client):
-    crontab = CrontabSchedule.objects.create(minute="0", hour="3")
-    periodic = PeriodicTask.objects.create(name="nightly", task="tests.tasks.tick", args=["nightly"], crontab=crontab)
+    periodic = PeriodicTaskFactory(name="nightly", interval=None, crontab=CrontabScheduleFactory(minute="0", hour="3"))
+    crontab = periodic.crontab
     scheduler = Scheduler()
     assert scheduler.send_due(periodic.date_changed + timedelta(minutes=2)) == 0
     response = admin_client.post(f"/admin/taskqueue/crontabschedule/{crontab.pk}/change/", {
@@ -93,7 +94,7 @@ def test_cleanup_of_200000_expired_results_stays_in_bounded_memory(transactional
             cursor.execute(f"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200000) "
                            f"INSERT INTO {table} (task_id, task_name, state, retries, queue, worker, date_created,"
                            f" date_done) SELECT 'old-' || i, 't', 'SUCCESS', 0, '', '', %s, %s FROM n", [old, old])
-    TaskResult.objects.create(task_id="fresh", state="SUCCESS", date_done=timezone.now())
+    TaskResultFactory(task_id="fresh")
     tracemalloc.start()
     deleted = control.cleanup(batch_size=5000)
     _, peak = tracemalloc.get_traced_memory()

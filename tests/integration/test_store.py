@@ -10,12 +10,13 @@ from django.test import override_settings
 from taskqueue import codecs, states, store
 from taskqueue.codecs import Outcome
 from taskqueue.conf import reset_settings
-from taskqueue.message import Message
+from tests.factories import MessageFactory
+
+pytestmark = pytest.mark.any_broker  # the result store is the database's
 
 
 def _outcome(value, state=states.SUCCESS):
-    message = Message(id=str(uuid.uuid4()), task="tests.tasks.add", args=(1, (2, 3)), kwargs={"when": Decimal("1.5")},
-                      group_id="g-1", parent_id="p-1")
+    message = MessageFactory(args=(1, (2, 3)), kwargs={"when": Decimal("1.5")}, group_id="g-1", parent_id="p-1")
     return Outcome(message, state, value, hostname="store-test", started=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
                    encoded=codecs.encode_value(value) if state == states.SUCCESS else None)
 

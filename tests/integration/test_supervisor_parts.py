@@ -13,6 +13,8 @@ from taskqueue.brokers.leases import RedisLeases, ReplyError, bare_connection_su
 from taskqueue.worker.slot import TaskSlot
 from tests.helpers import RedisServer
 
+pytestmark = [pytest.mark.any_broker, pytest.mark.any_database]  # no database; Redis URLs of their own
+
 
 @pytest.fixture
 def redis_broker(redis_url):

@@ -4,8 +4,6 @@ raises DecodeError; nothing else. A worker dead-letters what it refuses and goes
 Derandomized, so CI runs the same examples every time; explore further with
 `--hypothesis-seed=N` after removing `derandomize`."""
 
-import hashlib
-import hmac
 import json
 
 from hypothesis import HealthCheck, example, given, settings
@@ -14,6 +12,7 @@ from hypothesis import strategies as st
 from taskqueue import serialization
 from taskqueue.exceptions import DecodeError
 from taskqueue.message import Message, decode
+from tests.factories import signed
 
 KEY = b"fuzz-key"
 FIELDS = ["v", "id", "task", "args", "kwargs", "queue", "eta", "expires", "retries", "priority", "parent_id",
@@ -33,7 +32,7 @@ ENVELOPE = st.fixed_dictionaries({"id": st.one_of(st.just("task-id"), JSON), "ta
 
 
 def _signed(payload: bytes) -> bytes:
-    return hmac.new(KEY, payload, hashlib.sha256).hexdigest().encode() + b":" + payload
+    return signed(payload, KEY)
 
 
 def _dump(value) -> bytes:

@@ -1,5 +1,3 @@
-import hashlib
-import hmac
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -7,19 +5,20 @@ from decimal import Decimal
 import pytest
 
 from taskqueue.exceptions import DecodeError
-from taskqueue.message import ChainSteps, Message, decode, encode, peek_id
+from taskqueue.message import ChainSteps, decode, encode, peek_id
+from tests.factories import MessageFactory, signed
 
 KEY = b"k" * 32
 
 
 def test_round_trip_keeps_every_field():
-    msg = Message(id="abc", task="t.add", args=(1, Decimal("2")), kwargs={"x": (1, 2)}, queue="q",
+    msg = MessageFactory(id="abc", task="t.add", args=(1, Decimal("2")), kwargs={"x": (1, 2)}, queue="q",
                   retries=2, parent_id="p", root_id="r", link=[{"task": "t.cb"}], headers={"h": 1})
     assert decode(encode(msg, KEY), KEY) == msg
 
 
 def test_forged_and_unsigned_messages_are_refused():
-    raw = encode(Message(id="abc", task="t.add", args=(1, 2)), KEY)
+    raw = encode(MessageFactory(id="abc", task="t.add", args=(1, 2)), KEY)
     with pytest.raises(DecodeError, match="forged"):
         decode(raw.replace(b"[1,2]", b"[1,3]"), KEY)
     with pytest.raises(DecodeError, match="forged"):
@@ -29,7 +28,7 @@ def test_forged_and_unsigned_messages_are_refused():
 
 
 def _signed(payload: bytes) -> bytes:
-    return hmac.new(KEY, payload, hashlib.sha256).hexdigest().encode() + b":" + payload
+    return signed(payload, KEY)
 
 
 def test_malformed_body_and_unknown_fields():
@@ -47,20 +46,20 @@ def test_the_rest_of_a_chain_travels_as_lines_and_is_passed_on_without_being_enc
     when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     steps = [{"task": "t.last", "args": [(1, 2)], "kwargs": {}, "options": {}},
              {"task": "t.next", "args": [when], "kwargs": {"d": Decimal("1.5")}, "options": {"task_id": "n"}}]
-    raw = encode(Message(id="first", task="t.add", args=(1, 1), chain=steps), KEY)
+    raw = encode(MessageFactory(id="first", task="t.add", args=(1, 1), chain=steps), KEY)
     envelope, *lines = raw.partition(b":")[2].split(b"\n")
     assert json.loads(envelope)["v"] == 2 and "chain" not in json.loads(envelope) and len(lines) == 2
     received = decode(raw, KEY)
     assert type(received.chain) is ChainSteps and received.chain == steps
     assert received.chain[-1]["args"] == [when] and received.chain[-1]["kwargs"] == {"d": Decimal("1.5")}
     assert received.chain[0]["args"] == [(1, 2)]  # tagged values restored when a step is read
-    sent_on = encode(Message(id="n", task="t.next", chain=received.chain[:-1]), KEY)
+    sent_on = encode(MessageFactory(id="n", task="t.next", chain=received.chain[:-1]), KEY)
     assert sent_on.partition(b":")[2].split(b"\n")[1:] == lines[:1]  # the same bytes, not re-encoded
     assert decode(sent_on, KEY).chain == steps[:1]
 
 
 def test_messages_without_a_chain_stay_version_1_and_version_1_chains_are_read():
-    assert json.loads(encode(Message(id="a", task="t"), KEY).partition(b":")[2])["v"] == 1
+    assert json.loads(encode(MessageFactory(id="a", task="t"), KEY).partition(b":")[2])["v"] == 1
     step = {"task": "t.next", "args": [1], "kwargs": {}, "options": {}}
     old = decode(_signed(json.dumps({"v": 1, "id": "a", "task": "t", "chain": [step]}).encode()), KEY)
     assert list(old.chain) == [step]
@@ -69,8 +68,8 @@ def test_messages_without_a_chain_stay_version_1_and_version_1_chains_are_read()
 
 
 def test_peek_id():
-    assert peek_id(encode(Message(id="the-id", task="t"), KEY)) == "the-id"
-    assert peek_id(encode(Message(id="chained", task="t", chain=[{"task": "t.b"}]), KEY)) == "chained"
+    assert peek_id(encode(MessageFactory(id="the-id", task="t"), KEY)) == "the-id"
+    assert peek_id(encode(MessageFactory(id="chained", task="t", chain=[{"task": "t.b"}]), KEY)) == "chained"
     assert peek_id(b"garbage") is None
 
 
@@ -85,5 +84,5 @@ def test_a_signed_message_with_a_field_of_the_wrong_type_is_refused(fields):
 
 
 def test_text_that_utf8_cannot_encode_is_sent_escaped_and_comes_back():
-    received = decode(encode(Message(id="s", task="t", args=("bytes \udcff read as text", "\x00")), KEY), KEY)
+    received = decode(encode(MessageFactory(id="s", task="t", args=("bytes \udcff read as text", "\x00")), KEY), KEY)
     assert received.args == ("bytes \udcff read as text", "\x00")
