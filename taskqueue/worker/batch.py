@@ -1,8 +1,9 @@
 """One batch of deliveries, top to bottom: decode → check → run (`execute`) → store and follow up
 (`continuation`) → ack.
 
-The only caller of `ack` and `release`. A message is acked only after its outcome is stored and
-what follows it is sent; whatever goes wrong with one message stays with it (`rejects`).
+Messages are acked and released here (and in `execute`: a busy lock_key, a killed task). A
+message is acked only after its outcome is stored and what follows it is sent; whatever goes
+wrong with one message stays with it (`rejects`).
 """
 
 from __future__ import annotations

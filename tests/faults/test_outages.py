@@ -166,24 +166,33 @@ def test_a_consumer_killed_while_redis_is_down_is_replaced(fault_db, fault_redis
     assert set(ran) == set(ids) and len(worker.children_pids()) == CONCURRENCY
 
 
+def _long_task_through(outage, *, db, worker, broker_url: str, runs, title: str) -> tuple:
+    """An 8 s task on a busy worker, a second worker idle, then `outage(busy, idle)` (which stops
+    and restarts a server): the task is stored once, never taken over by the idle worker."""
+    busy = worker("-c", "1", db=db, broker_url=broker_url)
+    run_in(db, broker_url, f"from tests.tasks import tally; tally.delay({str(runs)!r}, 1, 8.0)")
+    wait_until(lambda: _runs(runs), timeout=20, message="the long task started")
+    idle = worker("-c", "1", db=db, broker_url=broker_url)
+    fault = Fault(db)
+    outage(busy, idle)
+    fault.restored_now()
+    wait_until(lambda: db.count("SUCCESS") == 1, timeout=40, message="the long task stored")
+    report(title, sent=1, lost=0, duplicate_runs=len(_runs(runs)) - 1, failed=db.count("FAILURE"),
+           outage_s=fault.restored - fault.began)
+    assert len(_runs(runs)) == 1, "the long task ran twice: " + busy.output + idle.output
+    return busy, idle
+
+
 def test_a_database_broker_worker_keeps_its_long_task_through_a_postgres_restart(pg_server, fault_db,
                                                                                   fault_worker, tmp_path):
     """Its supervisor reconnects and keeps heartbeating, so a second worker never takes the task."""
-    runs = tmp_path / "runs"
-    busy = fault_worker("-c", "1", db=fault_db, broker_url="django://")
-    run_in(fault_db, "django://", f"from tests.tasks import tally; tally.delay({str(runs)!r}, 1, 8.0)")
-    wait_until(lambda: _runs(runs), timeout=20, message="the long task started")
-    idle = fault_worker("-c", "1", db=fault_db, broker_url="django://")
-    fault = Fault(fault_db)
-    pg_server.stop()
-    assert busy.wait_for_output("failed", timeout=15)  # a heartbeat failed: the outage was seen
-    pg_server.start()
-    fault.restored_now()
-    wait_until(lambda: fault_db.count("SUCCESS") == 1, timeout=40, message="the long task stored")
-    report("8 s task, PostgreSQL restart, a second worker idle (database broker)", sent=1, lost=0,
-           duplicate_runs=len(_runs(runs)) - 1, failed=fault_db.count("FAILURE"),
-           outage_s=fault.restored - fault.began)
-    assert len(_runs(runs)) == 1, "the long task ran twice: " + busy.output + idle.output
+    def restart(busy, idle):
+        pg_server.stop()
+        assert busy.wait_for_output("failed", timeout=15)  # a heartbeat failed: the outage was seen
+        pg_server.start()
+
+    _long_task_through(restart, db=fault_db, worker=fault_worker, broker_url="django://", runs=tmp_path / "runs",
+                       title="8 s task, PostgreSQL restart, a second worker idle (database broker)")
     # the supervisor of the idle worker heartbeats again after the restart: its consumer is fresh
     wait_until(lambda: fault_db.query("SELECT count(*) FROM taskqueue_brokerconsumer WHERE last_heartbeat"
                                       " > now() - interval '2 seconds'") == [(2,)], timeout=10,
@@ -193,21 +202,13 @@ def test_a_database_broker_worker_keeps_its_long_task_through_a_postgres_restart
 def test_a_long_task_is_not_taken_over_after_a_redis_outage_longer_than_its_lease(fault_db, fault_redis,
                                                                                    fault_worker, tmp_path):
     """After the outage every worker's lease looks stale; each heartbeats again before any takes over."""
-    runs = tmp_path / "runs"
-    busy = fault_worker("-c", "1", db=fault_db, broker_url=fault_redis.url)
-    sent = tally.delay(str(runs), 1, 8.0)
-    wait_until(lambda: _runs(runs), timeout=20, message="the long task started")
-    idle = fault_worker("-c", "1", db=fault_db, broker_url=fault_redis.url)
-    fault = Fault(fault_db)
-    fault_redis.stop()
-    assert idle.wait_for_output("Heartbeat failed", timeout=15)
-    # heartbeats come every fifth of the lease: eight failed ones span more than a lease
-    wait_until(lambda: idle.output.count("Heartbeat failed") >= 8, timeout=30,
-               message="an outage longer than the lease")
-    fault_redis.start()
-    fault.restored_now()
-    wait_until(lambda: fault_db.count("SUCCESS") == 1, timeout=40, message="the long task stored")
-    report("8 s task, Redis down longer than the lease, a second worker idle", sent=1, lost=0,
-           duplicate_runs=len(_runs(runs)) - 1, failed=fault_db.count("FAILURE"),
-           outage_s=fault.restored - fault.began)
-    assert _runs(runs) == [sent.id], "the long task ran twice: " + busy.output + idle.output
+    def outage_longer_than_the_lease(busy, idle):
+        fault_redis.stop()
+        assert idle.wait_for_output("Heartbeat failed", timeout=15)
+        # heartbeats come every fifth of the lease: eight failed ones span more than a lease
+        wait_until(lambda: idle.output.count("Heartbeat failed") >= 8, timeout=30,
+                   message="an outage longer than the lease")
+        fault_redis.start()
+
+    _long_task_through(outage_longer_than_the_lease, db=fault_db, worker=fault_worker, broker_url=fault_redis.url,
+                       runs=tmp_path / "runs", title="8 s task, Redis down longer than the lease, a second worker idle")
