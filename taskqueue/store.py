@@ -67,13 +67,20 @@ def outcome_row(out: Outcome) -> dict[str, Any] | None:
     return row
 
 
+def _upsert_outcomes(outcomes: list[Outcome]) -> list[dict[str, Any]]:
+    """One statement for all the outcomes' rows; returns the rows written."""
+    rows = [row for row in map(outcome_row, outcomes) if row is not None]
+    if rows:
+        hotsql.upsert(rows, _FINAL_FIELDS)
+    return rows
+
+
 def save_outcomes(outcomes: list[Outcome], publish: bool = True) -> Wake:
     """Store many outcomes in one statement (the worker's batch write), then wake their waiters
     (or, with publish=False, return what `notify.publish` needs for the caller to publish)."""
-    rows = [row for row in map(outcome_row, outcomes) if row is not None]
+    rows = _upsert_outcomes(outcomes)
     if not rows:
         return [], {}, set()
-    hotsql.upsert(rows, _FINAL_FIELDS)
     finished = {row["task_id"] for row in rows if row["state"] in states.READY_STATES}
     wake = [row["task_id"] for row in rows], notices(rows), finished
     if publish:
@@ -203,9 +210,7 @@ def save_chord_members(group_id: str, outcomes: list[Outcome]) -> Outcome | None
     with transaction.atomic():
         models.ChordCounter.objects.lock(group_id)
         before = dict(models.TaskResult.objects.filter(task_id__in=ids).values_list("task_id", "state"))
-        rows = [row for row in map(outcome_row, outcomes) if row is not None]
-        if rows:
-            hotsql.upsert(rows, _FINAL_FIELDS)
+        _upsert_outcomes(outcomes)
         newly = [o for o in outcomes if before.get(o.message.id) not in states.READY_STATES]
         failed = next((o for o in newly if o.state != states.SUCCESS), None)
         if newly:

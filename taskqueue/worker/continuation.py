@@ -43,7 +43,7 @@ def save(outcomes: list[Outcome]) -> store.Wake:
         with transaction.atomic():
             wake = store.save_outcomes(plain, publish=False)
             for outcome in stopped:
-                _store_never_run(rest_of_chain(outcome.message), outcome.result)
+                _store_never_run(list(task_nodes(rest_of_chain(outcome.message))), outcome.result)
     else:
         wake = store.save_outcomes(plain, publish=False)
     for group_id, finished in members.items():
@@ -131,9 +131,9 @@ def _member_exception(row: Any, task_id: str) -> BaseException:
 
 # -- what will never run -------------------------------------------------------------------------
 
-def _store_never_run(sig: Signature, exc: BaseException) -> None:
-    """Store FAILURE for every task of `sig`: it will never run."""
-    nodes = [node for node in task_nodes(sig) if node.id]
+def _store_never_run(nodes: list[Signature], exc: BaseException) -> None:
+    """Store FAILURE for these tasks (`task_nodes` of a canvas): they will never run."""
+    nodes = [node for node in nodes if node.id]
     store.save_failures([node.id for node in nodes], exc, _never_run_traceback(exc),
                         {node.id: node.name for node in nodes})
 
@@ -149,13 +149,14 @@ def fail_canvas(sig: Signature, exc: BaseException, skip_errbacks: list | None =
     chord whose member this was."""
     nodes = list(task_nodes(sig))
     if not rows_stored:
-        _store_never_run(sig, exc)
+        _store_never_run(nodes, exc)
+    entries = list(entry_nodes(sig))
     errbacks = []
-    for node in entry_nodes(sig) if call_errbacks_of_entry else ():
+    for node in entries if call_errbacks_of_entry else ():
         for errback in node.options.get("link_error", []):
             if errback not in errbacks and errback not in (skip_errbacks or []):
                 errbacks.append(errback)
-    first = next(iter(entry_nodes(sig)), None)
+    first = entries[0] if entries else None
     if errbacks and first is not None:
         request = Request(id=first.id, task=first.name, args=first.args, kwargs=first.kwargs,
                           root_id=first.options.get("root_id"), parent_id=first.options.get("parent_id"),
