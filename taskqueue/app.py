@@ -1,51 +1,260 @@
-"""The default app object, so code written as `@app.task` / `app.send_task(...)` keeps its shape."""
+"""The app object, so code written as `app = Celery("proj")` / `@app.task` / `app.conf.update(...)`
+keeps its shape. Configuration is per process, as Django settings are: every app object reads
+and writes the same one (see `conf` for how `app.conf` lays values over the Django settings).
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict
-from types import MappingProxyType
+from collections.abc import Callable, Iterable, Mapping
+from importlib import import_module
+from importlib.util import find_spec
+from types import MappingProxyType, ModuleType
 from typing import Any
 
-from . import registry
+from django.apps import apps
+from django.core.signals import setting_changed
+
+from . import celeryconf, conf, registry, signals
+from .canvas import signature
 from .conf import get_settings
+from .control import Control
 from .producer import send
 from .result import AsyncResult, GroupResult
-from .task import task
+from .task import Task, task
+
+_DJANGO_SETTINGS = ("django.conf:settings", "django.conf.settings")
+_namespaces: set[str] = set()  # prefixes of Django settings read through config_from_object
 
 
-class TaskQueue:
-    """Celery-shaped facade over the module-level API; configuration comes from Django settings."""
+class Conf:
+    """`app.conf`: Celery's setting names (and ours, lowercase) read and written as attributes
+    or items. A write takes effect at once in this process; make it before workers start."""
 
-    def __init__(self, main: str | None = None, **_: Any):
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        field = celeryconf.field_for(name, conf.FIELD_NAMES)
+        if field is not None:
+            return getattr(get_settings(), field)
+        missing = object()
+        value = conf.layered_value(name.lower(), missing)
+        if value is not missing:
+            return value
+        if name.lower() in celeryconf.CELERY_SETTINGS:
+            return None  # a Celery setting without effect here, not set
+        raise AttributeError(f"no setting {name!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self.update({name: value})
+
+    def __getitem__(self, name: str) -> Any:
+        try:
+            return getattr(self, name)
+        except AttributeError:
+            raise KeyError(name) from None
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        self.update({name: value})
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and hasattr(self, name)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return getattr(self, name, default)
+
+    def update(self, values: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+        """Set several settings at once (Celery names or ours); refused values raise at once."""
+        conf.add_layer(_translate({**dict(values or {}), **kwargs}))
+        _import_now()
+
+    def setdefault(self, name: str, value: Any) -> Any:
+        if name not in self:
+            self.update({name: value})
+        return getattr(self, name)
+
+    def table(self) -> dict[str, Any]:
+        """Our settings now in effect, by lowercase field name."""
+        settings = get_settings()
+        return {field.lower(): getattr(settings, field) for field in sorted(conf.FIELD_NAMES)}
+
+    def __repr__(self) -> str:
+        return f"<Conf {self.table()!r}>"
+
+
+def _translate(values: Mapping[str, Any]) -> dict[str, Any]:
+    layer: dict[str, Any] = {}
+    for name, value in values.items():
+        layer.update(celeryconf.translate(name, value, conf.FIELD_NAMES))
+    return layer
+
+
+def _settings_of(source: Any, namespace: str | None) -> dict[str, Any]:
+    """The settings an object gives: with a namespace, its `NAMESPACE_*` attributes (keys); without,
+    the attributes that name a setting (a module's imports and helpers are not settings)."""
+    if isinstance(source, Mapping):
+        items = dict(source)
+    elif source is conf.django_settings_object():
+        items = conf.django_settings_named(f"{namespace}_" if namespace else "")
+    else:
+        items = {name: getattr(source, name) for name in dir(source) if not name.startswith("_")}
+    picked = {}
+    for name, value in items.items():
+        key = celeryconf.strip_namespace(name, namespace)
+        if key is not None and (namespace or celeryconf.is_setting(key, conf.FIELD_NAMES)):
+            picked[key] = value
+    return picked
+
+
+def _import_now() -> None:
+    """Import the configured task modules if Django's apps are loaded (before that, the app
+    registry's `ready` imports them, through registry.autodiscover)."""
+    if apps.ready:
+        for module in get_settings().IMPORTS:
+            import_module(module)
+
+
+class Celery:
+    """The app: `Celery("proj", broker=..., backend=..., include=[...])`, `@app.task`, `app.conf`,
+    `app.control`, `app.signals`. Tasks are registered globally (by name), as `@shared_task` does."""
+
+    def __init__(self, main: str | None = None, loader: Any = None, backend: str | None = None,
+                 *, broker: str | None = None, include: Iterable[str] | None = None,
+                 config_source: Any = None, changes: Mapping[str, Any] | None = None,
+                 namespace: str | None = None, task_cls: type[Task] | str | None = None, **_: Any):
         self.main = main
+        self.namespace = namespace
+        self.Task: type[Task] = _task_class(task_cls) if task_cls else Task
+        self.conf = Conf()
+        self.control = Control(self)
+        self.signals = signals
+        celeryconf.result_backend(backend)
+        settings: dict[str, Any] = dict(changes or {})
+        if broker:
+            settings["broker_url"] = broker
+        if include:
+            settings["include"] = list(include)
+        if settings:
+            self.conf.update(settings)
+        if config_source is not None:
+            self.config_from_object(config_source)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.main}>"
 
     def task(self, *args: Any, **options: Any) -> Any:
+        if self.Task is not Task:
+            options.setdefault("base", self.Task)
         return task(*args, **options)
 
     shared_task = task
 
     def send_task(self, name: str, args: tuple | list | None = None, kwargs: dict | None = None,
-                  **options: Any):
+                  **options: Any) -> AsyncResult:
         return send_task(name, args, kwargs, **options)
 
-    def AsyncResult(self, task_id: str):  # noqa: N802 - Celery's name
-        return AsyncResult(task_id)
+    def AsyncResult(self, task_id: str, **kwargs: Any) -> AsyncResult:  # noqa: N802 - Celery's name
+        return AsyncResult(task_id, **kwargs)
 
-    def GroupResult(self, *args: Any, **kwargs: Any):  # noqa: N802 - Celery's name
+    def GroupResult(self, *args: Any, **kwargs: Any) -> GroupResult:  # noqa: N802 - Celery's name
         return GroupResult(*args, **kwargs)
 
+    def signature(self, *args: Any, **kwargs: Any):
+        return signature(*args, **kwargs)
+
     @property
-    def tasks(self):
+    def tasks(self) -> Mapping[str, Task]:
         return MappingProxyType(registry.all_tasks())
 
-    @property
-    def conf(self):
-        return MappingProxyType({k.lower(): v for k, v in asdict(get_settings()).items()})
+    def config_from_object(self, obj: Any, silent: bool = False, force: bool = False,
+                           namespace: str | None = None) -> None:
+        """Read settings from an object, a module or a "module:attribute" path. Django's settings
+        ("django.conf:settings") are read when our settings are next computed (so this can run while
+        they load); another object is read now. Later configuration wins over earlier."""
+        namespace = namespace or self.namespace
+        if isinstance(obj, str) and obj in _DJANGO_SETTINGS:
+            obj = conf.django_settings_object()
+        elif isinstance(obj, str):
+            try:
+                obj = _load(obj)
+            except ImportError:
+                if silent:
+                    return
+                raise
+        if obj is conf.django_settings_object():
+            _namespaces.add(f"{namespace}_" if namespace else "")
+            conf.add_layer(lambda: _translate(_settings_of(obj, namespace)))
+            if apps.ready:  # settings loaded: a refused value fails here, not at the first task
+                get_settings()
+        else:
+            conf.add_layer(_translate(_settings_of(obj, namespace)))
+        _import_now()
+
+    def autodiscover_tasks(self, packages: Iterable[str] | Callable[[], Iterable[str]] | None = None,
+                           related_name: str | None = "tasks", force: bool = False) -> None:
+        """Every installed app's tasks.py is imported anyway; named packages get their
+        `related_name` module imported too (those without one are skipped, as Celery does)."""
+        if not packages or not related_name:
+            return
+
+        def modules() -> dict[str, Any]:
+            names = packages() if callable(packages) else packages
+            found = tuple(f"{p}.{related_name}" for p in names if _has_module(f"{p}.{related_name}"))
+            return {"IMPORTS": found}
+
+        conf.add_layer(modules if callable(packages) and not apps.ready else modules())
+        _import_now()
+
+    def set_default(self) -> None:
+        """Accepted: there is one configuration per process."""
+
+    def set_current(self) -> None:
+        """Accepted: there is one configuration per process."""
+
+    def finalize(self, auto: bool = False) -> None:
+        """Accepted: tasks are registered when defined."""
 
 
-def send_task(name: str, args: tuple | list | None = None, kwargs: dict | None = None, **options: Any):
+def _has_module(name: str) -> bool:
+    try:
+        return find_spec(name) is not None
+    except ModuleNotFoundError:  # the package itself is missing
+        return False
+
+
+def _load(path: str) -> Any:
+    """"pkg.module:attr", "pkg.module.attr" or "pkg.module"."""
+    if ":" in path:
+        module, _, attr = path.partition(":")
+        return getattr(import_module(module), attr)
+    try:
+        return import_module(path)
+    except ImportError:
+        module, _, attr = path.rpartition(".")
+        if not module:
+            raise
+        loaded: ModuleType = import_module(module)
+        if not hasattr(loaded, attr):
+            raise
+        return getattr(loaded, attr)
+
+
+def _task_class(task_cls: type[Task] | str) -> type[Task]:
+    return _load(task_cls) if isinstance(task_cls, str) else task_cls
+
+
+def _on_setting_changed(setting: str, **_: Any) -> None:
+    if any(setting.startswith(prefix) for prefix in _namespaces):
+        conf.reset_settings()
+
+
+setting_changed.connect(_on_setting_changed)
+
+TaskQueue = Celery
+
+
+def send_task(name: str, args: tuple | list | None = None, kwargs: dict | None = None, **options: Any) -> AsyncResult:
     """Enqueue a task by name, without importing it (it only has to be registered in the worker)."""
     return send(name, tuple(args or ()), dict(kwargs or {}), task=registry.find(name), **options)
 
 
-app = TaskQueue("default")
+app = Celery("default")

@@ -1,5 +1,11 @@
-"""Operator actions behind `manage.py taskqueue`, the admin and AsyncResult.revoke: status,
-revoke, purge, inspect, cleanup."""
+"""Operator actions behind `manage.py taskqueue`, the admin, AsyncResult.revoke and
+`app.control`: status, revoke, purge, inspect, cleanup, and what the workers hold (`workers`).
+
+Workers answer no broadcast here: what `app.control.inspect()` reports is read from what they
+keep up to date anyway, the broker's lease records (each consumer's heartbeat and the messages
+leased to it; a consumer id is "<hostname>.<instance>.<n>") and the task rows (STARTED, with
+the worker's hostname, when tracking is on).
+"""
 
 from __future__ import annotations
 
@@ -7,10 +13,12 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from . import runtime, store
+from . import registry, runtime, signals, states, store
 from .brokers import Broker, get_broker
+from .brokers.base import Leases
 from .conf import get_settings
-from .message import decode
+from .message import Message, decode
+from .request import Request
 
 
 def status() -> dict:
@@ -24,9 +32,30 @@ def revoke(task_ids: list[str], terminate: bool = False, signal: str | None = No
     running the task is killed and replaced, or sent `signal` if it is not SIGTERM/SIGKILL/SIGQUIT)."""
     revoked = store.mark_revoked(task_ids)
     broker = get_broker()
+    announce = _unheld_requests(revoked, broker) if signals.task_revoked.receivers else []
     for task_id in task_ids:
         broker.cancel(task_id, _revoke_ttl(broker, task_id), terminate=(signal or "SIGTERM") if terminate else None)
     runtime.get().revoked(revoked)
+    for request in announce:
+        signals.task_revoked.send(sender=registry.find(request.task) or request.task, request=request,
+                                  terminated=False, signum=None, expired=False)
+
+
+def _unheld_requests(task_ids: list[str], broker: Broker) -> list[Request]:
+    """The requests of revoked tasks that no worker holds: no worker will see them, so the revoking
+    process sends their task_revoked (the worker does for one it stops or finds expired)."""
+    held = {key.split("~", 1)[0] for keys in broker.leases().held.values() for key in keys}
+    requests = []
+    for task_id in task_ids:
+        if task_id in held:
+            continue
+        message = _message(task_id)
+        if message is not None:
+            requests.append(Request.from_message(message, None))
+        else:
+            row = store.fetch(task_id)
+            requests.append(Request(id=task_id, task=row.task_name if row is not None else None))
+    return requests
 
 
 def _revoke_ttl(broker: Broker, task_id: str) -> float:
@@ -65,3 +94,164 @@ def cleanup(batch_size: int = 5000) -> int:
     CancelledTask.objects.filter(expires_at__lt=timezone.now()).delete()
     expires = get_settings().result_expires
     return store.delete_expired(expires, batch_size) if expires is not None else 0
+
+
+def hostname_of(consumer_id: str) -> str:
+    return consumer_id.rsplit(".", 2)[0]
+
+
+def workers() -> dict[str, list[str]]:
+    """Live workers (a consumer heartbeat within the visibility timeout): hostname -> consumer ids."""
+    return _live(get_broker().leases())
+
+
+def _live(leases: Leases) -> dict[str, list[str]]:
+    live: dict[str, list[str]] = {}
+    timeout = get_settings().VISIBILITY_TIMEOUT
+    for consumer, age in leases.consumers.items():
+        if age <= timeout:
+            live.setdefault(hostname_of(consumer), []).append(consumer)
+    return live
+
+
+def held_tasks() -> tuple[dict[str, list[dict]], dict[str, list[dict]]]:
+    """(active, reserved) per live worker hostname, in Celery's request shape.
+
+    A leased task whose row is STARTED is active. One that is not: reserved when its start would
+    have been recorded (TASKQUEUE_TRACK_STARTED or the task's track_started), else active, since
+    nothing tells a running task from one about to run then. Finished ones (ack pending) are left out.
+    """
+    leases = get_broker().leases()
+    timeout = get_settings().VISIBILITY_TIMEOUT
+    held = [(hostname_of(consumer), key) for consumer, keys in leases.held.items()
+            if leases.consumers.get(consumer, timeout + 1) <= timeout for key in keys]
+    messages = [(host, message) for host, key in held if (message := _message(key)) is not None]
+    known = store.known_states([message.id for _, message in messages])
+    active: dict[str, list[dict]] = {host: [] for host in _live(leases)}
+    reserved: dict[str, list[dict]] = {host: [] for host in active}
+    for host, message in messages:
+        state = known.get(message.id, (states.PENDING, 0))[0]
+        if state in states.READY_STATES:
+            continue
+        entry = request_info(message, host)
+        if state == states.STARTED:
+            row = store.fetch(message.id)
+            entry["time_start"] = row.date_started.timestamp() if row and row.date_started else None
+            active.setdefault(host, []).append(entry)
+        elif _tracked(message):
+            reserved.setdefault(host, []).append(entry)
+        else:
+            active.setdefault(host, []).append(entry)
+    return active, reserved
+
+
+def delayed_tasks() -> list[dict]:
+    """Messages waiting in the broker for their eta (countdown, eta, retry delay), soonest first."""
+    entries = []
+    for key, eta in get_broker().leases().delayed:
+        message = _message(key)
+        if message is not None:
+            entries.append({"eta": datetime.fromtimestamp(eta, tz=timezone.get_current_timezone()).isoformat(),
+                            "priority": message.priority, "request": request_info(message, None)})
+    return entries
+
+
+def request_info(message: Message, hostname: str | None) -> dict:
+    """A message as Celery's inspect replies describe a request."""
+    return {"id": message.id, "name": message.task, "type": message.task, "args": list(message.args),
+            "kwargs": message.kwargs, "hostname": hostname, "time_start": None, "acknowledged": False,
+            "worker_pid": None, "retries": message.retries, "eta": message.eta, "expires": message.expires,
+            "parent_id": message.parent_id, "root_id": message.root_id,
+            "delivery_info": {"exchange": "", "routing_key": message.queue, "priority": message.priority,
+                              "redelivered": None}}
+
+
+def _message(key: str) -> Message | None:
+    body = get_broker().body(key)
+    if not body:
+        return None  # acked meanwhile
+    try:
+        return decode(body, get_settings().signing_key)
+    except Exception:  # a message the worker will dead-letter: not a task to report
+        return None
+
+
+def _tracked(message: Message) -> bool:
+    task = registry.find(message.task)
+    track = getattr(task, "track_started", None)
+    return not message.ignore_result and (track if track is not None else get_settings().TRACK_STARTED)
+
+
+class Inspect:
+    """`app.control.inspect()`: Celery's replies, keyed by worker hostname; None when no worker is live."""
+
+    def __init__(self, destination: list[str] | str | None = None, **_: object):
+        self.destination = [destination] if isinstance(destination, str) else destination
+
+    def _only(self, replies: dict) -> dict | None:
+        if self.destination is not None:
+            replies = {host: reply for host, reply in replies.items() if host in self.destination}
+        return replies or None
+
+    def ping(self) -> dict | None:
+        return self._only({host: {"ok": "pong"} for host in workers()})
+
+    def active(self) -> dict | None:
+        return self._only(held_tasks()[0])
+
+    def reserved(self) -> dict | None:
+        return self._only(held_tasks()[1])
+
+    def scheduled(self) -> dict | None:
+        """Delayed messages wait in the broker, not in a worker: they are listed under "broker"
+        (when any worker is live, as Celery answers only through workers)."""
+        if self._only(dict.fromkeys(workers(), True)) is None:
+            return None
+        return {"broker": delayed_tasks()}
+
+    def registered(self) -> dict | None:
+        """The tasks registered in this process: workers load the same INSTALLED_APPS."""
+        names = sorted(registry.all_tasks())
+        return self._only({host: list(names) for host in workers()})
+
+    registered_tasks = registered
+
+    def stats(self) -> dict | None:
+        settings = get_settings()
+        return self._only({host: {
+            "hostname": host,
+            "pool": {"max-concurrency": len(consumers), "processes": consumers},
+            "prefetch_count": settings.PREFETCH * len(consumers),
+            "broker": {"transport": settings.BROKER_URL.split(":", 1)[0]},
+            "total": store.counts_by_task(host),
+        } for host, consumers in workers().items()})
+
+
+class Control:
+    """`app.control`: revoke, terminate, purge, ping and inspect over the broker and the result rows."""
+
+    def __init__(self, app: object = None):
+        self.app = app
+
+    def revoke(self, task_id: str | list[str], destination: object = None, terminate: bool = False,
+               signal: str | None = "SIGTERM", **_: object) -> None:
+        revoke([task_id] if isinstance(task_id, str) else list(task_id), terminate=terminate, signal=signal)
+
+    def terminate(self, task_id: str | list[str], destination: object = None, signal: str = "SIGTERM",
+                  **_: object) -> None:
+        self.revoke(task_id, terminate=True, signal=signal)
+
+    def purge(self) -> int:
+        """Delete the waiting messages of every queue the broker knows and the app routes to."""
+        settings = get_settings()
+        queues = {*get_broker().sizes(), settings.DEFAULT_QUEUE}
+        queues |= {t["queue"] if isinstance(t, dict) else str(t) for t in (settings.ROUTES or {}).values()}
+        queues |= {task.queue for task in registry.all_tasks().values() if getattr(task, "queue", None)}
+        return sum(purge(queue) for queue in sorted(queues))
+
+    def ping(self, destination: list[str] | str | None = None, timeout: float = 1.0, **_: object) -> list[dict]:
+        replies = Inspect(destination).ping() or {}
+        return [{host: reply} for host, reply in replies.items()]
+
+    def inspect(self, destination: list[str] | str | None = None, timeout: float = 1.0, **kwargs: object) -> Inspect:
+        return Inspect(destination, **kwargs)

@@ -75,16 +75,18 @@ def _publish(prepared: list[tuple[wire.Message, bytes]], settings) -> None:
               msg.eta_datetime.timestamp() if msg.eta else None, msg.priority) for msg, body in prepared]
 
     def publish(remember: float | None = None) -> None:
-        for msg, _ in prepared:
-            signals.before_task_publish.send(sender=msg.task, body=msg, routing_key=msg.queue)
+        if signals.before_task_publish.receivers:
+            for msg, _ in prepared:
+                signals.before_task_publish.send(sender=msg.task, **signals.publish_arguments(msg))
         broker = get_broker()
         if len(items) == 1:
             queue, key, body, eta, priority = items[0]
             broker.publish(queue, key, body, eta=eta, priority=priority, remember=remember)
         else:
             broker.publish_many(items, remember=remember)
-        for msg, _ in prepared:
-            signals.after_task_publish.send(sender=msg.task, body=msg, routing_key=msg.queue)
+        if signals.after_task_publish.receivers:
+            for msg, _ in prepared:
+                signals.after_task_publish.send(sender=msg.task, **signals.publish_arguments(msg, after=True))
 
     if not (settings.ENQUEUE_ON_COMMIT and connections[DEFAULT_DB_ALIAS].in_atomic_block):
         publish()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import TYPE_CHECKING
 
+from .conf import get_settings
 from .exceptions import NotRegistered
 
 if TYPE_CHECKING:
@@ -42,7 +44,10 @@ def all_tasks() -> dict[str, Task]:
 
 
 def autodiscover() -> None:
-    """Import `tasks` from every installed app."""
+    """Import `tasks` from every installed app, then the modules the app object names (Celery's
+    `include`, `imports`, `autodiscover_tasks([...])`: TASKQUEUE_IMPORTS)."""
     from django.utils.module_loading import autodiscover_modules
 
     autodiscover_modules("tasks")
+    for module in get_settings().IMPORTS:
+        import_module(module)

@@ -246,3 +246,9 @@ def results_in_order(task_ids: list[str]) -> list:
         chunk = task_ids[start:start + _IN_BATCH]
         values.update(TaskResult.objects.filter(task_id__in=chunk).values_list("task_id", "result"))
     return [serialization.from_jsonable(values.get(task_id)) for task_id in task_ids]
+
+
+def counts_by_task(worker: str) -> dict[str, int]:
+    """Finished results per task name that one worker (hostname) stored: inspect().stats()'s total."""
+    return dict(_models().TaskResult.objects.filter(worker=worker).order_by().values_list("task_name")
+                .annotate(n=Count("id")))

@@ -17,6 +17,15 @@ class Delivery:
     redeliveries: int = 0  # times it was taken back from a dead consumer
 
 
+@dataclass(frozen=True)
+class Leases:
+    """Who holds what, for operators (`app.control.inspect()`): read, never acted on."""
+
+    consumers: dict[str, float]  # consumer id -> seconds since its last heartbeat
+    held: dict[str, list[str]]  # consumer id -> keys of the messages leased to it
+    delayed: list[tuple[str, float]]  # keys waiting for their eta (epoch seconds), soonest first
+
+
 class Broker(ABC):
     """Every broker implements these; results, locks and notifications live elsewhere."""
 
@@ -88,6 +97,10 @@ class Broker(ABC):
     @abstractmethod
     def body(self, key: str) -> bytes | None:
         """The body of a message that is queued, delayed or in flight (None once acked)."""
+
+    @abstractmethod
+    def leases(self) -> Leases:
+        """The consumers with their heartbeat age, what each holds, and what waits for its eta."""
 
     @abstractmethod
     def purge(self, queue: str) -> int:

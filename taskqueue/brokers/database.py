@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from ..models import BrokerConsumer, CancelledTask, QueuedMessage, TaskLock
 from ..pglisten import Listener
-from .base import Broker, Delivery
+from .base import Broker, Delivery, Leases
 
 SQLITE_POLL = 0.02
 _IN_BATCH = 500
@@ -219,6 +219,18 @@ class DatabaseBroker(Broker):
     def body(self, key: str) -> bytes | None:
         body = QueuedMessage.objects.using(self.alias).filter(key=key).values_list("body", flat=True).first()
         return None if body is None else body.encode("utf-8")
+
+    def leases(self) -> Leases:
+        now = timezone.now()
+        consumers = {consumer: (now - beat).total_seconds() for consumer, beat in
+                     BrokerConsumer.objects.using(self.alias).values_list("consumer_id", "last_heartbeat")}
+        messages = QueuedMessage.objects.using(self.alias)
+        held: dict[str, list[str]] = {}
+        for key, consumer in messages.filter(consumer_id__isnull=False).values_list("key", "consumer_id"):
+            held.setdefault(consumer, []).append(key)
+        delayed = messages.filter(consumer_id=None, available_at__gt=now).order_by("available_at")
+        return Leases(consumers, held, [(key, at.timestamp())
+                                        for key, at in delayed.values_list("key", "available_at")])
 
     def purge(self, queue: str) -> int:
         return QueuedMessage.objects.using(self.alias).filter(queue=queue, consumer_id=None).delete()[0]

@@ -11,7 +11,7 @@ from redis.commands.core import Script
 from redis.retry import Retry
 
 from ..conf import get_settings
-from .base import Broker, Delivery
+from .base import Broker, Delivery, Leases
 from .leases import LUA, cancelled_key, heartbeat_args, heartbeats_key, recover_args, terminations_from
 
 ANNOUNCE_EVERY = 60.0  # seconds; `sizes()` lists a queue again within this long after a Redis flush
@@ -209,6 +209,22 @@ class RedisBroker(Broker):
 
     def body(self, key: str) -> bytes | None:
         return self.client.hget(f"{self.prefix}:msg", key)
+
+    def leases(self) -> Leases:
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.time()
+            pipe.zrange(heartbeats_key(self.prefix), 0, -1, withscores=True)
+            pipe.zrange(f"{self.prefix}:delayed", 0, -1, withscores=True)
+            (seconds, micros), beats, delayed = pipe.execute()
+        now = seconds + micros / 1e6
+        consumers = {consumer.decode(): now - beat for consumer, beat in beats}
+        with self.client.pipeline(transaction=False) as pipe:
+            for consumer in consumers:
+                pipe.hkeys(f"{self.prefix}:inflight:{consumer}")
+            held = {consumer: [key.decode() for key in keys] for consumer, keys in zip(consumers, pipe.execute(),
+                                                                                       strict=True)}
+        # a delayed member is "queue\nkey"
+        return Leases(consumers, held, [(member.decode().split("\n", 1)[-1], eta) for member, eta in delayed])
 
     def purge(self, queue: str) -> int:
         list_key = f"{self.prefix}:q:{queue}"

@@ -89,15 +89,21 @@ def run(message: Message, ctx: ExecutionContext, delivery: Delivery | None) -> O
 
 def _call(task, message: Message, ctx: ExecutionContext, delivery: Delivery | None) -> Outcome:
     started = timezone.now()
-    track = task.track_started if task.track_started is not None else get_settings().TRACK_STARTED
+    settings = get_settings()
+    # the worker's defaults (Celery's task_time_limit, task_soft_time_limit); none for eager runs, as in Celery
+    if message.time_limit is None and settings.TASK_TIME_LIMIT and not ctx.eager:
+        message.time_limit = settings.TASK_TIME_LIMIT
+    if message.soft_time_limit is None and settings.TASK_SOFT_TIME_LIMIT and not ctx.eager:
+        message.soft_time_limit = settings.TASK_SOFT_TIME_LIMIT
+    track = task.track_started if task.track_started is not None else settings.TRACK_STARTED
     if track and not message.ignore_result:
         store.mark_started(message, ctx.hostname, started)
     ctx.on_task_start(delivery, message)
     retry: Retry | None = None
     try:
-        signals.task_prerun.send(sender=task, task_id=message.id, task=task, args=message.args,
-                                 kwargs=message.kwargs)
         with request_context(Request.from_message(message, ctx.hostname, ctx.eager)):
+            signals.task_prerun.send(sender=task, task_id=message.id, task=task, args=message.args,
+                                     kwargs=message.kwargs)
             try:
                 with soft_time_limit(message.soft_time_limit):
                     retval = task.run(task, *message.args, **message.kwargs) if task.bind else \
@@ -168,7 +174,20 @@ def finish(outcome: Outcome, ctx: ExecutionContext):
     return followed
 
 
+_OUTCOME_SIGNALS = (signals.task_success, signals.task_failure, signals.task_retry, signals.task_revoked,
+                    signals.task_postrun)
+
+
 def run_hooks(task, outcome: Outcome) -> None:
+    if any(signal.receivers for signal in _OUTCOME_SIGNALS):
+        # receivers read `sender.request` as in Celery, where they run inside the task's trace
+        with request_context(Request.from_message(outcome.message, outcome.hostname)):
+            _run_hooks(task, outcome)
+    else:
+        _run_hooks(task, outcome)
+
+
+def _run_hooks(task, outcome: Outcome) -> None:
     message = outcome.message
     einfo = ExceptionInfo(outcome.result, outcome.traceback or "") if outcome.traceback else None
     try:
@@ -178,12 +197,19 @@ def run_hooks(task, outcome: Outcome) -> None:
         elif outcome.state == states.FAILURE:
             task.on_failure(outcome.result, message.id, message.args, message.kwargs, einfo)
             signals.task_failure.send(sender=task, task_id=message.id, exception=outcome.result,
-                                      args=message.args, kwargs=message.kwargs, einfo=einfo)
+                                      args=message.args, kwargs=message.kwargs,
+                                      traceback=getattr(outcome.result, "__traceback__", None), einfo=einfo)
         elif outcome.state == states.RETRY:
             task.on_retry(outcome.result, message.id, message.args, message.kwargs, einfo)
-            signals.task_retry.send(sender=task, request=message, reason=outcome.result, einfo=einfo)
+            if signals.task_retry.receivers:
+                signals.task_retry.send(sender=task, request=Request.from_message(message, outcome.hostname),
+                                        reason=Retry(exc=outcome.result, when=outcome.next_attempt[2].get(
+                                            "countdown", outcome.next_attempt[2].get("eta"))), einfo=einfo)
         elif outcome.state == states.REVOKED:
-            signals.task_revoked.send(sender=task, request=message, expired=True)
+            # here only expired (execute.run) or stopped by revoke(terminate=True) (fail_killed)
+            expired = str(outcome.result).startswith("expired")
+            signals.task_revoked.send(sender=task, request=Request.from_message(message, outcome.hostname),
+                                      terminated=not expired, signum=None, expired=expired)
         task.after_return(outcome.state, outcome.result, message.id, message.args, message.kwargs, einfo)
         signals.task_postrun.send(sender=task, task_id=message.id, task=task, args=message.args,
                                   kwargs=message.kwargs, retval=outcome.result, state=outcome.state)

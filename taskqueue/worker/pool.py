@@ -69,6 +69,7 @@ def run_consumer(consumer_id: str, hostname: str, queues: list[str], slot: TaskS
     signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent decides
     reset_broker()
+    signals.worker_process_init.send(sender=None)
     try:
         consume(consumer_id, hostname, queues, slot, stopping.is_set, prefetch=prefetch, limits=limits)
     finally:

@@ -84,6 +84,7 @@ class Command(BaseCommand):
         supervisor = Supervisor(config, get_broker(), ForkLauncher(config, queues, signal_shutdown=lean),
                                 heartbeat_interval=settings.heartbeat_interval,
                                 visibility_timeout=settings.VISIBILITY_TIMEOUT)
+        signals.worker_init.send(sender=supervisor)
         previous = supervisor.install_signal_handlers()
         try:
             print(banner(config, lean_supervisor=lean), flush=True)
