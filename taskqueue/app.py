@@ -181,10 +181,10 @@ class Celery:
                     return
                 raise
         if obj is conf.django_settings_object():
+            if apps.ready:  # settings loaded: a refused value fails here, not at the first task
+                _translate(_settings_of(obj, namespace))
             _namespaces.add(f"{namespace}_" if namespace else "")
             conf.add_layer(lambda: _translate(_settings_of(obj, namespace)))
-            if apps.ready:  # settings loaded: a refused value fails here, not at the first task
-                get_settings()
         else:
             conf.add_layer(_translate(_settings_of(obj, namespace)))
         _import_now()

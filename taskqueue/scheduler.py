@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import IntegrityError, close_old_connections, transaction
 from django.db.models import F
@@ -18,7 +18,9 @@ from django.utils import timezone
 
 from . import control
 from .app import send_task
-from .models import PeriodicRun, PeriodicTask
+from .conf import get_settings
+from .models import CrontabSchedule, IntervalSchedule, PeriodicRun, PeriodicTask
+from .schedules import crontab, schedule
 from .utils import derived_id
 
 logger = logging.getLogger("taskqueue.scheduler")
@@ -34,6 +36,10 @@ class Scheduler:
 
     def run(self, should_stop: Callable[[], bool]) -> None:
         logger.info("Scheduler started (tick %.1f s)", self.tick)
+        try:
+            sync_beat_schedule(get_settings().BEAT_SCHEDULE or {})
+        except Exception:
+            logger.exception("Could not write beat_schedule to the PeriodicTask table")
         while not should_stop():
             started = time.monotonic()
             try:
@@ -79,6 +85,38 @@ def send_run(periodic: PeriodicTask, slot: datetime) -> bool:
         return False
     logger.info("Sent %s (%s) for %s as %s", periodic.name, periodic.task, slot.isoformat(), task_id)
     return True
+
+
+FROM_CODE = "From beat_schedule (settings); edits here are overwritten when a scheduler starts."
+
+
+def sync_beat_schedule(entries: dict) -> None:
+    """Write Celery's beat_schedule (TASKQUEUE_BEAT_SCHEDULE) as PeriodicTask rows; rows written
+    so before and gone from it are disabled. A row is saved only if it changed (a save restarts
+    its interval)."""
+    for name, entry in entries.items():
+        every = entry["schedule"]
+        if isinstance(every, schedule):
+            every = every.run_every
+        values = {"task": entry["task"], "args": list(entry.get("args") or ()),
+                  "kwargs": dict(entry.get("kwargs") or {}), "queue": (entry.get("options") or {}).get("queue", ""),
+                  "interval": None, "crontab": None, "run_at": None, "enabled": True, "description": FROM_CODE}
+        if isinstance(every, crontab):
+            values["crontab"], _ = CrontabSchedule.objects.get_or_create(
+                minute=every.minute, hour=every.hour, day_of_month=every.day_of_month,
+                month_of_year=every.month_of_year, day_of_week=every.day_of_week,
+                timezone=str(timezone.get_default_timezone()))
+        else:
+            seconds = every.total_seconds() if isinstance(every, timedelta) else float(every)
+            values["interval"], _ = IntervalSchedule.objects.get_or_create(every=max(1, round(seconds)),
+                                                                           period="seconds")
+        row = PeriodicTask.objects.filter(name=name).first() or PeriodicTask(name=name)
+        if row.pk is None or any(getattr(row, field) != value for field, value in values.items()):
+            for field, value in values.items():
+                setattr(row, field, value)
+            row.save()
+    PeriodicTask.objects.filter(description=FROM_CODE, enabled=True).exclude(name__in=list(entries)).update(
+        enabled=False)
 
 
 def run_now(periodic: PeriodicTask) -> str:

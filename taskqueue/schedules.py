@@ -45,3 +45,28 @@ def due_slot(slot: datetime | None, last_run: datetime | None, defined_at: datet
 
 def is_valid_crontab(expression: str) -> bool:
     return croniter.is_valid(expression)
+
+
+class crontab:  # noqa: N801 - Celery's name, so `from celery.schedules import crontab` ports
+    """A crontab entry for `beat_schedule` (Celery's arguments; strings or ints)."""
+
+    def __init__(self, minute: str | int = "*", hour: str | int = "*", day_of_week: str | int = "*",
+                 day_of_month: str | int = "*", month_of_year: str | int = "*", **_: object):
+        self.minute, self.hour, self.day_of_week = str(minute), str(hour), str(day_of_week)
+        self.day_of_month, self.month_of_year = str(day_of_month), str(month_of_year)
+        if not is_valid_crontab(self.expression):
+            raise ValueError(f"{self.expression!r} is not a valid crontab line")
+
+    @property
+    def expression(self) -> str:
+        return f"{self.minute} {self.hour} {self.day_of_month} {self.month_of_year} {self.day_of_week}"
+
+    def __repr__(self) -> str:
+        return f"<crontab: {self.expression}>"
+
+
+class schedule:  # noqa: N801 - Celery's name
+    """Every `run_every` (a timedelta or seconds), for `beat_schedule`."""
+
+    def __init__(self, run_every: timedelta | float, **_: object):
+        self.run_every = run_every if isinstance(run_every, timedelta) else timedelta(seconds=float(run_every))

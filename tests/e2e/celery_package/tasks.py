@@ -1,0 +1,6 @@
+from taskqueue import shared_task
+
+
+@shared_task
+def discovered():
+    return "discovered"
