@@ -152,11 +152,9 @@ class Celery:
                   **options: Any) -> AsyncResult:
         return send_task(name, args, kwargs, **options)
 
-    def AsyncResult(self, task_id: str, **kwargs: Any) -> AsyncResult:  # noqa: N802 - Celery's name
-        return AsyncResult(task_id, **kwargs)
-
-    def GroupResult(self, *args: Any, **kwargs: Any) -> GroupResult:  # noqa: N802 - Celery's name
-        return GroupResult(*args, **kwargs)
+    # the classes, as Celery's app attributes are: app.AsyncResult(id), app.GroupResult.restore(id)
+    AsyncResult = AsyncResult
+    GroupResult = GroupResult
 
     def signature(self, *args: Any, **kwargs: Any):
         return signature(*args, **kwargs)

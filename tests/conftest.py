@@ -126,6 +126,17 @@ def _close_listeners(django_db_setup):
     reset_broker()
 
 
+@pytest.fixture
+def app_conf():
+    """`taskqueue.app.conf`, with what the test configures through the app object undone after it
+    (the app's configuration is per process)."""
+    from taskqueue import app, conf
+
+    saved = conf.layers()
+    yield app.conf
+    conf.restore_layers(saved)
+
+
 @pytest.fixture(scope="session")
 def shared_worker(broker_url, django_db_setup, django_db_blocker):
     """One prefork worker (2 processes) on the default and `celery` queues for the whole session."""

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 import taskqueue
-from taskqueue import AsyncResult, Celery, app, conf, signals, states
+from taskqueue import AsyncResult, Celery, app, signals, states
 from taskqueue.brokers import get_broker
 from taskqueue.conf import get_settings
 from taskqueue.exceptions import ImproperlyConfigured, SoftTimeLimitExceeded
@@ -20,14 +20,6 @@ from tests.models import Run
 from tests.tasks import add, always_retry, fail, record
 
 CONFIGURED = {"DJANGO_SETTINGS_MODULE": "tests.celery_configured.settings"}
-
-
-@pytest.fixture
-def app_conf():
-    """Undo what a test configures through the app (configuration is per process)."""
-    saved = conf.layers()
-    yield app.conf
-    conf.restore_layers(saved)
 
 
 def recorded(signal: str, task_id: str | None = None) -> list[str]:

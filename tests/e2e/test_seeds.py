@@ -85,3 +85,57 @@ def test_worker_runs_only_its_queues(transactional_db, broker_url):
         assert "tests.tasks.add" in worker.output and "only-here" in worker.output
     finally:
         assert worker.terminate() == 0
+
+
+# -- the seeds' app object: Celery(...), app.conf, config_from_object ---------------------------
+
+def test_cheatsheet_proj_celery_py(worker, broker_url, app_conf):
+    """notes-celery-cheatsheet.md, proj/celery.py (the Redis URLs replaced by the test run's broker)."""
+    CELERY_BROKER_URL = broker_url  # noqa: N806 - as the seed names it
+    CELERY_RESULT_BACKEND = "redis://localhost:6379"  # noqa: N806
+    app = taskqueue.Celery("proj",
+                           broker=CELERY_BROKER_URL,
+                           backend=CELERY_RESULT_BACKEND,
+                           include=["tests.tasks"])
+    # Optional configuration, see the application user guide.
+    app.conf.update(
+        result_expires=3600,
+    )
+    # Change default Queue name
+    app.conf.task_default_queue = "default"
+    from taskqueue.conf import get_settings
+
+    assert get_settings().result_expires.total_seconds() == 3600 and get_settings().DEFAULT_QUEUE == "default"
+    assert add.delay(2, 2).get(timeout=10) == 4
+    assert app.send_task("tests.tasks.add", (2, 5)).get(timeout=10) == 7
+    parent = app.GroupResult.restore("f7991cea-03ce-4467-9a65-4b3331c6f66a")
+    task = app.AsyncResult("2303c00d-50b3-4c01-bf44-3d2aea741f19", parent=parent)
+    assert task.parent is None and task.state == states.PENDING
+
+
+def test_slides_minimal_app(worker, broker_url, app_conf):
+    """slides-celery-distributed-task-queue.md: Celery('tasks', broker=..., backend='redis://')."""
+    app = taskqueue.Celery(
+        "tasks",
+        broker=broker_url,
+        backend="redis://",
+    )
+    assert app.conf.broker_url == broker_url
+    assert add.delay(1, 4).get(timeout=10) == 5
+
+
+def test_what_is_celery_config_from_object_with_include(transactional_db, app_conf, settings):
+    """notes-what-is-celery.md: `celery_server.config_from_object(obj=config, silent=False, force=True)`
+    with a config module whose `include` names the tasks module."""
+    import types
+
+    from taskqueue.registry import find
+
+    config = types.ModuleType("avengercon.celery.config")
+    config.include = ["tests.e2e.celery_included"]
+    celery_server: taskqueue.Celery = taskqueue.Celery(main="avengercon")
+    celery_server.config_from_object(obj=config, silent=False, force=True)
+    included = find("tests.e2e.celery_included.included_task")
+    assert included is not None
+    settings.TASKQUEUE_TASK_ALWAYS_EAGER = True  # the shared worker does not import that module
+    assert included.delay().get(timeout=10) == "included"
