@@ -244,6 +244,8 @@ def test_control_purge_empties_every_known_queue(transactional_db, broker_url, a
 
 # -- signals ----------------------------------------------------------------------------------
 
+@pytest.mark.any_broker
+@pytest.mark.any_database
 def test_signals_are_taskqueue_signals_with_celery_names():
     assert app.signals is signals and taskqueue.signals is signals
     for name in ("task_prerun", "task_postrun", "task_success", "task_failure", "task_retry", "task_revoked",
