@@ -52,9 +52,11 @@ def _unheld_requests(task_ids: list[str], broker: Broker) -> list[Request]:
         message = _message(task_id)
         if message is not None:
             requests.append(Request.from_message(message, None))
-        else:
-            row = store.fetch(task_id)
-            requests.append(Request(id=task_id, task=row.task_name if row is not None else None))
+            continue
+        row = store.fetch(task_id)
+        if row is not None and row.task_name:  # else an id never sent: no task to speak of
+            requests.append(Request(id=task_id, task=row.task_name, args=tuple(row.args or ()),
+                                    kwargs=dict(row.kwargs or {})))
     return requests
 
 
