@@ -124,8 +124,11 @@ def _modules(value: Any) -> tuple:
     return (value,) if isinstance(value, str) else tuple(value or ())
 
 
-def _prefetch(value: Any) -> int | None:
-    return int(value) if value and int(value) > 0 else None  # Celery's 0 (no limit): keep ours
+_KEEP = object()  # a value that leaves our setting as it is
+
+
+def _prefetch(value: Any) -> Any:
+    return int(value) if value and int(value) > 0 else _KEEP  # Celery's 0 (no limit): keep ours
 
 
 def _seconds(value: Any) -> float | None:
@@ -171,7 +174,7 @@ def translate(name: str, value: Any, fields: Iterable[str]) -> dict[str, Any]:
     if key in MAPPED:
         field, convert = MAPPED[key]
         converted = convert(value)
-        if field == "IMPORTS" or converted is not None:
+        if converted is not _KEEP:
             values[field] = converted
     elif key.upper() in fields:
         values[key.upper()] = value
