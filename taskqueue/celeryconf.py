@@ -150,7 +150,7 @@ MAPPED: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "task_soft_time_limit": ("TASK_SOFT_TIME_LIMIT", _seconds),
     "imports": ("IMPORTS", _modules),
     "include": ("IMPORTS", _modules),
-    "beat_schedule": ("BEAT_SCHEDULE", dict),
+    "beat_schedule": ("BEAT_SCHEDULE", lambda value: dict(value or {})),
 }
 
 # Celery names accepted only with a value that means what we do.
