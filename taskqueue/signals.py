@@ -20,12 +20,42 @@ Defined so Celery code imports, never sent: the others of Celery's list below.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from django.dispatch import Signal
+from django.dispatch import Signal as DjangoSignal
 
 if TYPE_CHECKING:
     from .message import Message
+
+
+class Signal(DjangoSignal):
+    """A Django signal that also connects as Celery's do: `@task_failure.connect` and
+    `@task_failure.connect(sender=...)` as decorators (Django's `connect` returns None), and a
+    sender given as a string (a task name) matches by value, not by identity."""
+
+    def connect(self, receiver: Callable | None = None, sender: Any = None, weak: bool = True,
+                dispatch_uid: Any = None, **_: Any) -> Any:
+        if receiver is None:
+            def decorate(function: Callable) -> Callable:
+                self.connect(function, sender=sender, weak=weak, dispatch_uid=dispatch_uid)
+                return function
+            return decorate
+        super().connect(receiver, _by_value(sender), weak, dispatch_uid)
+        return receiver
+
+    def disconnect(self, receiver: Callable | None = None, sender: Any = None, dispatch_uid: Any = None) -> bool:
+        return super().disconnect(receiver, _by_value(sender), dispatch_uid)
+
+    def send(self, sender: Any, **named: Any) -> list:
+        return super().send(_by_value(sender), **named)
+
+
+def _by_value(sender: Any) -> Any:
+    # Django matches senders by id(): one interned object per task name makes names match by value
+    return sys.intern(sender) if type(sender) is str else sender
+
 
 before_task_publish = Signal()
 after_task_publish = Signal()

@@ -254,6 +254,30 @@ def test_signals_are_taskqueue_signals_with_celery_names():
         assert hasattr(signals, name)
 
 
+@pytest.mark.any_broker
+@pytest.mark.any_database
+def test_signals_connect_as_celery_decorators_with_senders_by_name():
+    seen = []
+
+    @signals.task_success.connect
+    def plain(sender=None, result=None, **kwargs):
+        seen.append(("plain", result))
+
+    @signals.after_task_publish.connect(sender="tests.tasks.add")
+    def by_name(sender=None, **kwargs):
+        seen.append(("by_name", sender))
+
+    try:
+        assert plain is not None and by_name is not None  # Django's connect would have returned None
+        signals.task_success.send(sender=add, result=4)
+        signals.after_task_publish.send(sender="".join(["tests.tasks.", "add"]), body=None)  # another str object
+        signals.after_task_publish.send(sender="tests.tasks.mul", body=None)
+        assert seen == [("plain", 4), ("by_name", "tests.tasks.add")]
+    finally:
+        signals.task_success.disconnect(plain)
+        signals.after_task_publish.disconnect(by_name, sender="tests.tasks.add")
+
+
 def test_publish_signals_carry_celerys_arguments(transactional_db, broker_url):
     seen = []
 
