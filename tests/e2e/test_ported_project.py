@@ -29,8 +29,11 @@ pytestmark = pytest.mark.xfail(
 @pytest.fixture(scope="module")
 def project_path():
     sys.path.insert(0, str(PROJECT))
-    yield
-    sys.path.remove(str(PROJECT))
+    try:
+        importlib.import_module("shop.services")  # what the worker imports too: fails here, at once, if it cannot
+        yield
+    finally:
+        sys.path.remove(str(PROJECT))
 
 
 @pytest.fixture(scope="module")
@@ -112,9 +115,9 @@ def test_link_error_and_task_failure(project_worker, project):
 def test_control_revoke_terminate_and_inspect(project_worker, project):
     res = project.start_long_job(30)
     wait_until(lambda: AsyncResult(res.id).state == states.STARTED, timeout=10, message="started")
-    active = project.running_jobs()
-    assert [entry["id"] for entry in active["proj@tests"]] == [res.id]
-    assert active["proj@tests"][0]["name"] == "shop.tasks.sleepy"
+    # the worker is live from its next heartbeat (the database flush between tests drops its lease rows)
+    active = wait_until(lambda: (project.running_jobs() or {}).get("proj@tests"), timeout=5, message="active")
+    assert [(entry["id"], entry["name"]) for entry in active] == [(res.id, "shop.tasks.sleepy")]
     project.cancel(res.id)
     wait_until(lambda: recorded("task_revoked", res.id), timeout=10, message="task_revoked in the worker")
     assert recorded("task_revoked", res.id) == ["shop.tasks.sleepy|True|False"]
