@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from . import message as wire
 from . import registry, runtime, signals
-from .brokers import broker_kind, get_broker
+from .brokers import Outgoing, broker_kind, get_broker
 from .conf import get_settings
 from .request import current_request
 from .result import AsyncResult
@@ -71,18 +71,13 @@ def _prepare(task_name: str, args: tuple, kwargs: dict, task: Task | None, optio
 
 
 def _publish(prepared: list[tuple[wire.Message, bytes]], settings) -> None:
-    items = [(msg.queue, msg.id if not msg.retries else f"{msg.id}~{msg.retries}", body,
-              msg.eta_datetime.timestamp() if msg.eta else None, msg.priority) for msg, body in prepared]
+    items = [Outgoing(msg.queue, msg.id if not msg.retries else f"{msg.id}~{msg.retries}", body,
+                      msg.eta_datetime.timestamp() if msg.eta else None, msg.priority) for msg, body in prepared]
 
     def publish(remember: float | None = None) -> None:
         for msg, _ in prepared:
             signals.before_task_publish.send(sender=msg.task, body=msg, routing_key=msg.queue)
-        broker = get_broker()
-        if len(items) == 1:
-            queue, key, body, eta, priority = items[0]
-            broker.publish(queue, key, body, eta=eta, priority=priority, remember=remember)
-        else:
-            broker.publish_many(items, remember=remember)
+        get_broker().publish(items, remember=remember)
         for msg, _ in prepared:
             signals.after_task_publish.send(sender=msg.task, body=msg, routing_key=msg.queue)
 
