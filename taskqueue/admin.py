@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 
+from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from . import control, scheduler, states
+from . import control, ratelimits, scheduler, states
 from .models import (
     ChordCounter,
     CrontabSchedule,
@@ -17,6 +19,7 @@ from .models import (
     IntervalSchedule,
     PeriodicRun,
     PeriodicTask,
+    RateLimit,
     TaskResult,
 )
 
@@ -151,6 +154,27 @@ class ChordCounterAdmin(ReadOnlyAdmin):
     @admin.display(description="header members and their states")
     def members(self, obj):
         return _member_table(obj.member_ids)
+
+
+class RateLimitForm(forms.ModelForm):
+    class Meta:
+        model = RateLimit
+        fields = ("task_name", "rate")
+
+    def clean_rate(self) -> str:
+        try:
+            ratelimits.parse(self.cleaned_data["rate"])
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from exc
+        return self.cleaned_data["rate"]
+
+
+@admin.register(RateLimit)
+class RateLimitAdmin(admin.ModelAdmin):
+    """Change a task's rate_limit while workers run: they read the rates every few seconds."""
+
+    form = RateLimitForm
+    list_display = ("task_name", "rate")
 
 
 @admin.register(IntervalSchedule)

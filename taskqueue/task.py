@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from . import registry, store
+from . import ratelimits, registry, store
 from .canvas import Signature, chunks, xmap, xstarmap
 from .exceptions import MaxRetriesExceededError, Retry
 from .producer import send
@@ -33,6 +33,7 @@ class Task:
     ignore_result: bool = False
     track_started: bool | None = None  # None: TASKQUEUE_TRACK_STARTED decides
     lock_key: str | Callable[..., Any] | None = None
+    rate_limit: str | float | None = None  # "10/s", "100/m", "1000/h": global across workers (ratelimits.py)
     run: Callable[..., Any]
 
     # -- calling -------------------------------------------------------------------------------
@@ -206,6 +207,7 @@ def _make_task(fn: Callable[..., Any], options: dict[str, Any]) -> Task:
     unknown = set(options) - _OPTION_NAMES - {"name"}
     if unknown:
         raise TypeError(f"unknown @task option(s): {', '.join(sorted(unknown))}")
+    ratelimits.parse(options.get("rate_limit"))  # a bad rate fails the import, not the worker
     name = options.pop("name", None) or f"{fn.__module__}.{fn.__name__}"
     attrs = {"name": name, "run": staticmethod(fn), "__doc__": fn.__doc__, "__module__": fn.__module__,
              "__wrapped__": fn, **options}

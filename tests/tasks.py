@@ -288,3 +288,15 @@ def leak(megabytes):
     """Keep `megabytes` MB alive in this process for good (a leaking task); return the PID."""
     _LEAKED.append(bytearray(megabytes * 1024 * 1024))
     return os.getpid()
+
+
+@task(bind=True, rate_limit="5/s")
+def rate_limited(self, label):
+    Run.objects.create(label=label, task_id=self.request.id, pid=os.getpid(), started=time.time())
+    return label
+
+
+@task(bind=True)
+def limited_at_run_time(self, label):
+    Run.objects.create(label=label, task_id=self.request.id, pid=os.getpid(), started=time.time())
+    return label
