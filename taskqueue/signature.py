@@ -1,7 +1,8 @@
 """Signature: a task name with partial arguments and options, as a dict that round-trips through
-JSON; freezing fixes its id, applying sends it through `producer`. The primitives built from it
-(chain, group, chord, chunks) are in `canvas` and register their `subtask_type` here, so a dict
-that travelled as JSON becomes the right class again (`maybe_signature`).
+JSON; freezing fixes its id, applying sends it through `producer`. The one-message kinds (map,
+starmap) and chunks are here; chain, group and chord are in `canvas`. Every kind registers its
+`subtask_type` here, so a dict that travelled as JSON becomes the right class again
+(`maybe_signature`).
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ class Signature(dict):
 
     def set(self, immutable: bool | None = None, **options: Any) -> Signature:
         if immutable is not None:
-            self["immutable"] = immutable
+            self.set_immutable(immutable)
         self["options"].update(options)
         return self
 

@@ -141,3 +141,16 @@ def test_skew_sets_a_countdown_per_member():
     g = group(add.s(i, i) for i in range(5)).skew(start=1, stop=3)
     assert [m.options["countdown"] for m in g.tasks] == [1.0, 2.0, 3.0, 3.0, 3.0]
     assert [m.options["countdown"] for m in group(add.s(1, 1), add.s(2, 2)).skew(step=0.5).tasks] == [1.0, 1.5]
+
+
+def test_immutability_and_chord_callbacks_go_where_celery_puts_them():
+    g = group(add.s(1), mul.s(2))
+    g.set_immutable(True)
+    assert all(m.immutable for m in g.tasks)
+    c = chord([add.s(1), mul.s(2)], tsum.s())
+    c.set_immutable(True)
+    c.link(echo.s())
+    c.link_error(errback_label.s("eb"))
+    assert all(m.immutable for m in c.tasks) and not c.body.immutable
+    assert c.body.options["link"] == [dict(echo.s())] and c.body.options["link_error"] == [dict(errback_label.s("eb"))]
+    assert all("link" not in m.options and "link_error" not in m.options for m in c.tasks)
