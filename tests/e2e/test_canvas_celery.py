@@ -50,6 +50,7 @@ SHAPES = {  # name: (canvas, Celery's result)
     "one-member group in a chain": (lambda: chain(add.s(1, 1), group(add.s(1)), add.s(1)), 4),
     "lone group in a chain": (lambda: chain(group(echo.s(42), echo.s(42))), [42, 42]),
     "group of a chain ending in a group": (lambda: group(add.s(1, 2) | group(add.s(1), add.s(2))), [4, 5]),
+    "group of a chain of a group": (lambda: group([chain(group(echo.s(42), echo.s(42)))]), [42, 42]),
     "group in the middle of a chain": (lambda: chain(echo.s(42), group(echo.s(), echo.s()), echo.s()), [42, 42]),
     "group with a chain ending in a group": (lambda: chain(add.si(1, 0), group(add.si(1, 100), chain(
         add.si(1, 200), group(add.si(1, 1000), add.si(1, 2000)))), add.si(1, 10)), 11),
