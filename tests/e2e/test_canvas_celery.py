@@ -64,6 +64,10 @@ SHAPES = {  # name: (canvas, Celery's result)
     "chords in a chord header through chains": (lambda: chord(group([
         chain(add.si(1, 2), chord(group([add.si(1, 2), add.si(1, 2)]), add.si(1, 2))),
         chain(add.si(1, 2), chord(group([add.si(1, 2), add.si(1, 2)]), add.si(1, 2)))]), add.si(2, 2)), 4),
+    "task, group, group, task": (lambda: add.si(1, 0) | group(add.s(1), add.s(1)) | group(tsum.s(), tsum.s())
+                                 | tsum.s(), 8),
+    "chain spliced into a chain": (lambda: add.s(2, 2) | (add.s(4) | add.s(8) | add.s(16)) | group(
+        add.s(i) for i in range(3)), [32, 33, 34]),
     "group then chord then group": (lambda: group(add.s(1, 1), add.s(1, 1)) | tsum.s() | add.s(1)
                                     | group(add.s(1), add.s(1)), [6, 6]),
 }
