@@ -351,7 +351,9 @@ def _followers(node: Any, value: Any) -> list:
     if isinstance(node, GroupResult):
         return list(node.results)
     followers = list(node.children)
-    if _is_result_tuple(value):
+    if isinstance(value, (AsyncResult, GroupResult)):  # an eager run's: the object itself
+        followers.append(value)
+    elif _is_result_tuple(value):
         followers.append(result_from_tuple(value))
     return followers
 
