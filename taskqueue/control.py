@@ -3,6 +3,7 @@ revoke, purge, inspect, cleanup."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
 from django.utils import timezone
@@ -12,10 +13,12 @@ from .brokers import Broker, get_broker
 from .conf import get_settings
 from .message import decode
 
+PURGE_BATCH = 500
+
 
 def status() -> dict:
     """Ready messages per queue and stored results per state."""
-    return {"queues": get_broker().sizes(), "results": store.counts_by_state()}
+    return {"queues": get_broker().inspect().sizes, "results": store.counts_by_state()}
 
 
 def revoke(task_ids: list[str], terminate: bool = False, signal: str | None = None) -> None:
@@ -34,7 +37,7 @@ def _revoke_ttl(broker: Broker, task_id: str) -> float:
     that waits for its eta (countdown) could still be delivered."""
     expires = get_settings().result_expires
     ttl = expires.total_seconds() if expires else 86400.0
-    body = broker.body(task_id)
+    body = broker.inspect([task_id]).bodies.get(task_id)
     if body:
         try:
             eta = decode(body, get_settings().signing_key).eta_datetime
@@ -46,13 +49,28 @@ def _revoke_ttl(broker: Broker, task_id: str) -> float:
 
 
 def purge(queue: str) -> int:
-    return get_broker().purge(queue)
+    """Delete the ready messages of `queue` (and its delayed ones that are due); return how many.
+    A purger takes them as a consumer would, and acks them."""
+    broker = get_broker()
+    purger = f"purge-{uuid.uuid4().hex}"
+    purged = 0
+    try:
+        for _ in range(broker.inspect().sizes.get(queue, 0) // PURGE_BATCH + 1):
+            deliveries = broker.reserve(purger, [queue], count=PURGE_BATCH, timeout=0)
+            broker.ack(deliveries)
+            purged += len(deliveries)
+            if len(deliveries) < PURGE_BATCH:
+                break
+    finally:
+        broker.leases(requeue=[purger])  # forget its lease (it holds nothing unless a step failed)
+    return purged
 
 
 def inspect(task_id: str) -> dict | None:
     row = store.fetch(task_id)
     if row is None:
-        return {"task_id": task_id, "state": "PENDING (queued)"} if get_broker().contains(task_id) else None
+        held = task_id in get_broker().inspect([task_id]).bodies
+        return {"task_id": task_id, "state": "PENDING (queued)"} if held else None
     return {field: getattr(row, field) for field in (
         "task_id", "task_name", "state", "queue", "worker", "retries", "args", "kwargs", "result", "meta",
         "parent_id", "root_id", "group_id", "date_created", "date_started", "date_done")}

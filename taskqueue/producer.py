@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from . import message as wire
 from . import registry, runtime, signals
-from .brokers import broker_kind, get_broker
+from .brokers import Outgoing, broker_kind, get_broker
 from .conf import get_settings
 from .outages import is_outage
 from .request import current_request
@@ -115,14 +115,14 @@ def _check_other_options(task_name: str, names: set[str], options: dict) -> None
 
 
 def _publish(prepared: list[tuple[wire.Message, bytes]], settings, options: dict | None = None) -> None:
-    items = [(msg.queue, msg.id if not msg.retries else f"{msg.id}~{msg.retries}", body,
-              msg.eta_datetime.timestamp() if msg.eta else None, msg.priority) for msg, body in prepared]
+    items = [Outgoing(msg.queue, msg.id if not msg.retries else f"{msg.id}~{msg.retries}", body,
+                      msg.eta_datetime.timestamp() if msg.eta else None, msg.priority) for msg, body in prepared]
 
     def publish(remember: float | None = None, retry: bool = True) -> None:
         for msg, _ in prepared:
             signals.before_task_publish.send(sender=msg.task, body=msg, routing_key=msg.queue)
         try:
-            _to_broker(items, remember)
+            get_broker().publish(items, remember=remember)
         except Exception as exc:
             if not (retry and is_outage(exc)):
                 raise
@@ -142,16 +142,7 @@ def _publish(prepared: list[tuple[wire.Message, bytes]], settings, options: dict
         transaction.on_commit(publish)
 
 
-def _to_broker(items: list[tuple[str, str, bytes, float | None, int]], remember: float | None) -> None:
-    broker = get_broker()
-    if len(items) == 1:
-        queue, key, body, eta, priority = items[0]
-        broker.publish(queue, key, body, eta=eta, priority=priority, remember=remember)
-    else:
-        broker.publish_many(items, remember=remember)
-
-
-def _publish_again(items: list[tuple[str, str, bytes, float | None, int]], remember: float | None,
+def _publish_again(items: list[Outgoing], remember: float | None,
                    error: Exception, options: dict | None) -> None:
     """Celery's `retry`/`retry_policy` (on by default): publish again while the broker is
     unreachable, waiting as the policy says; the last error is raised when it gives up."""
@@ -162,7 +153,7 @@ def _publish_again(items: list[tuple[str, str, bytes, float | None, int]], remem
                        attempt, wait)
         time.sleep(wait)
         try:
-            _to_broker(items, remember)
+            get_broker().publish(items, remember=remember)
             return
         except Exception as exc:
             if not is_outage(exc):

@@ -86,7 +86,7 @@ class AsyncResult:
         """True once the task is known: queued, delayed, running or stored; False for an unknown id."""
         if self._fetch() is not None:
             return True
-        return get_broker().contains(self.id)
+        return self.id in get_broker().inspect([self.id]).bodies
 
     # -- waiting -------------------------------------------------------------------------------
 

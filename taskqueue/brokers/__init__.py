@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from ..exceptions import ImproperlyConfigured
-from .base import Broker, Delivery
+from .base import Broker, Delivery, Holdings, Leases, Outgoing
 
 _instance: tuple[str, Broker] | None = None
 
@@ -69,4 +69,5 @@ def reset_broker() -> None:
     _instance = None
 
 
-__all__ = ["Broker", "Delivery", "broker_kind", "create_broker", "database_alias", "get_broker", "reset_broker"]
+__all__ = ["Broker", "Delivery", "Holdings", "Leases", "Outgoing", "broker_kind", "create_broker", "database_alias",
+           "get_broker", "reset_broker"]

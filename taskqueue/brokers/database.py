@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from django.db import IntegrityError, connections, transaction
-from django.db.models import F, Min
+from django.db.models import Count, F, Min, Q
 from django.utils import timezone
 
 from ..models import BrokerConsumer, CancelledTask, QueuedMessage, TaskLock
 from ..pglisten import Listener
-from .base import Broker, Delivery
+from .base import Broker, Delivery, Holdings, Leases, Outgoing
 
 SQLITE_POLL = 0.02
 _IN_BATCH = 500
@@ -48,16 +49,12 @@ class DatabaseBroker(Broker):
 
     # -- publishing ----------------------------------------------------------------------------
 
-    def publish(self, queue: str, key: str, body: bytes, *, eta: float | None = None, priority: int = 0,
-                remember: float | None = None) -> None:
-        self.publish_many([(queue, key, body, eta, priority)])
-
-    def publish_many(self, items: list[tuple[str, str, bytes, float | None, int]], *,
-                     remember: float | None = None) -> None:
+    def publish(self, messages: Sequence[Outgoing], *, remember: float | None = None) -> None:
+        # `remember` is for the outbox, which a broker in the database does not need.
         now = timezone.now()
-        rows = [QueuedMessage(key=key, task_id=key.split("~", 1)[0], queue=queue, body=body.decode("utf-8"),
-                              priority=priority, available_at=_when(eta) if eta else now)
-                for queue, key, body, eta, priority in items]
+        rows = [QueuedMessage(key=m.key, task_id=m.key.split("~", 1)[0], queue=m.queue, body=m.body.decode("utf-8"),
+                              priority=m.priority, available_at=_when(m.eta) if m.eta else now)
+                for m in messages]
         with transaction.atomic(using=self.alias):
             # A key already queued or in flight is not queued twice (re-sent follow-ups).
             QueuedMessage.objects.using(self.alias).bulk_create(rows, ignore_conflicts=True)
@@ -134,14 +131,8 @@ class DatabaseBroker(Broker):
         for start in range(0, len(keys), _IN_BATCH):
             QueuedMessage.objects.using(self.alias).filter(key__in=keys[start:start + _IN_BATCH]).delete()
 
-    def release(self, delivery: Delivery, *, delay: float = 0.0) -> None:
-        QueuedMessage.objects.using(self.alias).filter(key=delivery.key, consumer_id=delivery.consumer_id).update(
-            consumer_id=None, claim=None, reserved_at=None, available_at=timezone.now() + timedelta(seconds=delay))
-        if not delay:
-            self._notify({delivery.queue})
-
-    def release_many(self, deliveries: list[Delivery], *, delay: float = 0.0) -> None:
-        """One statement: claims are taken in publish order, so the released keep their places."""
+    def release(self, deliveries: Sequence[Delivery], *, delay: float = 0.0) -> None:
+        """One statement per consumer: claims are taken in publish order, so the released keep their places."""
         by_consumer: dict[str, list[str]] = {}
         for delivery in deliveries:
             by_consumer.setdefault(delivery.consumer_id, []).append(delivery.key)
@@ -165,38 +156,41 @@ class DatabaseBroker(Broker):
                 connection.connection = None
         connection.errors_occurred = False
 
-    def heartbeat(self, consumer_ids: list[str]) -> None:
+    def leases(self, alive: Sequence[str] = (), *, requeue: Sequence[str] = (), stale_after: float | None = None,
+               redelivered: bool = True, running: Sequence[str] = ()) -> Leases:
         self._reconnect_if_broken()
-        now = timezone.now()
-        BrokerConsumer.objects.using(self.alias).bulk_create(
-            [BrokerConsumer(consumer_id=cid, last_heartbeat=now) for cid in consumer_ids],
-            update_conflicts=True, unique_fields=["consumer_id"], update_fields=["last_heartbeat"])
-
-    def recover(self, stale_after: float, consumer_ids: list[str] | None = None, *, redelivered: bool = True) -> int:
-        self._reconnect_if_broken()
-        messages = QueuedMessage.objects.using(self.alias)
         consumers = BrokerConsumer.objects.using(self.alias)
-        if consumer_ids:
-            targets = set(consumer_ids)
-        else:
-            cutoff = timezone.now() - timedelta(seconds=stale_after)
-            targets = set(consumers.filter(last_heartbeat__lt=cutoff).values_list("consumer_id", flat=True))
-            # also what is leased by a consumer that died before its first heartbeat
-            holders = set(messages.filter(consumer_id__isnull=False, reserved_at__lt=cutoff)
-                          .values_list("consumer_id", flat=True).distinct())
-            live = set(consumers.filter(consumer_id__in=holders).values_list("consumer_id", flat=True))
-            targets |= holders - live
-        if not targets:
-            return 0
-        consumers.filter(consumer_id__in=targets).delete()
-        moved = messages.filter(consumer_id__in=targets).update(
+        if alive:
+            now = timezone.now()
+            consumers.bulk_create([BrokerConsumer(consumer_id=cid, last_heartbeat=now) for cid in alive],
+                                  update_conflicts=True, unique_fields=["consumer_id"],
+                                  update_fields=["last_heartbeat"])
+        targets = set(requeue) | (self._silent(stale_after) if stale_after is not None else set())
+        requeued = self._requeue(targets, redelivered) if targets else 0
+        terminations = dict(CancelledTask.objects.using(self.alias).filter(
+            task_id__in=running, expires_at__gt=timezone.now()).exclude(signal="").values_list("task_id", "signal")) \
+            if running else {}
+        return Leases(requeued, terminations)
+
+    def _silent(self, stale_after: float) -> set[str]:
+        """Consumers silent for `stale_after` s, and those holding messages that longer without ever
+        renewing their lease (they died before their first heartbeat)."""
+        consumers = BrokerConsumer.objects.using(self.alias)
+        cutoff = timezone.now() - timedelta(seconds=stale_after)
+        silent = set(consumers.filter(last_heartbeat__lt=cutoff).values_list("consumer_id", flat=True))
+        holders = set(QueuedMessage.objects.using(self.alias).filter(consumer_id__isnull=False, reserved_at__lt=cutoff)
+                      .values_list("consumer_id", flat=True).distinct())
+        live = set(consumers.filter(consumer_id__in=holders).values_list("consumer_id", flat=True))
+        return silent | (holders - live)
+
+    def _requeue(self, consumer_ids: set[str], redelivered: bool) -> int:
+        messages = QueuedMessage.objects.using(self.alias)
+        BrokerConsumer.objects.using(self.alias).filter(consumer_id__in=consumer_ids).delete()
+        moved = messages.filter(consumer_id__in=consumer_ids).update(
             consumer_id=None, claim=None, reserved_at=None, redeliveries=F("redeliveries") + int(redelivered))
         if moved:
             self._notify(set(messages.filter(consumer_id=None).values_list("queue", flat=True).distinct()))
         return moved
-
-    def forget_consumer(self, consumer_id: str) -> None:
-        BrokerConsumer.objects.using(self.alias).filter(consumer_id=consumer_id).delete()
 
     # -- revocation and operator tools ---------------------------------------------------------
 
@@ -207,47 +201,32 @@ class DatabaseBroker(Broker):
             update_conflicts=True, unique_fields=["task_id"], update_fields=["expires_at", "signal"])
         QueuedMessage.objects.using(self.alias).filter(task_id=task_id, consumer_id=None).delete()
 
-    def terminations(self, task_ids: list[str]) -> dict[str, str]:
-        self._reconnect_if_broken()
-        return dict(CancelledTask.objects.using(self.alias).filter(task_id__in=task_ids, expires_at__gt=timezone.now())
-                    .exclude(signal="").values_list("task_id", "signal"))
-
-    def contains(self, key: str) -> bool:
-        task_id = QueuedMessage.objects.using(self.alias).filter(key=key).values_list("task_id", flat=True).first()
-        return task_id is not None and not CancelledTask.objects.using(self.alias).filter(task_id=task_id).exists()
-
-    def body(self, key: str) -> bytes | None:
-        body = QueuedMessage.objects.using(self.alias).filter(key=key).values_list("body", flat=True).first()
-        return None if body is None else body.encode("utf-8")
-
-    def purge(self, queue: str) -> int:
-        return QueuedMessage.objects.using(self.alias).filter(queue=queue, consumer_id=None).delete()[0]
-
-    def sizes(self) -> dict[str, int]:
-        from django.db.models import Count, Q
-
-        rows = QueuedMessage.objects.using(self.alias).values("queue").annotate(
-            ready=Count("id", filter=Q(consumer_id=None))).order_by("queue")
-        return {row["queue"]: row["ready"] for row in rows}
+    def inspect(self, keys: Sequence[str] = ()) -> Holdings:
+        messages = QueuedMessage.objects.using(self.alias)
+        rows = messages.values("queue").annotate(ready=Count("id", filter=Q(consumer_id=None))).order_by("queue")
+        sizes = {row["queue"]: row["ready"] for row in rows}
+        bodies = {k: body.encode("utf-8") for k, body in messages.filter(key__in=keys).values_list("key", "body")} \
+            if keys else {}
+        return Holdings(sizes, bodies)
 
     # -- lock_key ------------------------------------------------------------------------------
 
-    def acquire_lock(self, name: str, consumer_id: str, stale_after: float) -> bool:
+    def lock(self, name: str, owner: str, stale_after: float | None) -> bool:
         locks = TaskLock.objects.using(self.alias)
+        if stale_after is None:
+            locks.filter(name=name, owner=owner).delete()
+            return True
         try:
-            lock, created = locks.get_or_create(name=name, defaults={"owner": consumer_id})
+            lock, created = locks.get_or_create(name=name, defaults={"owner": owner})
         except IntegrityError:  # another consumer created it first
             return False
-        if created or lock.owner == consumer_id:
+        if created or lock.owner == owner:
             return True
         cutoff = timezone.now() - timedelta(seconds=stale_after)
         if BrokerConsumer.objects.using(self.alias).filter(consumer_id=lock.owner, last_heartbeat__gte=cutoff).exists():
             return False
         # the owner's lease ran out: take the lock over, unless someone else just did
-        return bool(locks.filter(name=name, owner=lock.owner).update(owner=consumer_id))
-
-    def release_lock(self, name: str, consumer_id: str) -> None:
-        TaskLock.objects.using(self.alias).filter(name=name, owner=consumer_id).delete()
+        return bool(locks.filter(name=name, owner=lock.owner).update(owner=owner))
 
     def close(self) -> None:
         self._listener.close()

@@ -46,7 +46,7 @@ def consume(consumer_id: str, hostname: str, queues: list[str], slot: TaskSlot,
     while not should_stop() and (max_tasks is None or done < max_tasks) and not _over_memory(limits):
         try:
             if give_back is not None:
-                broker.recover(0, [consumer_id], redelivered=give_back)
+                broker.leases(requeue=[consumer_id], redelivered=give_back)
                 give_back = None
             if relays and time.monotonic() >= next_relay:
                 next_relay = time.monotonic() + RELAY_EVERY

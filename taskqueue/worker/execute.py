@@ -78,7 +78,7 @@ def run(message: Message, ctx: ExecutionContext, delivery: Delivery | None) -> O
         return Outcome(message, states.FAILURE, error, hostname=ctx.hostname)
     if message.lock and not ctx.eager:
         if not locks.acquire(message.lock, ctx.consumer_id):
-            ctx.broker.release(delivery, delay=get_settings().LOCK_RETRY_DELAY)
+            ctx.broker.release([delivery], delay=get_settings().LOCK_RETRY_DELAY)
             return None
         try:
             return _call(registry.get_task(message.task), message, ctx, delivery)
@@ -200,7 +200,7 @@ def fail_killed(delivery: Delivery, body: bytes, hostname: str, error: BaseExcep
                 broker: Broker) -> None:
     """The supervisor killed a child (hard time limit, revoked with terminate): store its outcome, ack."""
     if not body:  # too large for the task slot: read it from the broker, which holds it until the ack
-        body = broker.body(delivery.key) or b""
+        body = broker.inspect([delivery.key]).bodies.get(delivery.key, b"")
     try:
         message = decode(body, get_settings().signing_key)
     except DecodeError:
