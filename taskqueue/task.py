@@ -35,7 +35,7 @@ class Task:
     ignore_result: bool = False
     track_started: bool | None = None  # None: TASKQUEUE_TRACK_STARTED decides
     lock_key: str | Callable[..., Any] | None = None
-    # Celery's options with a meaning here (docs/guide.md, "Task and calling options").
+    # Celery's options with a meaning here (docs/options.md).
     typing: bool = True  # check a call's arguments against the function's signature, in the caller
     retry_kwargs: Mapping[str, Any] = MappingProxyType({})  # passed to retry() by autoretry_for
     expires: float | timedelta | datetime | None = None  # default expiry of every call
@@ -88,6 +88,8 @@ class Task:
         return current_request()
 
     def __setattr__(self, name: str, value: Any) -> None:
+        if name == "rate_limit":  # parsed first: an invalid rate changes nothing
+            super().__setattr__("rate_limit_per_second", parse_rate(value))
         super().__setattr__(name, value)
         if name in PUBLISH_DEFAULTS:  # e.g. `add.priority = 5`: the per-task message defaults change
             self.__dict__.pop("_publish_defaults", None)
@@ -122,7 +124,7 @@ class Task:
     def apply_async(self, args: tuple | list | None = None, kwargs: Mapping[str, Any] | None = None,
                     **options: Any) -> AsyncResult:
         """Send with options (queue, countdown, eta, expires, task_id, link, link_error, headers...;
-        every Celery option is accepted: docs/guide.md, "Task and calling options")."""
+        every Celery option is accepted: docs/options.md)."""
         if type(args) is not tuple:
             args = call_args(args)
         if type(kwargs) is not dict:
@@ -241,7 +243,7 @@ _DECORATOR_OPTIONS = {"shared", "lazy", "filter", "pydantic", "pydantic_strict",
 def task(*args: Any, **options: Any) -> Any:
     """Turn a function into a Task: `@task` or `@task(name=..., bind=True, queue=..., ...)`.
 
-    Every option of Celery's `@app.task` is accepted (docs/guide.md, "Task and calling options"), as
+    Every option of Celery's `@app.task` is accepted (docs/options.md), as
     is any attribute of the `base=` class; an unknown name is a TypeError, a bad value (rate_limit,
     serializer) a ValueError, at import."""
     if len(args) == 1 and callable(args[0]) and not options:

@@ -137,3 +137,12 @@ def test_publish_is_retried_as_the_retry_policy_says(settings, caplog):
 def test_async_result_needs_an_id():
     with pytest.raises(ValueError, match="AsyncResult requires valid id, not <class 'NoneType'>"):
         AsyncResult(None)
+
+
+def test_a_rate_limit_set_at_run_time_is_parsed():
+    made = task(name="unit.rate_at_run_time", rate_limit="1/s")(lambda: None)
+    made.rate_limit = "120/m"
+    assert made.rate_limit_per_second == 2.0
+    with pytest.raises(ValueError, match="invalid rate_limit"):
+        made.rate_limit = "often"
+    assert made.rate_limit == "120/m" and made.rate_limit_per_second == 2.0
