@@ -301,6 +301,8 @@ class GroupResult:
     def get(self, timeout: float | None = None, propagate: bool = True, **kwargs: Any) -> list:
         return self.join(timeout=timeout, propagate=propagate, **kwargs)
 
+    join_native = join  # Celery's faster join for some backends: the same here
+
     def revoke(self, terminate: bool = False, signal: str | None = None, **_: Any) -> None:
         control.revoke([r.id for r in _leaves(self)], terminate=terminate, signal=signal)
 

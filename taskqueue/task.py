@@ -64,6 +64,7 @@ class Task:
     routing_key: str | None = None
     delivery_mode: int | str | None = None
     abstract: bool = True
+    MaxRetriesExceededError = MaxRetriesExceededError  # as on Celery's Task: `except self.MaxRetriesExceededError`
     run: Callable[..., Any]
 
     # -- calling -------------------------------------------------------------------------------
@@ -233,7 +234,8 @@ class Task:
 
 
 _OPTION_NAMES = {name for name in vars(Task) if not name.startswith("_") and not callable(vars(Task)[name])
-                 } | {"autoretry_for", "dont_autoretry_for", "lock_key", "name"}
+                 } | {"autoretry_for", "dont_autoretry_for", "lock_key", "name",
+                      "Request", "Strategy"}  # Celery's custom request class and strategy: kept, no effect
 # Options of Celery's decorator itself: `shared`/`lazy` (tasks here are always shared and made at
 # once) are accepted without effect; `filter` is applied to the task made.
 _DECORATOR_OPTIONS = {"shared", "lazy", "filter", "pydantic", "pydantic_strict", "pydantic_context",

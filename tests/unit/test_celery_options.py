@@ -13,7 +13,7 @@ from taskqueue.producer import build_message
 from tests.tasks import add, ported, untyped
 
 # The class attributes of Celery's Task (celery/app/task.py) and the options of its @app.task
-# decorator (celery/app/base.py), the app-level ones (app, Strategy, Request) aside.
+# decorator (celery/app/base.py), the app object aside.
 CELERY_TASK_OPTIONS = {
     "name": "unit.celery_options", "typing": True, "max_retries": 5, "default_retry_delay": 10,
     "rate_limit": "10/s", "ignore_result": False, "trail": True, "send_events": True,
@@ -24,8 +24,8 @@ CELERY_TASK_OPTIONS = {
     "autoretry_for": (OSError,), "dont_autoretry_for": (FileNotFoundError,), "retry_kwargs": {"max_retries": 2},
     "retry_backoff": True, "retry_backoff_max": 60, "retry_jitter": False, "bind": True, "queue": "q",
     "exchange": "x", "exchange_type": "direct", "routing_key": "q", "delivery_mode": 2, "compression": "zlib",
-    "shared": True, "lazy": True, "pydantic": False, "pydantic_strict": False, "pydantic_context": None,
-    "pydantic_dump_kwargs": None,
+    "shared": True, "lazy": True, "Request": None, "Strategy": None, "pydantic": False, "pydantic_strict": False,
+    "pydantic_context": None, "pydantic_dump_kwargs": None,
 }
 
 
