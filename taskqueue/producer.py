@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import redis
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.utils import timezone
 
@@ -124,7 +125,7 @@ def _publish(prepared: list[tuple[wire.Message, bytes]], settings, options: dict
         try:
             get_broker().publish(items, remember=remember)
         except Exception as exc:
-            if not (retry and is_outage(exc)):
+            if not (retry and _unreachable(exc)):
                 raise
             _publish_again(items, remember, exc, options)
         for msg, _ in prepared:
@@ -156,10 +157,17 @@ def _publish_again(items: list[Outgoing], remember: float | None,
             get_broker().publish(items, remember=remember)
             return
         except Exception as exc:
-            if not is_outage(exc):
+            if not _unreachable(exc):
                 raise
             error = exc
     raise error
+
+
+def _unreachable(exc: Exception) -> bool:
+    """A broker that cannot be reached, worth another publish. Not a timeout: the server took the
+    connection and did not answer within TASKQUEUE_BROKER_TIMEOUT, which bounds how long a caller
+    waits (and the message may have been stored)."""
+    return is_outage(exc) and not isinstance(exc, (TimeoutError, redis.TimeoutError))
 
 
 def _publish_staged(publish, count: int, remember: float) -> None:
