@@ -15,7 +15,7 @@ class Outgoing(NamedTuple):
     key: str  # unique per message (a task id, or task id + attempt for retries)
     body: bytes
     eta: float | None = None  # epoch seconds: invisible until then
-    priority: int = 0
+    priority: int = 0  # 0-9, higher first (see TASKQUEUE_PRIORITY_AGING)
 
 
 @dataclass(frozen=True)

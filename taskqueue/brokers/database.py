@@ -34,8 +34,9 @@ _IN_BATCH = 500
 class DatabaseBroker(Broker):
     """Queues in Django models; the guarantees of the Redis broker, on PostgreSQL or SQLite."""
 
-    def __init__(self, alias: str = "default", prefix: str = "taskqueue"):
+    def __init__(self, alias: str = "default", prefix: str = "taskqueue", priority_aging: float = 60.0):
         self.alias = alias
+        self.priority_aging = priority_aging
         self.channel = f"{prefix}_queues"
         self._listener = Listener(alias, self.channel)
 
@@ -52,9 +53,13 @@ class DatabaseBroker(Broker):
     def publish(self, messages: Sequence[Outgoing], *, remember: float | None = None) -> None:
         # `remember` is for the outbox, which a broker in the database does not need.
         now = timezone.now()
-        rows = [QueuedMessage(key=m.key, task_id=m.key.split("~", 1)[0], queue=m.queue, body=m.body.decode("utf-8"),
-                              priority=m.priority, available_at=_when(m.eta) if m.eta else now)
-                for m in messages]
+        rows = []
+        for m in messages:
+            available_at = _when(m.eta) if m.eta else now
+            priority = min(max(m.priority, 0), 9)
+            rows.append(QueuedMessage(key=m.key, task_id=m.key.split("~", 1)[0], queue=m.queue,
+                                      body=m.body.decode("utf-8"), priority=priority, available_at=available_at,
+                                      rank=available_at.timestamp() - priority * self.priority_aging))
         with transaction.atomic(using=self.alias):
             # A key already queued or in flight is not queued twice (re-sent follow-ups).
             QueuedMessage.objects.using(self.alias).bulk_create(rows, ignore_conflicts=True)
@@ -90,7 +95,7 @@ class DatabaseBroker(Broker):
                 cursor.execute(
                     f"UPDATE {table} SET consumer_id = %s, claim = %s, reserved_at = %s WHERE id IN ("
                     f"SELECT id FROM {table} WHERE queue = %s AND consumer_id IS NULL AND available_at <= %s"
-                    f" ORDER BY priority DESC, id LIMIT %s{skip_locked})",
+                    f" ORDER BY rank, id LIMIT %s{skip_locked})",
                     [consumer_id, claim, now, queue, now, count - taken])
                 taken += cursor.rowcount
                 if taken >= count:
@@ -98,10 +103,10 @@ class DatabaseBroker(Broker):
         if not taken:
             return []
         rows = list(QueuedMessage.objects.using(self.alias).filter(claim=claim).values_list(
-            "id", "key", "body", "queue", "redeliveries", "priority", "task_id"))
+            "id", "key", "body", "queue", "redeliveries", "rank", "task_id"))
         rows = self._drop_cancelled(rows)
         order = {queue: index for index, queue in enumerate(queues)}
-        rows.sort(key=lambda row: (order.get(row[3], 0), -row[5], row[0]))
+        rows.sort(key=lambda row: (order.get(row[3], 0), row[5], row[0]))
         return [Delivery(key=key, body=body.encode("utf-8"), queue=queue, consumer_id=consumer_id,
                          redeliveries=redeliveries) for _, key, body, queue, redeliveries, _, _ in rows]
 
@@ -132,14 +137,19 @@ class DatabaseBroker(Broker):
             QueuedMessage.objects.using(self.alias).filter(key__in=keys[start:start + _IN_BATCH]).delete()
 
     def release(self, deliveries: Sequence[Delivery], *, delay: float = 0.0) -> None:
-        """One statement per consumer: claims are taken in publish order, so the released keep their places."""
+        """Back in the place they were taken from, or after `delay` at the end of the line (as if sent
+        then): one statement per consumer."""
         by_consumer: dict[str, list[str]] = {}
         for delivery in deliveries:
             by_consumer.setdefault(delivery.consumer_id, []).append(delivery.key)
+        again = {}
+        if delay:
+            available_at = timezone.now() + timedelta(seconds=delay)
+            again = {"available_at": available_at,
+                     "rank": available_at.timestamp() - F("priority") * self.priority_aging}
         for consumer_id, keys in by_consumer.items():
             QueuedMessage.objects.using(self.alias).filter(key__in=keys, consumer_id=consumer_id).update(
-                consumer_id=None, claim=None, reserved_at=None,
-                available_at=timezone.now() + timedelta(seconds=delay))
+                consumer_id=None, claim=None, reserved_at=None, **again)
         if deliveries and not delay:
             self._notify({delivery.queue for delivery in deliveries})
 

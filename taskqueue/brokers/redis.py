@@ -97,9 +97,10 @@ class ThreadClients:
 class RedisBroker(Broker):
     """Queues in Redis; delays stay in Redis until due, never in worker memory."""
 
-    def __init__(self, url: str, prefix: str = "taskqueue"):
+    def __init__(self, url: str, prefix: str = "taskqueue", priority_aging: float = 60.0):
         self.url = url
         self.prefix = prefix
+        self.priority_aging = priority_aging
         self.client = connect(url)
         self._threads = ThreadClients(self.client)
         self._announced: dict[str, float] = {}  # queue -> when this process last added it to {p}:queues
@@ -129,11 +130,9 @@ class RedisBroker(Broker):
             announce = "1"
         else:
             announce = ""
-        args = [self.prefix, queue, message.key, message.body, "" if message.eta is None else repr(message.eta),
-                announce]
-        if remember:
-            args.append(str(int(remember * 1000)))
-        return args
+        offset = min(max(message.priority, 0), 9) * self.priority_aging
+        return [self.prefix, queue, message.key, message.body, "" if message.eta is None else repr(message.eta),
+                announce, str(int(remember * 1000)) if remember else "", repr(offset) if offset else ""]
 
     def reserve(self, consumer_id: str, queues: list[str], *, count: int = 1,
                 timeout: float = 1.0) -> list[Delivery]:
@@ -195,7 +194,7 @@ class RedisBroker(Broker):
         queues = sorted(q.decode() for q in self.client.smembers(key(self.prefix, "queues")))
         with self.client.pipeline(transaction=False) as pipe:
             for queue in queues:
-                pipe.llen(key(self.prefix, "queue", queue))
+                pipe.zcard(key(self.prefix, "queue", queue))
             if keys:
                 pipe.hmget(key(self.prefix, "msg"), list(keys))
                 pipe.mget([key(self.prefix, "published", k) for k in keys])

@@ -48,6 +48,8 @@ class QueuedMessage(models.Model):
     body = models.TextField()
     priority = models.IntegerField(default=0)
     available_at = models.DateTimeField()
+    # Taken lowest first: when it became ready (epoch seconds), less priority x TASKQUEUE_PRIORITY_AGING.
+    rank = models.FloatField(default=0.0)
     consumer_id = models.CharField(max_length=255, null=True, blank=True, db_index=True)
     claim = models.CharField(max_length=64, null=True, blank=True, db_index=True)
     reserved_at = models.DateTimeField(null=True, blank=True)
@@ -56,7 +58,7 @@ class QueuedMessage(models.Model):
 
     class Meta:
         indexes = [
-            models.Index(fields=["queue", "priority", "available_at", "id"], name="tq_queued_ready",
+            models.Index(fields=["queue", "rank", "id"], name="tq_queued_ranked",
                          condition=models.Q(consumer_id__isnull=True)),
         ]
 

@@ -18,11 +18,11 @@ pytestmark = pytest.mark.any_broker  # each test runs on both brokers already (t
 def broker(request, transactional_db):
     prefix = f"contract-{uuid.uuid4().hex[:8]}"
     if request.param == "django":
-        instance = create_broker("django://", prefix)
+        instance = create_broker("django://", prefix, priority_aging=1.0)
         yield instance
         instance.close()
         return
-    instance = create_broker(request.getfixturevalue("redis_url"), prefix)
+    instance = create_broker(request.getfixturevalue("redis_url"), prefix, priority_aging=1.0)
     yield instance
     client = instance.client
     keys = list(client.scan_iter(match=f"{instance.prefix}:*"))
@@ -44,6 +44,19 @@ def test_fifo_per_queue_and_ack(broker):
     assert broker.inspect(["k0", "k2"]).bodies == {"k2": b"body2"}
     assert [d.key for d in broker.reserve("c1", ["q"], timeout=0)] == ["k2"]
     assert broker.reserve("c1", ["q"], timeout=0) == []
+
+
+def test_higher_priorities_first_and_a_long_wait_counts_as_priority(broker):
+    """Aging of 1 s per level (the fixture's): a priority-0 message ready 10 s ago goes before a
+    priority-9 one sent now; after it, higher priorities first."""
+    now = time.time()
+    broker.publish([Outgoing("q", "p0", b"x"), Outgoing("q", "p9", b"x", priority=9),
+                    Outgoing("q", "p5", b"x", priority=5), Outgoing("q", "waited", b"x", eta=now - 10),
+                    Outgoing("q", "p9-later", b"x", priority=9)])
+    taken = broker.reserve("c", ["q"], count=2, timeout=0)
+    assert [d.key for d in taken] == ["waited", "p9"]
+    broker.release(taken)  # back in their places
+    assert [d.key for d in broker.reserve("c", ["q"], count=5, timeout=0)] == ["waited", "p9", "p9-later", "p5", "p0"]
 
 
 def test_queues_are_read_in_the_order_given(broker):

@@ -4,8 +4,6 @@
 -- (a live consumer giving back what it held through an outage).
 -- ARGV: prefix, stale_after ("" for none), redelivered, number of live consumers, the live ones,
 --       then the named ones. Returns how many messages were requeued.
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 local redelivered, alive = ARGV[3] == '1', tonumber(ARGV[4])
 for i = 5, 4 + alive do
   redis.call('ZADD', heartbeats_key, now, ARGV[i])
@@ -21,10 +19,10 @@ local moved = 0
 for _, consumer in ipairs(consumers) do
   local held = redis.call('HGETALL', inflight_key(consumer))
   for i = 1, #held, 2 do
-    local key, queue = held[i], held[i + 1]
+    local key = held[i]
     if redis.call('HEXISTS', msg_key, key) == 1 then
-      redis.call('RPUSH', queue_key(queue), key)
-      redis.call('LPUSH', wake_key(queue), '1')
+      local queue, rank, seq = held_place(held[i + 1])
+      make_ready(queue, key, rank, seq)
       if redelivered then redis.call('HINCRBY', redeliveries_key, key, 1) end
       moved = moved + 1
     end
