@@ -8,7 +8,7 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from . import runtime, store
+from . import ratelimits, runtime, store
 from .brokers import Broker, get_broker
 from .conf import get_settings
 from .message import decode
@@ -64,6 +64,11 @@ def purge(queue: str) -> int:
     finally:
         broker.leases(requeue=[purger])  # forget its lease (it holds nothing unless a step failed)
     return purged
+
+
+def rate_limit(task_name: str, rate: str | float | None) -> None:
+    """Set a task name's rate_limit on every worker ("10/m"; 0: no limit; None: the task's own)."""
+    ratelimits.set_rate(task_name, rate)
 
 
 def inspect(task_id: str) -> dict | None:

@@ -1,5 +1,5 @@
-"""Pure retry and rate maths: the countdown before a task's next attempt (backoff, cap, jitter),
-the waits between attempts to publish (Celery's retry policy), and rate limits ("10/m")."""
+"""Pure retry maths: the countdown before a task's next attempt (backoff, cap, jitter), and the
+waits between attempts to publish a message (Celery's retry policy)."""
 
 from __future__ import annotations
 
@@ -43,28 +43,3 @@ def publish_waits(policy: Mapping[str, Any] | None) -> Iterator[float]:
         yield min(wait, cap)
         wait += step
         retries += 1
-
-
-_PER_SECOND = {"s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_rate(limit: str | int | float | None) -> float | None:
-    """Tasks per second of a Celery rate limit: "10/s", "100/m", "1000/h", "5" or a number (per
-    second). None, 0 and "0" mean no limit (None). Anything else raises ValueError."""
-    if limit is None:
-        return None
-    if isinstance(limit, bool) or not isinstance(limit, (str, int, float)):
-        raise ValueError(f"rate_limit must be a number or a string like '10/s', '100/m', '1000/h', not {limit!r}")
-    if isinstance(limit, str):
-        count, _, unit = limit.strip().partition("/")
-        try:
-            per = _PER_SECOND[unit.strip() or "s"]
-            value = float(count) / per
-        except (KeyError, ValueError):
-            raise ValueError(f"invalid rate_limit {limit!r}: use '<number>/s', '/m' or '/h' "
-                             "(e.g. '10/s', '100/m', '1000/h'), or a number of tasks per second") from None
-    else:
-        value = float(limit)
-    if value != value or value < 0 or value == float("inf"):
-        raise ValueError(f"invalid rate_limit {limit!r}: the rate must be a finite number >= 0")
-    return value or None

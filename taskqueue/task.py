@@ -8,13 +8,12 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
-from . import registry, store
+from . import ratelimits, registry, store
 from .canvas import Signature, chunks, xmap, xstarmap
 from .exceptions import MaxRetriesExceededError, Retry
 from .producer import PUBLISH_DEFAULTS, call_args, call_kwargs, send
 from .request import Request, current_request, request_context
 from .result import AsyncResult
-from .retries import parse_rate
 
 
 class Task:
@@ -42,8 +41,7 @@ class Task:
     priority: int | None = None  # default message priority
     throws: tuple[type[BaseException], ...] = ()  # expected errors: logged at INFO, without traceback
     serializer: str = "json"  # the only one: taskqueue never pickles
-    rate_limit: str | float | None = None  # "10/s", "100/m", "1000/h" or tasks per second
-    rate_limit_per_second: float | None = None  # rate_limit parsed when the task is made
+    rate_limit: str | float | None = None  # "10/s", "100/m", "1000/h": global across workers (ratelimits.py)
     # Accepted and kept, without effect: a message is always acked after its result is stored, and
     # the message of a lost worker is always delivered again.
     acks_late: bool | None = None
@@ -89,8 +87,8 @@ class Task:
         return current_request()
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name == "rate_limit":  # parsed first: an invalid rate changes nothing
-            super().__setattr__("rate_limit_per_second", parse_rate(value))
+        if name == "rate_limit":  # checked first: an invalid rate changes nothing
+            ratelimits.parse(value)
         super().__setattr__(name, value)
         if name in PUBLISH_DEFAULTS:  # e.g. `add.priority = 5`: the per-task message defaults change
             self.__dict__.pop("_publish_defaults", None)
@@ -270,6 +268,7 @@ def _make_task(fn: Callable[..., Any], options: dict[str, Any]) -> Task:
     unknown = {key for key in options if key not in _OPTION_NAMES and not hasattr(base, key)}
     if unknown:
         raise TypeError(f"unknown @task option(s): {', '.join(sorted(unknown))}")
+    ratelimits.parse(options.get("rate_limit"))  # a bad rate fails the import, not the worker
     name = options.pop("name", None) or f"{fn.__module__}.{fn.__name__}"
     attrs = {"name": name, "run": staticmethod(fn), "__doc__": fn.__doc__, "__module__": fn.__module__,
              "__wrapped__": fn, **options}
@@ -282,7 +281,6 @@ def _make_task(fn: Callable[..., Any], options: dict[str, Any]) -> Task:
     _check_options(cls)
     if cls.typing is None:  # Celery's None: the app's strict_typing, True by default
         cls.typing = True
-    cls.rate_limit_per_second = parse_rate(cls.rate_limit)
     instance = cls()
     registry.register(instance)
     if decorator.get("filter") is not None:

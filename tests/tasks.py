@@ -291,6 +291,18 @@ def leak(megabytes):
     return os.getpid()
 
 
+@task(bind=True, rate_limit="5/s")
+def rate_limited(self, label):
+    Run.objects.create(label=label, task_id=self.request.id, pid=os.getpid(), started=time.time())
+    return label
+
+
+@task(bind=True)
+def limited_at_run_time(self, label):
+    Run.objects.create(label=label, task_id=self.request.id, pid=os.getpid(), started=time.time())
+    return label
+
+
 # -- Celery's results API, calling and task options (tests/e2e/test_celery_calling.py) ---------------
 
 

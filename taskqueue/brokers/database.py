@@ -137,19 +137,14 @@ class DatabaseBroker(Broker):
             QueuedMessage.objects.using(self.alias).filter(key__in=keys[start:start + _IN_BATCH]).delete()
 
     def release(self, deliveries: Sequence[Delivery], *, delay: float = 0.0) -> None:
-        """Back in the place they were taken from, or after `delay` at the end of the line (as if sent
-        then): one statement per consumer."""
+        """Back in the place they were taken from (their rank), visible at once or after `delay`: one
+        statement per consumer."""
         by_consumer: dict[str, list[str]] = {}
         for delivery in deliveries:
             by_consumer.setdefault(delivery.consumer_id, []).append(delivery.key)
-        again = {}
-        if delay:
-            available_at = timezone.now() + timedelta(seconds=delay)
-            again = {"available_at": available_at,
-                     "rank": available_at.timestamp() - F("priority") * self.priority_aging}
         for consumer_id, keys in by_consumer.items():
             QueuedMessage.objects.using(self.alias).filter(key__in=keys, consumer_id=consumer_id).update(
-                consumer_id=None, claim=None, reserved_at=None, **again)
+                consumer_id=None, claim=None, reserved_at=None, available_at=timezone.now() + timedelta(seconds=delay))
         if deliveries and not delay:
             self._notify({delivery.queue for delivery in deliveries})
 

@@ -13,7 +13,7 @@ from redis.retry import Retry
 
 from ..conf import get_settings
 from .base import Broker, Delivery, Holdings, Leases, Outgoing
-from .keys import key, script
+from .keys import RANK_EPOCH, key, script
 from .leases import cancelled_keys, leases_args, needs_script, terminations_from
 
 ANNOUNCE_EVERY = 60.0  # seconds; `inspect()` lists a queue again within this long after a Redis flush
@@ -131,8 +131,9 @@ class RedisBroker(Broker):
         else:
             announce = ""
         offset = min(max(message.priority, 0), 9) * self.priority_aging
+        ready_at = time.time() if message.eta is None else message.eta
         return [self.prefix, queue, message.key, message.body, "" if message.eta is None else repr(message.eta),
-                announce, str(int(remember * 1000)) if remember else "", repr(offset) if offset else ""]
+                announce, str(int(remember * 1000)) if remember else "", repr(ready_at - RANK_EPOCH - offset)]
 
     def reserve(self, consumer_id: str, queues: list[str], *, count: int = 1,
                 timeout: float = 1.0) -> list[Delivery]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from .. import locks, notify, registry, signals, states, store
+from .. import locks, notify, ratelimits, registry, signals, states, store
 from ..brokers import Broker, Delivery
 from ..codecs import Outcome, encode_value, format_traceback
 from ..conf import get_settings
@@ -68,7 +68,8 @@ def already_handled(message: Message, known: tuple[str, int] | None) -> bool:
 
 
 def run(message: Message, ctx: ExecutionContext, delivery: Delivery | None) -> Outcome | None:
-    """Execute one message; None when it was handed back because its lock_key is busy."""
+    """Execute one message; None when it was handed back: its lock_key is busy, or its rate_limit
+    has no token for it yet."""
     now = timezone.now()
     if message.expires and message.expires_datetime < now:
         return Outcome(message, states.REVOKED, TaskRevokedError(f"expired at {message.expires}"),
@@ -76,15 +77,24 @@ def run(message: Message, ctx: ExecutionContext, delivery: Delivery | None) -> O
     if delivery is not None and delivery.redeliveries > get_settings().MAX_REDELIVERIES:
         error = WorkerLostError(f"the worker running it died {delivery.redeliveries} times; giving up")
         return Outcome(message, states.FAILURE, error, hostname=ctx.hostname)
-    if message.lock and not ctx.eager:
+    task = registry.get_task(message.task)
+    if ctx.eager:
+        return _call(task, message, ctx, delivery)
+    per_second = ratelimits.rate_of(message.task, task.rate_limit)
+    if per_second is not None:
+        wait = ratelimits.wait_for_token(message.task, per_second)
+        if wait:
+            ctx.broker.release([delivery], delay=ratelimits.hand_back_delay(message.task, wait, per_second))
+            return None
+    if message.lock:
         if not locks.acquire(message.lock, ctx.consumer_id):
             ctx.broker.release([delivery], delay=get_settings().LOCK_RETRY_DELAY)
             return None
         try:
-            return _call(registry.get_task(message.task), message, ctx, delivery)
+            return _call(task, message, ctx, delivery)
         finally:
             locks.release(message.lock, ctx.consumer_id)
-    return _call(registry.get_task(message.task), message, ctx, delivery)
+    return _call(task, message, ctx, delivery)
 
 
 def _call(task, message: Message, ctx: ExecutionContext, delivery: Delivery | None) -> Outcome:

@@ -108,3 +108,31 @@ def test_a_killed_writer_does_not_leave_the_slot_locked():
             holder.wait(20)
         holder.stdout.close()
         slot.close()
+
+
+def test_a_stop_signal_right_after_fork_is_never_lost():
+    """A child forked by the supervisor runs the supervisor's signal handlers until it installs its
+    own: a SIGTERM in between must still stop it, not increment a counter in the child's copy."""
+    import os
+    import threading
+    import time
+
+    from taskqueue.worker.processes import ChildProcess, fork
+
+    def slow_starting_child() -> None:
+        time.sleep(0.3)  # loading what it needs, before its own handlers exist
+        stopping = threading.Event()
+        signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
+        if not stopping.wait(5):
+            raise SystemExit(3)  # the stop never arrived
+
+    counted = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: counted.append(signum))  # a supervisor's
+    try:
+        pid = fork(slow_starting_child, "slow-start")
+        os.kill(pid, signal.SIGTERM)
+        child = ChildProcess(pid)
+        child.join(10)
+        assert not child.is_alive() and child.exitcode != 3
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,9 +1,9 @@
-"""Celery's state sets and precedence, rate limits and the publish retry policy: pure maths."""
+"""Celery's state sets and precedence, and the publish retry policy: pure maths."""
 
 import pytest
 
 from taskqueue import states
-from taskqueue.retries import parse_rate, publish_waits
+from taskqueue.retries import publish_waits
 
 
 def test_state_sets_are_celerys():
@@ -23,20 +23,6 @@ def test_state_precedence_as_celery():
     assert states.state("PROGRESS") > states.state(states.STARTED)
     assert not states.state("PROGRESS") > states.state(states.SUCCESS)
     assert states.precedence("PROGRESS") == states.precedence(None)
-
-
-@pytest.mark.parametrize(("limit", "per_second"), [
-    ("10/s", 10.0), ("120/m", 2.0), ("3600/h", 1.0), ("5", 5.0), ("7/", 7.0), (5, 5.0), (0.5, 0.5), (" 60 / m ", 1.0),
-    (None, None), (0, None), ("0/s", None),
-])
-def test_rate_limits_parse_as_celery(limit, per_second):
-    assert parse_rate(limit) == per_second
-
-
-@pytest.mark.parametrize("limit", ["10/d", "ten/s", "/s", "-1/s", "nan", True, [10]])
-def test_invalid_rate_limits_are_refused(limit):
-    with pytest.raises(ValueError, match="rate_limit"):
-        parse_rate(limit)
 
 
 def test_publish_retry_policy_waits_as_celery():

@@ -5,6 +5,5 @@ for i = 2, #ARGV, 2 do
   redis.call('HDEL', inflight_key(ARGV[i]), key)
   redis.call('HDEL', msg_key, key)
   redis.call('HDEL', redeliveries_key, key)
-  redis.call('HDEL', offsets_key, key)
 end
 return (#ARGV - 1) / 2

@@ -4,6 +4,7 @@
 -- (a live consumer giving back what it held through an outage).
 -- ARGV: prefix, stale_after ("" for none), redelivered, number of live consumers, the live ones,
 --       then the named ones. Returns how many messages were requeued.
+local now = server_now()
 local redelivered, alive = ARGV[3] == '1', tonumber(ARGV[4])
 for i = 5, 4 + alive do
   redis.call('ZADD', heartbeats_key, now, ARGV[i])
@@ -21,8 +22,8 @@ for _, consumer in ipairs(consumers) do
   for i = 1, #held, 2 do
     local key = held[i]
     if redis.call('HEXISTS', msg_key, key) == 1 then
-      local queue, rank, seq = held_place(held[i + 1])
-      make_ready(queue, key, rank, seq)
+      local queue, rank = held_place(held[i + 1])
+      make_ready(queue, key, rank)
       if redelivered then redis.call('HINCRBY', redeliveries_key, key, 1) end
       moved = moved + 1
     end

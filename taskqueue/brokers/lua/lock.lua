@@ -2,6 +2,7 @@
 -- expired (the consumer died) is free, so a dead worker never blocks a key for good.
 -- ARGV: prefix, lock name, consumer, stale_after ("" to give the lock back)
 local name, consumer = ARGV[2], ARGV[3]
+local now = server_now()
 local owner = redis.call('GET', lock_key(name))
 if ARGV[4] == '' then
   if owner == consumer then redis.call('DEL', lock_key(name)) end

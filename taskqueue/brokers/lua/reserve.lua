@@ -4,12 +4,14 @@
 -- Reserving renews the consumer's lease (its score in heartbeats_key); what it holds is in
 -- inflight_key(consumer). A message of a cancelled task is dropped instead (revoked).
 local consumer, count = ARGV[2], tonumber(ARGV[3])
+local now = server_now()
 local due = redis.call('ZRANGEBYSCORE', delayed_key, '-inf', now, 'WITHSCORES', 'LIMIT', 0, 500)
 for i = 1, #due, 2 do
   local member = due[i]
   local nl = string.find(member, '\n', 1, true)
   local key = string.sub(member, nl + 1)
-  make_ready(string.sub(member, 1, nl - 1), key, rank_of(tonumber(due[i + 1]), redis.call('HGET', offsets_key, key)))
+  make_ready(string.sub(member, 1, nl - 1), key, redis.call('HGET', ranks_key, key) or rank_of(tonumber(due[i + 1])))
+  redis.call('HDEL', ranks_key, key)
   redis.call('ZREM', delayed_key, member)
 end
 redis.call('ZADD', heartbeats_key, now, consumer)
@@ -21,14 +23,14 @@ for i = 4, #ARGV do
     local popped = redis.call('ZPOPMIN', queue_key(queue), count - taken)
     if #popped == 0 then break end
     for j = 1, #popped, 2 do
-      local seq, key = string.sub(popped[j], 1, 16), string.sub(popped[j], 17)
+      local key = popped[j]
       local body = redis.call('HGET', msg_key, key)
       if body and redis.call('EXISTS', cancelled_key(string.match(key, '^[^~]+'))) == 1 then
         redis.call('HDEL', msg_key, key)
         body = false
       end
       if body then
-        redis.call('HSET', inflight_key(consumer), key, queue .. '\n' .. popped[j + 1] .. '\n' .. seq)
+        redis.call('HSET', inflight_key(consumer), key, queue .. '\n' .. popped[j + 1])
         out[#out + 1] = key
         out[#out + 1] = body
         out[#out + 1] = redis.call('HGET', redeliveries_key, key) or '0'
