@@ -47,6 +47,13 @@ def whoami(self):
 
 
 @task(bind=True)
+def lineage(self, *previous):
+    """The ids this run sees in its request (the canvas lineage tests)."""
+    request = self.request
+    return {"id": request.id, "root_id": request.root_id, "parent_id": request.parent_id, "group_id": request.group_id}
+
+
+@task(bind=True)
 def progress(self, steps):
     for step in range(1, steps + 1):
         self.update_state(state="PROGRESS", meta={"progress": step * 100 // steps})
