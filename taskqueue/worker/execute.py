@@ -136,12 +136,12 @@ def _autoretry(task, exc: Exception) -> Retry | None:
         return None
     if task.dont_autoretry_for and isinstance(exc, task.dont_autoretry_for):
         return None
-    countdown = None
+    options = dict(task.retry_kwargs)  # as Celery: retry_kwargs go to retry(), backoff sets the countdown
     if task.retry_backoff:
-        countdown = backoff_countdown(task.request.retries, task.retry_backoff, task.retry_backoff_max,
-                                      task.retry_jitter)
+        options["countdown"] = backoff_countdown(task.request.retries, task.retry_backoff, task.retry_backoff_max,
+                                                 task.retry_jitter)
     try:
-        task.retry(exc=exc, countdown=countdown)
+        task.retry(exc=exc, **options)
     except Retry as retry:
         return retry
     except Exception:
@@ -151,7 +151,12 @@ def _autoretry(task, exc: Exception) -> Retry | None:
 
 def failure(message: Message, exc: BaseException, hostname: str, started) -> Outcome:
     traceback = format_traceback(exc)
-    logger.error("Task %s[%s] failed: %s: %s", message.task, message.id, type(exc).__name__, printable(exc))
+    task = registry.find(message.task)
+    if task is not None and task.throws and isinstance(exc, task.throws):  # expected: INFO, as Celery
+        logger.info("Task %s[%s] raised expected: %s: %s", message.task, message.id, type(exc).__name__,
+                    printable(exc))
+    else:
+        logger.error("Task %s[%s] failed: %s: %s", message.task, message.id, type(exc).__name__, printable(exc))
     return Outcome(message, states.FAILURE, exc, traceback=traceback, hostname=hostname, started=started)
 
 
@@ -219,15 +224,16 @@ def fail_killed(delivery: Delivery, body: bytes, hostname: str, error: BaseExcep
 
 
 
-def run_eager(message: Message):
-    """Run a message in this process through the worker's path; returns an EagerResult."""
+def run_eager(message: Message, throw: bool | None = None):
+    """Run a message in this process through the worker's path; returns an EagerResult. A failure is
+    raised here when `throw` (None: TASKQUEUE_TASK_EAGER_PROPAGATES) says so."""
     ctx = ExecutionContext(broker=None, hostname="eager", consumer_id="eager", eager=True)
     outcome = run(message, ctx, None)
     notify.publish(*continuation.save([outcome]))
     followed = finish(outcome, ctx)
     if outcome.state == states.RETRY and followed is not None:
         return followed  # the retried attempt's result
-    if outcome.state == states.FAILURE and get_settings().TASK_EAGER_PROPAGATES:
+    if outcome.state == states.FAILURE and (get_settings().TASK_EAGER_PROPAGATES if throw is None else throw):
         raise raisable(outcome.result)
     result = raisable(outcome.result) if isinstance(outcome.result, BaseException) else outcome.result
     return EagerResult(message.id, message.task, outcome.state, result, outcome.traceback)
