@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 
+from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from . import control, scheduler, states
+from . import control, ratelimits, registry, scheduler, states
 from .models import (
     ChordCounter,
     CrontabSchedule,
@@ -17,6 +19,7 @@ from .models import (
     IntervalSchedule,
     PeriodicRun,
     PeriodicTask,
+    RateLimit,
     TaskResult,
 )
 
@@ -73,7 +76,11 @@ class TaskResultAdmin(ReadOnlyAdmin):
     def traceback_pretty(self, obj):
         return format_html("<pre>{}</pre>", obj.traceback) if obj.traceback else "-"
 
-    @admin.action(description="Revoke selected tasks (not yet finished)")
+    def has_revoke_permission(self, request) -> bool:
+        """Revoking is a change: view-only staff see results but act on none."""
+        return request.user.has_perm(f"{self.opts.app_label}.change_{self.opts.model_name}")
+
+    @admin.action(description="Revoke selected tasks (not yet finished)", permissions=["revoke"])
     def revoke_selected(self, request, queryset):
         ids = list(queryset.exclude(state__in=states.READY_STATES).values_list("task_id", flat=True))
         control.revoke(ids)
@@ -153,6 +160,27 @@ class ChordCounterAdmin(ReadOnlyAdmin):
         return _member_table(obj.member_ids)
 
 
+class RateLimitForm(forms.ModelForm):
+    class Meta:
+        model = RateLimit
+        fields = ("task_name", "rate")
+
+    def clean_rate(self) -> str:
+        try:
+            ratelimits.parse(self.cleaned_data["rate"])
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from exc
+        return self.cleaned_data["rate"]
+
+
+@admin.register(RateLimit)
+class RateLimitAdmin(admin.ModelAdmin):
+    """Change a task's rate_limit while workers run: they read the rates every few seconds."""
+
+    form = RateLimitForm
+    list_display = ("task_name", "rate")
+
+
 @admin.register(IntervalSchedule)
 class IntervalScheduleAdmin(admin.ModelAdmin):
     list_display = ("__str__", "date_changed")
@@ -181,8 +209,26 @@ class PeriodicRunInline(admin.TabularInline):
         return format_html('<a href="{}">{}</a> {}', url, run.task_id, row.state)
 
 
+class PeriodicTaskForm(forms.ModelForm):
+    """The task is chosen from those registered (every installed app's tasks.py), so a misspelt
+    name cannot send every run to the dead letters."""
+
+    task = forms.ChoiceField()
+
+    class Meta:
+        model = PeriodicTask
+        fields = "__all__"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        names = sorted(name for name in registry.all_tasks() if not name.startswith("taskqueue."))
+        self.fields["task"].choices = [("", "---------")] + [(name, name) for name in names]
+        self.fields["task"].help_text = PeriodicTask._meta.get_field("task").help_text
+
+
 @admin.register(PeriodicTask)
 class PeriodicTaskAdmin(admin.ModelAdmin):
+    form = PeriodicTaskForm
     list_display = ("name", "task", "schedule", "enabled", "last_run_at", "total_run_count")
     list_filter = ("enabled", "task")
     search_fields = ("name", "task", "description")
@@ -194,16 +240,16 @@ class PeriodicTaskAdmin(admin.ModelAdmin):
     def schedule(self, obj):
         return obj.interval or obj.crontab or (f"once at {obj.run_at:%Y-%m-%d %H:%M:%S}" if obj.run_at else "-")
 
-    @admin.action(description="Run selected tasks now")
+    @admin.action(description="Run selected tasks now", permissions=["change"])
     def run_now(self, request, queryset):
         for periodic in queryset:
             scheduler.run_now(periodic)
         self.message_user(request, f"Sent {queryset.count()} task(s).", messages.SUCCESS)
 
-    @admin.action(description="Enable selected")
+    @admin.action(description="Enable selected", permissions=["change"])
     def enable(self, request, queryset):
         queryset.update(enabled=True)
 
-    @admin.action(description="Disable selected")
+    @admin.action(description="Disable selected", permissions=["change"])
     def disable(self, request, queryset):
         queryset.update(enabled=False)

@@ -78,10 +78,19 @@ def encode_value(value: Any) -> Any:
     try:
         encoded = serialization.to_jsonable(value, "return value")
     except TypeError as exc:
-        raise TypeError(f"the task returned a value that cannot be stored: {exc}") from None
+        if not _is_result(value):
+            raise TypeError(f"the task returned a value that cannot be stored: {exc}") from None
+        # A returned AsyncResult or GroupResult is stored as its tuple form, as Celery stores it
+        # with any serializer but pickle: get() gives the tuple, result_from_tuple() the result.
+        return serialization.to_jsonable(value.as_tuple(), "return value")
     if type(encoded) in (list, dict):
         encoded = json.loads(json.dumps(encoded))  # a deep copy of plain JSON data, in C
     return encoded
+
+
+def _is_result(value: Any) -> bool:
+    """An AsyncResult or GroupResult (told by shape: `result` sits above this module)."""
+    return callable(getattr(value, "as_tuple", None)) and callable(getattr(value, "ready", None))
 
 
 def value_of(row: Any) -> Any:

@@ -40,6 +40,9 @@ class Settings:
     TRACK_STARTED: bool = False
     PREFETCH: int = 32
     LOCK_RETRY_DELAY: float = 0.05
+    # Priorities (0-9, higher first): a message of priority p is served as if it had been ready p times
+    # this many seconds earlier, so a low priority still runs under a steady flow of high ones.
+    PRIORITY_AGING: float = 60.0
     MAX_REDELIVERIES: int = 5
     # Seconds a broker command may take: a server that accepts but never answers fails the call
     # (a delay(), say) after this long instead of hanging it. Above the 1 s that blocking reads wait.

@@ -1,29 +1,32 @@
 """Operator actions behind `manage.py taskqueue`, the admin, AsyncResult.revoke and
-`app.control`: status, revoke, purge, inspect, cleanup, and what the workers hold (`workers`).
+`app.control`: status, revoke, purge, rate limits, inspect, cleanup, and what the workers hold.
 
 Workers answer no broadcast here: what `app.control.inspect()` reports is read from what they
-keep up to date anyway, the broker's lease records (each consumer's heartbeat and the messages
-leased to it; a consumer id is "<hostname>.<instance>.<n>") and the task rows (STARTED, with
-the worker's hostname, when tracking is on).
+keep up to date anyway, the broker's lease records (each consumer's lease renewal and the
+messages leased to it; a consumer id is "<hostname>.<instance>.<n>") and the task rows (STARTED,
+with the worker's hostname, when tracking is on).
 """
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
 from django.utils import timezone
 
-from . import registry, runtime, signals, states, store
+from . import ratelimits, registry, runtime, signals, states, store
 from .brokers import Broker, get_broker
-from .brokers.base import Leases
+from .brokers.base import Holdings
 from .conf import get_settings
 from .message import Message, decode
 from .request import Request
 
+PURGE_BATCH = 500
+
 
 def status() -> dict:
     """Ready messages per queue and stored results per state."""
-    return {"queues": get_broker().sizes(), "results": store.counts_by_state()}
+    return {"queues": get_broker().inspect().sizes, "results": store.counts_by_state()}
 
 
 def revoke(task_ids: list[str], terminate: bool = False, signal: str | None = None) -> None:
@@ -44,7 +47,7 @@ def revoke(task_ids: list[str], terminate: bool = False, signal: str | None = No
 def _unheld_requests(task_ids: list[str], broker: Broker) -> list[Request]:
     """The requests of revoked tasks that no worker holds: no worker will see them, so the revoking
     process sends their task_revoked (the worker does for one it stops or finds expired)."""
-    held = {key.split("~", 1)[0] for keys in broker.leases().held.values() for key in keys}
+    held = {key.split("~", 1)[0] for keys in broker.inspect(holders=True).held.values() for key in keys}
     requests = []
     for task_id in task_ids:
         if task_id in held:
@@ -65,7 +68,7 @@ def _revoke_ttl(broker: Broker, task_id: str) -> float:
     that waits for its eta (countdown) could still be delivered."""
     expires = get_settings().result_expires
     ttl = expires.total_seconds() if expires else 86400.0
-    body = broker.body(task_id)
+    body = broker.inspect([task_id]).bodies.get(task_id)
     if body:
         try:
             eta = decode(body, get_settings().signing_key).eta_datetime
@@ -77,13 +80,33 @@ def _revoke_ttl(broker: Broker, task_id: str) -> float:
 
 
 def purge(queue: str) -> int:
-    return get_broker().purge(queue)
+    """Delete the ready messages of `queue` (and its delayed ones that are due); return how many.
+    A purger takes them as a consumer would, and acks them."""
+    broker = get_broker()
+    purger = f"purge-{uuid.uuid4().hex}"
+    purged = 0
+    try:
+        for _ in range(broker.inspect().sizes.get(queue, 0) // PURGE_BATCH + 1):
+            deliveries = broker.reserve(purger, [queue], count=PURGE_BATCH, timeout=0)
+            broker.ack(deliveries)
+            purged += len(deliveries)
+            if len(deliveries) < PURGE_BATCH:
+                break
+    finally:
+        broker.leases(requeue=[purger])  # forget its lease (it holds nothing unless a step failed)
+    return purged
+
+
+def rate_limit(task_name: str, rate: str | float | None) -> None:
+    """Set a task name's rate_limit on every worker ("10/m"; 0: no limit; None: the task's own)."""
+    ratelimits.set_rate(task_name, rate)
 
 
 def inspect(task_id: str) -> dict | None:
     row = store.fetch(task_id)
     if row is None:
-        return {"task_id": task_id, "state": "PENDING (queued)"} if get_broker().contains(task_id) else None
+        held = task_id in get_broker().inspect([task_id]).bodies
+        return {"task_id": task_id, "state": "PENDING (queued)"} if held else None
     return {field: getattr(row, field) for field in (
         "task_id", "task_name", "state", "queue", "worker", "retries", "args", "kwargs", "result", "meta",
         "parent_id", "root_id", "group_id", "date_created", "date_started", "date_done")}
@@ -104,10 +127,10 @@ def hostname_of(consumer_id: str) -> str:
 
 def workers() -> dict[str, list[str]]:
     """Live workers (a consumer heartbeat within the visibility timeout): hostname -> consumer ids."""
-    return _live(get_broker().leases())
+    return _live(get_broker().inspect(holders=True))
 
 
-def _live(leases: Leases) -> dict[str, list[str]]:
+def _live(leases: Holdings) -> dict[str, list[str]]:
     live: dict[str, list[str]] = {}
     timeout = get_settings().VISIBILITY_TIMEOUT
     for consumer, age in leases.consumers.items():
@@ -123,7 +146,7 @@ def held_tasks() -> tuple[dict[str, list[dict]], dict[str, list[dict]]]:
     have been recorded (TASKQUEUE_TRACK_STARTED or the task's track_started), else active, since
     nothing tells a running task from one about to run then. Finished ones (ack pending) are left out.
     """
-    leases = get_broker().leases()
+    leases = get_broker().inspect(holders=True)
     timeout = get_settings().VISIBILITY_TIMEOUT
     held = [(hostname_of(consumer), key) for consumer, keys in leases.held.items()
             if leases.consumers.get(consumer, timeout + 1) <= timeout for key in keys]
@@ -150,7 +173,7 @@ def held_tasks() -> tuple[dict[str, list[dict]], dict[str, list[dict]]]:
 def delayed_tasks() -> list[dict]:
     """Messages waiting in the broker for their eta (countdown, eta, retry delay), soonest first."""
     entries = []
-    for key, eta in get_broker().leases().delayed:
+    for key, eta in get_broker().inspect(holders=True).delayed:
         message = _message(key)
         if message is not None:
             entries.append({"eta": datetime.fromtimestamp(eta, tz=timezone.get_current_timezone()).isoformat(),
@@ -169,7 +192,7 @@ def request_info(message: Message, hostname: str | None) -> dict:
 
 
 def _message(key: str) -> Message | None:
-    body = get_broker().body(key)
+    body = get_broker().inspect([key]).bodies.get(key)
     if not body:
         return None  # acked meanwhile
     try:
@@ -246,10 +269,15 @@ class Control:
     def purge(self) -> int:
         """Delete the waiting messages of every queue the broker knows and the app routes to."""
         settings = get_settings()
-        queues = {*get_broker().sizes(), settings.DEFAULT_QUEUE}
+        queues = {*get_broker().inspect().sizes, settings.DEFAULT_QUEUE}
         queues |= {t["queue"] if isinstance(t, dict) else str(t) for t in (settings.ROUTES or {}).values()}
         queues |= {task.queue for task in registry.all_tasks().values() if getattr(task, "queue", None)}
         return sum(purge(queue) for queue in sorted(queues))
+
+    def rate_limit(self, task_name: str, rate_limit: str | float | None, destination: object = None,
+                   **_: object) -> None:
+        """Set a task's rate limit on every worker, at run time (Celery's `rate_limit` control)."""
+        globals()["rate_limit"](task_name, rate_limit)  # the module's function: the argument hides it
 
     def ping(self, destination: list[str] | str | None = None, timeout: float = 1.0, **_: object) -> list[dict]:
         replies = Inspect(destination).ping() or {}

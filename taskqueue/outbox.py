@@ -12,17 +12,14 @@ from datetime import timedelta
 from django.db import connections, transaction
 from django.utils import timezone
 
-from .brokers import Broker
+from .brokers import Broker, Outgoing
 from .conf import get_settings
 from .models import OutboxMessage
 
 logger = logging.getLogger("taskqueue.producer")
 RELAY_BATCH = 500
 
-Item = tuple[str, str, bytes, float | None, int]  # queue, key, body, eta, priority, as Broker.publish_many
-
-
-def stage(items: list[Item], alias: str) -> None:
+def stage(items: list[Outgoing], alias: str) -> None:
     """Write the messages in the current transaction of `alias`: one statement built by hand, as it
     is on the path of every delay() inside a transaction, where bulk_create costs more than the
     round trip."""
@@ -61,11 +58,11 @@ def relay(broker: Broker, alias: str = "default") -> int:
         return 0
     with transaction.atomic(using=alias):
         rows = list(waiting.select_for_update(skip_locked=True).order_by("pk")[:RELAY_BATCH])
-        known = broker.published([row.key for row in rows]) if rows else set()
+        known = broker.inspect([row.key for row in rows]).published if rows else set()
         missed = [row for row in rows if row.key not in known]
         if missed:
-            broker.publish_many([(row.queue, row.key, row.body.encode("utf-8"), row.eta, row.priority)
-                                 for row in missed], remember=remember_for())
+            broker.publish([Outgoing(row.queue, row.key, row.body.encode("utf-8"), row.eta, row.priority)
+                            for row in missed], remember=remember_for())
         if rows:
             OutboxMessage.objects.using(alias).filter(pk__in=[row.pk for row in rows]).delete()
     if missed:

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import redis
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.utils import timezone
 
 from . import message as wire
 from . import registry, runtime, signals
-from .brokers import broker_kind, get_broker
+from .brokers import Outgoing, broker_kind, get_broker
 from .conf import get_settings
+from .outages import is_outage
 from .request import current_request
 from .result import AsyncResult
+from .retries import publish_waits
 from .routing import route
 from .utils import new_id
 
@@ -27,17 +31,47 @@ logger = logging.getLogger("taskqueue.producer")
 _MESSAGE_OPTIONS = {"priority", "parent_id", "root_id", "group_id", "group_index", "time_limit",
                     "soft_time_limit", "ignore_result", "chain", "chord", "retries"}
 _KNOWN_OPTIONS = _MESSAGE_OPTIONS | {"queue", "routing_key", "countdown", "eta", "expires", "task_id",
-                                     "link", "link_error", "headers", "eager", "lock", "add_to_parent",
-                                     "exchange", "serializer", "shadow", "connection", "publisher"}
+                                     "link", "link_error", "headers", "eager", "lock"}
+# Celery's other apply_async/send_task/kombu publish options: checked only when one is passed
+# (`_check_other_options`), so a plain call pays nothing for them. `retry`/`retry_policy` shape the
+# publish's retries (`_publish`); `serializer` must be JSON; the rest have no meaning here.
+_OTHER_OPTIONS = {"retry", "retry_policy", "serializer", "compression", "shadow", "add_to_parent", "connection",
+                  "producer", "publisher", "exchange", "exchange_type", "declare", "mandatory", "immediate",
+                  "delivery_mode", "content_type", "content_encoding", "reply_to", "correlation_id", "router",
+                  "route_name", "result_cls", "task_type", "stamped_headers", "stamps", "replaced_task_nesting",
+                  "timeout", "confirm_timeout", "expiration"}
+# Task attributes that are defaults of its messages (cached per task: `_publish_defaults`).
+PUBLISH_DEFAULTS = ("time_limit", "soft_time_limit", "ignore_result", "priority", "expires")
 
 
-def send(task_name: str, args: tuple, kwargs: dict, *, task: Task | None = None, **options: Any) -> AsyncResult:
-    """Build, sign and publish one task message (or run it now in eager mode)."""
+def call_args(args: Any) -> tuple:
+    """A call's positional arguments as a tuple; TypeError in the caller for anything but a list or
+    tuple, as Celery refuses it ("task args must be a list or tuple")."""
+    if not args:
+        return ()
+    if not isinstance(args, (list, tuple)):
+        raise TypeError(f"task args must be a list or tuple, not {type(args).__name__}")
+    return tuple(args)
+
+
+def call_kwargs(kwargs: Any) -> dict:
+    """A call's keyword arguments as a dict; TypeError in the caller for anything but a mapping."""
+    if not kwargs:
+        return {}
+    if not isinstance(kwargs, Mapping):
+        raise TypeError(f"task keyword arguments must be a mapping, not {type(kwargs).__name__}")
+    return dict(kwargs)
+
+
+def send(task_name: str, args: tuple, kwargs: dict, *, task: Task | None = None, throw: bool | None = None,
+         **options: Any) -> AsyncResult:
+    """Build, sign and publish one task message (or run it now in eager mode; `throw` re-raises a
+    failure of that run, TASKQUEUE_TASK_EAGER_PROPAGATES when None)."""
     settings = get_settings()
     msg, body = _prepare(task_name, args, kwargs, task, options, settings)
     if options.get("eager") or settings.TASK_ALWAYS_EAGER:
-        return runtime.get().run_eager(msg)
-    _publish([(msg, body)], settings)
+        return runtime.get().run_eager(msg) if throw is None else runtime.get().run_eager(msg, throw)
+    _publish([(msg, body)], settings, options)
     result = AsyncResult(msg.id, task_name=task_name)
     result._sent_at = time.monotonic()
     return result
@@ -65,25 +99,36 @@ def _prepare(task_name: str, args: tuple, kwargs: dict, task: Task | None, optio
              settings) -> tuple[wire.Message, bytes]:
     unknown = set(options) - _KNOWN_OPTIONS
     if unknown:
-        raise TypeError(f"unknown option(s) for {task_name}: {', '.join(sorted(unknown))}")
+        _check_other_options(task_name, unknown, options)
     msg = build_message(task_name, args, kwargs, task, options, settings)
     return msg, wire.encode(msg, settings.signing_key)  # TypeError here, before anything is sent
 
 
-def _publish(prepared: list[tuple[wire.Message, bytes]], settings) -> None:
-    items = [(msg.queue, msg.id if not msg.retries else f"{msg.id}~{msg.retries}", body,
-              msg.eta_datetime.timestamp() if msg.eta else None, msg.priority) for msg, body in prepared]
+def _check_other_options(task_name: str, names: set[str], options: dict) -> None:
+    unknown = names - _OTHER_OPTIONS
+    if unknown:
+        raise TypeError(f"unknown option(s) for {task_name}: {', '.join(sorted(unknown))}")
+    if options.get("serializer") not in (None, "json"):
+        raise ValueError(f"serializer={options['serializer']!r} is not supported: taskqueue sends JSON only "
+                         "(never pickle)")
+    if options.get("retry_policy") is not None:
+        next(publish_waits(options["retry_policy"]), None)  # TypeError now for an unknown key
 
-    def publish(remember: float | None = None) -> None:
+
+def _publish(prepared: list[tuple[wire.Message, bytes]], settings, options: dict | None = None) -> None:
+    items = [Outgoing(msg.queue, msg.id if not msg.retries else f"{msg.id}~{msg.retries}", body,
+                      msg.eta_datetime.timestamp() if msg.eta else None, msg.priority) for msg, body in prepared]
+
+    def publish(remember: float | None = None, retry: bool = True) -> None:
         if signals.before_task_publish.receivers:
             for msg, _ in prepared:
                 signals.before_task_publish.send(sender=msg.task, **signals.publish_arguments(msg))
-        broker = get_broker()
-        if len(items) == 1:
-            queue, key, body, eta, priority = items[0]
-            broker.publish(queue, key, body, eta=eta, priority=priority, remember=remember)
-        else:
-            broker.publish_many(items, remember=remember)
+        try:
+            get_broker().publish(items, remember=remember)
+        except Exception as exc:
+            if not (retry and _unreachable(exc)):
+                raise
+            _publish_again(items, remember, exc, options)
         if signals.after_task_publish.receivers:
             for msg, _ in prepared:
                 signals.after_task_publish.send(sender=msg.task, **signals.publish_arguments(msg, after=True))
@@ -100,12 +145,39 @@ def _publish(prepared: list[tuple[wire.Message, bytes]], settings) -> None:
         transaction.on_commit(publish)
 
 
+def _publish_again(items: list[Outgoing], remember: float | None,
+                   error: Exception, options: dict | None) -> None:
+    """Celery's `retry`/`retry_policy` (on by default): publish again while the broker is
+    unreachable, waiting as the policy says; the last error is raised when it gives up."""
+    if options and options.get("retry") is not None and not options["retry"]:  # None: Celery's default, on
+        raise error
+    for attempt, wait in enumerate(publish_waits(options.get("retry_policy") if options else None), 1):
+        logger.warning("Could not publish (%s: %s); attempt %d again in %.2f s", type(error).__name__, error,
+                       attempt, wait)
+        time.sleep(wait)
+        try:
+            get_broker().publish(items, remember=remember)
+            return
+        except Exception as exc:
+            if not _unreachable(exc):
+                raise
+            error = exc
+    raise error
+
+
+def _unreachable(exc: Exception) -> bool:
+    """A broker that cannot be reached, worth another publish. Not a timeout: the server took the
+    connection and did not answer within TASKQUEUE_BROKER_TIMEOUT, which bounds how long a caller
+    waits (and the message may have been stored)."""
+    return is_outage(exc) and not isinstance(exc, (TimeoutError, redis.TimeoutError))
+
+
 def _publish_staged(publish, count: int, remember: float) -> None:
     """After commit: publish, and have the broker remember it did, so the worker that clears the
     outbox rows later does not publish them again. A broker that is down does not fail the caller,
     whose transaction has committed: a worker publishes the rows when the broker is back."""
     try:
-        publish(remember)
+        publish(remember, retry=False)  # the outbox rows are the retry
     except Exception as exc:
         logger.warning("Could not publish %d message(s) after commit (%s); they stay in the outbox and a "
                        "worker publishes them when the broker is back", count, exc)
@@ -123,11 +195,12 @@ def build_message(task_name: str, args: tuple, kwargs: dict, task: Task | None, 
             fields["eta"] = _eta(options["countdown"], None)
     queue = options.get("queue") or options.get("routing_key") or _routed_queue(task_name, task, settings)
     if task is not None:
-        for name in ("time_limit", "soft_time_limit"):
-            if fields.get(name) is None and getattr(task, name) is not None:
-                fields[name] = getattr(task, name)
-        if "ignore_result" not in fields and task.ignore_result:
-            fields["ignore_result"] = True
+        defaults = task.__dict__.get("_publish_defaults")
+        if defaults is None:
+            defaults = _publish_defaults(task)
+        for name, value in defaults:  # usually none
+            if name not in fields:
+                fields[name] = value if name != "expires" else _expires(value)
     parent = current_request()
     if parent.id and "parent_id" not in fields:
         fields["parent_id"] = parent.id
@@ -137,6 +210,14 @@ def build_message(task_name: str, args: tuple, kwargs: dict, task: Task | None, 
         fields["lock"] = lock
     return wire.Message(id=options.get("task_id") or new_id(), task=task_name, args=tuple(args),
                         kwargs=dict(kwargs), queue=queue, **fields)
+
+
+def _publish_defaults(task: Task) -> tuple[tuple[str, Any], ...]:
+    """The task's attributes that its messages take when the call does not set them (cached on the
+    task; `Task.__setattr__` drops the cache when one changes)."""
+    defaults = tuple((name, getattr(task, name)) for name in PUBLISH_DEFAULTS if getattr(task, name))
+    task.__dict__["_publish_defaults"] = defaults
+    return defaults
 
 
 _routes: dict[str, tuple[object, str]] = {}

@@ -50,7 +50,7 @@ class Request:
         return cls(
             id=message.id, task=message.task, args=message.args, kwargs=message.kwargs, retries=message.retries,
             eta=message.eta_datetime, expires=message.expires_datetime, parent_id=message.parent_id,
-            root_id=message.root_id, group_id=message.group_id, group_index=message.group_index,
+            root_id=message.root_id or message.id, group_id=message.group_id, group_index=message.group_index,
             queue=message.queue, hostname=hostname, is_eager=is_eager, called_directly=False,
             headers=message.headers, link=message.link, link_error=message.link_error, chain=message.chain,
             chord=message.chord, time_limit=message.time_limit, soft_time_limit=message.soft_time_limit,

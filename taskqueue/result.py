@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +24,8 @@ class AsyncResult:
     """The state and result of one task id; rows are read fresh until the task is ready."""
 
     def __init__(self, id: str, task_name: str | None = None, parent: AsyncResult | None = None, app=None):
+        if id is None:
+            raise ValueError(f"AsyncResult requires valid id, not {type(id)}")
         self.id = str(id)
         self.task_name = task_name
         self._parent = parent
@@ -83,16 +86,17 @@ class AsyncResult:
         """True once the task is known: queued, delayed, running or stored; False for an unknown id."""
         if self._fetch() is not None:
             return True
-        return get_broker().contains(self.id)
+        return self.id in get_broker().inspect([self.id]).bodies
 
     # -- waiting -------------------------------------------------------------------------------
 
     def get(self, timeout: float | None = None, propagate: bool = True, interval: float | None = None,
             on_message: Callable[[dict], None] | None = None, disable_sync_subtasks: bool = True,
-            follow_parents: bool = True, **_: Any) -> Any:
+            follow_parents: bool = True, callback: Callable[[str, Any], None] | None = None, **_: Any) -> Any:
         """Wait for the result (woken when it is stored); re-raise the task's exception if `propagate`.
 
-        A failed parent (an earlier chain step) is re-raised first, as Celery does.
+        A failed parent (an earlier chain step) is re-raised first, as Celery does. `callback` is
+        called as `callback(task_id, value)` once the value is known (after the re-raise, if any).
         """
         _refuse_inside_a_task(disable_sync_subtasks)
         if propagate and follow_parents:
@@ -101,9 +105,30 @@ class AsyncResult:
         value = value_of(row)
         if propagate and row.state in states.PROPAGATE_STATES and isinstance(value, BaseException):
             raise value
+        if callback is not None:
+            callback(self.id, value)
         return value
 
     wait = get
+
+    def collect(self, intermediate: bool = False, **kwargs: Any) -> Iterator[tuple[Any, Any]]:
+        """Wait for this task and then for every result it led to, yielding `(result, value)`
+        breadth first, as Celery does: the tasks it sent (its children) and the AsyncResult or
+        GroupResult it returned, then theirs. `kwargs` go to each `get()` (e.g. `timeout=`).
+
+        A child that the task sent without returning it is found through its stored row, so it is
+        only followed once it has one (it started with track_started, or finished)."""
+        seen: set = {self.id}
+        pending: deque = deque([self])
+        while pending:
+            node = pending.popleft()
+            value = node.get(**kwargs)
+            yield node, value
+            for child in _followers(node, value):
+                key = child.id if child.id is not None else id(child)
+                if key not in seen:
+                    seen.add(key)
+                    pending.append(child)
 
     def maybe_throw_parent(self) -> None:
         """Raise the exception of the nearest failed ancestor known in memory, if any."""
@@ -207,9 +232,12 @@ class EagerResult(AsyncResult):
     info = result
     traceback = property(lambda self: self._traceback)
 
-    def get(self, timeout: float | None = None, propagate: bool = True, **_: Any) -> Any:
+    def get(self, timeout: float | None = None, propagate: bool = True,
+            callback: Callable[[str, Any], None] | None = None, **_: Any) -> Any:
         if propagate and self._state in states.PROPAGATE_STATES and isinstance(self._value, BaseException):
             raise self._value
+        if callback is not None:
+            callback(self.id, self._value)
         return self._value
 
     wait = get
@@ -251,19 +279,29 @@ class GroupResult:
         return sum(1 for result in self.results if result.successful())
 
     def join(self, timeout: float | None = None, propagate: bool = True, interval: float | None = None,
-             disable_sync_subtasks: bool = True, **kwargs: Any) -> list:
-        """Every member's result, in definition order; `timeout` bounds the whole wait."""
+             callback: Callable[[str, Any], None] | None = None, disable_sync_subtasks: bool = True,
+             **kwargs: Any) -> list:
+        """Every member's result, in definition order; `timeout` bounds the whole wait.
+
+        With `callback`, each member's value goes to `callback(task_id, value)` as it is known,
+        and the list returned is empty, as in Celery."""
         _refuse_inside_a_task(disable_sync_subtasks)
         deadline = None if timeout is None else time.monotonic() + timeout
         values = []
         for result in self.results:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            values.append(result.get(timeout=remaining, propagate=propagate, interval=interval,
-                                     disable_sync_subtasks=False, **kwargs))
+            value = result.get(timeout=remaining, propagate=propagate, interval=interval,
+                               disable_sync_subtasks=False, **kwargs)
+            if callback is not None:
+                callback(result.id, value)
+            else:
+                values.append(value)
         return values
 
     def get(self, timeout: float | None = None, propagate: bool = True, **kwargs: Any) -> list:
         return self.join(timeout=timeout, propagate=propagate, **kwargs)
+
+    join_native = join  # Celery's faster join for some backends: the same here
 
     def revoke(self, terminate: bool = False, signal: str | None = None, **_: Any) -> None:
         control.revoke([r.id for r in _leaves(self)], terminate=terminate, signal=signal)
@@ -307,6 +345,28 @@ def _leaves(result) -> list[AsyncResult]:
     if isinstance(result, GroupResult):
         return [leaf for member in result.results for leaf in _leaves(member)]
     return [result]
+
+
+def _followers(node: Any, value: Any) -> list:
+    """What `collect()` visits after `node`: a group's members; a task's children and the result
+    it returned (stored as its tuple form)."""
+    if isinstance(node, GroupResult):
+        return list(node.results)
+    followers = list(node.children)
+    if isinstance(value, (AsyncResult, GroupResult)):  # an eager run's: the object itself
+        followers.append(value)
+    elif _is_result_tuple(value):
+        followers.append(result_from_tuple(value))
+    return followers
+
+
+def _is_result_tuple(value: Any) -> bool:
+    """Whether a value has the shape of `as_tuple()`: ((id, parent), members or None)."""
+    if not (isinstance(value, (tuple, list)) and len(value) == 2):
+        return False
+    head, members = value
+    return (isinstance(head, (tuple, list)) and len(head) == 2 and isinstance(head[0], str)
+            and (members is None or isinstance(members, (tuple, list))))
 
 
 def _refuse_inside_a_task(disable_sync_subtasks: bool) -> None:

@@ -1,20 +1,24 @@
 """Signature: a task name with partial arguments and options, as a dict that round-trips through
-JSON; freezing fixes its id, applying sends it through `producer`. The primitives built from it
-(chain, group, chord, chunks) are in `canvas` and register their `subtask_type` here, so a dict
-that travelled as JSON becomes the right class again (`maybe_signature`).
+JSON; freezing fixes its id, applying sends it through `producer`. The one-message kinds (map,
+starmap) and chunks are here; chain, group and chord are in `canvas`. Every kind registers its
+`subtask_type` here, so a dict that travelled as JSON becomes the right class again
+(`maybe_signature`).
 """
 
 from __future__ import annotations
 
+import itertools
+import types
 from typing import Any
 
 from . import registry
 from .producer import send
-from .result import AsyncResult
+from .result import AsyncResult, GroupResult
 from .utils import new_id
 
 MARKS = ("group_id", "group_index", "chord")
 _LINEAGE = ("parent_id", "root_id")
+FREEZE_OPTIONS = (*MARKS, *_LINEAGE)  # apply_async options that are freeze() arguments of a canvas
 
 
 def _copied(value: Any) -> Any:
@@ -84,40 +88,91 @@ class Signature(dict):
 
     def set(self, immutable: bool | None = None, **options: Any) -> Signature:
         if immutable is not None:
-            self["immutable"] = immutable
+            self.set_immutable(immutable)
         self["options"].update(options)
         return self
 
     def link(self, callback: dict) -> dict:
-        """Run `callback` with this task's return value once it succeeds."""
-        self["options"].setdefault("link", []).append(dict(callback))
-        return callback
+        """Run `callback` with this task's return value once it succeeds (once, however often linked)."""
+        return self._append_option("link", callback)
 
     def link_error(self, errback: dict) -> dict:
         """Run `errback` when this task fails: (request, exc, traceback) or (failed task id)."""
-        self["options"].setdefault("link_error", []).append(dict(errback))
-        return errback
+        return self._append_option("link_error", errback)
+
+    def _append_option(self, key: str, sig: dict) -> dict:
+        items = self["options"].setdefault(key, [])
+        if not isinstance(items, list):
+            items = self["options"][key] = [items]
+        if sig not in items:
+            items.append(dict(sig))
+        return sig
+
+    def flatten_links(self) -> list[Signature]:
+        """This signature followed by its links, and theirs, depth first (Celery's "unchain with
+        links intact")."""
+        flat: list[Signature] = [self]
+        for callback in self["options"].get("link") or []:
+            flat.extend(maybe_signature(callback).flatten_links())
+        return flat
+
+    def _linked(self, options: dict) -> Signature:
+        """This signature with the link and link_error taken out of apply_async's options."""
+        for callback in callbacks(options.pop("link", None)):
+            self.link(callback)
+        for errback in callbacks(options.pop("link_error", None)):
+            self.link_error(errback)
+        return self
 
     def on_error(self, errback: dict) -> Signature:
         self.link_error(errback)
         return self
 
+    def set_immutable(self, immutable: bool) -> None:
+        self["immutable"] = bool(immutable)
+
     def __or__(self, other: Any) -> Signature:
-        if isinstance(other, dict):
+        if isinstance(other, dict):  # chain() unrolls a one-member group and splices a chain in
             return _KINDS["chain"](self, maybe_signature(other))
         return NotImplemented
+
+    def __ior__(self, other: Any) -> Signature:
+        # dict's in-place merge would overwrite this signature's keys: `c |= task` appends instead
+        return self.__or__(other)
+
+    def reprcall(self, *args: Any, **kwargs: Any) -> str:
+        """`add(2, 2)`: how Celery shows a signature (with these arguments merged in)."""
+        call_args, call_kwargs = (self.args, self.kwargs) if not (args or kwargs) else self._call_args(args, kwargs)
+        return reprcall(self["task"], call_args, call_kwargs)
+
+    def __repr__(self) -> str:
+        return self.reprcall()
 
     def __invert__(self) -> Any:
         return self.apply_async().get()
 
     # -- freezing and sending ------------------------------------------------------------------
 
-    def freeze(self, _id: str | None = None, **marks: Any) -> AsyncResult:
-        """Fix this task's id (and completion marks) now; returns its result."""
+    def freeze(self, _id: str | None = None, group_id: str | None = None, chord: dict | None = None,
+               root_id: str | None = None, parent_id: str | None = None,
+               group_index: int | None = None) -> AsyncResult:
+        """Fix this task's id now (an id it already has is kept, as is its group) and stamp the
+        lineage and completion marks given; returns its result."""
         options = self["options"]
-        options.setdefault("task_id", _id or new_id())
-        options.update({key: value for key, value in marks.items() if value is not None})
-        return AsyncResult(options["task_id"], task_name=self["task"])
+        task_id = options.get("task_id")
+        if not task_id:
+            task_id = options["task_id"] = _id or new_id()
+        if root_id:
+            options["root_id"] = root_id
+        if parent_id:
+            options["parent_id"] = parent_id
+        if group_id and not options.get("group_id"):
+            options["group_id"] = group_id
+        if chord:
+            options["chord"] = chord
+        if group_index is not None:
+            options["group_index"] = group_index
+        return AsyncResult(task_id, task_name=self["task"])
 
     def _send_options(self, options: dict) -> dict:
         merged = {**self["options"], **options}
@@ -169,3 +224,100 @@ def maybe_signature(value: Any) -> Any:
     if hasattr(value, "s") and hasattr(value, "name"):  # a Task: its signature with no arguments
         return value.s()
     raise TypeError(f"not a signature: {value!r}")
+
+
+# -- the leaf kinds: one message each (chunks is a group of them) ---------------------------------
+
+class chunks(Signature, kind="chunks"):  # noqa: N801 - Celery's name
+    """Split `items` into chunks of `n` calls of `task`; each chunk runs as one immutable message,
+    the last one shorter."""
+
+    def __init__(self, task: Any, it: Any = None, n: int | None = None, **options: Any):
+        if type(task) is dict and task.get("subtask_type") == "chunks":
+            Signature.__init__(self, task)
+            return
+        items = [list(item) if not isinstance(item, dict) else item for item in _materialise(it)]
+        Signature.__init__(self, "taskqueue.chunks", (),
+                           {"task": dict(maybe_signature(task)), "it": items, "n": int(n)}, options,
+                           subtask_type="chunks", immutable=True)
+
+    def group(self) -> Signature:
+        task, items, n = self["kwargs"]["task"], self["kwargs"]["it"], self["kwargs"]["n"]
+        return _KINDS["group"](xstarmap(task, items[i:i + n]) for i in range(0, len(items), n))
+
+    def apply_async(self, args: tuple | list = (), kwargs: dict | None = None, **options: Any) -> GroupResult:
+        return self.group().apply_async(args, kwargs, **{**self.options, **options})
+
+    def __call__(self, **options: Any) -> GroupResult:
+        return self.apply_async(**options)
+
+
+def xmap(task: Any, it: Any) -> Signature:
+    """One message calling `task(item)` for each item, in order (immutable, as in Celery)."""
+    return Signature("taskqueue.map", (), {"task": dict(maybe_signature(task)), "it": _materialise(it)},
+                     immutable=True)
+
+
+def xstarmap(task: Any, it: Any) -> Signature:
+    """One message calling `task(*item)` for each item, in order (immutable, as in Celery)."""
+    items = [list(item) for item in _materialise(it)]
+    return Signature("taskqueue.starmap", (), {"task": dict(maybe_signature(task)), "it": items}, immutable=True)
+
+
+def _materialise(items: Any) -> list:
+    """Lists for ranges, generators, zips and maps, so they can travel as JSON."""
+    if isinstance(items, (range, types.GeneratorType, zip, map, filter, itertools.islice)):
+        items = list(items)
+    return [list(item) if isinstance(item, (range, types.GeneratorType)) else item for item in items]
+
+
+# -- helpers of the canvas ------------------------------------------------------------------------
+
+def reprcall(name: str, args: Any = (), kwargs: dict | None = None) -> str:
+    """`name(1, 2, x=3)`, as Celery shows a signature."""
+    shown = [repr(arg) for arg in args or ()] + [f"{key}={value!r}" for key, value in (kwargs or {}).items()]
+    return f"{name}({', '.join(shown)})"
+
+
+def shorter_repr(task_name: str, text: str) -> str:
+    """Celery's repr of a canvas: the first task's module is not repeated for the later tasks."""
+    module = task_name.rpartition(".")[0] + "."
+    index = text.find(module)
+    if module == "." or index < 0:
+        return text
+    cut = index + len(module)
+    return text[:cut] + text[cut:].replace(module, "")
+
+
+def callbacks(value: Any) -> list:
+    """A link or link_error option as a list."""
+    if not value:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def fxrange(start: float, stop: float | None, step: float):
+    """start, start + step, ... while not over `stop`, then the last one again (Celery's skew)."""
+    current = float(start)
+    while True:
+        if not stop or current <= stop:
+            yield current
+            current += step
+        else:
+            yield current - step
+
+
+def freeze_args(options: dict) -> dict:
+    """Take the lineage and completion marks out of apply_async's options: they are freeze()'s."""
+    return {key: options.pop(key) for key in FREEZE_OPTIONS if key in options}
+
+
+def set_deepest_parent(result, parent) -> None:
+    """Hang `parent` above the first node of `result`'s own lineage (a chord body's chain, say)."""
+    node = result
+    seen = 0
+    while getattr(node, "_parent", None) is not None and seen < 10_000:
+        node = node._parent
+        seen += 1
+    if node is not parent:
+        node.parent = parent

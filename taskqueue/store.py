@@ -41,7 +41,7 @@ def _row(message: Message, state: str, **values: Any) -> dict[str, Any]:
     return hotsql.new_row(
         task_id=message.id, task_name=message.task, state=state,
         args=serialization.to_jsonable(list(message.args)), kwargs=serialization.to_jsonable(message.kwargs),
-        queue=message.queue, parent_id=message.parent_id, root_id=message.root_id,
+        queue=message.queue, parent_id=message.parent_id, root_id=message.root_id or message.id,
         group_id=message.group_id, retries=message.retries, **values)
 
 

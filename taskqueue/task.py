@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import Any
 
-from . import registry, store
+from . import ratelimits, registry, store
 from .canvas import Signature, chunks, xmap, xstarmap
 from .exceptions import MaxRetriesExceededError, Retry
-from .producer import send
+from .producer import PUBLISH_DEFAULTS, call_args, call_kwargs, send
 from .request import Request, current_request, request_context
 from .result import AsyncResult
 
@@ -33,6 +34,35 @@ class Task:
     ignore_result: bool = False
     track_started: bool | None = None  # None: TASKQUEUE_TRACK_STARTED decides
     lock_key: str | Callable[..., Any] | None = None
+    # Celery's options with a meaning here (docs/options.md).
+    typing: bool = True  # check a call's arguments against the function's signature, in the caller
+    retry_kwargs: Mapping[str, Any] = MappingProxyType({})  # passed to retry() by autoretry_for
+    expires: float | timedelta | datetime | None = None  # default expiry of every call
+    priority: int | None = None  # default message priority
+    throws: tuple[type[BaseException], ...] = ()  # expected errors: logged at INFO, without traceback
+    serializer: str = "json"  # the only one: taskqueue never pickles
+    rate_limit: str | float | None = None  # "10/s", "100/m", "1000/h": global across workers (ratelimits.py)
+    # Accepted and kept, without effect: a message is always acked after its result is stored, and
+    # the message of a lost worker is always delivered again.
+    acks_late: bool | None = None
+    acks_on_failure_or_timeout: bool | None = None
+    acks_on_failure: bool | None = None
+    acks_on_timeout: bool | None = None
+    reject_on_worker_lost: bool | None = None
+    # Accepted and kept, without effect (AMQP, events, pickling and result-backend details).
+    trail: bool = True
+    send_events: bool = True
+    store_errors_even_if_ignored: bool | None = None
+    store_eager_result: bool | None = None
+    compression: str | None = None
+    backend: Any = None
+    resultrepr_maxsize: int = 1024
+    exchange: str | None = None
+    exchange_type: str | None = None
+    routing_key: str | None = None
+    delivery_mode: int | str | None = None
+    abstract: bool = True
+    MaxRetriesExceededError = MaxRetriesExceededError  # as on Celery's Task: `except self.MaxRetriesExceededError`
     run: Callable[..., Any]
 
     # -- calling -------------------------------------------------------------------------------
@@ -56,6 +86,13 @@ class Task:
     def request(self) -> Request:
         return current_request()
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "rate_limit":  # checked first: an invalid rate changes nothing
+            ratelimits.parse(value)
+        super().__setattr__(name, value)
+        if name in PUBLISH_DEFAULTS:  # e.g. `add.priority = 5`: the per-task message defaults change
+            self.__dict__.pop("_publish_defaults", None)
+
     def _positional_range(self) -> tuple[int, int] | None:
         """(required, accepted) positional counts when the signature has only plain parameters."""
         if "_positional" not in self.__dict__:
@@ -71,6 +108,8 @@ class Task:
             counts = self._positional_range()
             if counts is not None and counts[0] <= len(args) <= counts[1]:
                 return
+        if not self.typing:  # @task(typing=False): the call is not checked (after the fast path: free)
+            return
         params = self._signature()
         try:
             params.bind(*((None,) if self.bind else ()), *args, **kwargs)
@@ -81,16 +120,25 @@ class Task:
         """Send with positional and keyword arguments; returns the AsyncResult."""
         return self.apply_async(args, kwargs)
 
-    def apply_async(self, args: tuple | list | None = None, kwargs: dict | None = None,
+    def apply_async(self, args: tuple | list | None = None, kwargs: Mapping[str, Any] | None = None,
                     **options: Any) -> AsyncResult:
-        """Send with options (queue, countdown, eta, expires, task_id, link, link_error, headers...)."""
-        args, kwargs = tuple(args or ()), dict(kwargs or {})
+        """Send with options (queue, countdown, eta, expires, task_id, link, link_error, headers...;
+        every Celery option is accepted: docs/options.md)."""
+        if type(args) is not tuple:
+            args = call_args(args)
+        if type(kwargs) is not dict:
+            kwargs = call_kwargs(kwargs)
         self.check_arguments(args, kwargs)
         return send(self.name, args, kwargs, task=self, **options)
 
-    def apply(self, args: tuple | list | None = None, kwargs: dict | None = None, **options: Any) -> AsyncResult:
-        """Run now, in this process, through the worker's code path (results are stored)."""
-        return send(self.name, tuple(args or ()), dict(kwargs or {}), task=self, eager=True, **options)
+    def apply(self, args: tuple | list | None = None, kwargs: Mapping[str, Any] | None = None, *,
+              throw: bool | None = None, logfile: Any = None, loglevel: Any = None, **options: Any) -> AsyncResult:
+        """Run now, in this process, through the worker's code path (results are stored); returns an
+        EagerResult. A failure stays on it (state FAILURE, `.result` the exception, `.traceback`)
+        unless `throw` (default: TASKQUEUE_TASK_EAGER_PROPAGATES) re-raises it here, as in Celery.
+        `logfile` and `loglevel` are accepted and ignored: the run logs through `logging`."""
+        return send(self.name, call_args(args), call_kwargs(kwargs), task=self, eager=True, throw=throw,
+                    **options)
 
     def AsyncResult(self, task_id: str) -> AsyncResult:  # noqa: N802 - Celery's name
         return AsyncResult(task_id, task_name=self.name)
@@ -184,11 +232,20 @@ class Task:
 
 
 _OPTION_NAMES = {name for name in vars(Task) if not name.startswith("_") and not callable(vars(Task)[name])
-                 } | {"autoretry_for", "dont_autoretry_for", "lock_key"}
+                 } | {"autoretry_for", "dont_autoretry_for", "lock_key", "name",
+                      "Request", "Strategy"}  # Celery's custom request class and strategy: kept, no effect
+# Options of Celery's decorator itself: `shared`/`lazy` (tasks here are always shared and made at
+# once) are accepted without effect; `filter` is applied to the task made.
+_DECORATOR_OPTIONS = {"shared", "lazy", "filter", "pydantic", "pydantic_strict", "pydantic_context",
+                      "pydantic_dump_kwargs"}
 
 
 def task(*args: Any, **options: Any) -> Any:
-    """Turn a function into a Task: `@task` or `@task(name=..., bind=True, queue=..., ...)`."""
+    """Turn a function into a Task: `@task` or `@task(name=..., bind=True, queue=..., ...)`.
+
+    Every option of Celery's `@app.task` is accepted (docs/options.md), as
+    is any attribute of the `base=` class; an unknown name is a TypeError, a bad value (rate_limit,
+    serializer) a ValueError, at import."""
     if len(args) == 1 and callable(args[0]) and not options:
         return _make_task(args[0], {})
     if args:
@@ -200,19 +257,43 @@ shared_task = task
 
 
 def _make_task(fn: Callable[..., Any], options: dict[str, Any]) -> Task:
+    options = dict(options)
     base = options.pop("base", None) or Task
     if not (isinstance(base, type) and issubclass(base, Task)):
         raise TypeError(f"base= must be a subclass of taskqueue.Task, not {base!r}")
-    unknown = set(options) - _OPTION_NAMES - {"name"}
+    decorator = {key: options.pop(key) for key in _DECORATOR_OPTIONS & set(options)}
+    if decorator.get("pydantic"):
+        raise ValueError("@task(pydantic=True) is not supported: taskqueue passes JSON values to the task; "
+                         "validate them with your model inside the task instead")
+    unknown = {key for key in options if key not in _OPTION_NAMES and not hasattr(base, key)}
     if unknown:
         raise TypeError(f"unknown @task option(s): {', '.join(sorted(unknown))}")
+    ratelimits.parse(options.get("rate_limit"))  # a bad rate fails the import, not the worker
     name = options.pop("name", None) or f"{fn.__module__}.{fn.__name__}"
     attrs = {"name": name, "run": staticmethod(fn), "__doc__": fn.__doc__, "__module__": fn.__module__,
              "__wrapped__": fn, **options}
-    for key in ("autoretry_for", "dont_autoretry_for"):
+    for key in ("autoretry_for", "dont_autoretry_for", "throws"):
         if key in attrs:
-            attrs[key] = tuple(attrs[key])
+            attrs[key] = tuple(attrs[key]) if isinstance(attrs[key], (list, tuple, set)) else (attrs[key],)
+    if "retry_kwargs" in attrs:
+        attrs["retry_kwargs"] = MappingProxyType(dict(attrs["retry_kwargs"] or {}))
     cls = type(fn.__name__, (base,), attrs)
+    _check_options(cls)
+    if cls.typing is None:  # Celery's None: the app's strict_typing, True by default
+        cls.typing = True
     instance = cls()
     registry.register(instance)
+    if decorator.get("filter") is not None:
+        return decorator["filter"](instance)
     return instance
+
+
+def _check_options(cls: type[Task]) -> None:
+    """ValueError at import for an option value taskqueue cannot honour."""
+    if cls.serializer not in (None, "json"):
+        raise ValueError(f"{cls.name}: serializer={cls.serializer!r} is not supported: taskqueue sends and stores "
+                         "JSON only (never pickle); remove the option or use serializer='json'")
+    if cls.expires is not None and not isinstance(cls.expires, (int, float, timedelta, datetime)):
+        raise TypeError(f"{cls.name}: expires= must be seconds, a timedelta or a datetime, not {cls.expires!r}")
+    if cls.priority is not None and (isinstance(cls.priority, bool) or not isinstance(cls.priority, int)):
+        raise TypeError(f"{cls.name}: priority= must be an int (0-9), not {cls.priority!r}")

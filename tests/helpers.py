@@ -252,3 +252,8 @@ def report(scenario: str, **figures) -> None:
     if path:
         with open(path, "a") as out:
             out.write(line + "\n")
+
+
+def held(broker, key: str) -> bool:
+    """Whether the broker holds a message with this key: queued, delayed or in flight."""
+    return key in broker.inspect([key]).bodies

@@ -2,10 +2,11 @@
 
 import os
 import time
+from datetime import UTC, datetime
 
 from django.dispatch import receiver
 
-from taskqueue import Task, get_task_logger, task
+from taskqueue import Task, get_task_logger, group, task
 from taskqueue.exceptions import SoftTimeLimitExceeded
 from taskqueue.signals import worker_shutdown
 
@@ -43,6 +44,13 @@ def fail(*args):
 def whoami(self):
     return {"id": self.request.id, "retries": self.request.retries, "queue": self.request.queue,
             "hostname": self.request.hostname, "is_eager": self.request.is_eager}
+
+
+@task(bind=True)
+def lineage(self, *previous):
+    """The ids this run sees in its request (the canvas lineage tests)."""
+    request = self.request
+    return {"id": request.id, "root_id": request.root_id, "parent_id": request.parent_id, "group_id": request.group_id}
 
 
 @task(bind=True)
@@ -288,3 +296,65 @@ def leak(megabytes):
     """Keep `megabytes` MB alive in this process for good (a leaking task); return the PID."""
     _LEAKED.append(bytearray(megabytes * 1024 * 1024))
     return os.getpid()
+
+
+@task(bind=True, rate_limit="5/s")
+def rate_limited(self, label):
+    Run.objects.create(label=label, task_id=self.request.id, pid=os.getpid(), started=time.time())
+    return label
+
+
+@task(bind=True)
+def limited_at_run_time(self, label):
+    Run.objects.create(label=label, task_id=self.request.id, pid=os.getpid(), started=time.time())
+    return label
+
+
+# -- Celery's results API, calling and task options (tests/e2e/test_celery_calling.py) ---------------
+
+
+@task
+def square(i):
+    return i * i
+
+
+@task
+def sends_square(i):
+    """Returns the AsyncResult of a task it sent (stored as Celery's tuple form)."""
+    return square.delay(i)
+
+
+@task
+def fans_out(n):
+    """Returns the GroupResult of a group it applied, whose members return AsyncResults."""
+    return group(sends_square.s(i) for i in range(n))()
+
+
+@task(bind=True, autoretry_for=(KeyError,), retry_kwargs={"max_retries": 1, "countdown": 0})
+def retried_by_kwargs(self, label):
+    """Fails every time: retry_kwargs allow one retry, at once, so it runs twice."""
+    Run.objects.create(label=label, task_id=self.request.id, pid=os.getpid(), started=time.time())
+    raise KeyError(label)
+
+
+@task(throws=(KeyError,))
+def raises_expected(label):
+    raise KeyError(label)
+
+
+@task(expires=datetime(2000, 1, 1, tzinfo=UTC))
+def expired_by_default():
+    return "ran"
+
+
+@task(typing=False)
+def untyped(x):
+    return x
+
+
+@task(rate_limit="100/m", acks_late=True, reject_on_worker_lost=True, priority=7, serializer="json",
+      expires=60, track_started=True, trail=True, send_events=False, store_errors_even_if_ignored=True,
+      compression="gzip", acks_on_failure_or_timeout=True, resultrepr_maxsize=100, shared=True, lazy=False)
+def ported(x):
+    """A task decorated with Celery options that taskqueue accepts (most have no effect here)."""
+    return x

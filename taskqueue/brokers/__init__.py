@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from ..exceptions import ImproperlyConfigured
-from .base import Broker, Delivery
+from .base import Broker, Delivery, Holdings, Leases, Outgoing
 
 _instance: tuple[str, Broker] | None = None
 
@@ -18,7 +18,7 @@ def get_broker() -> Broker:
     settings = get_settings()
     url = settings.BROKER_URL
     if _instance is None or _instance[0] != url:
-        _instance = (url, create_broker(url, settings.KEY_PREFIX))
+        _instance = (url, create_broker(url, settings.KEY_PREFIX, settings.PRIORITY_AGING))
     return _instance[1]
 
 
@@ -46,17 +46,17 @@ def database_alias(url: str) -> str:
     return url.split("://", 1)[1].strip("/") or "default"
 
 
-def create_broker(url: str, prefix: str) -> Broker:
+def create_broker(url: str, prefix: str, priority_aging: float = 60.0) -> Broker:
     # Each broker's module is imported only when chosen: the database one imports the models.
     kind = broker_kind(url)
     if kind == "redis":
         from .redis import RedisBroker
 
-        return RedisBroker(url, prefix)
+        return RedisBroker(url, prefix, priority_aging)
     if kind == "database":
         from .database import DatabaseBroker
 
-        return DatabaseBroker(database_alias(url), prefix)
+        return DatabaseBroker(database_alias(url), prefix, priority_aging)
     raise ImproperlyConfigured(f"Unsupported TASKQUEUE_BROKER_URL scheme {url.split(':', 1)[0]!r}: "
                                "use redis:// or django://")
 
@@ -69,4 +69,5 @@ def reset_broker() -> None:
     _instance = None
 
 
-__all__ = ["Broker", "Delivery", "broker_kind", "create_broker", "database_alias", "get_broker", "reset_broker"]
+__all__ = ["Broker", "Delivery", "Holdings", "Leases", "Outgoing", "broker_kind", "create_broker", "database_alias",
+           "get_broker", "reset_broker"]

@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from django.db import IntegrityError, connections, transaction
-from django.db.models import F, Min
+from django.db.models import Count, F, Min, Q
 from django.utils import timezone
 
 from ..models import BrokerConsumer, CancelledTask, QueuedMessage, TaskLock
 from ..pglisten import Listener
-from .base import Broker, Delivery, Leases
+from .base import Broker, Delivery, Holdings, Leases, Outgoing
 
 SQLITE_POLL = 0.02
 _IN_BATCH = 500
@@ -33,8 +34,9 @@ _IN_BATCH = 500
 class DatabaseBroker(Broker):
     """Queues in Django models; the guarantees of the Redis broker, on PostgreSQL or SQLite."""
 
-    def __init__(self, alias: str = "default", prefix: str = "taskqueue"):
+    def __init__(self, alias: str = "default", prefix: str = "taskqueue", priority_aging: float = 60.0):
         self.alias = alias
+        self.priority_aging = priority_aging
         self.channel = f"{prefix}_queues"
         self._listener = Listener(alias, self.channel)
 
@@ -48,16 +50,16 @@ class DatabaseBroker(Broker):
 
     # -- publishing ----------------------------------------------------------------------------
 
-    def publish(self, queue: str, key: str, body: bytes, *, eta: float | None = None, priority: int = 0,
-                remember: float | None = None) -> None:
-        self.publish_many([(queue, key, body, eta, priority)])
-
-    def publish_many(self, items: list[tuple[str, str, bytes, float | None, int]], *,
-                     remember: float | None = None) -> None:
+    def publish(self, messages: Sequence[Outgoing], *, remember: float | None = None) -> None:
+        # `remember` is for the outbox, which a broker in the database does not need.
         now = timezone.now()
-        rows = [QueuedMessage(key=key, task_id=key.split("~", 1)[0], queue=queue, body=body.decode("utf-8"),
-                              priority=priority, available_at=_when(eta) if eta else now)
-                for queue, key, body, eta, priority in items]
+        rows = []
+        for m in messages:
+            available_at = _when(m.eta) if m.eta else now
+            priority = min(max(m.priority, 0), 9)
+            rows.append(QueuedMessage(key=m.key, task_id=m.key.split("~", 1)[0], queue=m.queue,
+                                      body=m.body.decode("utf-8"), priority=priority, available_at=available_at,
+                                      rank=available_at.timestamp() - priority * self.priority_aging))
         with transaction.atomic(using=self.alias):
             # A key already queued or in flight is not queued twice (re-sent follow-ups).
             QueuedMessage.objects.using(self.alias).bulk_create(rows, ignore_conflicts=True)
@@ -93,7 +95,7 @@ class DatabaseBroker(Broker):
                 cursor.execute(
                     f"UPDATE {table} SET consumer_id = %s, claim = %s, reserved_at = %s WHERE id IN ("
                     f"SELECT id FROM {table} WHERE queue = %s AND consumer_id IS NULL AND available_at <= %s"
-                    f" ORDER BY priority DESC, id LIMIT %s{skip_locked})",
+                    f" ORDER BY rank, id LIMIT %s{skip_locked})",
                     [consumer_id, claim, now, queue, now, count - taken])
                 taken += cursor.rowcount
                 if taken >= count:
@@ -101,10 +103,10 @@ class DatabaseBroker(Broker):
         if not taken:
             return []
         rows = list(QueuedMessage.objects.using(self.alias).filter(claim=claim).values_list(
-            "id", "key", "body", "queue", "redeliveries", "priority", "task_id"))
+            "id", "key", "body", "queue", "redeliveries", "rank", "task_id"))
         rows = self._drop_cancelled(rows)
         order = {queue: index for index, queue in enumerate(queues)}
-        rows.sort(key=lambda row: (order.get(row[3], 0), -row[5], row[0]))
+        rows.sort(key=lambda row: (order.get(row[3], 0), row[5], row[0]))
         return [Delivery(key=key, body=body.encode("utf-8"), queue=queue, consumer_id=consumer_id,
                          redeliveries=redeliveries) for _, key, body, queue, redeliveries, _, _ in rows]
 
@@ -134,21 +136,15 @@ class DatabaseBroker(Broker):
         for start in range(0, len(keys), _IN_BATCH):
             QueuedMessage.objects.using(self.alias).filter(key__in=keys[start:start + _IN_BATCH]).delete()
 
-    def release(self, delivery: Delivery, *, delay: float = 0.0) -> None:
-        QueuedMessage.objects.using(self.alias).filter(key=delivery.key, consumer_id=delivery.consumer_id).update(
-            consumer_id=None, claim=None, reserved_at=None, available_at=timezone.now() + timedelta(seconds=delay))
-        if not delay:
-            self._notify({delivery.queue})
-
-    def release_many(self, deliveries: list[Delivery], *, delay: float = 0.0) -> None:
-        """One statement: claims are taken in publish order, so the released keep their places."""
+    def release(self, deliveries: Sequence[Delivery], *, delay: float = 0.0) -> None:
+        """Back in the place they were taken from (their rank), visible at once or after `delay`: one
+        statement per consumer."""
         by_consumer: dict[str, list[str]] = {}
         for delivery in deliveries:
             by_consumer.setdefault(delivery.consumer_id, []).append(delivery.key)
         for consumer_id, keys in by_consumer.items():
             QueuedMessage.objects.using(self.alias).filter(key__in=keys, consumer_id=consumer_id).update(
-                consumer_id=None, claim=None, reserved_at=None,
-                available_at=timezone.now() + timedelta(seconds=delay))
+                consumer_id=None, claim=None, reserved_at=None, available_at=timezone.now() + timedelta(seconds=delay))
         if deliveries and not delay:
             self._notify({delivery.queue for delivery in deliveries})
 
@@ -165,38 +161,41 @@ class DatabaseBroker(Broker):
                 connection.connection = None
         connection.errors_occurred = False
 
-    def heartbeat(self, consumer_ids: list[str]) -> None:
+    def leases(self, alive: Sequence[str] = (), *, requeue: Sequence[str] = (), stale_after: float | None = None,
+               redelivered: bool = True, running: Sequence[str] = ()) -> Leases:
         self._reconnect_if_broken()
-        now = timezone.now()
-        BrokerConsumer.objects.using(self.alias).bulk_create(
-            [BrokerConsumer(consumer_id=cid, last_heartbeat=now) for cid in consumer_ids],
-            update_conflicts=True, unique_fields=["consumer_id"], update_fields=["last_heartbeat"])
-
-    def recover(self, stale_after: float, consumer_ids: list[str] | None = None, *, redelivered: bool = True) -> int:
-        self._reconnect_if_broken()
-        messages = QueuedMessage.objects.using(self.alias)
         consumers = BrokerConsumer.objects.using(self.alias)
-        if consumer_ids:
-            targets = set(consumer_ids)
-        else:
-            cutoff = timezone.now() - timedelta(seconds=stale_after)
-            targets = set(consumers.filter(last_heartbeat__lt=cutoff).values_list("consumer_id", flat=True))
-            # also what is leased by a consumer that died before its first heartbeat
-            holders = set(messages.filter(consumer_id__isnull=False, reserved_at__lt=cutoff)
-                          .values_list("consumer_id", flat=True).distinct())
-            live = set(consumers.filter(consumer_id__in=holders).values_list("consumer_id", flat=True))
-            targets |= holders - live
-        if not targets:
-            return 0
-        consumers.filter(consumer_id__in=targets).delete()
-        moved = messages.filter(consumer_id__in=targets).update(
+        if alive:
+            now = timezone.now()
+            consumers.bulk_create([BrokerConsumer(consumer_id=cid, last_heartbeat=now) for cid in alive],
+                                  update_conflicts=True, unique_fields=["consumer_id"],
+                                  update_fields=["last_heartbeat"])
+        targets = set(requeue) | (self._silent(stale_after) if stale_after is not None else set())
+        requeued = self._requeue(targets, redelivered) if targets else 0
+        terminations = dict(CancelledTask.objects.using(self.alias).filter(
+            task_id__in=running, expires_at__gt=timezone.now()).exclude(signal="").values_list("task_id", "signal")) \
+            if running else {}
+        return Leases(requeued, terminations)
+
+    def _silent(self, stale_after: float) -> set[str]:
+        """Consumers silent for `stale_after` s, and those holding messages that longer without ever
+        renewing their lease (they died before their first heartbeat)."""
+        consumers = BrokerConsumer.objects.using(self.alias)
+        cutoff = timezone.now() - timedelta(seconds=stale_after)
+        silent = set(consumers.filter(last_heartbeat__lt=cutoff).values_list("consumer_id", flat=True))
+        holders = set(QueuedMessage.objects.using(self.alias).filter(consumer_id__isnull=False, reserved_at__lt=cutoff)
+                      .values_list("consumer_id", flat=True).distinct())
+        live = set(consumers.filter(consumer_id__in=holders).values_list("consumer_id", flat=True))
+        return silent | (holders - live)
+
+    def _requeue(self, consumer_ids: set[str], redelivered: bool) -> int:
+        messages = QueuedMessage.objects.using(self.alias)
+        BrokerConsumer.objects.using(self.alias).filter(consumer_id__in=consumer_ids).delete()
+        moved = messages.filter(consumer_id__in=consumer_ids).update(
             consumer_id=None, claim=None, reserved_at=None, redeliveries=F("redeliveries") + int(redelivered))
         if moved:
             self._notify(set(messages.filter(consumer_id=None).values_list("queue", flat=True).distinct()))
         return moved
-
-    def forget_consumer(self, consumer_id: str) -> None:
-        BrokerConsumer.objects.using(self.alias).filter(consumer_id=consumer_id).delete()
 
     # -- revocation and operator tools ---------------------------------------------------------
 
@@ -207,59 +206,42 @@ class DatabaseBroker(Broker):
             update_conflicts=True, unique_fields=["task_id"], update_fields=["expires_at", "signal"])
         QueuedMessage.objects.using(self.alias).filter(task_id=task_id, consumer_id=None).delete()
 
-    def terminations(self, task_ids: list[str]) -> dict[str, str]:
-        self._reconnect_if_broken()
-        return dict(CancelledTask.objects.using(self.alias).filter(task_id__in=task_ids, expires_at__gt=timezone.now())
-                    .exclude(signal="").values_list("task_id", "signal"))
-
-    def contains(self, key: str) -> bool:
-        task_id = QueuedMessage.objects.using(self.alias).filter(key=key).values_list("task_id", flat=True).first()
-        return task_id is not None and not CancelledTask.objects.using(self.alias).filter(task_id=task_id).exists()
-
-    def body(self, key: str) -> bytes | None:
-        body = QueuedMessage.objects.using(self.alias).filter(key=key).values_list("body", flat=True).first()
-        return None if body is None else body.encode("utf-8")
-
-    def leases(self) -> Leases:
+    def inspect(self, keys: Sequence[str] = (), *, holders: bool = False) -> Holdings:
+        messages = QueuedMessage.objects.using(self.alias)
+        rows = messages.values("queue").annotate(ready=Count("id", filter=Q(consumer_id=None))).order_by("queue")
+        sizes = {row["queue"]: row["ready"] for row in rows}
+        bodies = {k: body.encode("utf-8") for k, body in messages.filter(key__in=keys).values_list("key", "body")} \
+            if keys else {}
+        if not holders:
+            return Holdings(sizes, bodies)
         now = timezone.now()
         consumers = {consumer: (now - beat).total_seconds() for consumer, beat in
                      BrokerConsumer.objects.using(self.alias).values_list("consumer_id", "last_heartbeat")}
-        messages = QueuedMessage.objects.using(self.alias)
         held: dict[str, list[str]] = {}
-        for key, consumer in messages.filter(consumer_id__isnull=False).values_list("key", "consumer_id"):
-            held.setdefault(consumer, []).append(key)
-        delayed = messages.filter(consumer_id=None, available_at__gt=now).order_by("available_at")
-        return Leases(consumers, held, [(key, at.timestamp())
-                                        for key, at in delayed.values_list("key", "available_at")])
-
-    def purge(self, queue: str) -> int:
-        return QueuedMessage.objects.using(self.alias).filter(queue=queue, consumer_id=None).delete()[0]
-
-    def sizes(self) -> dict[str, int]:
-        from django.db.models import Count, Q
-
-        rows = QueuedMessage.objects.using(self.alias).values("queue").annotate(
-            ready=Count("id", filter=Q(consumer_id=None))).order_by("queue")
-        return {row["queue"]: row["ready"] for row in rows}
+        for k, consumer in messages.filter(consumer_id__isnull=False).values_list("key", "consumer_id"):
+            held.setdefault(consumer, []).append(k)
+        waiting = messages.filter(consumer_id=None, available_at__gt=now).order_by("available_at")
+        return Holdings(sizes, bodies, consumers=consumers, held=held,
+                        delayed=[(k, at.timestamp()) for k, at in waiting.values_list("key", "available_at")])
 
     # -- lock_key ------------------------------------------------------------------------------
 
-    def acquire_lock(self, name: str, consumer_id: str, stale_after: float) -> bool:
+    def lock(self, name: str, owner: str, stale_after: float | None) -> bool:
         locks = TaskLock.objects.using(self.alias)
+        if stale_after is None:
+            locks.filter(name=name, owner=owner).delete()
+            return True
         try:
-            lock, created = locks.get_or_create(name=name, defaults={"owner": consumer_id})
+            lock, created = locks.get_or_create(name=name, defaults={"owner": owner})
         except IntegrityError:  # another consumer created it first
             return False
-        if created or lock.owner == consumer_id:
+        if created or lock.owner == owner:
             return True
         cutoff = timezone.now() - timedelta(seconds=stale_after)
         if BrokerConsumer.objects.using(self.alias).filter(consumer_id=lock.owner, last_heartbeat__gte=cutoff).exists():
             return False
         # the owner's lease ran out: take the lock over, unless someone else just did
-        return bool(locks.filter(name=name, owner=lock.owner).update(owner=consumer_id))
-
-    def release_lock(self, name: str, consumer_id: str) -> None:
-        TaskLock.objects.using(self.alias).filter(name=name, owner=consumer_id).delete()
+        return bool(locks.filter(name=name, owner=lock.owner).update(owner=owner))
 
     def close(self) -> None:
         self._listener.close()

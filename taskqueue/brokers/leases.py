@@ -1,38 +1,38 @@
 """The lease calls of the Redis broker, for the prefork supervisor, which runs without Django.
 
-The supervisor renews its consumers' leases and requeues what dead ones held: three calls. It
-makes them over one bare connection with hiredis packing commands and parsing replies, because
-importing redis-py would more than double the supervisor's memory (worker/keeper.py says why).
-RedisBroker sends the same scripts with the same arguments (the *_args helpers below).
+The supervisor renews its consumers' leases, requeues what dead ones held and asks which running
+tasks were cancelled with terminate: `Broker.leases`. It makes that call over one bare connection
+with hiredis packing commands and parsing replies, because importing redis-py would more than double
+the supervisor's memory (worker/keeper.py says why). RedisBroker sends the same script with the same
+arguments (the helpers below).
 """
 
 from __future__ import annotations
 
 import socket
-from pathlib import Path
+from collections.abc import Sequence
 from urllib.parse import parse_qs, unquote, urlsplit
 
-LUA = Path(__file__).with_name("lua")
+from .base import Leases
+from .keys import key, script
 
 
-def heartbeat_args(prefix: str, consumer_ids: list[str]) -> list:
-    return [prefix, *consumer_ids]
+def leases_args(prefix: str, alive: Sequence[str], requeue: Sequence[str], stale_after: float | None,
+                redelivered: bool) -> list:
+    return [prefix, "" if stale_after is None else repr(float(stale_after)), "1" if redelivered else "0",
+            len(alive), *alive, *requeue]
 
 
-def recover_args(prefix: str, stale_after: float, consumer_ids: list[str] | None, redelivered: bool = True) -> list:
-    return [prefix, repr(float(stale_after)), "1" if redelivered else "0", *(consumer_ids or [])]
+def needs_script(alive: Sequence[str], requeue: Sequence[str], stale_after: float | None) -> bool:
+    return bool(alive or requeue) or stale_after is not None
 
 
-def heartbeats_key(prefix: str) -> str:
-    return f"{prefix}:heartbeats"
+def cancelled_keys(prefix: str, task_ids: Sequence[str]) -> list[str]:
+    return [key(prefix, "cancelled", task_id) for task_id in task_ids]
 
 
-def cancelled_key(prefix: str, task_id: str) -> str:
-    return f"{prefix}:cancelled:{task_id}"
-
-
-def terminations_from(task_ids: list[str], markers: list) -> dict[str, str]:
-    """The revoke markers of these tasks (MGET replies) that ask for a running task to be stopped:
+def terminations_from(task_ids: Sequence[str], markers: list) -> dict[str, str]:
+    """The cancel markers of these tasks (MGET replies) that ask for a running task to be stopped:
     a plain revoke is b"1", a terminating one the signal's name."""
     return {task_id: marker.decode() for task_id, marker in zip(task_ids, markers, strict=True)
             if marker and marker != b"1"}
@@ -52,44 +52,37 @@ class ReplyError(Exception):
 
 
 class RedisLeases:
-    """heartbeat, recover and forget_consumer of a Redis broker, over one bare connection."""
+    """`Broker.leases` of a Redis broker, over one bare connection."""
 
     def __init__(self, url: str, prefix: str, timeout: float = 2.0):
         self.url, self.prefix, self.timeout = url, prefix, timeout
         self._sock: socket.socket | None = None
-        self._scripts = {name: (LUA / f"{name}.lua").read_text() for name in ("heartbeat", "recover")}
-        self._shas: dict[str, bytes] = {}
+        self._script = script("leases")
+        self._sha: bytes | None = None
 
-    def heartbeat(self, consumer_ids: list[str]) -> None:
-        if consumer_ids:
-            self._script("heartbeat", heartbeat_args(self.prefix, consumer_ids))
-
-    def recover(self, stale_after: float, consumer_ids: list[str] | None = None, *, redelivered: bool = True) -> int:
-        return int(self._script("recover", recover_args(self.prefix, stale_after, consumer_ids, redelivered)))
-
-    def forget_consumer(self, consumer_id: str) -> None:
-        self._call("ZREM", heartbeats_key(self.prefix), consumer_id)
-
-    def terminations(self, task_ids: list[str]) -> dict[str, str]:
-        if not task_ids:
-            return {}
-        return terminations_from(task_ids, self._call("MGET", *[cancelled_key(self.prefix, i) for i in task_ids]))
+    def leases(self, alive: Sequence[str] = (), *, requeue: Sequence[str] = (), stale_after: float | None = None,
+               redelivered: bool = True, running: Sequence[str] = ()) -> Leases:
+        requeued = 0
+        if needs_script(alive, requeue, stale_after):
+            requeued = int(self._run_script(leases_args(self.prefix, alive, requeue, stale_after, redelivered)))
+        terminations = terminations_from(running, self._call("MGET", *cancelled_keys(self.prefix, running))) \
+            if running else {}
+        return Leases(requeued, terminations)
 
     def close(self) -> None:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
 
-    def _script(self, name: str, args: list) -> object:
-        sha = self._shas.get(name)
-        if sha is not None:
+    def _run_script(self, args: list) -> object:
+        if self._sha is not None:
             try:
-                return self._call("EVALSHA", sha, 0, *args)
+                return self._call("EVALSHA", self._sha, 0, *args)
             except ReplyError as exc:
                 if not str(exc).startswith("NOSCRIPT"):
                     raise
-        self._shas[name] = self._call("SCRIPT", "LOAD", self._scripts[name])
-        return self._call("EVALSHA", self._shas[name], 0, *args)
+        self._sha = self._call("SCRIPT", "LOAD", self._script)
+        return self._call("EVALSHA", self._sha, 0, *args)
 
     def _call(self, *command) -> object:
         """One command, one reply. A broken connection is dropped and the error raised: the

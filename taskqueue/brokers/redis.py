@@ -1,9 +1,11 @@
-"""Redis broker: ready lists, a delayed sorted set and per-consumer leases (key schema in lua/*.lua)."""
+"""Redis broker: ready lists, a delayed sorted set and per-consumer leases (key schema in keys.py)."""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
+from dataclasses import replace
 
 import redis
 from redis.backoff import ExponentialBackoff
@@ -11,10 +13,11 @@ from redis.commands.core import Script
 from redis.retry import Retry
 
 from ..conf import get_settings
-from .base import Broker, Delivery, Leases
-from .leases import LUA, cancelled_key, heartbeat_args, heartbeats_key, recover_args, terminations_from
+from .base import Broker, Delivery, Holdings, Leases, Outgoing
+from .keys import RANK_EPOCH, key, script
+from .leases import cancelled_keys, leases_args, needs_script, terminations_from
 
-ANNOUNCE_EVERY = 60.0  # seconds; `sizes()` lists a queue again within this long after a Redis flush
+ANNOUNCE_EVERY = 60.0  # seconds; `inspect()` lists a queue again within this long after a Redis flush
 
 
 def connect(url: str, timeout: float | None = None) -> redis.Redis:
@@ -95,18 +98,17 @@ class ThreadClients:
 class RedisBroker(Broker):
     """Queues in Redis; delays stay in Redis until due, never in worker memory."""
 
-    def __init__(self, url: str, prefix: str = "taskqueue"):
+    def __init__(self, url: str, prefix: str = "taskqueue", priority_aging: float = 60.0):
         self.url = url
         self.prefix = prefix
+        self.priority_aging = priority_aging
         self.client = connect(url)
         self._threads = ThreadClients(self.client)
         self._announced: dict[str, float] = {}  # queue -> when this process last added it to {p}:queues
         # An idle reserve blocks in slices of this, well under the socket timeout.
         self._block_limit = min(1.0, (self.client.get_connection_kwargs().get("socket_timeout") or 2.0) / 2)
-        self._scripts = {
-            name: self.client.register_script((LUA / f"{name}.lua").read_text())
-            for name in ("publish", "reserve", "ack", "release", "recover", "lock", "heartbeat")
-        }
+        self._scripts = {name: self.client.register_script(script(name))
+                         for name in ("publish", "reserve", "ack", "release", "leases", "lock")}
 
     def _run(self, name: str, args: list) -> object:
         return self._threads.run_script(self._scripts[name], args)
@@ -115,17 +117,12 @@ class RedisBroker(Broker):
         if not queue or "\n" in queue:
             raise ValueError(f"invalid queue name {queue!r}")
 
-    def publish(self, queue: str, key: str, body: bytes, *, eta: float | None = None,
-                priority: int = 0, remember: float | None = None) -> None:
-        self._run("publish", self._publish_args(queue, key, body, eta, remember))
-
-    def publish_many(self, items: list[tuple[str, str, bytes, float | None, int]], *,
-                     remember: float | None = None) -> None:
+    def publish(self, messages: Sequence[Outgoing], *, remember: float | None = None) -> None:
         publish = self._scripts["publish"]
-        self._threads.run_scripts([(publish, self._publish_args(queue, key, body, eta, remember))
-                                   for queue, key, body, eta, _ in items])
+        self._threads.run_scripts([(publish, self._publish_args(message, remember)) for message in messages])
 
-    def _publish_args(self, queue: str, key: str, body: bytes, eta: float | None, remember: float | None) -> list:
+    def _publish_args(self, message: Outgoing, remember: float | None) -> list:
+        queue = message.queue
         announced = self._announced.get(queue)
         now = time.monotonic()
         if announced is None or now - announced > ANNOUNCE_EVERY:
@@ -134,14 +131,10 @@ class RedisBroker(Broker):
             announce = "1"
         else:
             announce = ""
-        args = [self.prefix, queue, key, body, "" if eta is None else repr(eta), announce]
-        if remember:
-            args.append(str(int(remember * 1000)))
-        return args
-
-    def published(self, keys: list[str]) -> set[str]:
-        markers = self.client.mget([f"{self.prefix}:published:{key}" for key in keys]) if keys else []
-        return {key for key, marker in zip(keys, markers, strict=True) if marker}
+        offset = min(max(message.priority, 0), 9) * self.priority_aging
+        ready_at = time.time() if message.eta is None else message.eta
+        return [self.prefix, queue, message.key, message.body, "" if message.eta is None else repr(message.eta),
+                announce, str(int(remember * 1000)) if remember else "", repr(ready_at - RANK_EPOCH - offset)]
 
     def reserve(self, consumer_id: str, queues: list[str], *, count: int = 1,
                 timeout: float = 1.0) -> list[Delivery]:
@@ -153,7 +146,7 @@ class RedisBroker(Broker):
         # Sleep until a publish pushes a wake token (or the next delayed message is due). The reserve
         # (of one message: see Broker.reserve) is pipelined behind the BLPOP: Redis runs it the moment
         # the BLPOP returns, in one round trip. Each BLPOP blocks well under the socket timeout.
-        wake_keys = [f"{self.prefix}:wake:{q}" for q in queues]
+        wake_keys = [key(self.prefix, "wake", q) for q in queues]
         while True:  # bounded by `deadline`
             block = max(0.001, min(deadline - time.monotonic(), self._block_limit))
             reply = self._threads.run_scripts([(self._scripts["reserve"], [self.prefix, consumer_id, 1, *queues])],
@@ -179,76 +172,61 @@ class RedisBroker(Broker):
         if deliveries:
             self._run("ack", [self.prefix, *[part for d in deliveries for part in (d.consumer_id, d.key)]])
 
-    def release(self, delivery: Delivery, *, delay: float = 0.0) -> None:
-        self.release_many([delivery], delay=delay)
-
-    def release_many(self, deliveries: list[Delivery], *, delay: float = 0.0) -> None:
+    def release(self, deliveries: Sequence[Delivery], *, delay: float = 0.0) -> None:
         if deliveries:
             self._run("release", [self.prefix, repr(delay), *[
                 part for d in deliveries for part in (d.consumer_id, d.key, d.queue)]])
 
-    def heartbeat(self, consumer_ids: list[str]) -> None:
-        if consumer_ids:
-            self._run("heartbeat", heartbeat_args(self.prefix, consumer_ids))
-
-    def recover(self, stale_after: float, consumer_ids: list[str] | None = None, *, redelivered: bool = True) -> int:
-        return int(self._run("recover", recover_args(self.prefix, stale_after, consumer_ids, redelivered)))
-
-    def forget_consumer(self, consumer_id: str) -> None:
-        self.client.zrem(heartbeats_key(self.prefix), consumer_id)
+    def leases(self, alive: Sequence[str] = (), *, requeue: Sequence[str] = (), stale_after: float | None = None,
+               redelivered: bool = True, running: Sequence[str] = ()) -> Leases:
+        requeued = 0
+        if needs_script(alive, requeue, stale_after):
+            requeued = int(self._run("leases", leases_args(self.prefix, alive, requeue, stale_after, redelivered)))
+        terminations = terminations_from(running, self.client.mget(cancelled_keys(self.prefix, running))) \
+            if running else {}
+        return Leases(requeued, terminations)
 
     def cancel(self, task_id: str, ttl: float, *, terminate: str | None = None) -> None:
-        self.client.set(cancelled_key(self.prefix, task_id), terminate or b"1", px=max(1, int(ttl * 1000)))
+        self.client.set(key(self.prefix, "cancelled", task_id), terminate or b"1", px=max(1, int(ttl * 1000)))
 
-    def terminations(self, task_ids: list[str]) -> dict[str, str]:
-        return terminations_from(task_ids, self.client.mget([cancelled_key(self.prefix, i) for i in task_ids])
-                                 if task_ids else [])
+    def lock(self, name: str, owner: str, stale_after: float | None) -> bool:
+        return bool(self._run("lock", [self.prefix, name, owner, "" if stale_after is None else repr(stale_after)]))
 
-    def contains(self, key: str) -> bool:
-        return bool(self.client.hexists(f"{self.prefix}:msg", key))
+    def inspect(self, keys: Sequence[str] = (), *, holders: bool = False) -> Holdings:
+        holdings = self._inspect(keys)
+        return self._holders(holdings) if holders else holdings
 
-    def body(self, key: str) -> bytes | None:
-        return self.client.hget(f"{self.prefix}:msg", key)
-
-    def leases(self) -> Leases:
+    def _holders(self, holdings: Holdings) -> Holdings:
         with self.client.pipeline(transaction=False) as pipe:
             pipe.time()
-            pipe.zrange(heartbeats_key(self.prefix), 0, -1, withscores=True)
-            pipe.zrange(f"{self.prefix}:delayed", 0, -1, withscores=True)
+            pipe.zrange(key(self.prefix, "heartbeats"), 0, -1, withscores=True)
+            pipe.zrange(key(self.prefix, "delayed"), 0, -1, withscores=True)
             (seconds, micros), beats, delayed = pipe.execute()
         now = seconds + micros / 1e6
         consumers = {consumer.decode(): now - beat for consumer, beat in beats}
         with self.client.pipeline(transaction=False) as pipe:
             for consumer in consumers:
-                pipe.hkeys(f"{self.prefix}:inflight:{consumer}")
-            held = {consumer: [key.decode() for key in keys] for consumer, keys in zip(consumers, pipe.execute(),
-                                                                                       strict=True)}
-        # a delayed member is "queue\nkey"
-        return Leases(consumers, held, [(member.decode().split("\n", 1)[-1], eta) for member, eta in delayed])
+                pipe.hkeys(key(self.prefix, "inflight", consumer))
+            held = {consumer: [k.decode() for k in keys] for consumer, keys in zip(consumers, pipe.execute(),
+                                                                                   strict=True)}
+        waiting = [(member.decode().split("\n", 1)[-1], eta) for member, eta in delayed]  # "queue\nkey"
+        return replace(holdings, consumers=consumers, held=held, delayed=waiting)
 
-    def purge(self, queue: str) -> int:
-        list_key = f"{self.prefix}:q:{queue}"
-        with self.client.pipeline(transaction=True) as pipe:
-            pipe.lrange(list_key, 0, -1)
-            pipe.delete(list_key)
-            keys, _ = pipe.execute()
-        if keys:
-            self.client.hdel(f"{self.prefix}:msg", *keys)
-        return len(keys)
-
-    def sizes(self) -> dict[str, int]:
-        queues = sorted(q.decode() for q in self.client.smembers(f"{self.prefix}:queues"))
+    def _inspect(self, keys: Sequence[str]) -> Holdings:
+        queues = sorted(q.decode() for q in self.client.smembers(key(self.prefix, "queues")))
         with self.client.pipeline(transaction=False) as pipe:
             for queue in queues:
-                pipe.llen(f"{self.prefix}:q:{queue}")
-            return dict(zip(queues, pipe.execute(), strict=True))
-
-    def acquire_lock(self, name: str, consumer_id: str, stale_after: float) -> bool:
-        """lock_key support (used by taskqueue.locks, not part of the broker contract)."""
-        return bool(self._run("lock", [self.prefix, name, consumer_id, repr(stale_after), "acquire"]))
-
-    def release_lock(self, name: str, consumer_id: str) -> None:
-        self._run("lock", [self.prefix, name, consumer_id, "0", "release"])
+                pipe.zcard(key(self.prefix, "queue", queue))
+            if keys:
+                pipe.hmget(key(self.prefix, "msg"), list(keys))
+                pipe.mget([key(self.prefix, "published", k) for k in keys])
+            replies = pipe.execute()
+        sizes = dict(zip(queues, replies[:len(queues)], strict=True))
+        if not keys:
+            return Holdings(sizes)
+        bodies, markers = replies[len(queues):]
+        return Holdings(sizes, {k: body for k, body in zip(keys, bodies, strict=True) if body is not None},
+                        {k for k, marker in zip(keys, markers, strict=True) if marker})
 
     def close(self) -> None:
         self._threads.close_mine()

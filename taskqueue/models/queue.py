@@ -48,6 +48,8 @@ class QueuedMessage(models.Model):
     body = models.TextField()
     priority = models.IntegerField(default=0)
     available_at = models.DateTimeField()
+    # Taken lowest first: when it became ready (epoch seconds), less priority x TASKQUEUE_PRIORITY_AGING.
+    rank = models.FloatField(default=0.0)
     consumer_id = models.CharField(max_length=255, null=True, blank=True, db_index=True)
     claim = models.CharField(max_length=64, null=True, blank=True, db_index=True)
     reserved_at = models.DateTimeField(null=True, blank=True)
@@ -56,7 +58,7 @@ class QueuedMessage(models.Model):
 
     class Meta:
         indexes = [
-            models.Index(fields=["queue", "priority", "available_at", "id"], name="tq_queued_ready",
+            models.Index(fields=["queue", "rank", "id"], name="tq_queued_ranked",
                          condition=models.Q(consumer_id__isnull=True)),
         ]
 
@@ -85,3 +87,18 @@ class TaskLock(models.Model):
 
     name = models.CharField(max_length=255, primary_key=True)
     owner = models.CharField(max_length=255)
+
+
+class RateLimit(models.Model):
+    """The token bucket of a task name's `rate_limit`, shared by every worker; its `rate` overrides
+    the task's own and can be changed while workers run (the admin, `app.control.rate_limit`)."""
+
+    task_name = models.CharField(max_length=255, primary_key=True)
+    rate = models.CharField(max_length=32, blank=True, default="",
+                            help_text='"10/s", "100/m", "1000/h", a number per second, "0" for no limit; '
+                                      "empty: the task's own rate_limit")
+    tokens = models.FloatField(default=1.0)
+    refilled_at = models.FloatField(default=0.0)  # epoch seconds
+
+    def __str__(self) -> str:
+        return f"{self.task_name}: {self.rate or 'its own rate'}"

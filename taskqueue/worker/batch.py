@@ -62,7 +62,7 @@ class _Unstarted:
         with self._lock:
             jobs = ([taken] if taken else []) + list(self._jobs)
             self._jobs.clear()
-            self.ctx.broker.release_many([delivery for delivery, _ in jobs])
+            self.ctx.broker.release([delivery for delivery, _ in jobs])
         return bool(jobs)
 
 
@@ -247,7 +247,7 @@ def process(deliveries: list[Delivery], ctx: ExecutionContext,
         known = store.known_states(seen_before) if seen_before else {}
     except Exception:
         pending.flush()  # dead letters found above are acked; the rest goes back
-        ctx.broker.release_many([delivery for delivery, _ in jobs])
+        ctx.broker.release([delivery for delivery, _ in jobs])
         raise
     unstarted = _Unstarted(jobs, ctx)
     complete = True

@@ -21,6 +21,7 @@ from .slot import TaskSlot
 
 logger = logging.getLogger("taskqueue.worker")
 RELAY_EVERY = 2.0  # seconds between looks at the outbox for messages the broker missed at commit
+IDLE_WAIT = 0.5  # seconds an idle consumer waits for a message before it looks for a stop again
 
 
 def consume(consumer_id: str, hostname: str, queues: list[str], slot: TaskSlot,
@@ -46,13 +47,13 @@ def consume(consumer_id: str, hostname: str, queues: list[str], slot: TaskSlot,
     while not should_stop() and (max_tasks is None or done < max_tasks) and not _over_memory(limits):
         try:
             if give_back is not None:
-                broker.recover(0, [consumer_id], redelivered=give_back)
+                broker.leases(requeue=[consumer_id], redelivered=give_back)
                 give_back = None
             if relays and time.monotonic() >= next_relay:
                 next_relay = time.monotonic() + RELAY_EVERY
                 outbox.relay(broker)
             wanted = count if max_tasks is None else min(count, max_tasks - done)
-            deliveries = broker.reserve(consumer_id, queues, count=wanted, timeout=1.0)
+            deliveries = broker.reserve(consumer_id, queues, count=wanted, timeout=IDLE_WAIT)
             if deliveries:
                 keeper.before_batch()
                 complete = process(deliveries, ctx, should_stop)

@@ -43,7 +43,8 @@ def save(outcomes: list[Outcome]) -> store.Wake:
         with transaction.atomic():
             wake = store.save_outcomes(plain, publish=False)
             for outcome in stopped:
-                _store_never_run(list(task_nodes(rest_of_chain(outcome.message))), outcome.result)
+                _store_never_run(list(task_nodes(rest_of_chain(outcome.message))), outcome.result,
+                                 _never_run_traceback(outcome.result))
     else:
         wake = store.save_outcomes(plain, publish=False)
     for group_id, finished in members.items():
@@ -117,25 +118,27 @@ def settle(group_id: str, skip_errbacks: list | None = None) -> None:
         body.apply_async((store.results_in_order(counter.member_ids),))
         counter.claim()
     elif counter.claim():  # errbacks run once: only the settle that claims the chord fails it
-        exc = _member_exception(store.fetch(counter.failed_task_id), counter.failed_task_id)
-        fail_canvas(body, exc, skip_errbacks=skip_errbacks or [])
+        row = store.fetch(counter.failed_task_id)
+        fail_canvas(body, _chord_error(row, counter.failed_task_id), skip_errbacks=skip_errbacks or [],
+                    traceback=row.traceback if row is not None else None)
 
 
-def _member_exception(row: Any, task_id: str) -> BaseException:
-    exc = value_of(row)
-    if not isinstance(exc, BaseException):
-        exc = ChordError(f"chord member {task_id} did not succeed")
-    exc.add_note(f"chord member {task_id} failed, so the chord's body did not run")
-    return exc
+def _chord_error(row: Any, task_id: str) -> ChordError:
+    """Celery's error for the body of a chord whose member failed (the member's error its cause)."""
+    cause = value_of(row)
+    if not isinstance(cause, BaseException):
+        cause = ChordError(f"{row.state if row is not None else 'missing'} result")
+    error = ChordError(f"Dependency {task_id} raised {cause!r}")
+    error.__cause__ = cause
+    return error
 
 
 # -- what will never run -------------------------------------------------------------------------
 
-def _store_never_run(nodes: list[Signature], exc: BaseException) -> None:
+def _store_never_run(nodes: list[Signature], exc: BaseException, traceback: str) -> None:
     """Store FAILURE for these tasks (`task_nodes` of a canvas): they will never run."""
     nodes = [node for node in nodes if node.id]
-    store.save_failures([node.id for node in nodes], exc, _never_run_traceback(exc),
-                        {node.id: node.name for node in nodes})
+    store.save_failures([node.id for node in nodes], exc, traceback, {node.id: node.name for node in nodes})
 
 
 def _never_run_traceback(exc: BaseException) -> str:
@@ -143,13 +146,14 @@ def _never_run_traceback(exc: BaseException) -> str:
 
 
 def fail_canvas(sig: Signature, exc: BaseException, skip_errbacks: list | None = None,
-                call_errbacks_of_entry: bool = True, rows_stored: bool = False) -> None:
+                call_errbacks_of_entry: bool = True, rows_stored: bool = False, traceback: str | None = None) -> None:
     """Mark every task of `sig` FAILURE (it will never run; `rows_stored`: already done), call its
     entry errbacks once (unless already called, in `skip_errbacks`), and resolve any enclosing
-    chord whose member this was."""
+    chord whose member this was. `traceback`: the one to show (a failed chord member's)."""
     nodes = list(task_nodes(sig))
+    traceback = traceback or _never_run_traceback(exc)
     if not rows_stored:
-        _store_never_run(nodes, exc)
+        _store_never_run(nodes, exc, traceback)
     entries = list(entry_nodes(sig))
     errbacks = []
     for node in entries if call_errbacks_of_entry else ():
@@ -161,7 +165,7 @@ def fail_canvas(sig: Signature, exc: BaseException, skip_errbacks: list | None =
         request = Request(id=first.id, task=first.name, args=first.args, kwargs=first.kwargs,
                           root_id=first.options.get("root_id"), parent_id=first.options.get("parent_id"),
                           group_id=first.options.get("group_id"))
-        call_errbacks(errbacks, request, exc, _never_run_traceback(exc))
+        call_errbacks(errbacks, request, exc, traceback)
     for node in nodes:
         outer = node.options.get("chord")
         if outer and node.id:

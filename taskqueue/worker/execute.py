@@ -13,7 +13,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from .. import locks, notify, registry, signals, states, store
+from .. import locks, notify, ratelimits, registry, signals, states, store
 from ..brokers import Broker, Delivery
 from ..codecs import Outcome, encode_value, format_traceback
 from ..conf import get_settings
@@ -68,7 +68,8 @@ def already_handled(message: Message, known: tuple[str, int] | None) -> bool:
 
 
 def run(message: Message, ctx: ExecutionContext, delivery: Delivery | None) -> Outcome | None:
-    """Execute one message; None when it was handed back because its lock_key is busy."""
+    """Execute one message; None when it was handed back: its lock_key is busy, or its rate_limit
+    has no token for it yet."""
     now = timezone.now()
     if message.expires and message.expires_datetime < now:
         return Outcome(message, states.REVOKED, TaskRevokedError(f"expired at {message.expires}"),
@@ -76,15 +77,24 @@ def run(message: Message, ctx: ExecutionContext, delivery: Delivery | None) -> O
     if delivery is not None and delivery.redeliveries > get_settings().MAX_REDELIVERIES:
         error = WorkerLostError(f"the worker running it died {delivery.redeliveries} times; giving up")
         return Outcome(message, states.FAILURE, error, hostname=ctx.hostname)
-    if message.lock and not ctx.eager:
+    task = registry.get_task(message.task)
+    if ctx.eager:
+        return _call(task, message, ctx, delivery)
+    per_second = ratelimits.rate_of(message.task, task.rate_limit)
+    if per_second is not None:
+        wait = ratelimits.wait_for_token(message.task, per_second)
+        if wait:
+            ctx.broker.release([delivery], delay=ratelimits.hand_back_delay(message.task, wait, per_second))
+            return None
+    if message.lock:
         if not locks.acquire(message.lock, ctx.consumer_id):
-            ctx.broker.release(delivery, delay=get_settings().LOCK_RETRY_DELAY)
+            ctx.broker.release([delivery], delay=get_settings().LOCK_RETRY_DELAY)
             return None
         try:
-            return _call(registry.get_task(message.task), message, ctx, delivery)
+            return _call(task, message, ctx, delivery)
         finally:
             locks.release(message.lock, ctx.consumer_id)
-    return _call(registry.get_task(message.task), message, ctx, delivery)
+    return _call(task, message, ctx, delivery)
 
 
 def _call(task, message: Message, ctx: ExecutionContext, delivery: Delivery | None) -> Outcome:
@@ -132,12 +142,12 @@ def _autoretry(task, exc: Exception) -> Retry | None:
         return None
     if task.dont_autoretry_for and isinstance(exc, task.dont_autoretry_for):
         return None
-    countdown = None
+    options = dict(task.retry_kwargs)  # as Celery: retry_kwargs go to retry(), backoff sets the countdown
     if task.retry_backoff:
-        countdown = backoff_countdown(task.request.retries, task.retry_backoff, task.retry_backoff_max,
-                                      task.retry_jitter)
+        options["countdown"] = backoff_countdown(task.request.retries, task.retry_backoff, task.retry_backoff_max,
+                                                 task.retry_jitter)
     try:
-        task.retry(exc=exc, countdown=countdown)
+        task.retry(exc=exc, **options)
     except Retry as retry:
         return retry
     except Exception:
@@ -147,7 +157,12 @@ def _autoretry(task, exc: Exception) -> Retry | None:
 
 def failure(message: Message, exc: BaseException, hostname: str, started) -> Outcome:
     traceback = format_traceback(exc)
-    logger.error("Task %s[%s] failed: %s: %s", message.task, message.id, type(exc).__name__, printable(exc))
+    task = registry.find(message.task)
+    if task is not None and task.throws and isinstance(exc, task.throws):  # expected: INFO, as Celery
+        logger.info("Task %s[%s] raised expected: %s: %s", message.task, message.id, type(exc).__name__,
+                    printable(exc))
+    else:
+        logger.error("Task %s[%s] failed: %s: %s", message.task, message.id, type(exc).__name__, printable(exc))
     return Outcome(message, states.FAILURE, exc, traceback=traceback, hostname=hostname, started=started)
 
 
@@ -221,7 +236,7 @@ def fail_killed(delivery: Delivery, body: bytes, hostname: str, error: BaseExcep
                 broker: Broker) -> None:
     """The supervisor killed a child (hard time limit, revoked with terminate): store its outcome, ack."""
     if not body:  # too large for the task slot: read it from the broker, which holds it until the ack
-        body = broker.body(delivery.key) or b""
+        body = broker.inspect([delivery.key]).bodies.get(delivery.key, b"")
     try:
         message = decode(body, get_settings().signing_key)
     except DecodeError:
@@ -235,15 +250,16 @@ def fail_killed(delivery: Delivery, body: bytes, hostname: str, error: BaseExcep
 
 
 
-def run_eager(message: Message):
-    """Run a message in this process through the worker's path; returns an EagerResult."""
+def run_eager(message: Message, throw: bool | None = None):
+    """Run a message in this process through the worker's path; returns an EagerResult. A failure is
+    raised here when `throw` (None: TASKQUEUE_TASK_EAGER_PROPAGATES) says so."""
     ctx = ExecutionContext(broker=None, hostname="eager", consumer_id="eager", eager=True)
     outcome = run(message, ctx, None)
     notify.publish(*continuation.save([outcome]))
     followed = finish(outcome, ctx)
     if outcome.state == states.RETRY and followed is not None:
         return followed  # the retried attempt's result
-    if outcome.state == states.FAILURE and get_settings().TASK_EAGER_PROPAGATES:
+    if outcome.state == states.FAILURE and (get_settings().TASK_EAGER_PROPAGATES if throw is None else throw):
         raise raisable(outcome.result)
     result = raisable(outcome.result) if isinstance(outcome.result, BaseException) else outcome.result
     return EagerResult(message.id, message.task, outcome.state, result, outcome.traceback)

@@ -71,9 +71,17 @@ def fork(target: Callable[[], object], name: str) -> int:
     child exits with 0 when `target` returns, 1 when it raises, or the code of its SystemExit."""
     import multiprocessing  # here, not at the top: the keeper imports this module and never forks
 
+    # A stop signal must not reach the child while it still runs the parent's handlers (the
+    # supervisor's signal counter): that signal would be lost and the child never stop. Blocked
+    # across the fork, it waits for the child's own handlers (a consumer's, the scheduler's).
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
     pid = os.fork()
     if pid:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         return pid
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # until `target` installs its own
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent decides
+    signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
     code = 1
     try:
         multiprocessing.current_process().name = name

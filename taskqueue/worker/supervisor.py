@@ -3,8 +3,8 @@ replaces dead consumers, recovers messages of dead workers, and shuts down warm 
 
 Nothing here imports Django: a prefork worker on Redis runs this loop in the keeper (keeper.py),
 a process without Django. What needs Django (starting a consumer, storing the failure of a task
-killed at its hard limit) goes through the launcher; lease calls go through `leases` (the broker
-itself, or `brokers.leases.RedisLeases` in the keeper).
+killed at its hard limit) goes through the launcher; lease calls go through `broker.leases` (the
+broker itself, or `brokers.leases.RedisLeases` in the keeper).
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import logging
 import os
 import signal
 import time
-from typing import Protocol
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from . import WorkerConfig
 from .slot import TaskSlot
@@ -26,12 +27,10 @@ REVOCATION_CHECK = 0.5  # seconds between asking the broker whether a running ta
 _ENDING_SIGNALS = {"SIGTERM", "SIGKILL", "SIGQUIT", "SIGINT", "TERM", "KILL", "QUIT", "INT"}
 
 
-class Leases(Protocol):
-    def heartbeat(self, consumer_ids: list[str]) -> None: ...
-    def terminations(self, task_ids: list[str]) -> dict[str, str]: ...
-    def recover(self, stale_after: float, consumer_ids: list[str] | None = None, *,
-                redelivered: bool = True) -> int: ...
-    def forget_consumer(self, consumer_id: str) -> None: ...
+class LeaseBroker(Protocol):
+    def leases(self, alive: Sequence[str] = (), *, requeue: Sequence[str] = (), stale_after: float | None = None,
+               redelivered: bool = True, running: Sequence[str] = ()) -> Any:
+        """Broker.leases: returns (requeued, terminations)."""
 
 
 class Child(Protocol):
@@ -66,10 +65,10 @@ class Launcher(Protocol):
 class Supervisor:
     """Runs a worker until SIGTERM/SIGINT: the first signal is a warm shutdown, the second cold."""
 
-    def __init__(self, config: WorkerConfig, leases: Leases, launcher: Launcher, *, heartbeat_interval: float,
+    def __init__(self, config: WorkerConfig, broker: LeaseBroker, launcher: Launcher, *, heartbeat_interval: float,
                  visibility_timeout: float, instance: str | None = None, spawned: int = 0):
         self.config = config
-        self.leases = leases
+        self.broker = broker
         self.launcher = launcher
         self.heartbeat_interval = heartbeat_interval
         self.visibility_timeout = visibility_timeout
@@ -109,7 +108,7 @@ class Supervisor:
         self.spawned += 1
         consumer_id = f"{self.config.hostname}.{self.instance}.{self.spawned}"
         handle = self.launcher.consumer(consumer_id, slot)
-        self._try("A first heartbeat", self.leases.heartbeat, [consumer_id])  # the next tick renews it anyway
+        self._try("A first heartbeat", self.broker.leases, [consumer_id])  # the next tick renews it anyway
         return handle
 
     def _tick(self, replace: bool = True) -> None:
@@ -166,7 +165,7 @@ class Supervisor:
         if not running:
             self._signalled.clear()
             return
-        for task_id, signal_name in self.leases.terminations(list(running)).items():
+        for task_id, signal_name in self.broker.leases(running=list(running)).terminations.items():
             handle = running[task_id]
             if not handle.can_be_killed:  # a thread cannot be stopped; its late result will not overwrite REVOKED
                 continue
@@ -198,7 +197,7 @@ class Supervisor:
     def _recover_dead(self) -> None:
         while self._unrecovered:
             consumer_id = self._unrecovered[0]
-            requeued = self.leases.recover(0, [consumer_id])
+            requeued = self.broker.leases(requeue=[consumer_id]).requeued
             self._unrecovered.pop(0)
             if requeued:
                 logger.warning("Requeued %d message(s) held by %s", requeued, consumer_id)
@@ -208,19 +207,19 @@ class Supervisor:
         if not force and now < self._next_heartbeat:
             return
         self._next_heartbeat = now + self.heartbeat_interval
+        # After the broker was lost, every worker lost it with us: their leases look stale until they
+        # renew them. Give them two beats to do so before taking anything over, or a long task would
+        # run twice.
+        take_over = not self._lost_broker and now >= self._take_over_from
         try:
-            self.leases.heartbeat([h.consumer_id for h in self.consumers if h.is_alive()])
+            recovered = self.broker.leases([h.consumer_id for h in self.consumers if h.is_alive()],
+                                           stale_after=self.visibility_timeout if take_over else None).requeued
         except Exception:
             self._lost_broker = True
             raise
         if self._lost_broker:
-            # Every worker lost the broker with us: its leases look stale until it heartbeats again.
-            # Give them two beats to do so before taking anything over, or a long task would run twice.
             self._lost_broker = False
             self._take_over_from = now + 2 * self.heartbeat_interval
-        if now < self._take_over_from:
-            return
-        recovered = self.leases.recover(self.visibility_timeout)
         if recovered:
             logger.warning("Recovered %d message(s) from workers that stopped heartbeating", recovered)
 
@@ -245,8 +244,7 @@ class Supervisor:
             handle.join(1)
             if handle.killed_for is None or handle.killed_for == "shutdown":
                 handle.slot.end()
-            self.leases.recover(0, [handle.consumer_id])
-            self.leases.forget_consumer(handle.consumer_id)
+            self.broker.leases(requeue=[handle.consumer_id])
             handle.slot.close()
 
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 import taskqueue
-from taskqueue import AsyncResult, Celery, app, signals, states
+from taskqueue import AsyncResult, Celery, app, control, signals, states
 from taskqueue.brokers import get_broker
 from taskqueue.conf import get_settings
 from taskqueue.exceptions import ImproperlyConfigured, SoftTimeLimitExceeded
@@ -51,13 +51,12 @@ def test_conf_default_queue_routes_what_is_sent(transactional_db, broker_url, ap
     app_conf.task_routes = {"tests.tasks.fail": {"queue": "conf-routed"}, "tests.tasks.m*": "conf-glob"}
     add.delay(1, 1)
     fail.delay()
-    broker = get_broker()
     try:
-        sizes = broker.sizes()
+        sizes = get_broker().inspect().sizes
         assert sizes.get("conf-default") == 1 and sizes.get("conf-routed") == 1
     finally:
         for queue in ("conf-default", "conf-routed"):
-            broker.purge(queue)
+            control.purge(queue)
 
 
 @pytest.mark.any_broker
@@ -217,7 +216,7 @@ def test_control_reserved_and_scheduled_from_the_lease_records(transactional_db,
     consumer = "leaser@tests.0a0b0c0d.1"
     held = add.apply_async((5, 5), queue="leased")
     later = add.apply_async((6, 6), queue="leased", countdown=60)
-    broker.heartbeat([consumer])
+    broker.leases([consumer])  # its lease, as a worker's supervisor renews it
     [delivery] = broker.reserve(consumer, ["leased"], count=1, timeout=0)
     try:
         inspect = app.control.inspect()
@@ -227,7 +226,7 @@ def test_control_reserved_and_scheduled_from_the_lease_records(transactional_db,
         assert scheduled and scheduled[0]["request"]["args"] == [6, 6] and scheduled[0]["eta"]
     finally:
         broker.ack([delivery])
-        broker.forget_consumer(consumer)
+        broker.leases(requeue=[consumer])  # forget its lease
         app.control.revoke(later.id)
 
 
@@ -239,7 +238,7 @@ def test_control_purge_empties_every_known_queue(transactional_db, broker_url, a
     mul.delay(3, 3)
     add.apply_async((1, 1), queue="purge-other")
     assert app.control.purge() >= 3
-    sizes = get_broker().sizes()
+    sizes = get_broker().inspect().sizes
     assert not sizes.get("purge-routed") and not sizes.get("purge-other")
 
 
@@ -297,7 +296,7 @@ def test_publish_signals_carry_celerys_arguments(transactional_db, broker_url):
     finally:
         signals.before_task_publish.disconnect(before)
         signals.after_task_publish.disconnect(after)
-        get_broker().purge("publish-signals")
+        control.purge("publish-signals")
     assert seen == [("before", "tests.tasks.add", [2], {"y": 3}, "publish-signals", res.id, "tests.tasks.add", 0),
                     ("after", "tests.tasks.add", [2], "publish-signals")]
 

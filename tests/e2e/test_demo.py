@@ -129,3 +129,24 @@ def test_rundemo_serves_and_stops_everything_on_ctrl_c(tmp_path):
         if demo.poll() is None:
             os.killpg(demo.pid, signal.SIGKILL)
             demo.wait(10)
+
+
+@pytest.mark.any_broker  # the demo's own defaults: its own SQLite file and the database broker
+@pytest.mark.any_database
+def test_rundemo_on_a_busy_port_fails_before_its_banner(tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE") and not key.startswith("TASKQUEUE_")}
+    env["DEMO_DATABASE_PATH"] = str(tmp_path / "demo.sqlite3")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        demo = subprocess.run([sys.executable, "manage.py", "rundemo", "--port", str(port)], env=env,
+                              capture_output=True, text=True, timeout=120)
+    assert demo.returncode != 0
+    assert f"port {port} is already in use" in demo.stderr and "Demo running" not in demo.stdout

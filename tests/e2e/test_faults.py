@@ -6,11 +6,11 @@ import time
 
 import pytest
 
-from taskqueue import states
+from taskqueue import control, states
 from taskqueue.brokers import get_broker
 from taskqueue.exceptions import TimeLimitExceeded
 from taskqueue.testing import start_worker
-from tests.helpers import RedisServer, report, start_workers, wait_until
+from tests.helpers import RedisServer, held, report, start_workers, wait_until
 from tests.models import Run
 from tests.tasks import add, hard_limited, record, soft_limited, suicide
 
@@ -86,8 +86,8 @@ def test_warm_shutdown_finishes_the_running_task(transactional_db, broker_url):
     later = add.apply_async((1, 1), queue="warm")
     assert worker.process.wait(20) == 0
     assert res.state == states.SUCCESS and Run.objects.get(label="warm").finished is not None
-    assert later.state == states.PENDING and get_broker().contains(later.id)  # not taken during shutdown
-    get_broker().purge("warm")
+    assert later.state == states.PENDING and held(get_broker(), later.id)  # not taken during shutdown
+    control.purge("warm")
 
 
 def test_second_signal_is_a_cold_shutdown_and_the_task_goes_back(transactional_db, broker_url):
@@ -99,8 +99,8 @@ def test_second_signal_is_a_cold_shutdown_and_the_task_goes_back(transactional_d
     worker.process.send_signal(signal.SIGTERM)
     assert worker.process.wait(10) == 0
     assert res.state != states.SUCCESS
-    assert get_broker().contains(res.id)  # requeued for another worker
-    assert get_broker().purge("cold") == 1
+    assert held(get_broker(), res.id)  # requeued for another worker
+    assert control.purge("cold") == 1
 
 
 @pytest.mark.redis_only

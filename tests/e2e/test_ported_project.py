@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from taskqueue import AsyncResult, GroupResult, states
+from taskqueue import AsyncResult, GroupResult, signals, states
 from taskqueue.conf import get_settings
 from taskqueue.testing import start_worker
 from tests.helpers import wait_until
@@ -18,13 +18,6 @@ from tests.models import Run
 
 PROJECT = Path(__file__).resolve().parents[1] / "celery_project"
 PROJECT_ENV = {"DJANGO_SETTINGS_MODULE": "proj.settings", "PYTHONPATH": f"{PROJECT}{os.pathsep}{os.getcwd()}"}
-
-pytestmark = pytest.mark.xfail(
-    strict=True,
-    reason="notifications/tasks.py uses @task options rate_limit, acks_late, reject_on_worker_lost, expires, "
-           "priority, serializer, retry_kwargs, throws, and shop/services.py apply_async(retry=, retry_policy=): "
-           "refused until the task-options part of issue #16 is merged (the worker cannot import the project)")
-
 
 @pytest.fixture(scope="module")
 def project_path():
@@ -45,15 +38,44 @@ def project_worker(project_path, broker_url, django_db_setup, django_db_blocker)
 
 
 @pytest.fixture
-def project(project_path, transactional_db, settings):
+def project(project_path, project_receivers, transactional_db, settings):
     """This process as the project's web process: its CELERY_* settings active, its modules loaded."""
     project_settings = importlib.import_module("proj.settings")
     for name in dir(project_settings):
         if name.startswith("CELERY_"):
             setattr(settings, name, getattr(project_settings, name))
     importlib.import_module("proj.celery")
-    importlib.import_module("shop.signals")  # the publish signals are sent here, in the caller
-    return importlib.import_module("shop.services")
+    for signal, receiver in project_receivers:  # the publish signals are sent here, in the caller
+        signal.connect(receiver)
+    yield importlib.import_module("shop.services")
+    for signal, receiver in project_receivers:  # this process is the project's only during the test
+        signal.disconnect(receiver)
+
+
+@pytest.fixture(scope="module")
+def project_receivers(project_path) -> list:
+    """The receivers shop/signals.py connects when imported (then disconnected: `project` connects
+    them for its test only, so they do not record what other tests run in this process)."""
+    receivers = _receivers(importlib.import_module("shop.signals"))
+    for signal, receiver in receivers:
+        signal.disconnect(receiver)
+    return receivers
+
+
+def _receivers(module) -> list:
+    """(signal, receiver) of every receiver the project's signals module connects."""
+    found = []
+    for name in dir(signals):
+        signal = getattr(signals, name)
+        if isinstance(signal, signals.Signal):
+            found += [(signal, receiver) for receiver in vars(module).values()
+                      if callable(receiver) and getattr(receiver, "__module__", None) == module.__name__
+                      and _connected(signal, receiver)]
+    return found
+
+
+def _connected(signal, receiver) -> bool:
+    return any(ref() is receiver for _, ref, *_ in signal.receivers if callable(ref))
 
 
 def recorded(signal: str, task_id: str | None = None) -> list[str]:

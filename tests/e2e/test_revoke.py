@@ -16,7 +16,7 @@ from taskqueue.codecs import Outcome
 from taskqueue.models import CancelledTask
 from taskqueue.testing import start_worker
 from tests.factories import CancelledTaskFactory, MessageFactory
-from tests.helpers import report, wait_until
+from tests.helpers import held, report, wait_until
 from tests.models import Run
 from tests.tasks import add, record
 
@@ -37,7 +37,7 @@ def test_revoke_with_terminate_stops_the_running_task_within_seconds(transaction
         assert AsyncResult(res.id).state == states.REVOKED
         assert Run.objects.get(label="terminate-me").finished is None  # it never got to the end
         assert add.apply_async((2, 3), queue="revoke").get(timeout=15) == 5  # the worker goes on
-        wait_until(lambda: not get_broker().contains(res.id), timeout=5, message="the revoked message acked")
+        wait_until(lambda: not held(get_broker(), res.id), timeout=5, message="the revoked message acked")
     finally:
         worker.terminate()
 

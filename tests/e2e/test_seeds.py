@@ -1,8 +1,9 @@
 """The seeds' basic examples with `celery` replaced by `taskqueue`, against a real worker."""
 
 import taskqueue
-from taskqueue import AsyncResult, states
+from taskqueue import AsyncResult, control, states
 from taskqueue.testing import start_worker
+from tests.helpers import held
 from tests.tasks import add, progress, whoami
 
 
@@ -55,16 +56,15 @@ def test_exists_tells_unknown_from_queued(worker, broker_url):
     assert not AsyncResult("never-sent").exists()
     queued = add.apply_async((1, 1), queue="nobody-listens")
     assert queued.exists() and queued.state == states.PENDING
-    from taskqueue.brokers import get_broker
 
-    assert get_broker().purge("nobody-listens") == 1
+    assert control.purge("nobody-listens") == 1
 
 
 def test_countdown_is_kept_in_the_broker_not_in_the_worker(worker):
     from taskqueue.brokers import get_broker
 
     res = add.apply_async((3, 3), countdown=1)
-    assert get_broker().contains(res.id) and res.state == states.PENDING  # still in the broker
+    assert held(get_broker(), res.id) and res.state == states.PENDING  # still in the broker
     assert res.get(timeout=10) == 6
 
 

@@ -5,7 +5,7 @@ import pytest
 from taskqueue import AsyncResult, states
 from taskqueue.brokers import get_broker
 from taskqueue.exceptions import TaskRevokedError
-from tests.helpers import wait_until
+from tests.helpers import held, wait_until
 from tests.models import Run
 from tests.tasks import add, leak, record, waits_on_another
 
@@ -64,6 +64,6 @@ def test_forget_deletes_the_row(worker):
     res.get(timeout=10)
     # Waiters are woken as soon as the row is committed, the ack follows: until then the message
     # is still in flight, and exists() rightly says so.
-    wait_until(lambda: not get_broker().contains(res.id), timeout=5, message="ack")
+    wait_until(lambda: not held(get_broker(), res.id), timeout=5, message="ack")
     res.forget()
     assert AsyncResult(res.id).state == states.PENDING and not res.exists()

@@ -12,7 +12,7 @@ from taskqueue import outbox
 from taskqueue.brokers import get_broker
 from taskqueue.models import OutboxMessage
 from taskqueue.testing import start_worker
-from tests.helpers import report
+from tests.helpers import held, report
 from tests.models import Run
 from tests.tasks import add
 
@@ -46,13 +46,13 @@ def test_with_the_broker_up_a_worker_clears_the_row_without_publishing_again(tra
     with transaction.atomic():
         sent = add.delay(1, 1)
         assert OutboxMessage.objects.count() == 1
-        assert not broker.contains(sent.id)  # not before the commit
-    assert broker.contains(sent.id) and broker.published([sent.id]) == {sent.id}
+        assert not held(broker, sent.id)  # not before the commit
+    assert held(broker, sent.id) and broker.inspect([sent.id]).published == {sent.id}
     [delivery] = broker.reserve("outbox-test", ["default"], timeout=0)
     broker.ack([delivery])  # run and done: publishing it again would run it twice
     settings.TASKQUEUE_OUTBOX_RELAY_AFTER = 0
     assert outbox.relay(broker) == 0  # nothing republished
-    assert not OutboxMessage.objects.exists() and not broker.contains(sent.id)
+    assert not OutboxMessage.objects.exists() and not held(broker, sent.id)
 
 
 def test_a_rolled_back_send_leaves_nothing(transactional_db, fault_redis):
@@ -60,4 +60,4 @@ def test_a_rolled_back_send_leaves_nothing(transactional_db, fault_redis):
         with transaction.atomic():
             dropped = add.delay(2, 2)
             raise RuntimeError("roll back")
-    assert not get_broker().contains(dropped.id) and not OutboxMessage.objects.exists()
+    assert not held(get_broker(), dropped.id) and not OutboxMessage.objects.exists()

@@ -9,7 +9,7 @@ import pytest
 from django.db import DatabaseError
 
 from taskqueue import AsyncResult
-from taskqueue.brokers import get_broker
+from taskqueue.brokers import Outgoing, get_broker
 from taskqueue.models import DeadLetter
 from tests.factories import EnvelopeFactory, SignedBodyFactory
 from tests.helpers import report
@@ -31,7 +31,7 @@ def test_poison_never_stops_a_consumer(worker):
     }
     for key, body in list(poison.items()):
         try:
-            broker.publish("default", key, body)
+            broker.publish([Outgoing("default", key, body)])
         except (UnicodeDecodeError, DatabaseError):  # the database broker keeps text bodies: refused at publish
             del poison[key]
     began = time.monotonic()

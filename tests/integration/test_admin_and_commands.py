@@ -106,3 +106,47 @@ def test_a_chord_half_done_a_group_and_dead_letters_are_listed_with_their_states
     DeadLetterFactory(message_id="bad-9", reason="malformed body")
     found = admin_client.get("/admin/taskqueue/deadletter/?q=forged-9")
     assert found.status_code == 200 and b"forged message" in found.content and b"bad-9" not in found.content
+
+
+@pytest.fixture
+def view_only_client(client, db):
+    from django.contrib.auth.models import Permission, User
+
+    user = User.objects.create_user("viewer", password="pw", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(
+        content_type__app_label="taskqueue", codename__startswith="view_"))
+    client.force_login(user)
+    return client
+
+
+@pytest.mark.any_broker
+def test_view_only_staff_see_results_but_get_no_action(view_only_client, admin_client, rows, transactional_db):
+    from tests.factories import PeriodicTaskFactory
+
+    periodic = PeriodicTaskFactory(enabled=True)
+    pending = TaskResultFactory(task_id="id-pending", state="PENDING")
+    page = view_only_client.get("/admin/taskqueue/taskresult/")
+    assert page.status_code == 200 and b"id-ok" in page.content and b'value="revoke_selected"' not in page.content
+    view_only_client.post("/admin/taskqueue/taskresult/", {"action": "revoke_selected",
+                                                           "_selected_action": [pending.pk]})
+    assert TaskResult.objects.get(pk=pending.pk).state == "PENDING"  # refused
+    for action in ("run_now", "enable", "disable"):
+        assert f'value="{action}"'.encode() not in view_only_client.get("/admin/taskqueue/periodictask/").content
+    view_only_client.post("/admin/taskqueue/periodictask/", {"action": "disable", "_selected_action": [periodic.pk]})
+    periodic.refresh_from_db()
+    assert periodic.enabled
+    assert b'value="revoke_selected"' in admin_client.get("/admin/taskqueue/taskresult/").content  # who may change
+
+
+@pytest.mark.any_broker
+def test_a_periodic_task_names_a_registered_task(admin_client, db):
+    from taskqueue.models import IntervalSchedule, PeriodicTask
+
+    every = IntervalSchedule.objects.create(every=5, period="seconds")
+    form = {"name": "nightly", "args": "[]", "kwargs": "{}", "queue": "", "interval": every.pk, "enabled": "on",
+            "description": "", "runs-TOTAL_FORMS": "0", "runs-INITIAL_FORMS": "0"}
+    page = admin_client.post("/admin/taskqueue/periodictask/add/", {**form, "task": "tests.tasks.tikc"})
+    assert page.status_code == 200 and b"Select a valid choice" in page.content
+    assert not PeriodicTask.objects.exists()
+    page = admin_client.post("/admin/taskqueue/periodictask/add/", {**form, "task": "tests.tasks.tick"})
+    assert page.status_code == 302 and PeriodicTask.objects.get().task == "tests.tasks.tick"

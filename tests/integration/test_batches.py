@@ -9,14 +9,14 @@ import uuid
 
 import pytest
 
-from taskqueue import states
+from taskqueue import control, states
 from taskqueue.brokers import get_broker
 from taskqueue.conf import get_settings
 from taskqueue.message import decode
 from taskqueue.models import TaskResult
 from taskqueue.worker import batch as batching
 from taskqueue.worker import execute
-from tests.helpers import wait_until
+from tests.helpers import held, wait_until
 from tests.tasks import add, echo, grow, slow_add
 
 
@@ -24,7 +24,7 @@ from tests.tasks import add, echo, grow, slow_add
 def queue(transactional_db):
     name = f"batch-{uuid.uuid4().hex[:8]}"
     yield name
-    get_broker().purge(name)
+    control.purge(name)
 
 
 def _context(consumer_id: str) -> execute.ExecutionContext:
@@ -72,7 +72,7 @@ def test_short_tasks_behind_a_long_one_go_back_to_the_queue_at_once(queue):
     assert [r.get(timeout=5) for r in quick] == [0, 2, 4]
     assert done.wait(5) and done.complete is False
     assert slow.get(timeout=5) == 2
-    assert not any(broker.contains(r.id) for r in [slow, *quick])
+    assert not any(held(broker, r.id) for r in [slow, *quick])
 
 
 def test_a_batch_of_short_tasks_is_stored_and_acked_together(queue):
@@ -84,7 +84,7 @@ def test_a_batch_of_short_tasks_is_stored_and_acked_together(queue):
     assert batching.process(batch, _context("consumer-c")) is True
     assert [_state(r.id) for r in results] == [states.SUCCESS] * 5
     assert [r.get(timeout=5) for r in results] == [1, 2, 3, 4, 5]
-    assert not any(broker.contains(r.id) for r in results)
+    assert not any(held(broker, r.id) for r in results)
 
 
 def test_a_task_that_turns_out_long_has_the_rest_handed_back_while_it_runs(queue):
@@ -103,7 +103,7 @@ def test_a_task_that_turns_out_long_has_the_rest_handed_back_while_it_runs(queue
     assert [d.key for d in taken] == [r.id for r in quick] and not finished.is_set()
     # what finished before the long task was stored and acked by the watchdog too, not held
     assert before.get(timeout=1) == 101 and not finished.is_set()
-    wait_until(lambda: not broker.contains(before.id), timeout=1.0)  # acked right after its waiter woke
+    wait_until(lambda: not held(broker, before.id), timeout=1.0)  # acked right after its waiter woke
     assert batching.process(taken, _context("consumer-e"))
     assert [r.get(timeout=5) for r in quick] == [10, 11]
     assert finished.wait(5) and finished.complete is False  # cut short: the consumer reserves fewer next

@@ -4,9 +4,12 @@ import time
 import uuid
 
 import pytest
+import redis
 
-from taskqueue.brokers import create_broker
-from tests.helpers import wait_until
+from taskqueue import control
+from taskqueue.brokers import Broker, Outgoing, create_broker
+from taskqueue.brokers.keys import SCHEMA, key, lua_prelude
+from tests.helpers import held, wait_until
 
 pytestmark = pytest.mark.any_broker  # each test runs on both brokers already (the `broker` fixture's params)
 
@@ -15,11 +18,11 @@ pytestmark = pytest.mark.any_broker  # each test runs on both brokers already (t
 def broker(request, transactional_db):
     prefix = f"contract-{uuid.uuid4().hex[:8]}"
     if request.param == "django":
-        instance = create_broker("django://", prefix)
+        instance = create_broker("django://", prefix, priority_aging=1.0)
         yield instance
         instance.close()
         return
-    instance = create_broker(request.getfixturevalue("redis_url"), prefix)
+    instance = create_broker(request.getfixturevalue("redis_url"), prefix, priority_aging=1.0)
     yield instance
     client = instance.client
     keys = list(client.scan_iter(match=f"{instance.prefix}:*"))
@@ -28,21 +31,36 @@ def broker(request, transactional_db):
     instance.close()
 
 
+def test_the_contract_is_nine_methods():
+    assert len(Broker.__abstractmethods__) == 9
+
+
 def test_fifo_per_queue_and_ack(broker):
-    for i in range(3):
-        broker.publish("q", f"k{i}", f"body{i}".encode())
+    broker.publish([Outgoing("q", f"k{i}", f"body{i}".encode()) for i in range(3)])
     got = broker.reserve("c1", ["q"], count=2, timeout=0)
     assert [d.key for d in got] == ["k0", "k1"] and got[0].body == b"body0" and got[0].queue == "q"
-    assert broker.body("k1") == b"body1" and broker.body("k2") == b"body2"  # in flight, and queued
+    assert broker.inspect(["k1", "k2"]).bodies == {"k1": b"body1", "k2": b"body2"}  # in flight, and queued
     broker.ack(got)
-    assert not broker.contains("k0") and broker.contains("k2") and broker.body("k0") is None
+    assert broker.inspect(["k0", "k2"]).bodies == {"k2": b"body2"}
     assert [d.key for d in broker.reserve("c1", ["q"], timeout=0)] == ["k2"]
     assert broker.reserve("c1", ["q"], timeout=0) == []
 
 
+def test_higher_priorities_first_and_a_long_wait_counts_as_priority(broker):
+    """Aging of 1 s per level (the fixture's): a priority-0 message ready 10 s ago goes before a
+    priority-9 one sent now; after it, higher priorities first."""
+    now = time.time()
+    broker.publish([Outgoing("q", "p0", b"x"), Outgoing("q", "p9", b"x", priority=9),
+                    Outgoing("q", "p5", b"x", priority=5), Outgoing("q", "waited", b"x", eta=now - 10),
+                    Outgoing("q", "p9-later", b"x", priority=9)])
+    taken = broker.reserve("c", ["q"], count=2, timeout=0)
+    assert [d.key for d in taken] == ["waited", "p9"]
+    broker.release(taken)  # back in their places
+    assert [d.key for d in broker.reserve("c", ["q"], count=5, timeout=0)] == ["waited", "p9", "p9-later", "p5", "p0"]
+
+
 def test_queues_are_read_in_the_order_given(broker):
-    broker.publish("low", "l1", b"x")
-    broker.publish("high", "h1", b"x")
+    broker.publish([Outgoing("low", "l1", b"x"), Outgoing("high", "h1", b"x")])
     assert [d.key for d in broker.reserve("c", ["high", "low"], count=5, timeout=0)] == ["h1", "l1"]
 
 
@@ -58,16 +76,16 @@ def _reserve_before_its_timeout(broker, queue: str) -> list:
 
 
 def test_eta_hides_a_message_until_due(broker):
-    broker.publish("q", "later", b"x", eta=time.time() + 0.4)
+    broker.publish([Outgoing("q", "later", b"x", eta=time.time() + 0.4)])
     assert broker.reserve("c", ["q"], timeout=0) == []
-    assert broker.contains("later")
+    assert held(broker, "later")
     assert [d.key for d in _reserve_before_its_timeout(broker, "q")] == ["later"]  # woken when due
 
 
 def test_idle_reserve_wakes_on_publish(broker):
     import threading
 
-    timer = threading.Timer(0.2, lambda: broker.publish("q", "wake", b"x"))
+    timer = threading.Timer(0.2, lambda: broker.publish([Outgoing("q", "wake", b"x")]))
     timer.start()
     assert [d.key for d in _reserve_before_its_timeout(broker, "q")] == ["wake"]  # woken by the publish
 
@@ -77,8 +95,8 @@ def test_a_woken_consumer_takes_one_of_a_burst(broker):
     first takes one, and the next in line (idle or back from its task) takes the rest in order."""
     import threading
 
-    burst = [("q", f"b{i}", b"x", None, 0) for i in range(3)]
-    timer = threading.Timer(0.2, lambda: broker.publish_many(burst))
+    burst = [Outgoing("q", f"b{i}", b"x") for i in range(3)]
+    timer = threading.Timer(0.2, lambda: broker.publish(burst))
     timer.start()
     woken = broker.reserve("c1", ["q"], count=5, timeout=5)
     timer.join()
@@ -87,69 +105,62 @@ def test_a_woken_consumer_takes_one_of_a_burst(broker):
 
 
 def test_release_puts_back_now_or_after_a_delay(broker):
-    broker.publish("q", "k", b"x")
+    broker.publish([Outgoing("q", "k", b"x")])
     (delivery,) = broker.reserve("c", ["q"], timeout=0)
-    broker.release(delivery)
+    broker.release([delivery])
     (again,) = broker.reserve("c2", ["q"], timeout=0)
     assert again.key == "k" and again.redeliveries == 0
-    broker.release(again, delay=0.3)
+    broker.release([again], delay=0.3)
     assert broker.reserve("c", ["q"], timeout=0) == []
     assert [d.key for d in broker.reserve("c", ["q"], timeout=2)] == ["k"]
 
 
 def test_stale_consumer_messages_are_recovered_and_live_ones_kept(broker):
-    broker.publish("q", "dead", b"x")
-    broker.publish("q", "alive", b"x")
+    broker.publish([Outgoing("q", "dead", b"x"), Outgoing("q", "alive", b"x")])
     broker.reserve("dead-consumer", ["q"], timeout=0)
     broker.reserve("live-consumer", ["q"], timeout=0)
     time.sleep(0.3)  # let both leases age; then only the live consumer renews
-    broker.heartbeat(["live-consumer"])
-    assert broker.recover(stale_after=0.2) == 1
+    assert broker.leases(["live-consumer"], stale_after=0.2).requeued == 1
     (back,) = broker.reserve("other", ["q"], timeout=0)
     assert back.key == "dead" and back.redeliveries == 1
-    assert broker.recover(stale_after=0.2) == 0
+    assert broker.leases(stale_after=0.2).requeued == 0
 
 
-def test_recover_named_consumer_at_once(broker):
-    broker.publish("q", "k", b"x")
+def test_requeue_a_named_consumer_at_once(broker):
+    broker.publish([Outgoing("q", "k", b"x")])
     broker.reserve("c", ["q"], timeout=0)
-    assert broker.recover(60, ["c"]) == 1
+    assert broker.leases(requeue=["c"]) == (1, {})
     assert [d.key for d in broker.reserve("c2", ["q"], timeout=0)] == ["k"]
 
 
-def test_purge_and_sizes(broker):
-    for i in range(3):
-        broker.publish("a", f"a{i}", b"x")
-    broker.publish("b", "b0", b"x")
-    assert broker.sizes() == {"a": 3, "b": 1}
-    assert broker.purge("a") == 3
-    assert broker.sizes().get("a", 0) == 0 and broker.sizes()["b"] == 1 and not broker.contains("a0")
-
-
-def test_publish_many(broker):
-    broker.publish_many([("q", f"m{i}", b"x", None, 0) for i in range(5)])
-    assert len(broker.reserve("c", ["q"], count=10, timeout=0)) == 5
+def test_inspect_sizes_and_purge(broker, monkeypatch):
+    broker.publish([Outgoing("a", f"a{i}", b"x") for i in range(3)] + [Outgoing("b", "b0", b"x")])
+    assert broker.inspect().sizes == {"a": 3, "b": 1}
+    monkeypatch.setattr(control, "get_broker", lambda: broker)  # this test's broker, with its own prefix
+    assert control.purge("a") == 3
+    assert broker.inspect(["a0", "b0"]).sizes.get("a", 0) == 0 and broker.inspect().sizes["b"] == 1
+    assert list(broker.inspect(["a0", "b0"]).bodies) == ["b0"]
+    assert broker.reserve("c", ["q", "a", "b"], count=5, timeout=0)[0].key == "b0"
 
 
 def test_lock_is_exclusive_and_freed_by_a_dead_owner(broker):
-    broker.heartbeat(["owner"])
-    assert broker.acquire_lock("k", "owner", stale_after=0.3)
-    assert not broker.acquire_lock("k", "other", stale_after=0.3)
-    broker.release_lock("k", "owner")
-    assert broker.acquire_lock("k", "other", stale_after=0.3)
-    broker.heartbeat(["other"])
-    assert wait_until(lambda: broker.acquire_lock("k", "third", stale_after=0.3), timeout=3,
+    broker.leases(["owner"])
+    assert broker.lock("k", "owner", stale_after=0.3)
+    assert not broker.lock("k", "other", stale_after=0.3)
+    broker.lock("k", "owner", None)
+    assert broker.lock("k", "other", stale_after=0.3)
+    broker.leases(["other"])
+    assert wait_until(lambda: broker.lock("k", "third", stale_after=0.3), timeout=3,
                       message="lock of a silent owner freed")
 
 
 def test_cancelled_tasks_are_never_handed_out(broker):
-    broker.publish("q", "t1", b"x")
-    broker.publish("q", "t1~2", b"x", eta=time.time() + 0.2)  # a later attempt of the same task
-    broker.publish("q", "t2", b"x")
+    broker.publish([Outgoing("q", "t1", b"x"), Outgoing("q", "t1~2", b"x", eta=time.time() + 0.2),  # a later attempt
+                    Outgoing("q", "t2", b"x")])
     broker.cancel("t1", ttl=60)
     assert [d.key for d in broker.reserve("c", ["q"], count=5, timeout=0)] == ["t2"]
     assert broker.reserve("c", ["q"], count=5, timeout=1) == []
-    assert not broker.contains("t1") and not broker.contains("t1~2")
+    assert broker.inspect(["t1", "t1~2"]).bodies == {}
 
 
 @pytest.mark.redis_only
@@ -157,14 +168,13 @@ def test_redis_keeps_queue_names_and_caps_wake_tokens(redis_url):
     broker = create_broker(redis_url, f"contract-{uuid.uuid4().hex[:8]}")
     try:
         with pytest.raises(ValueError, match="invalid queue name"):
-            broker.publish("bad\nname", "k", b"x")
-        for i in range(100):
-            broker.publish("q", f"k{i}", b"x")
+            broker.publish([Outgoing("bad\nname", "k", b"x")])
+        broker.publish([Outgoing("q", f"k{i}", b"x") for i in range(100)])
         assert broker.client.llen(f"{broker.prefix}:wake:q") == 64
         broker.client.delete(f"{broker.prefix}:queues")  # as after a Redis flush: named again a while later
         broker._announced["q"] -= 120
-        broker.publish("q", "again", b"x")
-        assert broker.sizes() == {"q": 101}
+        broker.publish([Outgoing("q", "again", b"x")])
+        assert broker.inspect().sizes == {"q": 101}
     finally:
         keys = list(broker.client.scan_iter(match=f"{broker.prefix}:*"))
         if keys:
@@ -179,9 +189,9 @@ def test_redis_broker_reloads_its_scripts_after_a_script_flush(redis_url):
     server = RedisServer().start()  # a private server: never flush the shared one's scripts
     broker = create_broker(server.url, "reload")
     try:
-        broker.publish("q", "first", b"x")
+        broker.publish([Outgoing("q", "first", b"x")])
         broker.client.script_flush()
-        broker.publish_many([("q", "a", b"x", None, 0), ("q", "b", b"x", None, 0)])
+        broker.publish([Outgoing("q", "a", b"x"), Outgoing("q", "b", b"x")])
         broker.client.script_flush()
         assert [d.key for d in broker.reserve("c", ["q"], count=5, timeout=0)] == ["first", "a", "b"]
     finally:
@@ -190,12 +200,12 @@ def test_redis_broker_reloads_its_scripts_after_a_script_flush(redis_url):
 
 
 def test_a_give_back_after_an_outage_is_not_counted_as_a_redelivery(broker):
-    broker.publish("q", "k", b"body")
+    broker.publish([Outgoing("q", "k", b"body")])
     broker.reserve("c", ["q"], timeout=0)
-    assert broker.recover(60, ["c"], redelivered=False) == 1
+    assert broker.leases(requeue=["c"], redelivered=False).requeued == 1
     [again] = broker.reserve("c", ["q"], timeout=0)
     assert again.redeliveries == 0
-    assert broker.recover(60, ["c"]) == 1  # a consumer that died: counted
+    assert broker.leases(requeue=["c"]).requeued == 1  # a consumer that died: counted
     assert broker.reserve("c", ["q"], timeout=0)[0].redeliveries == 1
 
 
@@ -203,13 +213,25 @@ def test_terminations_name_the_running_tasks_revoked_with_terminate(broker):
     broker.cancel("plain", 60)
     broker.cancel("stop-me", 60, terminate="SIGTERM")
     broker.cancel("signal-me", 60, terminate="SIGUSR1")
-    assert broker.terminations(["plain", "stop-me", "signal-me", "other"]) == {
+    assert broker.leases(running=["plain", "stop-me", "signal-me", "other"]).terminations == {
         "stop-me": "SIGTERM", "signal-me": "SIGUSR1"}
 
 
-def test_published_remembers_the_keys_sent_with_remember(broker):
-    broker.publish("q", "remembered", b"body", remember=60)
-    broker.publish_many([("q", "also", b"body", None, 0)], remember=60)
-    broker.publish("q", "plain", b"body")
+def test_inspect_remembers_the_keys_sent_with_remember(broker):
+    broker.publish([Outgoing("q", "remembered", b"body"), Outgoing("q", "also", b"body")], remember=60)
+    broker.publish([Outgoing("q", "plain", b"body")])
+    broker.ack(broker.reserve("c", ["q"], timeout=0))  # remembered after the ack too
     expected = {"remembered", "also"} if broker.__class__.__name__ == "RedisBroker" else set()
-    assert broker.published(["remembered", "also", "plain"]) == expected  # the database broker needs no outbox
+    assert broker.inspect(["remembered", "also", "plain"]).published == expected  # the database broker needs no outbox
+
+
+@pytest.mark.redis_only
+def test_python_and_lua_name_the_same_keys(redis_url):
+    client = redis.Redis.from_url(redis_url)
+    try:
+        names = [name for name, (pattern, _) in SCHEMA.items()]
+        lua = lua_prelude() + "return {" + ", ".join(
+            f"{name}_key('part')" if "{}" in SCHEMA[name][0] else f"{name}_key" for name in names) + "}"
+        assert [k.decode() for k in client.eval(lua, 0, "pfx")] == [key("pfx", name, "part") for name in names]
+    finally:
+        client.close()

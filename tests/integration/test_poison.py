@@ -10,8 +10,8 @@ import uuid
 import pytest
 from django.db import DatabaseError, connection
 
-from taskqueue import AsyncResult, states
-from taskqueue.brokers import get_broker
+from taskqueue import AsyncResult, control, states
+from taskqueue.brokers import Outgoing, get_broker
 from taskqueue.conf import get_settings
 from taskqueue.exceptions import TaskError, TaskExit
 from taskqueue.models import DeadLetter, TaskResult
@@ -20,6 +20,7 @@ from taskqueue.signals import task_prerun
 from taskqueue.worker import batch as batching
 from taskqueue.worker import execute
 from tests.factories import EnvelopeFactory, SignedBodyFactory
+from tests.helpers import held
 from tests.models import Run
 from tests.tasks import add, exits, fail_with, loses_its_database_once, raises_unprintable, record_echo
 
@@ -28,7 +29,7 @@ from tests.tasks import add, exits, fail_with, loses_its_database_once, raises_u
 def queue(transactional_db):
     name = f"poison-{uuid.uuid4().hex[:8]}"
     yield name
-    get_broker().purge(name)
+    control.purge(name)
 
 
 def _run_all(queue: str, count: int = 10) -> None:
@@ -45,7 +46,7 @@ def _run_all(queue: str, count: int = 10) -> None:
         except Exception as exc:  # as the consumer loop does: an outage is waited out, nothing else leaves
             assert is_outage(exc), exc
             drop_broken_connections()
-            broker.recover(0, ["poison-consumer"], redelivered=False)
+            broker.leases(requeue=["poison-consumer"], redelivered=False)
     raise AssertionError("the queue did not empty in 50 batches")
 
 
@@ -62,7 +63,7 @@ def test_a_value_the_database_refuses_runs_once_and_comes_back_as_it_was(queue, 
     assert stored.state == states.SUCCESS
     # read from the row, not from the notification that carried it
     assert AsyncResult(sent.id).get(timeout=5) == {"text": value, "list": [value]}
-    assert not get_broker().contains(sent.id)
+    assert not held(get_broker(), sent.id)
 
 
 def test_a_failure_with_nul_in_its_message_and_traceback_is_stored(queue):
@@ -93,7 +94,7 @@ def test_poison_bodies_are_dead_lettered_and_good_messages_beside_them_run(queue
     }
     for key, body in list(bodies.items()):
         try:
-            broker.publish(queue, key, body)
+            broker.publish([Outgoing(queue, key, body)])
         except (UnicodeDecodeError, DatabaseError):  # the database broker keeps text bodies: refused at once
             del bodies[key]
     good_after = add.apply_async((3, 4), queue=queue)
@@ -103,19 +104,19 @@ def test_poison_bodies_are_dead_lettered_and_good_messages_beside_them_run(queue
     reasons = {letter.body: letter.reason for letter in DeadLetter.objects.all()}
     assert all(reasons.values())
     assert any("'expires' is a int" in reason for reason in reasons.values())
-    assert not any(broker.contains(key) for key in bodies)  # acked: never redelivered
+    assert not any(held(broker, key) for key in bodies)  # acked: never redelivered
 
 
 def test_a_message_past_the_redelivery_limit_is_dead_lettered_without_being_decoded(queue):
     broker = get_broker()
-    broker.publish(queue, "killer", b"imagine a body whose decoding kills the worker")
+    broker.publish([Outgoing(queue, "killer", b"imagine a body whose decoding kills the worker")])
     [delivery] = broker.reserve("poison-consumer", [queue], count=1, timeout=0)
     hopeless = dataclasses.replace(delivery, redeliveries=get_settings().MAX_REDELIVERIES + 3)
     ctx = execute.ExecutionContext(broker=broker, hostname="test-poison", consumer_id="poison-consumer")
     batching.process([hopeless], ctx)
     letter = DeadLetter.objects.get()
     assert "never finished; not decoded again" in letter.reason
-    assert not broker.contains("killer")
+    assert not held(broker, "killer")
 
 
 def test_a_task_exiting_the_process_comes_back_wrapped_and_the_caller_survives(queue):

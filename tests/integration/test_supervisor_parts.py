@@ -8,7 +8,7 @@ import uuid
 import pytest
 import redis
 
-from taskqueue.brokers import create_broker
+from taskqueue.brokers import Outgoing, create_broker
 from taskqueue.brokers.leases import RedisLeases, ReplyError, bare_connection_supported
 from taskqueue.worker.slot import TaskSlot
 from tests.helpers import RedisServer
@@ -27,20 +27,18 @@ def redis_broker(redis_url):
 
 
 @pytest.mark.redis_only
-def test_bare_leases_renew_recover_and_forget_like_the_broker(redis_broker, redis_url):
+def test_bare_leases_renew_requeue_and_forget_like_the_broker(redis_broker, redis_url):
     leases = RedisLeases(redis_url, redis_broker.prefix)
     try:
-        redis_broker.publish("q", "m1", b"body")
+        redis_broker.publish([Outgoing("q", "m1", b"body")])
         assert [d.key for d in redis_broker.reserve("dead", ["q"], count=1, timeout=0)] == ["m1"]
-        leases.heartbeat(["dead", "alive"])
+        redis_broker.cancel("m1", 60, terminate="SIGUSR1")
+        assert leases.leases(["dead", "alive"], stale_after=60, running=["m1", "other"]) == (0, {"m1": "SIGUSR1"})
         scores = dict(redis_broker.client.zrange(f"{redis_broker.prefix}:heartbeats", 0, -1, withscores=True))
-        assert set(scores) == {b"dead", b"alive"}
-        assert leases.recover(60) == 0  # fresh heartbeats: nothing is stale
-        assert leases.recover(0, ["dead"]) == 1
-        again = redis_broker.reserve("alive", ["q"], count=1, timeout=0)
-        assert [(d.key, d.redeliveries) for d in again] == [("m1", 1)]
-        leases.forget_consumer("dead")
-        assert redis_broker.client.zscore(f"{redis_broker.prefix}:heartbeats", "dead") is None
+        assert set(scores) == {b"dead", b"alive"}  # fresh heartbeats: nothing was stale
+        assert leases.leases(requeue=["dead"]).requeued == 1
+        assert redis_broker.client.zscore(f"{redis_broker.prefix}:heartbeats", "dead") is None  # forgotten
+        assert redis_broker.inspect(["m1"]).bodies == {"m1": b"body"}  # requeued, though cancelled
     finally:
         leases.close()
 
@@ -49,19 +47,19 @@ def test_bare_leases_authenticate_reload_lost_scripts_and_reconnect():
     server = RedisServer(password="s3cret").start()
     leases = RedisLeases(server.url, "auth")
     try:
-        leases.heartbeat(["c1"])
+        leases.leases(["c1"])
         client = redis.Redis(port=server.port, password="s3cret")
         assert client.zscore("auth:heartbeats", "c1") is not None
         client.script_flush()  # as after a Redis restart: the next call loads the script again
-        leases.heartbeat(["c2"])
+        leases.leases(["c2"])
         assert client.zscore("auth:heartbeats", "c2") is not None
         client.client_kill_filter(_type="normal", skipme=True)  # drops the lease client's connection
         with pytest.raises(OSError):
-            leases.heartbeat(["c3"])
-        leases.heartbeat(["c3"])  # a new connection on the next call
+            leases.leases(["c3"])
+        leases.leases(["c3"])  # a new connection on the next call
         assert client.zscore("auth:heartbeats", "c3") is not None
         with pytest.raises(ReplyError):
-            RedisLeases(server.url.replace("s3cret", "wrong"), "auth").heartbeat(["c4"])
+            RedisLeases(server.url.replace("s3cret", "wrong"), "auth").leases(["c4"])
     finally:
         leases.close()
         server.stop()
@@ -110,3 +108,31 @@ def test_a_killed_writer_does_not_leave_the_slot_locked():
             holder.wait(20)
         holder.stdout.close()
         slot.close()
+
+
+def test_a_stop_signal_right_after_fork_is_never_lost():
+    """A child forked by the supervisor runs the supervisor's signal handlers until it installs its
+    own: a SIGTERM in between must still stop it, not increment a counter in the child's copy."""
+    import os
+    import threading
+    import time
+
+    from taskqueue.worker.processes import ChildProcess, fork
+
+    def slow_starting_child() -> None:
+        time.sleep(0.3)  # loading what it needs, before its own handlers exist
+        stopping = threading.Event()
+        signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
+        if not stopping.wait(5):
+            raise SystemExit(3)  # the stop never arrived
+
+    counted = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: counted.append(signum))  # a supervisor's
+    try:
+        pid = fork(slow_starting_child, "slow-start")
+        os.kill(pid, signal.SIGTERM)
+        child = ChildProcess(pid)
+        child.join(10)
+        assert not child.is_alive() and child.exitcode != 3
+    finally:
+        signal.signal(signal.SIGTERM, previous)

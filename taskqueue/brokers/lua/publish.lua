@@ -1,25 +1,21 @@
 -- Store a message and make it ready (or delayed until its eta). A key already queued or in
 -- flight is not queued twice, so re-sending a follow-up after a crash is harmless.
--- ARGV: prefix, queue, key, body, eta (epoch seconds, or "" for now), then "1" to (re)add the
---       queue to the set of known queues (each process does so now and then, not on every message),
---       then, for a message kept in the outbox, how long (ms) to remember that it was published.
--- Keys: {p}:msg hash key->body; {p}:q:{queue} ready list (LPUSH in, RPOP out = FIFO);
---       {p}:delayed zset "queue\nkey" by eta; {p}:wake:{queue} tokens that wake idle consumers
---       (at most 64: a reserve trims them to the ready count); {p}:queues set of queue names.
-local p, queue, key, body, eta = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-if ARGV[7] and ARGV[7] ~= '' then
-  redis.call('SET', p .. ':published:' .. key, '1', 'PX', ARGV[7])
+-- ARGV: prefix, queue, key, body, eta (epoch seconds, or "" for now), "1" to (re)add the queue to
+--       the set of known queues (each process does so now and then, not on every message), how
+--       long (ms) to remember that it was published ("" unless kept in the outbox), and its rank
+--       (see keys.py).
+local queue, key, eta, rank = ARGV[2], ARGV[3], ARGV[5], ARGV[8]
+if ARGV[7] ~= '' then
+  redis.call('SET', published_key(key), '1', 'PX', ARGV[7])
 end
-if redis.call('HSETNX', p .. ':msg', key, body) == 0 then return 0 end
+if redis.call('HSETNX', msg_key, key, ARGV[4]) == 0 then return 0 end
 if ARGV[6] == '1' then
-  redis.call('SADD', p .. ':queues', queue)
+  redis.call('SADD', queues_key, queue)
 end
 if eta ~= '' then
-  redis.call('ZADD', p .. ':delayed', eta, queue .. '\n' .. key)
+  redis.call('HSET', ranks_key, key, rank)
+  redis.call('ZADD', delayed_key, eta, queue .. '\n' .. key)
 else
-  redis.call('LPUSH', p .. ':q:' .. queue, key)
-  if redis.call('LPUSH', p .. ':wake:' .. queue, '1') > 64 then
-    redis.call('LTRIM', p .. ':wake:' .. queue, 0, 63)
-  end
+  make_ready(queue, key, rank)
 end
 return 1

@@ -1,18 +1,20 @@
--- Give leased messages back: ready again at once (at the head, in the order given), or after
--- `delay` seconds. Atomic, so no consumer can take the second before the first is back.
+-- Give leased messages back to the place they were taken from (so the first given is taken
+-- first), at once or after `delay` seconds. Atomic, so no consumer can take the second before the
+-- first is back.
 -- ARGV: prefix, delay, then consumer, key, queue for each message. Returns how many were released.
-local p, delay = ARGV[1], tonumber(ARGV[2])
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local delay = tonumber(ARGV[2])
 local released = 0
-for i = #ARGV - 2, 3, -3 do  -- last given first: each goes to the head, so the first ends up first
-  local consumer, key, queue = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  if redis.call('HDEL', p .. ':inflight:' .. consumer, key) == 1 then
+for i = 3, #ARGV, 3 do
+  local consumer, key = ARGV[i], ARGV[i + 1]
+  local value = redis.call('HGET', inflight_key(consumer), key)
+  if value then
+    redis.call('HDEL', inflight_key(consumer), key)
+    local queue, rank = held_place(value)
     if delay > 0 then
-      redis.call('ZADD', p .. ':delayed', now + delay, queue .. '\n' .. key)
+      redis.call('HSET', ranks_key, key, rank)
+      redis.call('ZADD', delayed_key, server_now() + delay, queue .. '\n' .. key)
     else
-      redis.call('RPUSH', p .. ':q:' .. queue, key)
-      redis.call('LPUSH', p .. ':wake:' .. queue, '1')
+      make_ready(queue, key, rank)
     end
     released = released + 1
   end

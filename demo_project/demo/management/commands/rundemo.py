@@ -37,6 +37,8 @@ class Command(BaseCommand):
             user_model.objects.create_superuser(DEMO_USER, "demo@example.com", DEMO_PASSWORD)
         if check:
             port = _free_port()
+        elif not _port_is_free(port):
+            raise CommandError(f"port {port} is already in use (another rundemo?): stop it or pass --port")
         env = {**os.environ, "DEMO_RISK_API_URL": f"http://127.0.0.1:{port}/risk-api/score"}
         with _children(self._commands(port, concurrency, check), env) as children:
             _wait_for_port(port, children)
@@ -56,9 +58,11 @@ class Command(BaseCommand):
                               f"  admin:            http://127.0.0.1:{port}/admin/  (login {DEMO_USER} / "
                               f"{DEMO_PASSWORD})\nCtrl-C stops everything.\n")
             try:
-                _wait_for_interrupt(children, interrupted)
+                stopped = _wait_for_interrupt(children, interrupted)
             finally:
                 signal.signal(signal.SIGINT, previous)
+            if stopped is not None:
+                raise CommandError(f"the demo's {stopped} stopped on its own; see its output above")
 
     def _commands(self, port: int, concurrency: int, check: bool) -> list[list[str]]:
         manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
@@ -91,16 +95,19 @@ def _stop(children: list[subprocess.Popen]) -> None:
             child.wait(5)
 
 
-def _wait_for_interrupt(children: list[subprocess.Popen], interrupted: threading.Event) -> None:
-    """Serve until Ctrl-C (or a child stops). Ctrl-C reaches the children too: the worker then
-    finishes its running tasks, so wait for them before `_stop` signals what is left."""
+def _wait_for_interrupt(children: list[subprocess.Popen], interrupted: threading.Event) -> str | None:
+    """Serve until Ctrl-C, or until a child stops: then return which ("worker" or "site"). Ctrl-C
+    reaches the children too: the worker then finishes its running tasks, so wait for them before
+    `_stop` signals what is left."""
     while not interrupted.is_set() and all(child.poll() is None for child in children):
         interrupted.wait(0.5)
-    if interrupted.is_set():
-        print("\nStopping the worker and the site…", flush=True)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and any(child.poll() is None for child in children):
-            time.sleep(0.1)
+    if not interrupted.is_set():
+        return "worker" if children[0].poll() is not None else "site"
+    print("\nStopping the worker and the site…", flush=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(child.poll() is None for child in children):
+        time.sleep(0.1)
+    return None
 
 
 def _wait_for_port(port: int, children: list[subprocess.Popen], timeout: float = 30) -> None:
@@ -113,6 +120,15 @@ def _wait_for_port(port: int, children: list[subprocess.Popen], timeout: float =
                 return
         time.sleep(0.1)
     raise CommandError(f"the site did not start on port {port} within {timeout} s")
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _free_port() -> int:
