@@ -150,3 +150,13 @@ def shared_worker(broker_url, django_db_setup, django_db_blocker):
 def worker(shared_worker, transactional_db):
     """The shared worker, in a test whose database writes are committed (visible to the worker)."""
     return shared_worker
+
+
+@pytest.fixture(params=["worker", pytest.param("eager", marks=pytest.mark.any_broker)])
+def mode(request, transactional_db, settings):
+    """A test taking `mode` runs twice: through the shared worker, and eagerly in this process."""
+    if request.param == "worker":
+        request.getfixturevalue("worker")
+    else:
+        settings.TASKQUEUE_TASK_ALWAYS_EAGER = True
+    return request.param

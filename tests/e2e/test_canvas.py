@@ -25,15 +25,6 @@ from tests.tasks import (
 )
 
 
-@pytest.fixture(params=["worker", pytest.param("eager", marks=pytest.mark.any_broker)])
-def mode(request, transactional_db, settings):
-    if request.param == "worker":
-        request.getfixturevalue("worker")
-    else:
-        settings.TASKQUEUE_TASK_ALWAYS_EAGER = True
-    return request.param
-
-
 def test_chain_passes_each_result_on(mode):
     res = chain(add.s(4, 4), mul.s(8), mul.s(10))()
     assert res.get(timeout=20) == 640

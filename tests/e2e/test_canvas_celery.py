@@ -11,15 +11,6 @@ from tests.models import Run
 from tests.tasks import add, echo, errback_label, fail, lineage, mul, record_list, tick, tsum
 
 
-@pytest.fixture(params=["worker", pytest.param("eager", marks=pytest.mark.any_broker)])
-def mode(request, transactional_db, settings):
-    if request.param == "worker":
-        request.getfixturevalue("worker")
-    else:
-        settings.TASKQUEUE_TASK_ALWAYS_EAGER = True
-    return request.param
-
-
 def _settled():
     """Anything the worker still had in flight for the test before this has been handled."""
     assert add.delay(0, 0).get(timeout=10) == 0

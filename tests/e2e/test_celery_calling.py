@@ -24,15 +24,6 @@ from tests.tasks import (
 )
 
 
-@pytest.fixture(params=["worker", pytest.param("eager", marks=pytest.mark.any_broker)])
-def mode(request, transactional_db, settings):
-    if request.param == "worker":
-        request.getfixturevalue("worker")
-    else:
-        settings.TASKQUEUE_TASK_ALWAYS_EAGER = True
-    return request.param
-
-
 def test_get_calls_back_with_the_task_id_and_value(mode):
     seen = []
     res = add.delay(2, 2)
