@@ -110,6 +110,7 @@ def test_a_killed_writer_does_not_leave_the_slot_locked():
         slot.close()
 
 
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded")  # the child only waits for a signal
 def test_a_stop_signal_right_after_fork_is_never_lost():
     """A child forked by the supervisor runs the supervisor's signal handlers until it installs its
     own: a SIGTERM in between must still stop it, not increment a counter in the child's copy."""
