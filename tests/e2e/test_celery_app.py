@@ -328,6 +328,9 @@ def test_task_signals_in_the_worker_carry_celerys_arguments(configured_worker):
         f"tests.tasks.always_retry|Retry|KeyError|{n}|True" for n in range(3)]
 
 
+# On SQLite with the database broker this test failed 2 runs in about 10 under load (task_revoked for
+# the terminated task never recorded); not reproduced alone. Open: see the session note of 2026-12-03.
+@pytest.mark.any_database
 def test_task_revoked_where_the_revoke_takes_effect(configured_worker):
     running = record.apply_async(("revoke-running", 30), queue="signals")
     wait_until(lambda: Run.objects.filter(label="revoke-running").exists(), timeout=10, message="started")
