@@ -10,9 +10,13 @@ part)`; each script in lua/ runs after `lua_prelude()`, which defines `p` (ARGV[
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
+T = TypeVar("T")
 LUA = Path(__file__).with_name("lua")
 RANK_EPOCH = 1_700_000_000
 
@@ -65,3 +69,22 @@ def script(name: str) -> str:
 
 def _defined(helper: str) -> str:
     return re.search(r"local function (\w+)", helper).group(1)
+
+
+def sha1(text: str) -> str:
+    """The name EVALSHA knows a script by."""
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+def loading_on_noscript(send: Callable[[bool], T], load: Callable[[], object],
+                        is_noscript: Callable[[Exception], bool]) -> T:
+    """`send(True)` runs scripts by EVALSHA. If Redis lost them (restarted, or its script cache
+    flushed), `load()` them and `send(False)` once more. Both Redis transports (redis-py in the
+    broker, the supervisor's bare socket in leases.py) go through here."""
+    try:
+        return send(True)
+    except Exception as exc:
+        if not is_noscript(exc):
+            raise
+    load()
+    return send(False)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .base import Leases
-from .keys import key, script
+from .keys import key, loading_on_noscript, script, sha1
 
 
 def leases_args(prefix: str, alive: Sequence[str], requeue: Sequence[str], stale_after: float | None,
@@ -58,7 +58,7 @@ class RedisLeases:
         self.url, self.prefix, self.timeout = url, prefix, timeout
         self._sock: socket.socket | None = None
         self._script = script("leases")
-        self._sha: bytes | None = None
+        self._sha = sha1(self._script)
 
     def leases(self, alive: Sequence[str] = (), *, requeue: Sequence[str] = (), stale_after: float | None = None,
                redelivered: bool = True, running: Sequence[str] = ()) -> Leases:
@@ -75,14 +75,9 @@ class RedisLeases:
             self._sock = None
 
     def _run_script(self, args: list) -> object:
-        if self._sha is not None:
-            try:
-                return self._call("EVALSHA", self._sha, 0, *args)
-            except ReplyError as exc:
-                if not str(exc).startswith("NOSCRIPT"):
-                    raise
-        self._sha = self._call("SCRIPT", "LOAD", self._script)
-        return self._call("EVALSHA", self._sha, 0, *args)
+        return loading_on_noscript(lambda _first: self._call("EVALSHA", self._sha, 0, *args),
+                                   lambda: self._call("SCRIPT", "LOAD", self._script),
+                                   lambda exc: isinstance(exc, ReplyError) and str(exc).startswith("NOSCRIPT"))
 
     def _call(self, *command) -> object:
         """One command, one reply. A broken connection is dropped and the error raised: the

@@ -14,7 +14,7 @@ from redis.retry import Retry
 
 from ..conf import get_settings
 from .base import Broker, Delivery, Holdings, Leases, Outgoing
-from .keys import RANK_EPOCH, key, script
+from .keys import RANK_EPOCH, key, loading_on_noscript, script
 from .leases import cancelled_keys, leases_args, needs_script, terminations_from
 
 ANNOUNCE_EVERY = 60.0  # seconds; `inspect()` lists a queue again within this long after a Redis flush
@@ -63,12 +63,15 @@ class ThreadClients:
         (restarted, or its script cache flushed), they are loaded and the calls sent again, without
         `before`, which ran (its replies are then None)."""
         evals = [("EVALSHA", script.sha, 0, *args) for script, args in calls]
-        try:
-            return self.pipelined([*before, *evals])
-        except redis.exceptions.NoScriptError:
+
+        def send(first: bool) -> list:
+            return self.pipelined([*before, *evals]) if first else [None] * len(before) + self.pipelined(evals)
+
+        def load() -> None:
             for script in {script.sha: script for script, _ in calls}.values():
                 self.get().script_load(script.script)
-            return [None] * len(before) + self.pipelined(evals)
+
+        return loading_on_noscript(send, load, lambda exc: isinstance(exc, redis.exceptions.NoScriptError))
 
     def pipelined(self, commands: list[tuple]) -> list:
         """Commands in one round trip on this thread's connection, retried as redis-py retries.

@@ -1,41 +1,14 @@
-"""Admin: read-only task, group and chord results and dead letters; editable periodic tasks."""
+"""Task, group and chord results: read-only, with actions on the tasks."""
 
 from __future__ import annotations
 
-import json
-
-from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from . import control, ratelimits, registry, scheduler, states
-from .models import (
-    ChordCounter,
-    CrontabSchedule,
-    DeadLetter,
-    GroupResult,
-    IntervalSchedule,
-    PeriodicRun,
-    PeriodicTask,
-    RateLimit,
-    TaskResult,
-)
-
-
-def _pretty(value) -> str:
-    if value is None:
-        return "-"
-    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, ensure_ascii=False, default=str))
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
+from .. import control, states
+from ..models import ChordCounter, DeadLetter, GroupResult, TaskResult
+from .common import ReadOnlyAdmin, pretty
 
 
 @admin.register(TaskResult)
@@ -58,19 +31,19 @@ class TaskResultAdmin(ReadOnlyAdmin):
 
     @admin.display(description="args")
     def args_pretty(self, obj):
-        return _pretty(obj.args)
+        return pretty(obj.args)
 
     @admin.display(description="kwargs")
     def kwargs_pretty(self, obj):
-        return _pretty(obj.kwargs)
+        return pretty(obj.kwargs)
 
     @admin.display(description="result")
     def result_pretty(self, obj):
-        return _pretty(obj.result)
+        return pretty(obj.result)
 
     @admin.display(description="meta")
     def meta_pretty(self, obj):
-        return _pretty(obj.meta)
+        return pretty(obj.meta)
 
     @admin.display(description="traceback")
     def traceback_pretty(self, obj):
@@ -153,103 +126,8 @@ class ChordCounterAdmin(ReadOnlyAdmin):
 
     @admin.display(description="body signature")
     def body_pretty(self, obj):
-        return _pretty(obj.body)
+        return pretty(obj.body)
 
     @admin.display(description="header members and their states")
     def members(self, obj):
         return _member_table(obj.member_ids)
-
-
-class RateLimitForm(forms.ModelForm):
-    class Meta:
-        model = RateLimit
-        fields = ("task_name", "rate")
-
-    def clean_rate(self) -> str:
-        try:
-            ratelimits.parse(self.cleaned_data["rate"])
-        except ValueError as exc:
-            raise ValidationError(str(exc)) from exc
-        return self.cleaned_data["rate"]
-
-
-@admin.register(RateLimit)
-class RateLimitAdmin(admin.ModelAdmin):
-    """Change a task's rate_limit while workers run: they read the rates every few seconds."""
-
-    form = RateLimitForm
-    list_display = ("task_name", "rate")
-
-
-@admin.register(IntervalSchedule)
-class IntervalScheduleAdmin(admin.ModelAdmin):
-    list_display = ("__str__", "date_changed")
-
-
-@admin.register(CrontabSchedule)
-class CrontabScheduleAdmin(admin.ModelAdmin):
-    list_display = ("__str__", "minute", "hour", "day_of_month", "month_of_year", "day_of_week", "timezone")
-
-
-class PeriodicRunInline(admin.TabularInline):
-    model = PeriodicRun
-    extra = 0
-    can_delete = False
-    max_num = 0
-    fields = ("slot", "date_sent", "result_link")
-    readonly_fields = fields
-    ordering = ["-slot"]
-
-    @admin.display(description="result")
-    def result_link(self, run):
-        row = TaskResult.objects.filter(task_id=run.task_id).only("pk", "state").first()
-        if row is None:
-            return format_html("{} (not stored yet)", run.task_id)
-        url = reverse("admin:taskqueue_taskresult_change", args=[row.pk])
-        return format_html('<a href="{}">{}</a> {}', url, run.task_id, row.state)
-
-
-class PeriodicTaskForm(forms.ModelForm):
-    """The task is chosen from those registered (every installed app's tasks.py), so a misspelt
-    name cannot send every run to the dead letters."""
-
-    task = forms.ChoiceField()
-
-    class Meta:
-        model = PeriodicTask
-        fields = "__all__"
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        names = sorted(name for name in registry.all_tasks() if not name.startswith("taskqueue."))
-        self.fields["task"].choices = [("", "---------")] + [(name, name) for name in names]
-        self.fields["task"].help_text = PeriodicTask._meta.get_field("task").help_text
-
-
-@admin.register(PeriodicTask)
-class PeriodicTaskAdmin(admin.ModelAdmin):
-    form = PeriodicTaskForm
-    list_display = ("name", "task", "schedule", "enabled", "last_run_at", "total_run_count")
-    list_filter = ("enabled", "task")
-    search_fields = ("name", "task", "description")
-    readonly_fields = ("last_run_at", "total_run_count", "date_changed")
-    inlines = [PeriodicRunInline]
-    actions = ["run_now", "enable", "disable"]
-
-    @admin.display(description="schedule")
-    def schedule(self, obj):
-        return obj.interval or obj.crontab or (f"once at {obj.run_at:%Y-%m-%d %H:%M:%S}" if obj.run_at else "-")
-
-    @admin.action(description="Run selected tasks now", permissions=["change"])
-    def run_now(self, request, queryset):
-        for periodic in queryset:
-            scheduler.run_now(periodic)
-        self.message_user(request, f"Sent {queryset.count()} task(s).", messages.SUCCESS)
-
-    @admin.action(description="Enable selected", permissions=["change"])
-    def enable(self, request, queryset):
-        queryset.update(enabled=True)
-
-    @admin.action(description="Disable selected", permissions=["change"])
-    def disable(self, request, queryset):
-        queryset.update(enabled=False)
