@@ -14,9 +14,7 @@ import hashlib
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
-T = TypeVar("T")
 LUA = Path(__file__).with_name("lua")
 RANK_EPOCH = 1_700_000_000
 
@@ -76,8 +74,8 @@ def sha1(text: str) -> str:
     return hashlib.sha1(text.encode()).hexdigest()
 
 
-def loading_on_noscript(send: Callable[[bool], T], load: Callable[[], object],
-                        is_noscript: Callable[[Exception], bool]) -> T:
+def loading_on_noscript[T](send: Callable[[bool], T], load: Callable[[], object],
+                           is_noscript: Callable[[Exception], bool]) -> T:
     """`send(True)` runs scripts by EVALSHA. If Redis lost them (restarted, or its script cache
     flushed), `load()` them and `send(False)` once more. Both Redis transports (redis-py in the
     broker, the supervisor's bare socket in leases.py) go through here."""

@@ -62,14 +62,14 @@ class ThreadClients:
         SCRIPT EXISTS first, a second round trip on every call. If Redis lost the scripts
         (restarted, or its script cache flushed), they are loaded and the calls sent again, without
         `before`, which ran (its replies are then None)."""
-        evals = [("EVALSHA", script.sha, 0, *args) for script, args in calls]
+        evals = [("EVALSHA", loaded.sha, 0, *args) for loaded, args in calls]
 
         def send(first: bool) -> list:
             return self.pipelined([*before, *evals]) if first else [None] * len(before) + self.pipelined(evals)
 
         def load() -> None:
-            for script in {script.sha: script for script, _ in calls}.values():
-                self.get().script_load(script.script)
+            for loaded in {loaded.sha: loaded for loaded, _ in calls}.values():
+                self.get().script_load(loaded.script)
 
         return loading_on_noscript(send, load, lambda exc: isinstance(exc, redis.exceptions.NoScriptError))
 

@@ -4,6 +4,7 @@ spawned by the keeper (worker/keeper.py), which uses the same handles for both. 
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sys
@@ -75,6 +76,9 @@ def fork(target: Callable[[], object], name: str) -> int:
     # supervisor's signal counter): that signal would be lost and the child never stop. Blocked
     # across the fork, it waits for the child's own handlers (a consumer's, the scheduler's).
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+    # The objects built so far are the parent's: kept out of the child's collections, whose visits
+    # would copy every page they sit on (about 1.3 MB more private memory per consumer).
+    gc.freeze()
     pid = os.fork()
     if pid:
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
