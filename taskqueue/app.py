@@ -5,6 +5,8 @@ and writes the same one (see `conf` for how `app.conf` lays values over the Djan
 
 from __future__ import annotations
 
+import logging
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from importlib import import_module
 from importlib.util import find_spec
@@ -24,6 +26,9 @@ from .task import Task, task
 
 _DJANGO_SETTINGS = ("django.conf:settings", "django.conf.settings")
 _namespaces: set[str] = set()  # prefixes of Django settings read through config_from_object
+_apps: weakref.WeakSet[Celery] = weakref.WeakSet()  # told `on_after_configure` etc. once Django is ready
+_added_periodic_tasks: dict[str, dict[str, Any]] = {}  # app.add_periodic_task: beat_schedule entries
+logger = logging.getLogger("taskqueue.app")
 
 
 class Conf:
@@ -127,6 +132,14 @@ class Celery:
         self.conf = Conf()
         self.control = Control(self)
         self.signals = signals
+        # Celery's app signals (sender: this app), sent once Django's apps are ready and every
+        # tasks.py is imported: connect `setup_periodic_tasks` to `on_after_configure` as in Celery.
+        self.on_configure = signals.Signal()
+        self.on_after_configure = signals.Signal()
+        self.on_after_finalize = signals.Signal()
+        self.on_after_fork = signals.Signal()  # accepted for connecting, not sent
+        self.configured = False
+        _apps.add(self)
         celeryconf.result_backend(backend)
         settings: dict[str, Any] = dict(changes or {})
         if broker:
@@ -202,14 +215,47 @@ class Celery:
         conf.add_layer(modules if callable(packages) and not apps.ready else modules())
         _import_now()
 
+    def add_periodic_task(self, schedule: Any, sig: Any, args: tuple = (), kwargs: Mapping[str, Any] | None = None,
+                          name: str | None = None, **options: Any) -> str:
+        """A `beat_schedule` entry made in code (`schedule`: seconds, a timedelta, `schedule` or
+        `crontab`), written to the PeriodicTask table when a scheduler starts, as the settings'
+        are. Returns its name: `name`, else the signature's repr."""
+        if args or kwargs:
+            sig = sig.clone(args=tuple(args), kwargs=dict(kwargs or {}))
+        key = name or repr(sig)
+        if name is None and key in _added_periodic_tasks:
+            logger.warning("Periodic task %r replaced an unnamed one of the same call: pass name= to keep both", key)
+        _added_periodic_tasks[key] = {"schedule": schedule, "task": sig.name, "args": tuple(sig.args),
+                                      "kwargs": dict(sig.kwargs), "options": {**sig.options, **options}}
+        return key
+
+    def finalize(self, auto: bool = False) -> None:
+        """Send `on_configure`, `on_after_configure` and `on_after_finalize` (once per app), as
+        Django's app registry does for every app once every tasks.py is imported."""
+        if self.configured:
+            return
+        self.configured = True
+        self.on_configure.send(sender=self)
+        self.on_after_configure.send(sender=self, source=self.conf)
+        self.on_after_finalize.send(sender=self)
+
     def set_default(self) -> None:
         """Accepted: there is one configuration per process."""
 
     def set_current(self) -> None:
         """Accepted: there is one configuration per process."""
 
-    def finalize(self, auto: bool = False) -> None:
-        """Accepted: tasks are registered when defined."""
+
+def finalize_apps() -> None:
+    """Every app's configuration signals, once Django's apps are ready (apps.py)."""
+    for each in list(_apps):
+        each.finalize()
+
+
+def added_periodic_tasks() -> dict[str, dict[str, Any]]:
+    """The entries `add_periodic_task` made in this process (the scheduler writes them with
+    TASKQUEUE_BEAT_SCHEDULE's)."""
+    return dict(_added_periodic_tasks)
 
 
 def _has_module(name: str) -> bool:

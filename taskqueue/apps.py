@@ -24,6 +24,9 @@ class TaskqueueConfig(AppConfig):
         reset_settings()
         runtime.register(runtime.Runtime(run_eager=execute.run_eager, revoked=continuation.revoked))
         registry.autodiscover()
+        from .app import finalize_apps  # here: app imports the canvas, which needs the models
+
+        finalize_apps()
 
 
 def _on_setting_changed(setting: str, **kwargs) -> None:

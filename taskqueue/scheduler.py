@@ -17,7 +17,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from . import control
-from .app import send_task
+from .app import added_periodic_tasks, send_task
 from .conf import get_settings
 from .models import CrontabSchedule, IntervalSchedule, PeriodicRun, PeriodicTask
 from .schedules import crontab, schedule
@@ -37,7 +37,7 @@ class Scheduler:
     def run(self, should_stop: Callable[[], bool]) -> None:
         logger.info("Scheduler started (tick %.1f s)", self.tick)
         try:
-            sync_beat_schedule(get_settings().BEAT_SCHEDULE or {})
+            sync_beat_schedule({**(get_settings().BEAT_SCHEDULE or {}), **added_periodic_tasks()})
         except Exception:
             logger.exception("Could not write beat_schedule to the PeriodicTask table")
         while not should_stop():

@@ -163,7 +163,8 @@ def test_autodiscover_tasks(app_conf):
 
 def test_the_worker_takes_its_configuration_from_config_from_object(transactional_db, broker_url):
     """tests/celery_configured: CELERY_TASK_DEFAULT_QUEUE chooses the queue the worker consumes,
-    CELERY_TASK_SOFT_TIME_LIMIT limits a task that sets none, CELERY_BEAT_SCHEDULE is stored."""
+    CELERY_TASK_SOFT_TIME_LIMIT limits a task that sets none, CELERY_BEAT_SCHEDULE and the
+    periodic tasks added in code are stored."""
     worker = start_worker("-c", "1", "--hostname", "configured@tests", "--beat", env=CONFIGURED)
     try:
         assert "via-celery-conf" in worker.output
@@ -172,6 +173,12 @@ def test_the_worker_takes_its_configuration_from_config_from_object(transactiona
         periodic = wait_until(lambda: PeriodicTask.objects.filter(name="configured-add").first(), timeout=10,
                               message="beat_schedule written")
         assert (periodic.task, periodic.args, periodic.interval.every) == ("tests.tasks.add", [1, 2], 3600)
+        # app.add_periodic_task, called by an on_after_configure receiver (tests/celery_configured)
+        added = {row.name: row for row in PeriodicTask.objects.exclude(name="configured-add")}
+        assert set(added) == {"added in code", "tests.tasks.add(5, y=5)"}
+        assert (added["added in code"].args, added["added in code"].interval.every) == ([2, 3], 600)
+        crontab = added["tests.tasks.add(5, y=5)"]
+        assert (crontab.args, crontab.kwargs, crontab.crontab.hour, crontab.crontab.minute) == ([5], {"y": 5}, "7", "0")
     finally:
         worker.terminate()
 
