@@ -45,6 +45,14 @@ def _row(message: Message, state: str, **values: Any) -> dict[str, Any]:
         group_id=message.group_id, retries=message.retries, **values)
 
 
+def record_queued(task_id: str, task_name: str, args: list, kwargs: dict, queue: str) -> None:
+    """A PENDING row for a task as it is enqueued (the django.tasks backend: its results exist
+    from the enqueue on); a worker's outcome overwrites it."""
+    hotsql.upsert([hotsql.new_row(task_id=task_id, task_name=task_name, root_id=task_id, queue=queue,
+                                  args=serialization.to_jsonable(args), kwargs=serialization.to_jsonable(kwargs))],
+                  [])
+
+
 def mark_started(message: Message, hostname: str, started) -> None:
     hotsql.upsert([_row(message, states.STARTED, worker=hostname, date_started=started)], _FINAL_FIELDS)
     notify.publish([message.id], finished=set())

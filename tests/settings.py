@@ -71,3 +71,6 @@ DEMO_RISK_API_URL = env("DEMO_RISK_API_URL", default="http://127.0.0.1:8000/risk
 DEMO_RISK_API_TIMEOUT = 2.0
 DEMO_SCORING_SECONDS = 0.5
 STATIC_URL = "static/"
+
+# django.tasks (Django 6+) on taskqueue: tests/e2e/test_django_tasks.py
+TASKS = {"default": {"BACKEND": "taskqueue.backends.TaskQueueBackend", "QUEUES": ["default", "django-tasks"]}}

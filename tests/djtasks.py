@@ -1,0 +1,55 @@
+"""Tasks written with Django's own `django.tasks.task` (Django 6+), run by taskqueue's backend.
+Their workers record Django's task_started / task_finished signals as Run rows."""
+
+import asyncio
+import os
+
+from django.dispatch import receiver
+from django.tasks import task
+from django.tasks.signals import task_finished, task_started
+
+
+@task
+def multiply(x, y):
+    return x * y
+
+
+@task(queue_name="django-tasks")
+def fail_with(message):
+    raise ValueError(message)
+
+
+@task(takes_context=True)
+def with_context(context, label):
+    return {"label": label, "id": context.task_result.id, "attempt": context.attempt}
+
+
+@task
+async def async_multiply(x, y):
+    await asyncio.sleep(0.01)
+    return x * y
+
+
+def _record(signal, task_result):
+    from tests.models import Run
+
+    Run.objects.create(label=f"{signal}|{task_result.task.name}|{task_result.status}"[:100],
+                       task_id=task_result.id, pid=os.getpid())
+
+
+@receiver(task_started)
+def on_started(sender, task_result, **kwargs):
+    _record("started", task_result)
+
+
+@receiver(task_finished)
+def on_finished(sender, task_result, **kwargs):
+    _record("finished", task_result)
+
+
+@task(takes_context=True, max_retries=3, autoretry_for=(ValueError,), default_retry_delay=0, retry_jitter=False)
+def flaky(context, succeed_on):
+    """Fails until its `succeed_on`th attempt (Django 6.1 passes the retry options to our task)."""
+    if context.attempt < succeed_on:
+        raise ValueError(f"attempt {context.attempt}")
+    return context.attempt
