@@ -12,6 +12,7 @@ from django.db import connections
 pytest.importorskip("django.tasks")
 
 from django.tasks import TaskResultStatus, task_backends  # noqa: E402
+from django.tasks.exceptions import TaskResultDoesNotExist  # noqa: E402
 from django.tasks.signals import task_enqueued  # noqa: E402
 from django.test import override_settings  # noqa: E402
 from django.utils import timezone  # noqa: E402
@@ -150,3 +151,22 @@ def test_check_reports_a_wrong_configuration():
                                               "QUEUES": [], "OPTIONS": {"concurrency": 4}}}):
         ids = {error.id for error in task_backends["default"].check()}
     assert ids == {"taskqueue.E101", "taskqueue.E102"}
+
+
+def test_enqueue_inside_a_transaction_follows_it(worker):
+    from django.db import transaction
+
+    from taskqueue.exceptions import TaskqueueError
+
+    class Abort(TaskqueueError):
+        pass
+
+    with pytest.raises(Abort), transaction.atomic():
+        rolled_back = djtasks.multiply.enqueue(5, 5)
+        raise Abort
+    with transaction.atomic():
+        committed = djtasks.multiply.enqueue(6, 6)
+    assert finished(committed).return_value == 36
+    # neither its row nor its message exists: a worker that ran it would have written a row
+    with pytest.raises(TaskResultDoesNotExist):
+        djtasks.multiply.get_result(rolled_back.id)
