@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
+from asgiref.sync import sync_to_async
+
 from . import control, notify, states, store
 from .brokers import get_broker
 from .codecs import from_notice, value_of
@@ -89,6 +91,10 @@ class AsyncResult:
         return self.id in get_broker().inspect([self.id]).bodies
 
     # -- waiting -------------------------------------------------------------------------------
+
+    async def aget(self, timeout: float | None = None, propagate: bool = True, **options: Any) -> Any:
+        """`get` for async code: waits in Django's sync thread, not in the event loop."""
+        return await sync_to_async(self.get)(timeout=timeout, propagate=propagate, **options)
 
     def get(self, timeout: float | None = None, propagate: bool = True, interval: float | None = None,
             on_message: Callable[[dict], None] | None = None, disable_sync_subtasks: bool = True,

@@ -8,6 +8,8 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
+from asgiref.sync import sync_to_async
+
 from . import ratelimits, registry, store
 from .canvas import Signature, chunks, xmap, xstarmap
 from .exceptions import MaxRetriesExceededError, Retry
@@ -119,6 +121,14 @@ class Task:
     def delay(self, *args: Any, **kwargs: Any) -> AsyncResult:
         """Send with positional and keyword arguments; returns the AsyncResult."""
         return self.apply_async(args, kwargs)
+
+    async def adelay(self, *args: Any, **kwargs: Any) -> AsyncResult:
+        """`delay` for async code (an async view): the publish runs in Django's sync thread."""
+        return await sync_to_async(self.apply_async)(args, kwargs)
+
+    async def aapply_async(self, args: tuple | list | None = None, kwargs: Mapping[str, Any] | None = None,
+                           **options: Any) -> AsyncResult:
+        return await sync_to_async(self.apply_async)(args, kwargs, **options)
 
     def apply_async(self, args: tuple | list | None = None, kwargs: Mapping[str, Any] | None = None,
                     **options: Any) -> AsyncResult:

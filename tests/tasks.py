@@ -1,5 +1,6 @@
 """Fixture tasks, one per behaviour the tests exercise."""
 
+import asyncio
 import os
 import time
 from datetime import UTC, datetime
@@ -358,3 +359,23 @@ def untyped(x):
 def ported(x):
     """A task decorated with Celery options that taskqueue accepts (most have no effect here)."""
     return x
+
+
+@task(bind=True, max_retries=3, default_retry_delay=0)
+async def async_add(self, x, y, fail_times=0):
+    """An `async def` task: awaits, retries `fail_times` times, then returns x + y."""
+    await asyncio.sleep(0.01)
+    if self.request.retries < fail_times:
+        raise self.retry(exc=ValueError(f"attempt {self.request.retries}"))
+    return x + y
+
+
+@task(soft_time_limit=0.3)
+async def async_sleep(label, seconds):
+    """Sleeps; cancelled at its soft limit, it records that it could clean up."""
+    try:
+        await asyncio.sleep(seconds)
+    except asyncio.CancelledError:
+        await asyncio.to_thread(Run.objects.create, label=f"{label}-cleaned-up", pid=os.getpid())
+        raise
+    return seconds

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import CoroutineType
 from typing import Any
 
 from django.utils import timezone
@@ -23,7 +24,7 @@ from ..outages import lost_database
 from ..request import Request, request_context
 from ..result import EagerResult
 from ..retries import backoff_countdown
-from . import continuation
+from . import aio, continuation
 from .timelimits import soft_time_limit
 
 logger = logging.getLogger("taskqueue.worker")
@@ -118,6 +119,8 @@ def _call(task, message: Message, ctx: ExecutionContext, delivery: Delivery | No
                 with soft_time_limit(message.soft_time_limit):
                     retval = task.run(task, *message.args, **message.kwargs) if task.bind else \
                         task.run(*message.args, **message.kwargs)
+                if type(retval) is CoroutineType:  # an `async def` task
+                    retval = aio.run(retval, message.soft_time_limit)
                 encoded = encode_value(retval)  # an unstorable return value fails the task here
                 return Outcome(message, states.SUCCESS, retval, hostname=ctx.hostname, started=started,
                                encoded=encoded)

@@ -1,0 +1,44 @@
+"""`async def` tasks: the coroutine a task returns is run to its end on this process's event loop.
+
+The loop is made once per process (each prefork child has its own) and kept across tasks, so
+clients bound to it (an httpx.AsyncClient made at module level, say) stay usable. The soft time
+limit reaches an async task as a cancellation: the task sees `asyncio.CancelledError` where it
+awaits (and may clean up), the caller gets SoftTimeLimitExceeded. An eager run from inside a
+running event loop (an async view, with eager mode on) runs the coroutine on a loop of its own in
+another thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from ..exceptions import SoftTimeLimitExceeded
+
+_loops = threading.local()
+
+
+def run(coroutine: Coroutine[Any, Any, Any], soft_time_limit: float | None = None) -> Any:
+    """The value of `coroutine`, awaited on this thread's loop (made on first use)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        loop = getattr(_loops, "loop", None)
+        if loop is None or loop.is_closed():
+            loop = _loops.loop = asyncio.new_event_loop()
+        return loop.run_until_complete(_limited(coroutine, soft_time_limit))
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="taskqueue-async") as pool:
+        return pool.submit(asyncio.run, _limited(coroutine, soft_time_limit)).result()
+
+
+async def _limited(coroutine: Coroutine[Any, Any, Any], soft_time_limit: float | None) -> Any:
+    if not soft_time_limit:
+        return await coroutine
+    try:
+        async with asyncio.timeout(soft_time_limit):
+            return await coroutine
+    except TimeoutError:
+        raise SoftTimeLimitExceeded(f"soft time limit ({soft_time_limit} s) exceeded") from None
