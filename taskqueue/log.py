@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import reprlib
 
 current_task_ids: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar(
     "taskqueue_current_task", default=None)
@@ -16,6 +17,18 @@ class TaskContextFilter(logging.Filter):
         current = current_task_ids.get()
         record.task_id, record.task_name = current if current else ("-", "-")
         return True
+
+
+_short = reprlib.Repr(maxlevel=3, maxstring=120, maxother=120, maxlong=40, maxdict=6, maxlist=6, maxtuple=6,
+                      maxset=6, maxfrozenset=6, maxdeque=6, maxarray=6)
+
+
+def short_repr(value: object) -> str:
+    """A repr for a log line: long strings and containers cut short; never raises."""
+    try:
+        return _short.repr(value)
+    except Exception:
+        return f"<{type(value).__qualname__} that cannot be printed>"
 
 
 def get_task_logger(name: str) -> logging.Logger:

@@ -66,7 +66,7 @@ class Command(BaseCommand):
 
     def _commands(self, port: int, concurrency: int, check: bool) -> list[list[str]]:
         manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
-        worker = [*manage, "runworker", "-c", str(concurrency), "-Q", "default,scoring", "--loglevel", "warning"]
+        worker = [*manage, "runworker", "-c", str(concurrency), "-Q", "default,scoring", "--loglevel", "info"]
         if not check:
             worker.append("--beat")
         return [worker, [*manage, "runserver", "--noreload", f"127.0.0.1:{port}"]]
