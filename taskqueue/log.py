@@ -39,6 +39,17 @@ def get_task_logger(name: str) -> logging.Logger:
     return logger
 
 
+class _WorkerFormatter(logging.Formatter):
+    """Task code's records start with their task's name[id]; taskqueue's own lines name the task in
+    their text already, and records outside a task have none."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        task_id = getattr(record, "task_id", "-")
+        own = record.name.startswith("taskqueue.")
+        record.task_prefix = "" if own or task_id == "-" else f"{getattr(record, 'task_name', '-')}[{task_id}] "
+        return super().format(record)
+
+
 def configure_worker_logging(level: str) -> None:
     """Worker processes log to stderr, each record with its process and task. ValueError on an
     unknown level name."""
@@ -47,8 +58,7 @@ def configure_worker_logging(level: str) -> None:
         raise ValueError(f"unknown log level {level!r}")
     handler = logging.StreamHandler()
     handler.addFilter(TaskContextFilter())
-    handler.setFormatter(logging.Formatter(
-        "[%(asctime)s: %(levelname)s/%(processName)s] %(task_name)s[%(task_id)s] %(message)s"))
+    handler.setFormatter(_WorkerFormatter("[%(asctime)s: %(levelname)s/%(processName)s] %(task_prefix)s%(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric)

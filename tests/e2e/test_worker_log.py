@@ -15,7 +15,7 @@ def test_a_worker_at_info_logs_each_outcome(taskqueue_worker):
         bad.get(timeout=10)
     assert worker.wait_for_output(f"Task tests.tasks.add[{ok.id}] succeeded in ", timeout=5), worker.output
     success = next(line for line in worker.lines if f"add[{ok.id}] succeeded" in line)
-    assert " INFO/" in success and success.rstrip().endswith("s: 5")
+    assert " INFO/" in success and success.rstrip().endswith("s: 5") and success.count(ok.id) == 1
     assert worker.wait_for_output(f"Task tests.tasks.fail[{bad.id}] failed in ", timeout=5), worker.output
     failure = next(line for line in worker.lines if f"fail[{bad.id}] failed" in line)
     assert " ERROR/" in failure and "boom" in failure

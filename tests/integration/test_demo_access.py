@@ -92,3 +92,12 @@ def test_rundemo_runs_its_worker_at_info_so_its_console_shows_each_outcome(setti
     settings.BASE_DIR = tmp_path  # the demo project's setting
     worker, _site = RunDemo()._commands(8000, 2, check=False)
     assert worker[worker.index("--loglevel") + 1] == "info"
+
+
+def test_a_refused_csrf_check_on_the_api_says_why_in_json(users, settings):
+    settings.CSRF_FAILURE_VIEW = "demo_project.demo.access.csrf_failure"  # as the demo's settings
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(users[0])
+    response = browser.post("/api/orders/", {"customer": "ana"}, content_type="application/json")
+    assert response.status_code == 403 and response.json()["error"] == "CSRF check failed: CSRF cookie not set."
+    assert browser.post("/logins/", {"device": "x"})["Content-Type"].startswith("text/html")
