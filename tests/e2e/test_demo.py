@@ -53,6 +53,7 @@ def test_login_workflow_retries_the_risk_api_then_succeeds(demo_worker, client):
     state = client.get(f"/logins/{login.pk}/state").json()
     assert [step["state"] for step in state["steps"]] == ["SUCCESS"] * 5
     assert state["steps"][3]["retries"] == 2 and state["new_device"] is True and state["errors"] == []
+    assert state["final"] is True
     assert RiskApiControl.current().calls == 3
     assert all(step["admin_url"].startswith("/admin/taskqueue/taskresult/") for step in state["steps"])
 
@@ -66,6 +67,7 @@ def test_login_workflow_failing_for_good(demo_worker, client):
     state = client.get(f"/logins/{login.pk}/state").json()
     assert [step["state"] for step in state["steps"]] == ["SUCCESS", "SUCCESS", "SUCCESS", "FAILURE", "FAILURE"]
     assert [error["level"] for error in state["errors"]] == ["chain"]  # only the chain's part failed
+    assert state["final"] is True  # failed, and its error callback recorded: the page stops polling
     assert RiskApiControl.current().calls == 4  # the first call and three retries
 
 
@@ -90,7 +92,7 @@ def test_orders_are_accepted_at_once_and_scored_one_at_a_time_per_customer(demo_
                for (customer, own), (other, theirs) in combinations(spans.items(), 2)
                for start, end in own for other_start, other_end in theirs), spans
     polled = client.get(locations[0]).json()
-    assert polled["progress"] == 100 and polled["result"]["score"] > 0
+    assert polled["progress"] == 100 and polled["result"]["score"] > 0 and polled["final"] is True
 
 
 def test_score_polling_reports_progress(demo_worker, client):
