@@ -104,6 +104,7 @@ def test_a_refused_order_shows_its_reason_and_polling_stops(browser, site):
     page.wait_for_timeout(1200)  # more than two polling intervals: a final row is not asked again
     assert len(polled) == polls, polled[polls:]
     assert not any("undefined" in url for url in polled), polled
+    assert "undefined" not in page.inner_text("body")
     page.close()
 
 

@@ -45,6 +45,8 @@ def test_logging_in_through_the_form_leads_back_to_the_page(users, client):
     response = client.post("/accounts/login/", {"username": "ann", "password": "ann-pw", "next": "/payments/"})
     assert response.status_code == 302 and response["Location"] == "/payments/"
     assert client.get("/payments/").status_code == 200
+    assert client.post("/accounts/logout/")["Location"] == "/accounts/login/"
+    assert client.get("/payments/").status_code == 302
 
 
 def test_another_users_order_and_login_are_not_found(users):
