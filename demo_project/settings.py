@@ -34,6 +34,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
 ]
 
+CSRF_FAILURE_VIEW = "demo_project.demo.access.csrf_failure"
 ROOT_URLCONF = "demo_project.urls"
 TEMPLATES = [{
     "BACKEND": "django.template.backends.django.DjangoTemplates",

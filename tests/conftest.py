@@ -141,7 +141,8 @@ def app_conf():
 def shared_worker(broker_url, django_db_setup, django_db_blocker):
     """One prefork worker (2 processes) on the default and `celery` queues for the whole session."""
     with django_db_blocker.unblock():
-        worker = start_worker("-c", "2", "-Q", "default,celery", "--hostname", "shared@tests")
+        # at INFO: tests read its retry lines, and a failing test's output shows each task's outcome
+        worker = start_worker("-c", "2", "-Q", "default,celery", "--hostname", "shared@tests", "-l", "info")
     yield worker
     worker.terminate(timeout=20)
 

@@ -6,6 +6,7 @@ from tests.views import enqueue_multiply
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("django-tasks/multiply/", enqueue_multiply),
+    path("", include("demo_project.demo.urls")),
     path("", include("demo_project.logins.urls")),
     path("", include("demo_project.payments.urls")),
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from django.contrib.auth import get_user_model
 from django.test import Client
 
 from taskqueue import AsyncResult
@@ -15,19 +16,21 @@ from ..payments.models import Order
 CUSTOMERS = ("ana", "bob", "chen")
 
 
-def run_check(out) -> bool:
-    results = [_check_logins(out), _check_payments(out)]
+def run_check(out, username: str) -> bool:
+    """Both stories as `username` (the demo's account): its logins and orders."""
+    user = get_user_model().objects.get(username=username)
+    results = [_check_logins(out, user), _check_payments(out, user)]
     out.write("demo check: " + ("PASSED" if all(results) else "FAILED"))
     return all(results)
 
 
-def _check_logins(out) -> bool:
+def _check_logins(out, user) -> bool:
     started = time.monotonic()
     RiskApiControl.objects.update_or_create(pk=1, defaults={"fail_next": 0, "fail_always": False, "delay": 0})
-    plain = Login.objects.create(user="alice", device=f"laptop-{time.time():.0f}")
+    plain = Login.objects.create(owner=user, user=user.get_username(), device=f"laptop-{time.time():.0f}")
     verdicts = [start_workflow(plain).get(timeout=60)]
     RiskApiControl.objects.filter(pk=1).update(fail_next=2)  # the next workflow's call fails twice
-    flaky = Login.objects.create(user="alice", device=f"phone-{time.time():.0f}")
+    flaky = Login.objects.create(owner=user, user=user.get_username(), device=f"phone-{time.time():.0f}")
     verdicts.append(start_workflow(flaky).get(timeout=60))
     retries = AsyncResult(flaky.steps[3][1]).retries
     ok = all(verdicts) and retries == 2
@@ -37,14 +40,17 @@ def _check_logins(out) -> bool:
     return ok
 
 
-def _check_payments(out) -> bool:
-    client = Client()
+def _check_payments(out, user) -> bool:
+    client = Client(enforce_csrf_checks=True)  # as a browser: logged in, the page's CSRF token on each POST
+    client.force_login(user)
+    token = _csrf_token(client)
     started = time.monotonic()
     seconds = 1.0
     orders = []
     for index in range(6):
         response = client.post("/api/orders/", {"customer": CUSTOMERS[index % 3], "amount": "10.00",
-                                                "seconds": seconds}, content_type="application/json")
+                                                "seconds": seconds}, content_type="application/json",
+                               headers={"X-CSRFToken": token})
         if response.status_code != 202:
             out.write(f"payments: POST /api/orders/ answered {response.status_code}")
             return False
@@ -62,6 +68,12 @@ def _check_payments(out) -> bool:
               f"{elapsed:.1f} s (serially {6 * seconds:.0f} s); one customer's runs never overlapped: "
               f"{'yes' if serial else 'NO'}; {'ok' if ok else 'WRONG'}")
     return ok
+
+
+def _csrf_token(client: Client) -> str:
+    """The token the payments page hands its script (and the cookie it sets)."""
+    client.get("/payments/")
+    return client.cookies["csrftoken"].value
 
 
 def _serialised_per_customer() -> bool:

@@ -1,5 +1,6 @@
 """The new-device-login story: logins, known devices, notifications, risk verdicts, errors."""
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -14,8 +15,10 @@ class Device(models.Model):
 
 
 class Login(models.Model):
-    """One login; `steps` holds the task ids of its workflow, in order, for the status page."""
+    """One login; `steps` holds the task ids of its workflow, in order, for the status page. Only
+    its `owner` (the demo site's account that made it) sees it."""
 
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.CASCADE, related_name="+")
     user = models.CharField(max_length=100, db_index=True)
     device = models.CharField(max_length=100)
     created = models.DateTimeField(default=timezone.now)

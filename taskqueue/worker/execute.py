@@ -19,6 +19,7 @@ from ..brokers import Broker, Delivery
 from ..codecs import Outcome, encode_value, format_traceback
 from ..conf import get_settings
 from ..exceptions import DecodeError, Retry, TaskRevokedError, WorkerLostError, printable, raisable
+from ..log import short_repr
 from ..message import Message, decode
 from ..outages import lost_database
 from ..request import Request, request_context
@@ -73,6 +74,7 @@ def run(message: Message, ctx: ExecutionContext, delivery: Delivery | None) -> O
     has no token for it yet."""
     now = timezone.now()
     if message.expires and message.expires_datetime < now:
+        logger.info("Task %s[%s] expired at %s: not run", message.task, message.id, message.expires)
         return Outcome(message, states.REVOKED, TaskRevokedError(f"expired at {message.expires}"),
                        hostname=ctx.hostname)
     if delivery is not None and delivery.redeliveries > get_settings().MAX_REDELIVERIES:
@@ -122,6 +124,9 @@ def _call(task, message: Message, ctx: ExecutionContext, delivery: Delivery | No
                 if type(retval) is CoroutineType:  # an `async def` task
                     retval = aio.run(retval, message.soft_time_limit)
                 encoded = encode_value(retval)  # an unstorable return value fails the task here
+                if logger.isEnabledFor(logging.INFO):  # cached by logging: the only cost below INFO
+                    logger.info("Task %s[%s] succeeded in %.3fs: %s", message.task, message.id,
+                                _runtime(started), short_repr(retval))
                 return Outcome(message, states.SUCCESS, retval, hostname=ctx.hostname, started=started,
                                encoded=encoded)
             except Retry as exc:
@@ -158,14 +163,20 @@ def _autoretry(task, exc: Exception) -> Retry | None:
     return None
 
 
+def _runtime(started) -> float:
+    return (timezone.now() - started).total_seconds()
+
+
 def failure(message: Message, exc: BaseException, hostname: str, started) -> Outcome:
     traceback = format_traceback(exc)
     task = registry.find(message.task)
+    took = f" in {_runtime(started):.3f}s" if started is not None else ""
     if task is not None and task.throws and isinstance(exc, task.throws):  # expected: INFO, as Celery
-        logger.info("Task %s[%s] raised expected: %s: %s", message.task, message.id, type(exc).__name__,
+        logger.info("Task %s[%s] raised expected%s: %s: %s", message.task, message.id, took, type(exc).__name__,
                     printable(exc))
     else:
-        logger.error("Task %s[%s] failed: %s: %s", message.task, message.id, type(exc).__name__, printable(exc))
+        logger.error("Task %s[%s] failed%s: %s: %s", message.task, message.id, took, type(exc).__name__,
+                     printable(exc))
     return Outcome(message, states.FAILURE, exc, traceback=traceback, hostname=hostname, started=started)
 
 

@@ -224,7 +224,7 @@ class Supervisor:
             logger.warning("Recovered %d message(s) from workers that stopped heartbeating", recovered)
 
     def _shutdown(self) -> None:
-        logger.info("Warm shutdown: finishing running tasks (send the signal again to stop at once)")
+        logger.warning("Warm shutdown: finishing running tasks (send the signal again to stop at once)")
         for handle in self.consumers:
             handle.stop()
         if self.scheduler is not None:

@@ -5,6 +5,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from django.contrib.auth import get_user_model
 
 from demo_project.logins.models import RiskApiControl
 from taskqueue.testing import start_worker
@@ -47,13 +48,26 @@ def site(live_server, transactional_db, broker_url):
     worker = start_worker("-c", "4", "-Q", "demo-logins,scoring",
                           env={"DEMO_RISK_API_URL": f"{live_server.url}/risk-api/score"})
     ARTIFACTS.mkdir(exist_ok=True)
+    get_user_model().objects.create_user("alice", password="alice-pw", is_staff=True)
     yield live_server.url
     worker.terminate()
 
 
-def test_orders_fill_their_progress_bars(browser, site):
+def _open_logged_in(browser, site: str, path: str):
+    """A new page at `path`, through the login form it is sent to first."""
     page = browser.new_page()
-    page.goto(f"{site}/payments/")
+    page.goto(f"{site}{path}")
+    assert page.url == f"{site}/accounts/login/?next={path}"
+    page.screenshot(path=str(ARTIFACTS / "demo-login.png"))
+    page.fill("#id_username", "alice")
+    page.fill("#id_password", "alice-pw")
+    page.click("#login-submit")
+    page.wait_for_url(f"{site}{path}", timeout=10_000)
+    return page
+
+
+def test_orders_fill_their_progress_bars(browser, site):
+    page = _open_logged_in(browser, site, "/payments/")
     page.fill("#seconds", "1")
     for customer in ("ana", "bob", "chen", "ana"):
         page.click(f"button[data-customer={customer}]")
@@ -63,19 +77,47 @@ def test_orders_fill_their_progress_bars(browser, site):
         timeout=30_000)
     page.screenshot(path=str(ARTIFACTS / "payments.png"), full_page=True)
     assert page.locator("tr[data-order] .score").count() == 4
+    page.wait_for_function("document.body.dataset.polling === 'off'", timeout=5_000)  # all final: no more polling
+    page.close()
+
+
+def test_a_refused_order_shows_its_reason_and_polling_stops(browser, site):
+    page = _open_logged_in(browser, site, "/payments/")
+    polled: list[str] = []
+    page.on("request", lambda request: polled.append(request.url) if "/api/orders/" in request.url else None)
+    page.fill("#seconds", "600")
+    page.click("button[data-customer=ana]")
+    page.wait_for_selector("#message:not([hidden])", timeout=10_000)
+    assert page.inner_text("#message") == ("Order refused (400): seconds: Ensure this value is less than or "
+                                           "equal to 60.")
+    assert page.locator("tr[data-order]").count() == 0 and page.get_attribute("body", "data-polling") == "off"
+    page.set_viewport_size({"width": 390, "height": 700})  # a phone: the page still fits
+    page.screenshot(path=str(ARTIFACTS / "payments-refused-phone.png"), full_page=True)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.fill("#seconds", "0.2")
+    page.click("button[data-customer=bob]")
+    page.wait_for_function("document.querySelector('tr[data-order] .state')?.textContent === 'SUCCESS'",
+                           timeout=20_000)
+    page.wait_for_function("document.body.dataset.polling === 'off'", timeout=5_000)
+    assert page.is_hidden("#message")
+    polls = len(polled)
+    page.wait_for_timeout(1200)  # more than two polling intervals: a final row is not asked again
+    assert len(polled) == polls, polled[polls:]
+    assert not any("undefined" in url for url in polled), polled
+    assert "undefined" not in page.inner_text("body")
     page.close()
 
 
 def test_login_workflow_page_shows_each_step(browser, site):
     RiskApiControl.objects.create(pk=1)
-    page = browser.new_page()
-    page.goto(f"{site}/logins/?user=alice")
+    page = _open_logged_in(browser, site, "/logins/")
     page.fill("input[name=device]", "browser-tab")
     page.click("#login-button")
     page.wait_for_function(
         "document.querySelector('tr[data-login] .steps') && "
         "document.querySelector('tr[data-login] .steps').textContent.split('SUCCESS').length - 1 === 5",
         timeout=30_000)
+    page.wait_for_function("document.body.dataset.polling === 'off'", timeout=10_000)  # final: polling stopped
     page.screenshot(path=str(ARTIFACTS / "logins.png"), full_page=True)
     assert page.locator("tr[data-login] .verdict").inner_text() in ("low", "high")
     assert page.locator("tr[data-login] .steps a").count() == 5  # each step links to its admin page

@@ -24,8 +24,23 @@ def demo_worker(live_server, transactional_db, broker_url):
     worker.terminate()
 
 
+@pytest.fixture
+def alice(transactional_db):
+    """A staff account of the demo site (its pages link each step to the admin)."""
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.create_user("alice", password="alice-pw", is_staff=True)
+
+
+@pytest.fixture
+def client(client, alice):
+    """Django's test client, logged in as alice."""
+    client.force_login(alice)
+    return client
+
+
 def _log_in(client, device: str) -> Login:
-    response = client.post("/logins/", {"user": "alice", "device": device})
+    response = client.post("/logins/", {"device": device})
     assert response.status_code == 302
     return Login.objects.filter(device=device).get()
 
@@ -38,6 +53,7 @@ def test_login_workflow_retries_the_risk_api_then_succeeds(demo_worker, client):
     state = client.get(f"/logins/{login.pk}/state").json()
     assert [step["state"] for step in state["steps"]] == ["SUCCESS"] * 5
     assert state["steps"][3]["retries"] == 2 and state["new_device"] is True and state["errors"] == []
+    assert state["final"] is True
     assert RiskApiControl.current().calls == 3
     assert all(step["admin_url"].startswith("/admin/taskqueue/taskresult/") for step in state["steps"])
 
@@ -51,6 +67,7 @@ def test_login_workflow_failing_for_good(demo_worker, client):
     state = client.get(f"/logins/{login.pk}/state").json()
     assert [step["state"] for step in state["steps"]] == ["SUCCESS", "SUCCESS", "SUCCESS", "FAILURE", "FAILURE"]
     assert [error["level"] for error in state["errors"]] == ["chain"]  # only the chain's part failed
+    assert state["final"] is True  # failed, and its error callback recorded: the page stops polling
     assert RiskApiControl.current().calls == 4  # the first call and three retries
 
 
@@ -75,7 +92,7 @@ def test_orders_are_accepted_at_once_and_scored_one_at_a_time_per_customer(demo_
                for (customer, own), (other, theirs) in combinations(spans.items(), 2)
                for start, end in own for other_start, other_end in theirs), spans
     polled = client.get(locations[0]).json()
-    assert polled["progress"] == 100 and polled["result"]["score"] > 0
+    assert polled["progress"] == 100 and polled["result"]["score"] > 0 and polled["final"] is True
 
 
 def test_score_polling_reports_progress(demo_worker, client):
@@ -88,10 +105,19 @@ def test_score_polling_reports_progress(demo_worker, client):
 
 
 @pytest.mark.any_broker
-def test_bad_orders_are_refused(transactional_db, client):
-    assert client.post("/api/orders/", {"amount": "1"}, content_type="application/json").status_code == 400
-    assert client.post("/api/orders/", {"customer": "x", "seconds": 600},
-                       content_type="application/json").status_code == 400
+def test_bad_orders_are_refused_with_their_reason(transactional_db, client):
+    def refused(body, content_type="application/json") -> str:
+        response = client.post("/api/orders/", body, content_type=content_type)
+        assert response.status_code == 400, response.content
+        return response.json()["error"]
+
+    assert refused({"amount": "1"}) == "customer: This field is required."
+    assert refused({"customer": "x", "seconds": 600}).startswith("seconds: Ensure this value is less than")
+    assert refused({"customer": "x", "amount": "ten"}) == "amount: Enter a number."
+    assert refused('{"customer": "x",').startswith("invalid JSON: ")
+    assert refused(b"\xff\xfe").startswith("invalid JSON: ")
+    assert refused('["ana"]').startswith("expected a JSON object")
+    assert not Order.objects.exists()
 
 
 @pytest.mark.any_broker  # the demo's own defaults: its own SQLite file and the database broker

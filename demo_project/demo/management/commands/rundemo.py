@@ -32,9 +32,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, port: int, concurrency: int, check: bool, **options):
         call_command("migrate", verbosity=0)
-        user_model = get_user_model()
-        if not user_model.objects.filter(username=DEMO_USER).exists():
-            user_model.objects.create_superuser(DEMO_USER, "demo@example.com", DEMO_PASSWORD)
+        _ensure_demo_user()
         if check:
             port = _free_port()
         elif not _port_is_free(port):
@@ -46,17 +44,19 @@ class Command(BaseCommand):
                 from demo_project.demo.check import run_check
 
                 settings.DEMO_RISK_API_URL = env["DEMO_RISK_API_URL"]
-                ok = run_check(self.stdout)
+                ok = run_check(self.stdout, DEMO_USER)
                 if not ok:
                     raise CommandError("demo check failed")
                 return
             interrupted = threading.Event()  # set before the URLs are printed: no Ctrl-C is missed
             previous = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.set())
-            self.stdout.write(f"\nDemo running at http://127.0.0.1:{port}/\n"
+            self.stdout.write(f"\nDemo running at http://127.0.0.1:{port}/  (log in as {DEMO_USER} / "
+                              f"{DEMO_PASSWORD})\n"
                               f"  new-device login: http://127.0.0.1:{port}/logins/\n"
                               f"  payment scoring:  http://127.0.0.1:{port}/payments/\n"
-                              f"  admin:            http://127.0.0.1:{port}/admin/  (login {DEMO_USER} / "
-                              f"{DEMO_PASSWORD})\nCtrl-C stops everything.\n")
+                              f"  admin:            http://127.0.0.1:{port}/admin/  (same login)\n"
+                              f"The worker's console shows each task's outcome (--loglevel info).\n"
+                              f"Ctrl-C stops everything.\n")
             try:
                 stopped = _wait_for_interrupt(children, interrupted)
             finally:
@@ -66,10 +66,17 @@ class Command(BaseCommand):
 
     def _commands(self, port: int, concurrency: int, check: bool) -> list[list[str]]:
         manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
-        worker = [*manage, "runworker", "-c", str(concurrency), "-Q", "default,scoring", "--loglevel", "warning"]
+        worker = [*manage, "runworker", "-c", str(concurrency), "-Q", "default,scoring", "--loglevel", "info"]
         if not check:
             worker.append("--beat")
         return [worker, [*manage, "runserver", "--noreload", f"127.0.0.1:{port}"]]
+
+
+def _ensure_demo_user() -> None:
+    """The account the pages and the admin log in with; one that exists is left as it is."""
+    user_model = get_user_model()
+    if not user_model.objects.filter(username=DEMO_USER).exists():
+        user_model.objects.create_superuser(DEMO_USER, "demo@example.com", DEMO_PASSWORD)
 
 
 @contextmanager
