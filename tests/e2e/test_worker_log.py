@@ -1,4 +1,5 @@
-"""The worker's console: a line per finished task at INFO (as Celery's), only failures below it."""
+"""The worker's console: a line per finished task at INFO (the default, as Celery's -l info), only
+failures below it."""
 
 import pytest
 
@@ -6,8 +7,8 @@ from tests.tasks import add, fail
 
 
 @pytest.mark.any_database  # logging, not storage: one database is enough
-def test_a_worker_at_info_logs_each_outcome(taskqueue_worker):
-    worker = taskqueue_worker("-c", "1", "-Q", "log-info", "--pool", "solo", "-l", "info")
+def test_a_worker_at_its_default_level_logs_each_outcome(taskqueue_worker):
+    worker = taskqueue_worker("-c", "1", "-Q", "log-info", "--pool", "solo")
     ok = add.apply_async((2, 3), queue="log-info")
     assert ok.get(timeout=10) == 5
     bad = fail.apply_async(("boom",), queue="log-info")
@@ -22,8 +23,8 @@ def test_a_worker_at_info_logs_each_outcome(taskqueue_worker):
 
 
 @pytest.mark.any_database
-def test_a_worker_at_its_default_level_logs_failures_only(taskqueue_worker):
-    worker = taskqueue_worker("-c", "1", "-Q", "log-default", "--pool", "solo")
+def test_a_worker_at_warning_logs_failures_only(taskqueue_worker):
+    worker = taskqueue_worker("-c", "1", "-Q", "log-default", "--pool", "solo", "-l", "warning")
     assert add.apply_async((1, 1), queue="log-default").get(timeout=10) == 2
     bad = fail.apply_async(queue="log-default")
     with pytest.raises(Exception, match="boom"):

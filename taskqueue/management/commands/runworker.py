@@ -48,9 +48,9 @@ class Command(BaseCommand):
         parser.add_argument("--hostname", default=None)
         parser.add_argument("-B", "--beat", action="store_true",
                             help="also run the scheduler (periodic tasks) in a child process")
-        parser.add_argument("-l", "--loglevel", default="warning",
-                            help="debug, info (a line per finished task), warning (default, as Celery's), "
-                                 "error or critical")
+        parser.add_argument("-l", "--loglevel", default="info",
+                            help="debug, info (default: a line per finished task), warning (Celery's default: "
+                                 "failures only), error or critical")
 
     def handle(self, *args, **options):
         apply_database_override()
