@@ -1,10 +1,16 @@
-"""Test helpers: start a real `runworker` subprocess against the test database (a pytest plugin).
+"""Test helpers (a pytest plugin): a real `runworker` subprocess against the test database, and
+an in-process runner with assertions on what waits in a queue (docs/testing.md).
 
 In a test that uses the `transactional_db` fixture::
 
     def test_add(taskqueue_worker):
         taskqueue_worker("-c", "2")
         assert add.delay(2, 2).get(timeout=10) == 4
+
+    def test_signup_sends_a_welcome(client):
+        client.post("/signup/", {"email": "ana@example.com"})
+        assert_enqueued("accounts.tasks.send_welcome", kwargs={"email": "ana@example.com"})
+        run_queued()  # runs it here, through the worker's own path, with what it sends in turn
 """
 
 from __future__ import annotations
@@ -17,10 +23,14 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
 from .worker.databases import OVERRIDE_ENV, database_names
+
+if TYPE_CHECKING:
+    from .message import Message
 
 READY_MARK = "[taskqueue] worker "
 
@@ -127,3 +137,55 @@ def taskqueue_worker(transactional_db) -> Iterator:
     yield factory
     for worker in started:
         worker.terminate(timeout=15)
+
+
+def run_queued(queues: tuple[str, ...] | list[str] = ("default",), *, limit: int = 1000) -> int:
+    """Run the messages ready in `queues` in this process, one at a time through the worker's own
+    path (results stored, chains and chords followed, retries and callbacks sent), and what they
+    send in turn, until none is ready; returns how many ran. Messages waiting for an eta (a
+    countdown, a retry's delay) are not ready. Raises if more than `limit` ran (a task that keeps
+    sending itself)."""
+    from .brokers import get_broker  # here: pytest loads this plugin before Django's settings
+    from .worker.batch import process
+    from .worker.execute import ExecutionContext
+
+    broker = get_broker()
+    ctx = ExecutionContext(broker=broker, hostname="in-process", consumer_id=f"in-process.{os.getpid()}")
+    ran = 0
+    while deliveries := broker.reserve(ctx.consumer_id, list(queues), count=1, timeout=0):
+        if ran >= limit:
+            broker.release(deliveries)
+            raise AssertionError(f"more than {limit} tasks ran: does a task keep sending itself?")
+        process(deliveries, ctx)
+        ran += len(deliveries)
+    return ran
+
+
+def queued(queue: str = "default") -> list[Message]:
+    """The messages ready in `queue`, in the order workers would take them (they stay queued)."""
+    from .brokers import get_broker  # here: pytest loads this plugin before Django's settings
+    from .conf import get_settings
+    from .message import decode
+
+    broker = get_broker()
+    consumer = f"in-process-look.{os.getpid()}"
+    deliveries = broker.reserve(consumer, [queue], count=100_000, timeout=0)
+    try:
+        key = get_settings().signing_key
+        return [decode(delivery.body, key) for delivery in deliveries]
+    finally:
+        broker.release(deliveries)  # each back in its place (its rank is kept)
+
+
+def assert_enqueued(task_name: str, args: list | tuple | None = None, kwargs: dict | None = None,
+                    queue: str = "default") -> Message:
+    """The first message of `task_name` ready in `queue` (with these args / kwargs when given);
+    AssertionError listing what is queued otherwise."""
+    messages = queued(queue)
+    for message in messages:
+        if message.task == task_name and (args is None or list(message.args) == list(args)) \
+                and (kwargs is None or message.kwargs == kwargs):
+            return message
+    listing = "\n".join(f"  {m.task}{tuple(m.args)!r} {m.kwargs!r}" for m in messages) or "  (nothing)"
+    wanted = f"{task_name}" + (f"{tuple(args)!r}" if args is not None else "") + (f" {kwargs!r}" if kwargs else "")
+    raise AssertionError(f"no {wanted} ready in queue {queue!r}; it holds:\n{listing}")
