@@ -117,9 +117,8 @@ class TaskQueueBackend(BaseTaskBackend):
 
     def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
         errors = []
-        queues = self.queues
-        if not queues or not all(isinstance(queue, str) and queue for queue in queues):
-            errors.append(checks.Error(f"TASKS[{self.alias!r}]['QUEUES'] must list queue names (strings)",
+        if not all(isinstance(queue, str) and queue for queue in self.queues):  # empty: any queue
+            errors.append(checks.Error(f"TASKS[{self.alias!r}]['QUEUES'] must list queue names (non-empty strings)",
                                        id="taskqueue.E101"))
         if self.options:
             errors.append(checks.Error(
@@ -144,7 +143,7 @@ def worker_task(django_task: DjangoTask) -> Task:
                if getattr(django_task, option, None) is not None}
     runner = _runner(django_task)
     return make_task(name=name, bind=True, base=DjangoTaskRunner, typing=not django_task.takes_context,
-                django_task=django_task, **options)(runner)
+                     queue=django_task.queue_name, django_task=django_task, **options)(runner)
 
 
 def _runner(django_task: DjangoTask) -> Callable[..., Any]:

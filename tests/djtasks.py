@@ -1,5 +1,6 @@
 """Tasks written with Django's own `django.tasks.task` (Django 6+), run by taskqueue's backend.
-Their workers record Django's task_started / task_finished signals as Run rows."""
+Their workers record Django's task_started / task_finished signals as Run rows. They use queues of
+their own: the session's shared worker (which does not import this module) never takes them."""
 
 import asyncio
 import os
@@ -9,22 +10,22 @@ from django.tasks import task
 from django.tasks.signals import task_finished, task_started
 
 
-@task
+@task(queue_name="django-tasks")
 def multiply(x, y):
     return x * y
 
 
-@task(queue_name="django-tasks")
+@task(queue_name="django-tasks-2")
 def fail_with(message):
     raise ValueError(message)
 
 
-@task(takes_context=True)
+@task(queue_name="django-tasks", takes_context=True)
 def with_context(context, label):
     return {"label": label, "id": context.task_result.id, "attempt": context.attempt}
 
 
-@task
+@task(queue_name="django-tasks")
 async def async_multiply(x, y):
     await asyncio.sleep(0.01)
     return x * y
@@ -47,7 +48,8 @@ def on_finished(sender, task_result, **kwargs):
     _record("finished", task_result)
 
 
-@task(takes_context=True, max_retries=3, autoretry_for=(ValueError,), default_retry_delay=0, retry_jitter=False)
+@task(queue_name="django-tasks", takes_context=True, max_retries=3, autoretry_for=(ValueError,),
+      default_retry_delay=0, retry_jitter=False)
 def flaky(context, succeed_on):
     """Fails until its `succeed_on`th attempt (Django 6.1 passes the retry options to our task)."""
     if context.attempt < succeed_on:

@@ -73,4 +73,4 @@ DEMO_SCORING_SECONDS = 0.5
 STATIC_URL = "static/"
 
 # django.tasks (Django 6+) on taskqueue: tests/e2e/test_django_tasks.py
-TASKS = {"default": {"BACKEND": "taskqueue.backends.TaskQueueBackend", "QUEUES": ["default", "django-tasks"]}}
+TASKS = {"default": {"BACKEND": "taskqueue.backends.TaskQueueBackend", "QUEUES": ["django-tasks", "django-tasks-2"]}}

@@ -32,7 +32,7 @@ FINAL = (TaskResultStatus.SUCCESSFUL, TaskResultStatus.FAILED)
 
 @pytest.fixture
 def worker(transactional_db, broker_url):
-    started = start_worker("-c", "2", "-Q", "default,django-tasks", env=WORKER_ENV)
+    started = start_worker("-c", "2", "-Q", "django-tasks,django-tasks-2", env=WORKER_ENV)
     yield started
     started.terminate()
 
@@ -81,7 +81,7 @@ def test_a_queued_task_is_ready_until_a_worker_takes_it(transactional_db, broker
     assert result.started_at is None and result.finished_at is None and result.attempts == 0
     with pytest.raises(ValueError, match="not finished"):
         _ = result.return_value
-    worker = start_worker("-c", "1", env=WORKER_ENV)
+    worker = start_worker("-c", "1", "-Q", "django-tasks", env=WORKER_ENV)
     try:
         assert finished(result).return_value == 6
     finally:
@@ -108,7 +108,7 @@ def test_priority_orders_the_queue(transactional_db, broker_url):
     low = djtasks.multiply.using(priority=-50).enqueue(1, 1)
     default = djtasks.multiply.enqueue(2, 2)
     high = djtasks.multiply.using(priority=80).enqueue(3, 3)
-    worker = start_worker("-c", "1", "--prefetch", "1", env=WORKER_ENV)
+    worker = start_worker("-c", "1", "--prefetch", "1", "-Q", "django-tasks", env=WORKER_ENV)
     try:
         results = [finished(result) for result in (low, default, high)]
     finally:
@@ -148,7 +148,7 @@ def test_a_django_task_takes_part_in_the_canvas(worker):
 
 def test_check_reports_a_wrong_configuration():
     with override_settings(TASKS={"default": {"BACKEND": "taskqueue.backends.TaskQueueBackend",
-                                              "QUEUES": [], "OPTIONS": {"concurrency": 4}}}):
+                                              "QUEUES": [""], "OPTIONS": {"concurrency": 4}}}):
         ids = {error.id for error in task_backends["default"].check()}
     assert ids == {"taskqueue.E101", "taskqueue.E102"}
 
