@@ -13,6 +13,7 @@ from .display import badge, duration, runtime, task_link, to_second
 
 MEMBERS_PER_PAGE = 100
 PAGE_PARAMETER = "members"
+_ROW = '<tr data-state="{}"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>'
 
 
 def summary(task_ids: list[str]) -> dict[str, int]:
@@ -43,14 +44,11 @@ def member_table(task_ids: list[str], query: QueryDict) -> str:
     for index, task_id in enumerate(ids, start=offset):
         row = rows.get(task_id)
         if row is None:
-            lines.append(format_html('<tr data-state="{}"><td>{}</td><td>{}</td><td>-</td><td>{}</td><td>-</td><td>-</td>'
-                                     "<td>-</td></tr>", states.PENDING, index, task_link(task_id),
-                                     badge(states.PENDING)))
-            continue
-        lines.append(format_html('<tr data-state="{}"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>'
-                                 "<td>{}</td></tr>", row.state, index, task_link(task_id), row.task_name, badge(row.state), row.retries,
-                                 duration(runtime(row.date_started, row.date_created, row.date_done)),
-                                 to_second(row.date_done)))
+            cells = (states.PENDING, index, task_link(task_id), "-", badge(states.PENDING), "-", "-", "-")
+        else:
+            cells = (row.state, index, task_link(task_id), row.task_name, badge(row.state), row.retries,
+                     duration(runtime(row.date_started, row.date_created, row.date_done)), to_second(row.date_done))
+        lines.append(format_html(_ROW, *cells))
     table = format_html(
         '<table class="tq-members"><thead><tr><th>#</th><th>task id</th><th>task</th><th>state</th><th>retries</th>'
         "<th>duration</th><th>done</th></tr></thead><tbody>{}</tbody></table>",
