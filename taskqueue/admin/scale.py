@@ -18,11 +18,12 @@ CHOICES_LIMIT = 100
 
 
 class BoundedPaginator(Paginator):
-    """Counts no further than COUNT_LIMIT rows: a bounded sub-select instead of a COUNT of the table."""
+    """Counts no further than COUNT_LIMIT rows: a bounded sub-select instead of a COUNT of the table,
+    in no order, so it reads whichever index finds the matches fastest."""
 
     @cached_property
     def count(self) -> int:
-        return self.object_list[:COUNT_LIMIT].count()
+        return self.object_list.order_by()[:COUNT_LIMIT].count()
 
 
 def distinct_values(queryset: QuerySet, column: str, limit: int = CHOICES_LIMIT) -> list[str]:

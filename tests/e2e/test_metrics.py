@@ -1,0 +1,77 @@
+"""The Prometheus endpoint against a running worker: valid text, with the figures of what ran."""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from taskqueue import control
+from taskqueue.brokers import Outgoing, get_broker
+from taskqueue.models import DeadLetter
+from tests.factories import SignedBodyFactory, TaskResultFactory
+from tests.helpers import wait_until
+from tests.tasks import add, always_retry, fail
+
+TOKEN = "scrape-me"
+
+
+def scrape(client) -> dict[tuple, float]:
+    """Every sample of /metrics as (name, sorted labels) -> value, parsed by prometheus_client."""
+    response = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/plain")
+    samples = {}
+    for family in text_string_to_metric_families(response.content.decode()):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def test_metrics_of_a_running_worker(worker, client, settings):
+    settings.TASKQUEUE_METRICS_TOKEN = TOKEN
+    for result in [add.delay(i, i) for i in range(5)]:
+        assert result.get(timeout=10) is not None
+    fail.delay().get(timeout=10, propagate=False)
+    always_retry.delay("metrics").get(timeout=15, propagate=False)
+    get_broker().publish([Outgoing("default", "metrics-dead-1",
+                                   SignedBodyFactory(message__id="metrics-dead-1", message__task="no.such.task"))])
+    wait_until(lambda: DeadLetter.objects.filter(message_id="metrics-dead-1").exists(), timeout=10,
+               message="the dead letter")
+    for _ in range(3):
+        add.apply_async((1, 1), queue="metrics-idle")  # no worker reads it
+    TaskResultFactory(task_name="tests.tasks.slow", state="STARTED", date_done=None)
+    try:
+        samples = scrape(client)
+    finally:
+        control.purge("metrics-idle")
+
+    assert samples[("taskqueue_broker_up", ())] == 1
+    assert samples[("taskqueue_queue_ready_messages", (("queue", "metrics-idle"),))] == 3
+    assert samples[("taskqueue_workers_live", ())] >= 1
+    assert samples[("taskqueue_worker_processes", (("worker", "shared@tests"),))] >= 2
+    assert samples[("taskqueue_tasks_finished", (("state", "SUCCESS"), ("task_name", "tests.tasks.add")))] == 5
+    assert samples[("taskqueue_tasks_finished", (("state", "FAILURE"), ("task_name", "tests.tasks.fail")))] == 1
+    assert samples[("taskqueue_tasks_unfinished", (("state", "STARTED"), ("task_name", "tests.tasks.slow")))] == 1
+    assert samples[("taskqueue_task_retries", (("task_name", "tests.tasks.always_retry"),))] == 3
+    assert samples[("taskqueue_dead_letters", (("queue", "default"),))] == 1
+    add_runtime = (("task_name", "tests.tasks.add"),)
+    assert samples[("taskqueue_task_runtime_seconds_count", add_runtime)] == 5
+    assert samples[("taskqueue_task_runtime_seconds_bucket", (("le", "+Inf"), *add_runtime))] == 5
+    assert samples[("taskqueue_task_runtime_seconds_bucket", (("le", "60.0"), *add_runtime))] == 5
+    assert 0 <= samples[("taskqueue_task_runtime_seconds_sum", add_runtime)] < 5
+
+
+@pytest.mark.any_broker
+def test_metrics_need_the_token_or_staff(client, db, settings, django_user_model):
+    from django.contrib.auth.models import Permission
+
+    settings.TASKQUEUE_METRICS_TOKEN = TOKEN
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
+    assert client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").status_code == 200
+    settings.TASKQUEUE_METRICS_TOKEN = None
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer ").status_code == 401
+    staff = django_user_model.objects.create_user("ops", password="pw", is_staff=True)
+    client.force_login(staff)
+    assert client.get("/metrics").status_code == 401  # staff, but may not view results
+    staff.user_permissions.add(Permission.objects.get(codename="view_taskresult"))
+    assert client.get("/metrics").status_code == 200
