@@ -26,7 +26,7 @@ SELECT md5('t' || g)::uuid::text,
             WHEN g %% 100 < 98 THEN 'STARTED' WHEN g %% 1000 < 999 THEN 'REVOKED' ELSE 'PENDING' END,
        jsonb_build_array(g, g + 1), '{}'::jsonb, to_jsonb(g * 2), NULL, NULL, g %% 3,
        (ARRAY['default', 'default', 'default', 'scoring', 'emails'])[1 + g %% 5],
-       'worker' || (g %% 8) || '@host', 
+       'worker' || (g %% 8) || '@host',
        CASE WHEN g %% 3 > 0 THEN md5('t' || (g - 1))::uuid::text END,
        md5('t' || (g - g %% 3))::uuid::text,
        NULL,
@@ -110,18 +110,24 @@ def pages(ids: dict) -> list[tuple[str, str]]:
     ]
 
 
+class QueryCounter:
+    """Counts the queries of one request (Django's own query log is reset when a request starts)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, execute, sql, params, many, context):
+        self.count += 1
+        return execute(sql, params, many, context)
+
+
 def time_pages(client, targets: list[tuple[str, str]], rounds: int) -> list[dict]:
     from django.db import connection
 
     rows = []
     for label, url in targets:
-        queries = []
-
-        def count(execute, sql, params, many, context):
-            queries.append(sql)
-            return execute(sql, params, many, context)
-
-        with connection.execute_wrapper(count):
+        queries = QueryCounter()
+        with connection.execute_wrapper(queries):
             response = client.get(url)
         assert response.status_code in (200, 302), (label, url, response.status_code)
         samples = []
@@ -130,7 +136,7 @@ def time_pages(client, targets: list[tuple[str, str]], rounds: int) -> list[dict
             client.get(url)
             samples.append((time.perf_counter() - started) * 1000)
         rows.append({"page": label, "median_ms": statistics.median(samples), "max_ms": max(samples),
-                     "queries": len(queries), "status": response.status_code})
+                     "queries": queries.count, "status": response.status_code})
     return rows
 
 
@@ -151,7 +157,8 @@ def run(rows: int = 1_000_000, rounds: int = 5, keep: bool = False) -> list[dict
 
         call_command("migrate", verbosity=0)
         ids = load(rows)
-        print(f"loaded {rows:,} result rows in {ids['seconds']:.1f} s (INSERT … SELECT, then VACUUM ANALYZE)", flush=True)
+        print(f"loaded {rows:,} result rows in {ids['seconds']:.1f} s (INSERT … SELECT, then VACUUM ANALYZE)",
+              flush=True)
         client = Client()
         client.force_login(User.objects.create_superuser("bench", password="bench"))
         table = time_pages(client, pages(ids), rounds)

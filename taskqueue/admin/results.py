@@ -251,6 +251,9 @@ class ChordCounterAdmin(MembersAdmin):
     fields = readonly_fields = ("group_id", "state_badge", "progress", "failed_task", "body_sent", "date_created",
                                 "date_done", "body_pretty")
 
+    def get_changelist(self, request, **kwargs):
+        return ChangeList  # a chord's own state is on its row
+
     def member_ids(self, obj) -> list[str]:
         return list(obj.member_ids)
 
