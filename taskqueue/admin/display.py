@@ -23,7 +23,7 @@ def short_id(value: str | None) -> str:
     if not value:
         return "-"
     shown = value if len(value) <= SHORT_ID + 1 else f"{value[:SHORT_ID]}…"
-    return format_html('<code title="{}">{}</code>', value, shown)
+    return format_html('<code title="{}" style="white-space:nowrap">{}</code>', value, shown)
 
 
 def badge(state: str, text: str | None = None) -> str:
@@ -54,7 +54,9 @@ def duration(value: timedelta | None) -> str:
 
 
 def to_second(value: datetime | None) -> str:
-    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+    if not value:
+        return "-"
+    return format_html('<span style="white-space:nowrap">{}</span>', f"{timezone.localtime(value):%Y-%m-%d %H:%M:%S}")
 
 
 def to_millisecond(value: datetime | None) -> str:

@@ -32,6 +32,7 @@ class ResultListAdmin(ReadOnlyAdmin):
     """No full COUNT of the table, ever: the list is bounded and the filtered count too."""
 
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER  # a count per filter choice, each over the whole table
     paginator = BoundedPaginator
 
     def get_changelist(self, request, **kwargs):
@@ -224,6 +225,14 @@ class MembersAdmin(ResultListAdmin):
     def short_group_id(self, obj):
         return display.short_id(obj.group_id)
 
+    @admin.display(description="created")
+    def created_ms(self, obj):
+        return display.to_millisecond(obj.date_created)
+
+    @admin.display(description="done")
+    def done_ms(self, obj):
+        return display.to_millisecond(obj.date_done)
+
 
 @admin.register(GroupResult)
 class GroupResultAdmin(MembersAdmin):
@@ -231,7 +240,7 @@ class GroupResultAdmin(MembersAdmin):
     list_display_links = ("short_group_id",)
     search_fields = ("group_id",)
     list_filter = ("date_created",)
-    fields = readonly_fields = ("group_id", "date_created")
+    fields = readonly_fields = ("group_id", "created_ms")
 
     def member_ids(self, obj) -> list[str]:
         return _tuple_ids(obj.member_ids)
@@ -248,8 +257,8 @@ class ChordCounterAdmin(MembersAdmin):
     list_display_links = ("short_group_id",)
     list_filter = ("state", "body_sent", "date_created")
     search_fields = ("group_id", "failed_task_id")
-    fields = readonly_fields = ("group_id", "state_badge", "progress", "failed_task", "body_sent", "date_created",
-                                "date_done", "body_pretty")
+    fields = readonly_fields = ("group_id", "state_badge", "progress", "failed_task", "body_sent", "created_ms",
+                                "done_ms", "body_pretty")
 
     def get_changelist(self, request, **kwargs):
         return ChangeList  # a chord's own state is on its row

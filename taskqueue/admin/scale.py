@@ -58,7 +58,8 @@ class IndexedValuesFilter(admin.SimpleListFilter):
 
 
 class TaskNameFilter(IndexedValuesFilter):
-    title = parameter_name = column = "task_name"
+    parameter_name = column = "task_name"
+    title = "task name"
 
 
 class QueueFilter(IndexedValuesFilter):

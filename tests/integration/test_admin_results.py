@@ -37,7 +37,7 @@ def test_list_shows_short_ids_badges_durations_seconds_lineage_links_and_group_s
     rows = _chain(6, "cols")
     page = admin_client.get(LIST).content.decode()
     child = rows[1]
-    assert f'title="{child.task_id}">cols-000…</code>' in page  # short, the whole id on hover
+    assert f'title="{child.task_id}" style="white-space:nowrap">cols-000…</code>' in page  # the whole id on hover
     assert 'class="tq-badge"' in page and "#c82333" in page  # a FAILURE badge is red
     assert "2.25 s" in page  # from start to end
     assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d<", page)  # to the second
