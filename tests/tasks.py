@@ -358,3 +358,14 @@ def untyped(x):
 def ported(x):
     """A task decorated with Celery options that taskqueue accepts (most have no effect here)."""
     return x
+
+
+@task(bind=True, max_retries=2, default_retry_delay=0)
+def measured(self, outcome="ok"):
+    """Run by the metrics test only, so its figures count nothing else: "fail" fails, "retry"
+    retries twice, then fails."""
+    if outcome == "fail":
+        raise ValueError("measured failure")
+    if outcome == "retry":
+        raise self.retry(exc=KeyError("again"))
+    return outcome

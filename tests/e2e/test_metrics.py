@@ -10,7 +10,7 @@ from taskqueue.brokers import Outgoing, get_broker
 from taskqueue.models import DeadLetter
 from tests.factories import SignedBodyFactory, TaskResultFactory
 from tests.helpers import wait_until
-from tests.tasks import add, always_retry, fail
+from tests.tasks import add, measured
 
 TOKEN = "scrape-me"
 
@@ -28,10 +28,10 @@ def scrape(client) -> dict[tuple, float]:
 
 def test_metrics_of_a_running_worker(worker, client, settings):
     settings.TASKQUEUE_METRICS_TOKEN = TOKEN
-    for result in [add.delay(i, i) for i in range(5)]:
-        assert result.get(timeout=10) is not None
-    fail.delay().get(timeout=10, propagate=False)
-    always_retry.delay("metrics").get(timeout=15, propagate=False)
+    for result in [measured.delay() for _ in range(5)]:
+        assert result.get(timeout=10) == "ok"
+    measured.delay("fail").get(timeout=10, propagate=False)
+    measured.delay("retry").get(timeout=15, propagate=False)
     get_broker().publish([Outgoing("default", "metrics-dead-1",
                                    SignedBodyFactory(message__id="metrics-dead-1", message__task="no.such.task"))])
     wait_until(lambda: DeadLetter.objects.filter(message_id="metrics-dead-1").exists(), timeout=10,
@@ -48,16 +48,16 @@ def test_metrics_of_a_running_worker(worker, client, settings):
     assert samples[("taskqueue_queue_ready_messages", (("queue", "metrics-idle"),))] == 3
     assert samples[("taskqueue_workers_live", ())] >= 1
     assert samples[("taskqueue_worker_processes", (("worker", "shared@tests"),))] >= 2
-    assert samples[("taskqueue_tasks_finished", (("state", "SUCCESS"), ("task_name", "tests.tasks.add")))] == 5
-    assert samples[("taskqueue_tasks_finished", (("state", "FAILURE"), ("task_name", "tests.tasks.fail")))] == 1
+    assert samples[("taskqueue_tasks_finished", (("state", "SUCCESS"), ("task_name", "tests.tasks.measured")))] == 5
+    assert samples[("taskqueue_tasks_finished", (("state", "FAILURE"), ("task_name", "tests.tasks.measured")))] == 2
     assert samples[("taskqueue_tasks_unfinished", (("state", "STARTED"), ("task_name", "tests.tasks.slow")))] == 1
-    assert samples[("taskqueue_task_retries", (("task_name", "tests.tasks.always_retry"),))] == 3
+    assert samples[("taskqueue_task_retries", (("task_name", "tests.tasks.measured"),))] == 2
     assert samples[("taskqueue_dead_letters", (("queue", "default"),))] == 1
-    add_runtime = (("task_name", "tests.tasks.add"),)
-    assert samples[("taskqueue_task_runtime_seconds_count", add_runtime)] == 5
-    assert samples[("taskqueue_task_runtime_seconds_bucket", (("le", "+Inf"), *add_runtime))] == 5
-    assert samples[("taskqueue_task_runtime_seconds_bucket", (("le", "60.0"), *add_runtime))] == 5
-    assert 0 <= samples[("taskqueue_task_runtime_seconds_sum", add_runtime)] < 5
+    runtime = (("task_name", "tests.tasks.measured"),)
+    assert samples[("taskqueue_task_runtime_seconds_count", runtime)] == 7
+    assert samples[("taskqueue_task_runtime_seconds_bucket", (("le", "+Inf"), *runtime))] == 7
+    assert samples[("taskqueue_task_runtime_seconds_bucket", (("le", "60.0"), *runtime))] == 7
+    assert 0 <= samples[("taskqueue_task_runtime_seconds_sum", runtime)] < 7
 
 
 @pytest.mark.any_broker
