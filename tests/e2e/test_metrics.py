@@ -75,3 +75,15 @@ def test_metrics_need_the_token_or_staff(client, db, settings, django_user_model
     assert client.get("/metrics").status_code == 401  # staff, but may not view results
     staff.user_permissions.add(Permission.objects.get(codename="view_taskresult"))
     assert client.get("/metrics").status_code == 200
+
+
+@pytest.mark.any_broker  # sets its own, unreachable, broker
+def test_a_broker_that_does_not_answer_is_a_figure_not_a_failed_scrape(client, db, settings):
+    settings.TASKQUEUE_METRICS_TOKEN = TOKEN
+    settings.TASKQUEUE_BROKER_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    settings.TASKQUEUE_BROKER_TIMEOUT = 1
+    TaskResultFactory(task_name="tests.tasks.slow", state="RETRY", date_done=None)
+    samples = scrape(client)
+    assert samples[("taskqueue_broker_up", ())] == 0
+    assert not any(name.startswith("taskqueue_queue_") for name, _ in samples)
+    assert samples[("taskqueue_tasks_unfinished", (("state", "RETRY"), ("task_name", "tests.tasks.slow")))] == 1
