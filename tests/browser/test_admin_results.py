@@ -56,6 +56,10 @@ def test_list_chord_and_dashboard_pages(staff_page):
     assert first_id.inner_text().endswith("…") and first_id.get_attribute("title").startswith("member-")
     assert page.locator("td.field-group_state").first.inner_text().startswith("chord FAILURE 1500/1500")
     page.screenshot(path=str(ARTIFACTS / "admin-results-list.png"))
+    with page.expect_navigation(timeout=10_000):
+        page.locator(".field-short_task_id a").first.click()
+    assert page.locator(".field-created_ms .readonly").inner_text().endswith(" UTC")
+    page.screenshot(path=str(ARTIFACTS / "admin-result-detail.png"), full_page=True)
 
     page.goto(f"{url}/admin/taskqueue/chordcounter/{counter.pk}/change/")
     assert "1,500 members" in page.locator("#members").inner_text()
