@@ -19,6 +19,7 @@ from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, Sum
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
+from django.views.decorators.cache import never_cache
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 
@@ -32,6 +33,7 @@ RUNTIME_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 UNFINISHED_STATES = (states.PENDING, states.RECEIVED, states.STARTED, states.RETRY)
 
 
+@never_cache
 def view(request: HttpRequest) -> HttpResponse:
     """Prometheus text for a scraper with the bearer token (TASKQUEUE_METRICS_TOKEN) or for staff."""
     if not allowed(request):

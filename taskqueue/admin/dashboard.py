@@ -75,7 +75,8 @@ def bars(finished: list[int], failed: list[int], first_minute: datetime) -> str:
             continue
         height = max(1, round(CHART_HEIGHT * total / peak))
         bad_height = round(height * bad / total)
-        x, minute = index * BAR_WIDTH, timezone.localtime(first_minute + timedelta(minutes=index))
+        x, minute = index * BAR_WIDTH, first_minute + timedelta(minutes=index)
+        minute = timezone.localtime(minute) if timezone.is_aware(minute) else minute
         tip = f"{minute:%H:%M}: {total} finished, {bad} failed"
         rects.append(format_html('<g><title>{}</title><rect x="{}" y="{}" width="{}" height="{}" fill="#79aec8"/>'
                                  '<rect x="{}" y="{}" width="{}" height="{}" fill="#c82333"/></g>', tip, x,

@@ -53,17 +53,21 @@ def duration(value: timedelta | None) -> str:
     return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {seconds:02d} s"
 
 
+def _local(value: datetime) -> datetime:
+    return timezone.localtime(value) if timezone.is_aware(value) else value  # naive under USE_TZ = False
+
+
 def to_second(value: datetime | None) -> str:
     if not value:
         return "-"
-    return format_html('<span style="white-space:nowrap">{}</span>', f"{timezone.localtime(value):%Y-%m-%d %H:%M:%S}")
+    return format_html('<span style="white-space:nowrap">{}</span>', f"{_local(value):%Y-%m-%d %H:%M:%S}")
 
 
 def to_millisecond(value: datetime | None) -> str:
     if not value:
         return "-"
-    local = timezone.localtime(value)
-    return f"{local:%Y-%m-%d %H:%M:%S}.{local.microsecond // 1000:03d} {local:%Z}"
+    local = _local(value)
+    return f"{local:%Y-%m-%d %H:%M:%S}.{local.microsecond // 1000:03d} {local:%Z}".rstrip()
 
 
 def task_link(task_id: str | None, *, full: bool = False) -> str:
