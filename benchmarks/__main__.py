@@ -11,6 +11,11 @@
 ``python -m benchmarks latency [--rounds N]``
     taskqueue's delay().get() round trip only: p50/p95/p99.
 
+``python -m benchmarks admin [--rows N] [--rounds N] [--keep]``
+    The admin's pages with 1,000,000 result rows on a throwaway PostgreSQL database: server time
+    of the list (each filter, search by id), the detail, a 1,000-member chord, the dashboard and
+    /metrics. See benchmarks/admin_scale.py and docs/performance.md ("Admin at scale").
+
 ``python -m benchmarks chart [--output NAME]``
     Re-print the table and re-draw the PNG from benchmarks/results/NAME.json.
 
@@ -158,6 +163,10 @@ def main() -> None:
                    help="1-second tasks in the mixed load (default 100, 30 with --quick)")
     r.add_argument("--skip-limits", action="store_true", help="skip redis-benchmark and the PostgreSQL insert rates")
     r.add_argument("--output", default="latest", help="basename of the JSON/PNG files in benchmarks/results/")
+    a = sub.add_parser("admin", help="time the admin's pages with 1,000,000 result rows")
+    a.add_argument("--rows", type=int, default=1_000_000)
+    a.add_argument("--rounds", type=int, default=5)
+    a.add_argument("--keep", action="store_true", help="keep the database (bench_admin_<pid>) afterwards")
     c = sub.add_parser("chart", help="re-draw the table and PNG from a saved JSON")
     c.add_argument("--output", default="latest", help="basename in benchmarks/results/")
     args = parser.parse_args()
@@ -166,6 +175,10 @@ def main() -> None:
         latency_only(args.rounds)
     elif args.command == "chart":
         chart(args)
+    elif args.command == "admin":
+        from . import admin_scale
+
+        admin_scale.run(args.rows, args.rounds, args.keep)
     else:
         run(args)
 

@@ -63,6 +63,10 @@ class Settings:
     # Periodic tasks defined in code (Celery's beat_schedule), written to the PeriodicTask table
     # when a scheduler starts: name -> {"task", "schedule", "args", "kwargs", "options"}.
     BEAT_SCHEDULE: dict | None = None
+    # The Prometheus endpoint (taskqueue.metrics.view): a scraper sends "Authorization: Bearer <token>";
+    # without a token only logged-in staff may read it. Finished-task figures cover the last WINDOW seconds.
+    METRICS_TOKEN: str | None = None
+    METRICS_WINDOW: float = 300.0
 
     @property
     def heartbeat_interval(self) -> float:

@@ -379,3 +379,14 @@ async def async_sleep(label, seconds):
         await asyncio.to_thread(Run.objects.create, label=f"{label}-cleaned-up", pid=os.getpid())
         raise
     return seconds
+
+
+@task(bind=True, max_retries=2, default_retry_delay=0)
+def measured(self, outcome="ok"):
+    """Run by the metrics test only, so its figures count nothing else: "fail" fails, "retry"
+    retries twice, then fails."""
+    if outcome == "fail":
+        raise ValueError("measured failure")
+    if outcome == "retry":
+        raise self.retry(exc=KeyError("again"))
+    return outcome

@@ -1,3 +1,3 @@
-"""The admin pages: results (tasks, groups, chords, dead letters) and periodic tasks."""
+"""The admin pages: results (tasks, groups, chords, dead letters), the dashboard and periodic tasks."""
 
-from . import periodic, results  # noqa: F401  (each registers its model admins)
+from . import dashboard, periodic, results  # noqa: F401  (each registers its model admins)

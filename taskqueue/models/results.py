@@ -44,19 +44,33 @@ class TaskResult(models.Model):
 
     class Meta:
         ordering = ["-date_created"]
-        # Every index is paid for on each stored result, so only what queries need: no LIKE twins
-        # (admin search uses icontains, which cannot use them), and partial ones for lineage ids.
-        constraints = [models.UniqueConstraint(fields=["task_id"], name="tq_result_task_id")]
+        # Every index is paid for on each stored result, so only what queries need: no LIKE twins, and
+        # partial ones for lineage ids.
+        # The admin's filters (task, queue, worker) each have an index led by the column and ordered like
+        # the list; the task id's unique index compares bytes on PostgreSQL, so a search by id prefix uses it.
+        constraints = [models.UniqueConstraint(fields=["task_id"], name="tq_result_task_id_prefix",
+                                               opclasses=["varchar_pattern_ops"])]
         indexes = [
             models.Index(fields=["state", "date_done"], name="tq_result_state_done"),
             models.Index(fields=["date_created"], name="tq_result_created"),
-            models.Index(fields=["task_name"], name="tq_result_task_name"),
+            models.Index(fields=["task_name", "date_created"], name="tq_result_name_created"),
+            models.Index(fields=["queue", "date_created"], name="tq_result_queue_created"),
+            models.Index(fields=["worker", "date_created"], name="tq_result_worker_created"),
             models.Index(fields=["group_id"], name="tq_result_group", condition=models.Q(group_id__isnull=False)),
             models.Index(fields=["parent_id"], name="tq_result_parent", condition=models.Q(parent_id__isnull=False)),
+            models.Index(fields=["root_id"], name="tq_result_root", condition=models.Q(root_id__isnull=False)),
         ]
 
     def __str__(self) -> str:
         return f"{self.task_name or 'task'} {self.task_id} [{self.state}]"
+
+
+class Dashboard(TaskResult):
+    """No table of its own: the admin's throughput and failure dashboard, listed on the admin index."""
+
+    class Meta:
+        proxy = True
+        verbose_name = verbose_name_plural = "dashboard"
 
 
 class GroupResult(models.Model):

@@ -1,0 +1,89 @@
+"""The Prometheus endpoint against a running worker: valid text, with the figures of what ran."""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from taskqueue import control
+from taskqueue.brokers import Outgoing, get_broker
+from taskqueue.models import DeadLetter
+from tests.factories import SignedBodyFactory, TaskResultFactory
+from tests.helpers import wait_until
+from tests.tasks import add, measured
+
+TOKEN = "scrape-me"
+
+
+def scrape(client) -> dict[tuple, float]:
+    """Every sample of /metrics as (name, sorted labels) -> value, parsed by prometheus_client."""
+    response = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/plain")
+    samples = {}
+    for family in text_string_to_metric_families(response.content.decode()):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def test_metrics_of_a_running_worker(worker, client, settings):
+    settings.TASKQUEUE_METRICS_TOKEN = TOKEN
+    for result in [measured.delay() for _ in range(5)]:
+        assert result.get(timeout=10) == "ok"
+    measured.delay("fail").get(timeout=10, propagate=False)
+    measured.delay("retry").get(timeout=15, propagate=False)
+    get_broker().publish([Outgoing("default", "metrics-dead-1",
+                                   SignedBodyFactory(message__id="metrics-dead-1", message__task="no.such.task"))])
+    wait_until(lambda: DeadLetter.objects.filter(message_id="metrics-dead-1").exists(), timeout=10,
+               message="the dead letter")
+    for _ in range(3):
+        add.apply_async((1, 1), queue="metrics-idle")  # no worker reads it
+    TaskResultFactory(task_name="tests.tasks.slow", state="STARTED", date_done=None)
+    try:
+        samples = scrape(client)
+    finally:
+        control.purge("metrics-idle")
+
+    assert samples[("taskqueue_broker_up", ())] == 1
+    assert samples[("taskqueue_queue_ready_messages", (("queue", "metrics-idle"),))] == 3
+    assert samples[("taskqueue_workers_live", ())] >= 1
+    assert samples[("taskqueue_worker_processes", (("worker", "shared@tests"),))] >= 2
+    assert samples[("taskqueue_tasks_finished", (("state", "SUCCESS"), ("task_name", "tests.tasks.measured")))] == 5
+    assert samples[("taskqueue_tasks_finished", (("state", "FAILURE"), ("task_name", "tests.tasks.measured")))] == 2
+    assert samples[("taskqueue_tasks_unfinished", (("state", "STARTED"), ("task_name", "tests.tasks.slow")))] == 1
+    assert samples[("taskqueue_task_retries", (("task_name", "tests.tasks.measured"),))] == 2
+    assert samples[("taskqueue_dead_letters", (("queue", "default"),))] == 1
+    runtime = (("task_name", "tests.tasks.measured"),)
+    assert samples[("taskqueue_task_runtime_seconds_count", runtime)] == 7
+    assert samples[("taskqueue_task_runtime_seconds_bucket", (("le", "+Inf"), *runtime))] == 7
+    assert samples[("taskqueue_task_runtime_seconds_bucket", (("le", "60.0"), *runtime))] == 7
+    assert 0 <= samples[("taskqueue_task_runtime_seconds_sum", runtime)] < 7
+
+
+@pytest.mark.any_broker
+def test_metrics_need_the_token_or_staff(client, db, settings, django_user_model):
+    from django.contrib.auth.models import Permission
+
+    settings.TASKQUEUE_METRICS_TOKEN = TOKEN
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
+    assert client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").status_code == 200
+    settings.TASKQUEUE_METRICS_TOKEN = None
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer ").status_code == 401
+    staff = django_user_model.objects.create_user("ops", password="pw", is_staff=True)
+    client.force_login(staff)
+    assert client.get("/metrics").status_code == 401  # staff, but may not view results
+    staff.user_permissions.add(Permission.objects.get(codename="view_taskresult"))
+    assert client.get("/metrics").status_code == 200
+
+
+@pytest.mark.any_broker  # sets its own, unreachable, broker
+def test_a_broker_that_does_not_answer_is_a_figure_not_a_failed_scrape(client, db, settings):
+    settings.TASKQUEUE_METRICS_TOKEN = TOKEN
+    settings.TASKQUEUE_BROKER_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    settings.TASKQUEUE_BROKER_TIMEOUT = 1
+    TaskResultFactory(task_name="tests.tasks.slow", state="RETRY", date_done=None)
+    samples = scrape(client)
+    assert samples[("taskqueue_broker_up", ())] == 0
+    assert not any(name.startswith("taskqueue_queue_") for name, _ in samples)
+    assert samples[("taskqueue_tasks_unfinished", (("state", "RETRY"), ("task_name", "tests.tasks.slow")))] == 1
