@@ -6,8 +6,13 @@ import asyncio
 import os
 
 from django.dispatch import receiver
-from django.tasks import task
-from django.tasks.signals import task_finished, task_started
+
+try:
+    from django.tasks import task
+    from django.tasks.signals import task_finished, task_started
+except ImportError:  # Django 5.2: the django-tasks backport
+    from django_tasks import task
+    from django_tasks.signals import task_finished, task_started
 
 
 @task(queue_name="django-tasks")

@@ -9,11 +9,15 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.db import connections
 
-pytest.importorskip("django.tasks")
-
-from django.tasks import TaskResultStatus, task_backends  # noqa: E402
-from django.tasks.exceptions import TaskResultDoesNotExist  # noqa: E402
-from django.tasks.signals import task_enqueued  # noqa: E402
+try:  # Django 6+, or Django 5.2 with the django-tasks backport
+    from django.tasks import TaskResultStatus, task_backends
+    from django.tasks.exceptions import TaskResultDoesNotExist
+    from django.tasks.signals import task_enqueued
+except ImportError:
+    pytest.importorskip("django_tasks")
+    from django_tasks import TaskResultStatus, task_backends
+    from django_tasks.exceptions import TaskResultDoesNotExist
+    from django_tasks.signals import task_enqueued
 from django.test import override_settings  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
