@@ -1,3 +1,3 @@
-"""The admin pages: results (tasks, groups, chords, dead letters) and periodic tasks."""
+"""The admin pages: results (tasks, groups, chords, dead letters), periodic tasks, queues and workers."""
 
-from . import periodic, results  # noqa: F401  (each registers its model admins)
+from . import deadletters, periodic, queues, results, workers  # noqa: F401  (each registers its model admins)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from .. import control, states
 from ..models import ChordCounter, DeadLetter, GroupResult, TaskResult
 from .common import ReadOnlyAdmin, pretty
+from .revoking import report_revoke
 
 
 @admin.register(TaskResult)
@@ -17,7 +17,7 @@ class TaskResultAdmin(ReadOnlyAdmin):
     list_filter = ("state", "task_name", "queue", "worker", "date_created", "date_done")
     search_fields = ("task_id", "task_name", "parent_id", "root_id", "group_id")
     date_hierarchy = "date_created"
-    actions = ["revoke_selected"]
+    actions = ["revoke_selected", "revoke_and_terminate"]
     readonly_fields = ("task_id", "task_name", "state", "queue", "worker", "retries", "parent_id", "root_id",
                        "group_id", "date_created", "date_started", "date_done", "args_pretty", "kwargs_pretty",
                        "result_pretty", "meta_pretty", "traceback_pretty")
@@ -55,9 +55,12 @@ class TaskResultAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Revoke selected tasks (not yet finished)", permissions=["revoke"])
     def revoke_selected(self, request, queryset):
-        ids = list(queryset.exclude(state__in=states.READY_STATES).values_list("task_id", flat=True))
-        control.revoke(ids)
-        self.message_user(request, f"Revoked {len(ids)} task(s).", messages.SUCCESS)
+        report_revoke(self, request, list(queryset.values_list("task_id", flat=True)), terminate=False)
+
+    @admin.action(description="Revoke and terminate selected tasks (stop them where they run)",
+                  permissions=["revoke"])
+    def revoke_and_terminate(self, request, queryset):
+        report_revoke(self, request, list(queryset.values_list("task_id", flat=True)), terminate=True)
 
 
 @admin.register(DeadLetter)

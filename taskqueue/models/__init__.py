@@ -1,9 +1,11 @@
 """taskqueue's Django models: task, group and chord results; dead letters; the database broker."""
 
+from .operations import PausedQueue, Queue, WorkerRecord
 from .queue import BrokerConsumer, CancelledTask, DeadLetter, OutboxMessage, QueuedMessage, RateLimit, TaskLock
 from .results import ChordCounter, GroupResult, TaskResult
 from .schedules import CrontabSchedule, IntervalSchedule, PeriodicRun, PeriodicTask
 
 __all__ = ["BrokerConsumer", "CancelledTask", "ChordCounter", "CrontabSchedule", "DeadLetter", "GroupResult",
-           "IntervalSchedule", "OutboxMessage",
-           "PeriodicRun", "PeriodicTask", "QueuedMessage", "RateLimit", "TaskLock", "TaskResult"]
+           "IntervalSchedule", "OutboxMessage", "PausedQueue",
+           "PeriodicRun", "PeriodicTask", "Queue", "QueuedMessage", "RateLimit", "TaskLock", "TaskResult",
+           "WorkerRecord"]
