@@ -358,3 +358,10 @@ def untyped(x):
 def ported(x):
     """A task decorated with Celery options that taskqueue accepts (most have no effect here)."""
     return x
+
+
+if os.environ.get("TASKQUEUE_TEST_TYPO_FIXED"):  # registered only where the "fix" was deployed
+
+    @task(name="tests.tasks.typo_fixed")
+    def typo_fixed(x):
+        return x * 10
