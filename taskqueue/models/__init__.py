@@ -1,4 +1,4 @@
-"""taskqueue's Django models: task, group and chord results; dead letters; the database broker."""
+"""taskqueue's Django models: task, group and chord results; dead letters; the database broker; paused queues and worker records."""
 
 from .operations import PausedQueue, Queue, WorkerRecord
 from .queue import BrokerConsumer, CancelledTask, DeadLetter, OutboxMessage, QueuedMessage, RateLimit, TaskLock
