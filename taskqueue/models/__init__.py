@@ -1,4 +1,5 @@
-"""taskqueue's Django models: task, group and chord results; dead letters; the database broker; paused queues and worker records."""
+"""taskqueue's Django models: task, group and chord results; dead letters; the database broker;
+paused queues and worker records (operators' controls)."""
 
 from .operations import PausedQueue, Queue, WorkerRecord
 from .queue import BrokerConsumer, CancelledTask, DeadLetter, OutboxMessage, QueuedMessage, RateLimit, TaskLock
