@@ -10,7 +10,7 @@ import signal
 import time
 
 from ..models import PausedQueue, WorkerRecord
-from ..outages import is_outage
+from ..outages import drop_broken_connections, is_outage
 
 logger = logging.getLogger("taskqueue.worker")
 READ_EVERY = 2.0  # seconds: how soon a pause, a resume or a shutdown request is obeyed
@@ -40,6 +40,7 @@ class Controls:
             except Exception as exc:  # the database is down: keep obeying what was last read
                 if not is_outage(exc):
                     raise
+                drop_broken_connections()
         return self.active
 
     def _read(self) -> None:
