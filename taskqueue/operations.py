@@ -108,6 +108,7 @@ def workers() -> list[WorkerInfo]:
     found: dict[str, WorkerInfo] = {}
     for record in WorkerRecord.objects.all():
         found[record.key] = WorkerInfo(record.key, record.hostname, False, None, record=record)
+    holding: list[tuple[WorkerInfo, str]] = []
     for consumer, age in holdings.consumers.items():
         if consumer.startswith("purge-") or age > timeout:
             continue
@@ -116,11 +117,8 @@ def workers() -> list[WorkerInfo]:
         info.alive = True
         info.last_heartbeat = age if info.last_heartbeat is None else min(info.last_heartbeat, age)
         info.consumers.append(consumer)
-        for message_key in holdings.held.get(consumer, []):
-            message = _decoded(message_key)
-            if message is not None and store.known_states([message.id]).get(
-                    message.id, (states.STARTED, 0))[0] not in states.READY_STATES:
-                info.running.append(message)
+        holding += [(info, message_key) for message_key in holdings.held.get(consumer, [])]
+    _add_running(holding)
     for info in found.values():
         if info.record is not None:
             counts = store.counts_by_worker(info.hostname, info.record.started_at)
@@ -129,12 +127,19 @@ def workers() -> list[WorkerInfo]:
     return sorted(found.values(), key=lambda w: (not w.alive, -(w.started_at.timestamp() if w.started_at else 0)))
 
 
-def _decoded(key: str) -> Message | None:
-    body = get_broker().inspect([key]).bodies.get(key)
-    try:
-        return decode(body, get_settings().signing_key) if body else None
-    except Exception:
-        return None
+def _add_running(holding: list[tuple[WorkerInfo, str]]) -> None:
+    """The tasks the workers hold and have not finished (acks pending), in two reads."""
+    bodies = get_broker().inspect([key for _, key in holding]).bodies if holding else {}
+    decoded = []
+    for info, key in holding:
+        try:
+            decoded.append((info, decode(bodies[key], get_settings().signing_key)))
+        except Exception:  # acked meanwhile, or a body the worker will dead-letter
+            continue
+    known = store.known_states([message.id for _, message in decoded])
+    for info, message in decoded:
+        if known.get(message.id, (states.STARTED, 0))[0] not in states.READY_STATES:
+            info.running.append(message)
 
 
 def request_shutdown(key: str, by: str = "") -> bool:
