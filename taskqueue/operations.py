@@ -8,7 +8,6 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db import transaction
 from django.utils import timezone
 
 from . import control, registry, states, store
@@ -176,10 +175,11 @@ def requeue_dead_letters(letters: list[DeadLetter]) -> Requeued:
         task_ids.append(message.id)
         sent.append(letter.pk)
     if outgoing:
-        with transaction.atomic():
-            store.unfail_dead_lettered(task_ids)
-            DeadLetter.objects.filter(pk__in=sent).delete()
-            transaction.on_commit(lambda: get_broker().publish(outgoing))
+        # In this order: a worker must not find the FAILURE of a requeued message, and a letter is
+        # deleted only once its message is back in the broker (if publishing fails, it is kept).
+        store.unfail_dead_lettered(task_ids)
+        get_broker().publish(outgoing)
+        DeadLetter.objects.filter(pk__in=sent).delete()
         outcome.requeued = task_ids
     return outcome
 

@@ -119,3 +119,19 @@ def test_status_command_shows_queues_workers_and_dead_letters_as_json(transactio
         assert f"{queue}@tests" in out.getvalue() and "dead letters: 1" in out.getvalue()
     finally:
         worker.terminate()
+
+
+@pytest.mark.parametrize("pool", ["threads", "solo"])
+def test_warm_shutdown_from_the_admin_reaches_a_worker_of_any_pool(transactional_db, broker_url, pool):
+    queue = _queue()
+    worker = start_worker("-c", "2", "--pool", pool, "-Q", queue, "--hostname", f"{queue}@tests")
+    try:
+        assert add.apply_async((1, 1), queue=queue).get(timeout=10) == 2
+        [info] = [w for w in operations.workers() if w.hostname == f"{queue}@tests"]
+        assert info.alive and info.record.pool == pool
+        assert operations.request_shutdown(info.key)
+        assert not operations.request_shutdown(info.key)  # asked once
+        wait_until(lambda: worker.process.poll() is not None, timeout=READ_EVERY + 15, message="worker exited")
+        assert worker.process.returncode == 0 and worker.output.count("Warm shutdown asked from the admin") == 1
+    finally:
+        worker.terminate()
