@@ -59,6 +59,9 @@ class Controls:
 def record_worker(hostname: str, instance: str, queues: list[str], concurrency: int, pool: str) -> None:
     """Write the record of this worker run (the admin's workers page reads it beside the leases).
     The supervisor keeps this pid: the keeper is exec'd in place of runworker."""
-    WorkerRecord.objects.update_or_create(key=f"{hostname}.{instance}", defaults={
-        "hostname": hostname, "pid": os.getpid(), "queues": list(queues), "concurrency": concurrency,
-        "pool": pool})
+    try:
+        WorkerRecord.objects.update_or_create(key=f"{hostname}.{instance}", defaults={
+            "hostname": hostname, "pid": os.getpid(), "queues": list(queues), "concurrency": concurrency,
+            "pool": pool})
+    except Exception as exc:  # the worker runs without it: the page then shows what its leases tell
+        logger.warning("Could not record this worker for the admin's workers page: %s", exc)
