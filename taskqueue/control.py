@@ -9,7 +9,6 @@ with the worker's hostname, when tracking is on).
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import datetime
 
@@ -43,34 +42,6 @@ def revoke(task_ids: list[str], terminate: bool = False, signal: str | None = No
     for request in announce:
         signals.task_revoked.send(sender=registry.find(request.task) or request.task, request=request,
                                   terminated=False, signum=None, expired=False)
-
-
-REVOKED, RUNNING, TERMINATED, NOT_STOPPED, FINISHED = "revoked", "running", "terminated", "not stopped", "finished"
-
-
-def revoke_and_report(task_ids: list[str], terminate: bool = False, wait: float = 5.0) -> dict[str, str]:
-    """Revoke, and say per task what happened: REVOKED (waiting: it will not run), RUNNING (a worker
-    had it: marked revoked, but it runs to its end), TERMINATED (a worker had it and let it go within
-    `wait` seconds of the terminate), NOT_STOPPED (terminate asked, but still held after `wait`),
-    FINISHED (it had finished: nothing done)."""
-    known = store.known_states(task_ids)
-    report = {task_id: FINISHED for task_id in task_ids if known.get(task_id, ("", 0))[0] in states.READY_STATES}
-    pending = [task_id for task_id in task_ids if task_id not in report]
-    broker = get_broker()
-    held_before = _held_task_ids(broker) & set(pending)
-    if pending:
-        revoke(pending, terminate=terminate)
-    for task_id in pending:
-        report[task_id] = REVOKED if task_id not in held_before else RUNNING
-    if terminate and held_before:
-        deadline = time.monotonic() + wait
-        still = set(held_before)
-        while still and time.monotonic() < deadline:
-            time.sleep(0.1)
-            still &= _held_task_ids(broker)
-        for task_id in held_before:
-            report[task_id] = NOT_STOPPED if task_id in still else TERMINATED
-    return report
 
 
 def _held_task_ids(broker: Broker) -> set[str]:

@@ -72,6 +72,52 @@ def revoke_waiting(keys: list[str]) -> list[str]:
     return task_ids
 
 
+REVOKED, RUNNING, UNSTOPPABLE, TERMINATED, NOT_STOPPED, FINISHED = (
+    "revoked", "running", "unstoppable", "terminated", "not stopped", "finished")
+
+
+def revoke_and_report(task_ids: list[str], terminate: bool = False, wait: float = 5.0) -> dict[str, str]:
+    """Revoke, and say per task what happened: REVOKED (waiting: it will not run); RUNNING (a
+    worker had it: marked revoked, but it runs to its end); with `terminate`, TERMINATED (its
+    worker let it go within `wait` s), NOT_STOPPED (still held after `wait` s) or UNSTOPPABLE (its
+    worker runs tasks in threads, which cannot be killed: it runs to its end); FINISHED (it had
+    finished: nothing done)."""
+    known = store.known_states(task_ids)
+    report = {task_id: FINISHED for task_id in task_ids if known.get(task_id, ("", 0))[0] in states.READY_STATES}
+    pending = [task_id for task_id in task_ids if task_id not in report]
+    broker = get_broker()
+    holders = {task_id: consumer for task_id, consumer in _holders(broker).items() if task_id in pending}
+    if pending:
+        control.revoke(pending, terminate=terminate)
+    for task_id in pending:
+        report[task_id] = RUNNING if task_id in holders else REVOKED
+    if not terminate or not holders:
+        return report
+    threaded = set(WorkerRecord.objects.filter(
+        key__in={consumer.rsplit(".", 1)[0] for consumer in holders.values()}, pool__in=("threads", "solo"))
+        .values_list("key", flat=True))
+    waiting_for = set()
+    for task_id, consumer in holders.items():
+        if consumer.rsplit(".", 1)[0] in threaded:
+            report[task_id] = UNSTOPPABLE
+        else:
+            waiting_for.add(task_id)
+    deadline = time.monotonic() + wait
+    still = set(waiting_for)
+    while still and time.monotonic() < deadline:
+        time.sleep(0.1)
+        still &= set(_holders(broker))
+    for task_id in waiting_for:
+        report[task_id] = NOT_STOPPED if task_id in still else TERMINATED
+    return report
+
+
+def _holders(broker) -> dict[str, str]:
+    """Task id -> the consumer holding its message now (running it, or about to in its batch)."""
+    return {key.split("~", 1)[0]: consumer for consumer, keys in broker.inspect(holders=True).held.items()
+            for key in keys}
+
+
 def pause(queue: str, by: str = "") -> None:
     """Consumers stop reserving from `queue` within a few seconds (controls.READ_EVERY)."""
     PausedQueue.objects.update_or_create(queue=queue, defaults={"paused_by": by[:150], "paused_at": timezone.now()})

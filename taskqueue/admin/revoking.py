@@ -4,22 +4,23 @@ from __future__ import annotations
 
 from django.contrib import messages
 
-from .. import control
+from .. import operations
 
 _SAID = {
-    control.REVOKED: (messages.SUCCESS, "revoked (it was waiting: it will not run)"),
-    control.TERMINATED: (messages.SUCCESS, "terminated (it was running and was stopped)"),
-    control.RUNNING: (messages.WARNING, "marked revoked, but a worker already had it: if it started, it runs to "
-                                        "its end (use \u201cRevoke and terminate\u201d to stop it)"),
-    control.NOT_STOPPED: (messages.ERROR, "terminate asked, but its worker has not stopped it yet (a thread pool "
-                                          "cannot stop a task; a prefork worker does within a second)"),
-    control.FINISHED: (messages.INFO, "already finished: nothing to do"),
+    operations.REVOKED: (messages.SUCCESS, "revoked (it was waiting: it will not run)"),
+    operations.TERMINATED: (messages.SUCCESS, "terminated (it was running and was stopped)"),
+    operations.RUNNING: (messages.WARNING, "marked revoked, but a worker already had it: if it started, it runs to "
+                                           "its end (use \u201cRevoke and terminate\u201d to stop it)"),
+    operations.UNSTOPPABLE: (messages.WARNING, "marked revoked, but its worker runs tasks in threads, which cannot "
+                                               "be stopped: it runs to its end"),
+    operations.NOT_STOPPED: (messages.ERROR, "terminate asked, but its worker has not stopped it yet"),
+    operations.FINISHED: (messages.INFO, "already finished: nothing to do"),
 }
 
 
 def report_revoke(model_admin, request, task_ids: list[str], terminate: bool) -> dict[str, str]:
     """Revoke `task_ids` and tell the user one line per outcome, listing the ids it concerns."""
-    report = control.revoke_and_report(task_ids, terminate=terminate)
+    report = operations.revoke_and_report(task_ids, terminate=terminate)
     by_outcome: dict[str, list[str]] = {}
     for task_id, outcome in report.items():
         by_outcome.setdefault(outcome, []).append(task_id)

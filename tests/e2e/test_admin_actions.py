@@ -100,3 +100,18 @@ def test_revoke_and_terminate_stops_a_running_task_and_says_so(admin_client, tra
         assert add.apply_async((2, 3), queue=queue).get(timeout=15) == 5  # the worker goes on
     finally:
         worker.terminate()
+
+
+def test_revoke_and_terminate_on_a_thread_pool_says_the_task_runs_on(admin_client, transactional_db, broker_url):
+    queue = _queue()
+    worker = start_worker("-c", "1", "--pool", "threads", "-Q", queue)
+    try:
+        label = f"{queue}-in-a-thread"
+        running = record.apply_async((label, 1.5), queue=queue)
+        wait_until(lambda: Run.objects.filter(label=label).exists(), timeout=10, message="task started")
+        said = _revoke(admin_client, "revoke_and_terminate", running)
+        assert said == [("warning", "1 task(s) marked revoked, but its worker runs tasks in threads, which cannot be "
+                                    f"stopped: it runs to its end: {running.id}")]
+        wait_until(lambda: Run.objects.get(label=label).finished, timeout=10, message="it ran to its end")
+    finally:
+        worker.terminate()
