@@ -16,6 +16,7 @@ from ..exceptions import DecodeError, NotRegistered
 from ..message import Message, decode, peek_id
 from ..models import DeadLetter
 from ..outages import is_outage
+from . import continuation
 
 logger = logging.getLogger("taskqueue.worker")
 
@@ -68,11 +69,12 @@ def dead_letter(delivery: Delivery, reason: str, hostname: str, task_name: str =
 
 def _fail_its_result(task_id: str, task_name: str, reason: str) -> None:
     """Its caller's get() must raise rather than wait for ever: FAILURE, unless it finished (the
-    follow-ups of a finished task failed)."""
+    follow-ups of a finished task failed); a chord member counts as failed, so its chord fails."""
     if len(task_id) > 255:
         return
     try:
-        store.fail_dead_lettered(task_id, task_name[:255], f"dead-lettered: {reason}")
+        if store.fail_dead_lettered(task_id, task_name[:255], f"dead-lettered: {reason}"):
+            continuation.revoked([task_id])
     except Exception as exc:
         if is_outage(exc):
             raise

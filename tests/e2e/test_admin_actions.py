@@ -115,3 +115,20 @@ def test_revoke_and_terminate_on_a_thread_pool_says_the_task_runs_on(admin_clien
         wait_until(lambda: Run.objects.get(label=label).finished, timeout=10, message="it ran to its end")
     finally:
         worker.terminate()
+
+
+def test_a_dead_lettered_chord_member_fails_its_chord_instead_of_leaving_it_waiting(transactional_db, broker_url):
+    from taskqueue import chord, signature
+    from taskqueue.exceptions import ChordError
+    from tests.tasks import tsum
+
+    queue = _queue()
+    worker = start_worker("-c", "1", "-Q", queue)
+    try:
+        res = chord([add.s(1, 1).set(queue=queue), signature("tests.tasks.misspelt", args=(1,), queue=queue)],
+                    tsum.s().set(queue=queue))()
+        with pytest.raises(ChordError):
+            res.get(timeout=15)
+        assert DeadLetter.objects.filter(task_name="tests.tasks.misspelt").exists()
+    finally:
+        worker.terminate()
