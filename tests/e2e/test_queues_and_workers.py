@@ -13,6 +13,7 @@ from taskqueue import AsyncResult, operations, states
 from taskqueue.brokers import get_broker
 from taskqueue.models import PausedQueue, WorkerRecord
 from taskqueue.testing import start_worker
+from taskqueue.worker.consumer import IDLE_WAIT
 from taskqueue.worker.controls import READ_EVERY
 from tests.helpers import held, wait_until
 from tests.models import Run
@@ -59,7 +60,9 @@ def test_a_paused_queue_is_left_alone_until_resumed(admin_client, transactional_
         assert add.apply_async((1, 1), queue=queue).get(timeout=10) == 2
         admin_client.post(QUEUES, {"queue": queue, "action": "pause"})
         assert PausedQueue.objects.filter(queue=queue).exists()
-        time.sleep(READ_EVERY + 0.5)  # the bound the docs promise: every consumer has re-read the pauses
+        # The bound the docs promise: every consumer has re-read the pauses (every READ_EVERY s, between
+        # reserves that wait at most IDLE_WAIT s), with a second to spare.
+        time.sleep(READ_EVERY + IDLE_WAIT + 1.0)
         res = add.apply_async((2, 2), queue=queue)
         time.sleep(1.5)  # a consumer that took it would have run it by now
         assert AsyncResult(res.id).state == states.PENDING and held(get_broker(), res.id)
