@@ -48,7 +48,7 @@ class QueueAdmin(admin.ModelAdmin):
             raise PermissionDenied
         if request.method == "POST":
             self._require_change(request)
-            queue = request.POST.get("queue", "")
+            queue = request.POST.get("queue", "")[:255]  # a queue name is at most that long everywhere
             if request.POST.get("action") == "pause" and queue:
                 operations.pause(queue, request.user.get_username())
                 self.message_user(request, f"Queue {queue!r} paused: workers stop taking its messages within "
