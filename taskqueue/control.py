@@ -44,10 +44,15 @@ def revoke(task_ids: list[str], terminate: bool = False, signal: str | None = No
                                   terminated=False, signum=None, expired=False)
 
 
+def _held_task_ids(broker: Broker) -> set[str]:
+    """The tasks whose messages a consumer holds now (running, or about to in its batch)."""
+    return {key.split("~", 1)[0] for keys in broker.inspect(holders=True).held.values() for key in keys}
+
+
 def _unheld_requests(task_ids: list[str], broker: Broker) -> list[Request]:
     """The requests of revoked tasks that no worker holds: no worker will see them, so the revoking
     process sends their task_revoked (the worker does for one it stops or finds expired)."""
-    held = {key.split("~", 1)[0] for keys in broker.inspect(holders=True).held.values() for key in keys}
+    held = _held_task_ids(broker)
     requests = []
     for task_id in task_ids:
         if task_id in held:

@@ -58,6 +58,11 @@ class NotRegistered(KeyError, TaskqueueError):
         return str(self.args[0]) if self.args else "task not registered"
 
 
+class DeadLettered(TaskqueueError):
+    """The task's message was kept as a dead letter (its reason is the message): it runs only if
+    an operator requeues it."""
+
+
 class DecodeError(TaskqueueError):
     """A message could not be verified or decoded; it goes to the dead-letter store."""
 

@@ -136,6 +136,34 @@ def mark_revoked(task_ids: list[str], reason: str = "revoked") -> list[str]:
     return [row["task_id"] for row in rows]
 
 
+def fail_dead_lettered(task_id: str, task_name: str, reason: str) -> bool:
+    """Store FAILURE (DeadLettered, with the reason) for a task whose message became a dead letter,
+    so its caller's get() raises; a task that already finished keeps its outcome."""
+    state = known_states([task_id]).get(task_id, (states.PENDING, 0))[0]
+    if state in states.READY_STATES:
+        return False
+    row = hotsql.new_row(task_id=task_id, task_name=task_name, state=states.FAILURE, date_done=timezone.now(),
+                         result={"exc_type": "DeadLettered", "exc_module": "taskqueue.exceptions",
+                                 "exc_message": [reason]})
+    hotsql.upsert([row], ["task_name", "state", "result", "date_done"])
+    notify.publish([task_id])
+    return True
+
+
+def unfail_dead_lettered(task_ids: list[str]) -> int:
+    """Back to PENDING, for requeued dead letters, the rows that dead-lettering failed (only those)."""
+    return _models().TaskResult.objects.filter(
+        task_id__in=task_ids, state=states.FAILURE, result__exc_type="DeadLettered").update(
+        state=states.PENDING, result=None, traceback=None, date_done=None)
+
+
+def counts_by_worker(worker: str, since) -> dict[str, int]:
+    """Finished results one worker (hostname) stored since a time, by state (the workers page)."""
+    return dict(_models().TaskResult.objects.filter(state__in=states.READY_STATES, date_done__gte=since,
+                                                    worker=worker).order_by().values_list("state")
+                .annotate(n=Count("id")))
+
+
 def known_states(task_ids: list[str]) -> dict[str, tuple[str, int]]:
     """state and retries of the rows that exist, for redelivery and revocation checks."""
     return {tid: (state, retries) for tid, state, retries in

@@ -20,6 +20,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "django.contrib.staticfiles",  # the admin's CSS in the browser tests (live_server serves it)
     "taskqueue",
     "tests",
     "demo_project.demo",

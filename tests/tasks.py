@@ -75,6 +75,13 @@ def flaky(self, label):
     raise OSError("flaky")
 
 
+if os.environ.get("TASKQUEUE_TEST_TYPO_FIXED"):  # registered only where the "fix" was deployed
+
+    @task(name="tests.tasks.typo_fixed")
+    def typo_fixed(x):
+        return x * 10
+
+
 @task(bind=True)
 def record(self, label, seconds=0.0):
     """Sleep `seconds` and record the run's start and end times."""

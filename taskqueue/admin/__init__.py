@@ -1,3 +1,4 @@
-"""The admin pages: results (tasks, groups, chords, dead letters), the dashboard and periodic tasks."""
+"""The admin pages: results (tasks, groups, chords, dead letters), the dashboard, periodic tasks,
+queues and workers."""
 
-from . import dashboard, periodic, results  # noqa: F401  (each registers its model admins)
+from . import dashboard, deadletters, periodic, queues, results, workers  # noqa: F401  (each registers its model admins)

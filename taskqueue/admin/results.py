@@ -10,11 +10,11 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
-from .. import control, states
 from ..models import ChordCounter, DeadLetter, GroupResult, TaskResult
 from . import display, members
 from .common import ReadOnlyAdmin, pretty
 from .groups import annotate_group_states
+from .revoking import report_revoke
 from .scale import BoundedPaginator, QueueFilter, StateFilter, TaskNameFilter, WorkerFilter, search_by_id
 
 LINEAGE_LOOKUPS = frozenset({"group_id", "root_id", "parent_id"})
@@ -54,7 +54,7 @@ class TaskResultAdmin(ResultListAdmin):
     search_fields = ("task_id",)
     search_help_text = "A task id or its first characters; the exact id of a group, parent or root; a task name."
     list_per_page = 50
-    actions = ["revoke_selected"]
+    actions = ["revoke_selected", "revoke_and_terminate"]
     readonly_fields = ("full_task_id", "task_name", "state_badge", "queue", "worker", "retries", "parent_link",
                        "root_link", "group_link", "created_ms", "started_ms", "done_ms", "runtime", "args_pretty",
                        "kwargs_pretty", "result_pretty", "meta_pretty", "traceback_pretty")
@@ -184,9 +184,12 @@ class TaskResultAdmin(ResultListAdmin):
 
     @admin.action(description="Revoke selected tasks (not yet finished)", permissions=["revoke"])
     def revoke_selected(self, request, queryset):
-        ids = list(queryset.exclude(state__in=states.READY_STATES).values_list("task_id", flat=True))
-        control.revoke(ids)
-        self.message_user(request, f"Revoked {len(ids)} task(s).", messages.SUCCESS)
+        report_revoke(self, request, list(queryset.values_list("task_id", flat=True)), terminate=False)
+
+    @admin.action(description="Revoke and terminate selected tasks (stop them where they run)",
+                  permissions=["revoke"])
+    def revoke_and_terminate(self, request, queryset):
+        report_revoke(self, request, list(queryset.values_list("task_id", flat=True)), terminate=True)
 
 
 @admin.register(DeadLetter)

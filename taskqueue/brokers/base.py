@@ -43,6 +43,11 @@ class Holdings:
     consumers: dict[str, float] = field(default_factory=dict)  # consumer id -> seconds since its lease renewal
     held: dict[str, list[str]] = field(default_factory=dict)  # consumer id -> keys of the messages it holds
     delayed: list[tuple[str, float]] = field(default_factory=list)  # keys waiting for their eta (epoch s)
+    inflight: dict[str, int] = field(default_factory=dict)  # queue -> messages leased to consumers
+    later: dict[str, int] = field(default_factory=dict)  # queue -> messages waiting for their eta
+    oldest: dict[str, float] = field(default_factory=dict)  # queue -> when its head became ready (epoch s)
+    # with inspect(queue=, offset=, limit=), for the admin's queues page:
+    waiting: list[str] = field(default_factory=list)  # keys of that queue's ready messages, next first
 
 
 class Broker(ABC):
@@ -91,9 +96,13 @@ class Broker(ABC):
         holds it whose lease is younger than `stale_after` s. `stale_after=None` gives it back."""
 
     @abstractmethod
-    def inspect(self, keys: Sequence[str] = (), *, holders: bool = False) -> Holdings:
-        """Queue sizes, and what the broker has of these message keys; with `holders`, also the
-        consumers' lease ages, what each holds and what waits for its eta."""
+    def inspect(self, keys: Sequence[str] = (), *, holders: bool = False, queue: str | None = None,
+                offset: int = 0, limit: int = 0) -> Holdings:
+        """Queue sizes (ready messages), and what the broker has of these message keys; with
+        `holders`, also the consumers' lease ages, what each holds, what waits for its eta, and per
+        queue the messages in flight and delayed and when its head became ready; with `queue` and
+        `limit`, the keys of up to `limit` of its ready messages from `offset`, in the order they
+        would be taken. Reads only: an operator's page, never on the path of a message."""
 
     @abstractmethod
     def close(self) -> None:

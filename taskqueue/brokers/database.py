@@ -206,15 +206,22 @@ class DatabaseBroker(Broker):
             update_conflicts=True, unique_fields=["task_id"], update_fields=["expires_at", "signal"])
         QueuedMessage.objects.using(self.alias).filter(task_id=task_id, consumer_id=None).delete()
 
-    def inspect(self, keys: Sequence[str] = (), *, holders: bool = False) -> Holdings:
+    def inspect(self, keys: Sequence[str] = (), *, holders: bool = False, queue: str | None = None,
+                offset: int = 0, limit: int = 0) -> Holdings:
         messages = QueuedMessage.objects.using(self.alias)
-        rows = messages.values("queue").annotate(ready=Count("id", filter=Q(consumer_id=None))).order_by("queue")
+        now = timezone.now()
+        ready = Q(consumer_id=None, available_at__lte=now)
+        rows = messages.values("queue").annotate(
+            ready=Count("id", filter=ready), inflight=Count("id", filter=Q(consumer_id__isnull=False)),
+            later=Count("id", filter=Q(consumer_id=None, available_at__gt=now)),
+            oldest=Min("available_at", filter=ready)).order_by("queue")
         sizes = {row["queue"]: row["ready"] for row in rows}
         bodies = {k: body.encode("utf-8") for k, body in messages.filter(key__in=keys).values_list("key", "body")} \
             if keys else {}
+        page = list(messages.filter(ready, queue=queue).order_by("rank", "id").values_list("key", flat=True)
+                    [offset:offset + limit]) if queue is not None and limit > 0 else []
         if not holders:
-            return Holdings(sizes, bodies)
-        now = timezone.now()
+            return Holdings(sizes, bodies, waiting=page)
         consumers = {consumer: (now - beat).total_seconds() for consumer, beat in
                      BrokerConsumer.objects.using(self.alias).values_list("consumer_id", "last_heartbeat")}
         held: dict[str, list[str]] = {}
@@ -222,7 +229,11 @@ class DatabaseBroker(Broker):
             held.setdefault(consumer, []).append(k)
         waiting = messages.filter(consumer_id=None, available_at__gt=now).order_by("available_at")
         return Holdings(sizes, bodies, consumers=consumers, held=held,
-                        delayed=[(k, at.timestamp()) for k, at in waiting.values_list("key", "available_at")])
+                        delayed=[(k, at.timestamp()) for k, at in waiting.values_list("key", "available_at")],
+                        inflight={row["queue"]: row["inflight"] for row in rows if row["inflight"]},
+                        later={row["queue"]: row["later"] for row in rows if row["later"]},
+                        oldest={row["queue"]: row["oldest"].timestamp() for row in rows if row["oldest"]},
+                        waiting=page)
 
     # -- lock_key ------------------------------------------------------------------------------
 

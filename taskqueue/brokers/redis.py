@@ -195,25 +195,45 @@ class RedisBroker(Broker):
     def lock(self, name: str, owner: str, stale_after: float | None) -> bool:
         return bool(self._run("lock", [self.prefix, name, owner, "" if stale_after is None else repr(stale_after)]))
 
-    def inspect(self, keys: Sequence[str] = (), *, holders: bool = False) -> Holdings:
+    def inspect(self, keys: Sequence[str] = (), *, holders: bool = False, queue: str | None = None,
+                offset: int = 0, limit: int = 0) -> Holdings:
         holdings = self._inspect(keys)
-        return self._holders(holdings) if holders else holdings
+        if holders:
+            holdings = self._holders(holdings)
+        if queue is not None and limit > 0:
+            page = self.client.zrange(key(self.prefix, "queue", queue), offset, offset + limit - 1)
+            holdings = replace(holdings, waiting=[k.decode() for k in page])
+        return holdings
 
     def _holders(self, holdings: Holdings) -> Holdings:
         with self.client.pipeline(transaction=False) as pipe:
             pipe.time()
             pipe.zrange(key(self.prefix, "heartbeats"), 0, -1, withscores=True)
             pipe.zrange(key(self.prefix, "delayed"), 0, -1, withscores=True)
-            (seconds, micros), beats, delayed = pipe.execute()
+            for queue in holdings.sizes:
+                pipe.zrange(key(self.prefix, "queue", queue), 0, 0, withscores=True)
+            (seconds, micros), beats, delayed, *heads = pipe.execute()
         now = seconds + micros / 1e6
         consumers = {consumer.decode(): now - beat for consumer, beat in beats}
         with self.client.pipeline(transaction=False) as pipe:
             for consumer in consumers:
-                pipe.hkeys(key(self.prefix, "inflight", consumer))
-            held = {consumer: [k.decode() for k in keys] for consumer, keys in zip(consumers, pipe.execute(),
-                                                                                   strict=True)}
-        waiting = [(member.decode().split("\n", 1)[-1], eta) for member, eta in delayed]  # "queue\nkey"
-        return replace(holdings, consumers=consumers, held=held, delayed=waiting)
+                pipe.hgetall(key(self.prefix, "inflight", consumer))
+            held_places = dict(zip(consumers, pipe.execute(), strict=True))
+        held = {consumer: [k.decode() for k in places] for consumer, places in held_places.items()}
+        inflight: dict[str, int] = {}
+        for places in held_places.values():
+            for place in places.values():  # "queue\nrank"
+                queue = place.decode().split("\n", 1)[0]
+                inflight[queue] = inflight.get(queue, 0) + 1
+        waiting, later = [], {}
+        for member, eta in delayed:  # "queue\nkey"
+            queue, _, message_key = member.decode().partition("\n")
+            waiting.append((message_key, eta))
+            later[queue] = later.get(queue, 0) + 1
+        # A head's rank is when it became ready, less its priority credit (TASKQUEUE_PRIORITY_AGING each).
+        oldest = {queue: head[0][1] + RANK_EPOCH for queue, head in zip(holdings.sizes, heads, strict=True) if head}
+        return replace(holdings, consumers=consumers, held=held, delayed=waiting, inflight=inflight, later=later,
+                       oldest=oldest)
 
     def _inspect(self, keys: Sequence[str]) -> Holdings:
         queues = sorted(q.decode() for q in self.client.smembers(key(self.prefix, "queues")))

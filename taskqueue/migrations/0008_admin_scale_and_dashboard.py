@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('taskqueue', '0005_rate_limits'),
+        ('taskqueue', '0007_operations'),
     ]
 
     operations = [

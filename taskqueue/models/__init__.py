@@ -1,9 +1,12 @@
-"""taskqueue's Django models: task, group and chord results; dead letters; the database broker."""
+"""taskqueue's Django models: task, group and chord results; dead letters; the database broker;
+paused queues and worker records (operators' controls)."""
 
+from .operations import PausedQueue, Queue, WorkerRecord
 from .queue import BrokerConsumer, CancelledTask, DeadLetter, OutboxMessage, QueuedMessage, RateLimit, TaskLock
 from .results import ChordCounter, Dashboard, GroupResult, TaskResult
 from .schedules import CrontabSchedule, IntervalSchedule, PeriodicRun, PeriodicTask
 
 __all__ = ["BrokerConsumer", "CancelledTask", "ChordCounter", "CrontabSchedule", "Dashboard", "DeadLetter",
-           "GroupResult", "IntervalSchedule", "OutboxMessage",
-           "PeriodicRun", "PeriodicTask", "QueuedMessage", "RateLimit", "TaskLock", "TaskResult"]
+           "GroupResult", "IntervalSchedule", "OutboxMessage", "PausedQueue",
+           "PeriodicRun", "PeriodicTask", "Queue", "QueuedMessage", "RateLimit", "TaskLock", "TaskResult",
+           "WorkerRecord"]

@@ -16,6 +16,7 @@ from ..outages import Backoff, drop_broken_connections, is_outage
 from . import ChildLimits
 from .batch import process
 from .connections import ConnectionKeeper
+from .controls import Controls
 from .execute import ExecutionContext
 from .slot import TaskSlot
 
@@ -36,6 +37,7 @@ def consume(consumer_id: str, hostname: str, queues: list[str], slot: TaskSlot,
     ctx = ExecutionContext(broker=broker, hostname=hostname, consumer_id=consumer_id,
                            on_task_start=slot.begin, on_task_end=slot.end)
     keeper = ConnectionKeeper()
+    controls = Controls(consumer_id, queues)
     backoff = Backoff()
     done, give_back = 0, None  # give_back: None, or whether the give-back counts as a redelivery
     count = 1  # grows to `prefetch` while batches run through; back to 1 when a long task cuts one
@@ -53,7 +55,12 @@ def consume(consumer_id: str, hostname: str, queues: list[str], slot: TaskSlot,
                 next_relay = time.monotonic() + RELAY_EVERY
                 outbox.relay(broker)
             wanted = count if max_tasks is None else min(count, max_tasks - done)
-            deliveries = broker.reserve(consumer_id, queues, count=wanted, timeout=IDLE_WAIT)
+            active = controls.active_queues()  # paused queues are left alone (read every few seconds)
+            if active:
+                deliveries = broker.reserve(consumer_id, active, count=wanted, timeout=IDLE_WAIT)
+            else:
+                deliveries = []
+                time.sleep(IDLE_WAIT)
             if deliveries:
                 keeper.before_batch()
                 complete = process(deliveries, ctx, should_stop)

@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from .. import registry, serialization
+from .. import registry, serialization, store
 from ..brokers import Delivery
 from ..conf import get_settings
 from ..exceptions import DecodeError, NotRegistered
 from ..message import Message, decode, peek_id
 from ..models import DeadLetter
 from ..outages import is_outage
+from . import continuation
 
 logger = logging.getLogger("taskqueue.worker")
 
@@ -36,12 +37,15 @@ def decode_or_dead_letter(delivery: Delivery, hostname: str) -> Message | None:
             reason = str(exc)
         except Exception as exc:  # a body built to break the decoder must not break the consumer
             reason = f"the message could not be decoded: {exc!r}"
-    dead_letter(delivery, reason, hostname, task_name=message.task if message else "")
+    dead_letter(delivery, reason, hostname, task_name=message.task if message else "",
+                task_id=message.id if message else None)
     return None
 
 
-def dead_letter(delivery: Delivery, reason: str, hostname: str, task_name: str = "") -> None:
-    """Keep a message that cannot run, with the reason, for an operator."""
+def dead_letter(delivery: Delivery, reason: str, hostname: str, task_name: str = "",
+                task_id: str | None = None) -> None:
+    """Keep a message that cannot run, with the reason, for an operator; with `task_id` (of a
+    verified message: an unverified body could name anyone's task), fail its result too."""
     logger.error("Rejected message %s from queue %r: %s", delivery.key, delivery.queue, reason)
     escape = serialization.escape_text
     try:
@@ -59,6 +63,22 @@ def dead_letter(delivery: Delivery, reason: str, hostname: str, task_name: str =
         # Kept nowhere else: dropping it (with its body in the log) is the one way out of a loop.
         logger.critical("Could not keep message %s as a dead letter (%r); dropping it. Body: %.2000s",
                         delivery.key, exc, body)
+    if task_id:
+        _fail_its_result(task_id, task_name, reason)
+
+
+def _fail_its_result(task_id: str, task_name: str, reason: str) -> None:
+    """Its caller's get() must raise rather than wait for ever: FAILURE, unless it finished (the
+    follow-ups of a finished task failed); a chord member counts as failed, so its chord fails."""
+    if len(task_id) > 255:
+        return
+    try:
+        if store.fail_dead_lettered(task_id, task_name[:255], f"dead-lettered: {reason}"):
+            continuation.revoked([task_id])
+    except Exception as exc:
+        if is_outage(exc):
+            raise
+        logger.exception("Could not store the failure of dead-lettered task %s", task_id)
 
 
 def contained(action: Callable[[], object], delivery: Delivery, message: Message, hostname: str,
@@ -71,4 +91,4 @@ def contained(action: Callable[[], object], delivery: Delivery, message: Message
         if is_outage(exc):
             raise
         logger.exception("%s of %s[%s] failed", what, message.task, message.id)
-        dead_letter(delivery, f"{what} failed: {exc!r}", hostname, task_name=message.task)
+        dead_letter(delivery, f"{what} failed: {exc!r}", hostname, task_name=message.task, task_id=message.id)

@@ -235,3 +235,17 @@ def test_python_and_lua_name_the_same_keys(redis_url):
         assert [k.decode() for k in client.eval(lua, 0, "pfx")] == [key("pfx", name, "part") for name in names]
     finally:
         client.close()
+
+
+def test_inspect_tells_each_queue_in_flight_delayed_oldest_and_pages_what_waits(broker):
+    before = time.time()
+    broker.publish([Outgoing("q", f"k{i}", b"x") for i in range(4)]
+                   + [Outgoing("q", "later", b"x", eta=time.time() + 60), Outgoing("r", "r0", b"x")])
+    [taken] = broker.reserve("c", ["q"], timeout=0)
+    seen = broker.inspect(holders=True)
+    assert seen.sizes == {"q": 3, "r": 1}
+    assert seen.inflight == {"q": 1} and seen.later == {"q": 1}
+    assert set(seen.oldest) == {"q", "r"} and before - 1 <= seen.oldest["q"] <= time.time() + 1
+    assert broker.inspect(queue="q", offset=0, limit=2).waiting == ["k1", "k2"]
+    assert broker.inspect(queue="q", offset=2, limit=5).waiting == ["k3"]
+    assert broker.inspect(queue="q").waiting == [] and taken.key == "k0"  # no page asked, none read

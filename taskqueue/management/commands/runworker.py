@@ -15,6 +15,7 @@ from ...conf import get_settings
 from ...log import configure_worker_logging
 from ...worker import WorkerConfig
 from ...worker.banner import banner
+from ...worker.controls import record_worker
 from ...worker.databases import apply_database_override
 from ...worker.keeper import hand_over
 from ...worker.pool import ForkLauncher
@@ -86,6 +87,7 @@ class Command(BaseCommand):
         supervisor = Supervisor(config, get_broker(), ForkLauncher(config, queues, signal_shutdown=lean),
                                 heartbeat_interval=settings.heartbeat_interval,
                                 visibility_timeout=settings.VISIBILITY_TIMEOUT)
+        record_worker(config.hostname, supervisor.instance, queues, config.concurrency, config.pool)
         signals.worker_init.send(sender=supervisor)
         previous = supervisor.install_signal_handlers()
         try:

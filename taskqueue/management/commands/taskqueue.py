@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 from django.core.management.base import BaseCommand, CommandError
 
-from ... import control
+from ... import control, operations
 
 
 class Command(BaseCommand):
@@ -12,7 +14,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="action", required=True)
-        sub.add_parser("status", help="queue sizes and result counts by state")
+        status = sub.add_parser("status", help="queues (ready, delayed, in flight, paused), result counts by state, "
+                                               "workers (live and dead) and the latest dead letters")
+        status.add_argument("--json", action="store_true", help="print one JSON document")
         purge = sub.add_parser("purge", help="delete every waiting message of a queue")
         purge.add_argument("queue")
         inspect = sub.add_parser("inspect", help="show one task's stored state")
@@ -22,7 +26,11 @@ class Command(BaseCommand):
 
     def handle(self, *args, action: str, **options):
         if action == "status":
-            self._print(control.status())
+            report = operations.status()
+            if options["json"]:
+                self.stdout.write(json.dumps(report, indent=2, default=str))
+            else:
+                self._print_status(report)
         elif action == "purge":
             self.stdout.write(f"purged {control.purge(options['queue'])} message(s) from {options['queue']!r}")
         elif action == "inspect":
@@ -32,6 +40,27 @@ class Command(BaseCommand):
             self._print(info)
         elif action == "cleanup":
             self.stdout.write(f"deleted {control.cleanup(options['batch_size'])} expired result(s)")
+
+    def _print_status(self, report: dict) -> None:
+        self.stdout.write("queues:")
+        for name, queue in report["queues"].items():
+            age = "-" if queue["oldest_age_s"] is None else f"{queue['oldest_age_s']:.1f} s"
+            self.stdout.write(f"  {name}: ready {queue['ready']}, delayed {queue['delayed']}, in flight "
+                              f"{queue['in_flight']}, oldest {age}{', PAUSED' if queue['paused'] else ''}")
+        self.stdout.write("results:")
+        self._print(report["results"], "  ")
+        self.stdout.write("workers:")
+        for worker in report["workers"]:
+            beat = "-" if worker["last_heartbeat_s_ago"] is None else f"{worker['last_heartbeat_s_ago']:.1f} s ago"
+            self.stdout.write(
+                f"  {worker['key']}: {'live' if worker['alive'] else 'DEAD'}, pid {worker['pid']}, queues "
+                f"{','.join(worker['queues']) or '-'}, {worker['pool']} x{worker['concurrency']}, heartbeat {beat}, "
+                f"running {len(worker['running'])}, processed {worker['processed']}, failed {worker['failed']}")
+        letters = report["dead_letters"]
+        self.stdout.write(f"dead letters: {letters['count']}")
+        for letter in letters["latest"]:
+            self.stdout.write(f"  {letter['received']} {letter['task'] or '?'} [{letter['message_id']}] "
+                              f"on {letter['queue']}: {letter['reason']}")
 
     def _print(self, data: dict, indent: str = "") -> None:
         for key, value in data.items():

@@ -1,0 +1,140 @@
+"""The admin's queues and workers pages and `taskqueue status` against real workers, on the run's
+broker (Redis or the database broker)."""
+
+import json
+import time
+import uuid
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+
+from taskqueue import AsyncResult, operations, states
+from taskqueue.brokers import get_broker
+from taskqueue.models import PausedQueue, WorkerRecord
+from taskqueue.testing import start_worker
+from taskqueue.worker.consumer import IDLE_WAIT
+from taskqueue.worker.controls import READ_EVERY
+from tests.helpers import held, wait_until
+from tests.models import Run
+from tests.tasks import add, record
+
+pytestmark = pytest.mark.slow
+QUEUES = "/admin/taskqueue/queue/"
+
+
+def _queue() -> str:
+    return f"ops-{uuid.uuid4().hex[:8]}"
+
+
+def test_queues_page_counts_lists_revokes_and_purges_waiting_messages(admin_client, transactional_db, broker_url):
+    queue = _queue()
+    waiting = [add.apply_async((i, i), queue=queue) for i in range(3)]
+    add.apply_async((9, 9), queue=queue, countdown=3600)
+    [info] = [q for q in operations.queues() if q.name == queue]
+    assert (info.ready, info.delayed, info.in_flight) == (3, 1, 0) and 0 <= info.oldest_age < 60
+
+    page = admin_client.get(QUEUES)
+    assert page.status_code == 200 and f'data-queue="{queue}"'.encode() in page.content
+    listing = admin_client.get(f"{QUEUES}messages/", {"queue": queue})
+    assert listing.status_code == 200 and listing.content.count(b"tests.tasks.add") == 3
+    assert listing.content.index(waiting[0].id.encode()) < listing.content.index(waiting[2].id.encode())
+    assert len(operations.waiting(queue, offset=1, limit=1)) == 1  # paged
+
+    admin_client.post(f"{QUEUES}messages/?queue={queue}", {"key": [waiting[0].id]})
+    assert AsyncResult(waiting[0].id).state == states.REVOKED
+
+    confirm = admin_client.get(f"{QUEUES}purge/", {"queue": queue})
+    assert confirm.status_code == 200 and b"cannot be undone" in confirm.content
+    assert held(get_broker(), waiting[1].id)  # asking is not purging
+    admin_client.post(f"{QUEUES}purge/", {"queue": queue, "confirmed": "yes"})
+    assert not held(get_broker(), waiting[1].id) and not held(get_broker(), waiting[2].id)
+    [info] = [q for q in operations.queues() if q.name == queue]
+    assert (info.ready, info.delayed) == (0, 1)  # the delayed one is kept
+
+
+def test_a_paused_queue_is_left_alone_until_resumed(admin_client, transactional_db, broker_url):
+    queue = _queue()
+    worker = start_worker("-c", "1", "-Q", queue)
+    try:
+        assert add.apply_async((1, 1), queue=queue).get(timeout=10) == 2
+        admin_client.post(QUEUES, {"queue": queue, "action": "pause"})
+        assert PausedQueue.objects.filter(queue=queue).exists()
+        # The bound the docs promise: every consumer has re-read the pauses (every READ_EVERY s, between
+        # reserves that wait at most IDLE_WAIT s), with a second to spare.
+        time.sleep(READ_EVERY + IDLE_WAIT + 1.0)
+        res = add.apply_async((2, 2), queue=queue)
+        time.sleep(1.5)  # a consumer that took it would have run it by now
+        assert AsyncResult(res.id).state == states.PENDING and held(get_broker(), res.id)
+        assert b"paused" in admin_client.get(QUEUES).content
+        admin_client.post(QUEUES, {"queue": queue, "action": "resume"})
+        assert res.get(timeout=READ_EVERY + 10) == 4
+    finally:
+        worker.terminate()
+
+
+def test_workers_page_shows_a_live_worker_and_shuts_it_down_warm(admin_client, transactional_db, broker_url):
+    queue = _queue()
+    worker = start_worker("-c", "2", "-Q", queue, "--hostname", f"{queue}@tests")
+    try:
+        running = record.apply_async((f"{queue}-long", 2.0), queue=queue)
+        assert add.apply_async((3, 4), queue=queue).get(timeout=10) == 7
+        wait_until(lambda: Run.objects.filter(label=f"{queue}-long").exists(), timeout=10, message="task started")
+        [info] = [w for w in operations.workers() if w.hostname == f"{queue}@tests"]
+        assert info.alive and info.record.pid == worker.pid and info.record.queues == [queue]
+        assert info.record.concurrency == 2 and info.record.pool == "prefork" and info.processed >= 1
+        assert [m.id for m in info.running] == [running.id]
+        page = admin_client.get("/admin/taskqueue/workerrecord/")
+        assert page.status_code == 200 and f"{queue}@tests".encode() in page.content
+        assert b"tests.tasks.record" in page.content and b"Warm shutdown" in page.content
+
+        admin_client.post("/admin/taskqueue/workerrecord/", {"worker": info.key, "action": "shutdown"})
+        assert WorkerRecord.objects.get(key=info.key).shutdown_requested_at is not None
+        wait_until(lambda: worker.process.poll() is not None, timeout=READ_EVERY + 15, message="worker exited")
+        assert worker.process.returncode == 0 and "Warm shutdown" in worker.output
+        assert running.get(timeout=5)  # the running task was finished, not killed
+        [info] = [w for w in operations.workers() if w.key == info.key]
+        assert not info.alive
+        assert b"dead" in admin_client.get("/admin/taskqueue/workerrecord/").content
+    finally:
+        worker.terminate()
+
+
+def test_status_command_shows_queues_workers_and_dead_letters_as_json(transactional_db, broker_url):
+    from tests.factories import DeadLetterFactory
+
+    queue = _queue()
+    DeadLetterFactory(message_id="typo-1", reason="task 'tests.tasks.ad' is not registered")
+    worker = start_worker("-c", "1", "-Q", queue, "--hostname", f"{queue}@tests")
+    try:
+        add.apply_async((1, 2), queue=queue).get(timeout=10)
+        add.apply_async((1, 2), queue=f"{queue}-idle")
+        out = StringIO()
+        call_command("taskqueue", "status", "--json", stdout=out)
+        report = json.loads(out.getvalue())
+        assert report["queues"][f"{queue}-idle"]["ready"] == 1
+        [mine] = [w for w in report["workers"] if w["hostname"] == f"{queue}@tests"]
+        assert mine["alive"] and mine["pid"] == worker.pid and mine["queues"] == [queue]
+        assert report["dead_letters"]["count"] == 1 and report["dead_letters"]["latest"][0]["message_id"] == "typo-1"
+        assert report["results"][states.SUCCESS] >= 1
+        out = StringIO()
+        call_command("taskqueue", "status", stdout=out)
+        assert f"{queue}@tests" in out.getvalue() and "dead letters: 1" in out.getvalue()
+    finally:
+        worker.terminate()
+
+
+@pytest.mark.parametrize("pool", ["threads", "solo"])
+def test_warm_shutdown_from_the_admin_reaches_a_worker_of_any_pool(transactional_db, broker_url, pool):
+    queue = _queue()
+    worker = start_worker("-c", "2", "--pool", pool, "-Q", queue, "--hostname", f"{queue}@tests")
+    try:
+        assert add.apply_async((1, 1), queue=queue).get(timeout=10) == 2
+        [info] = [w for w in operations.workers() if w.hostname == f"{queue}@tests"]
+        assert info.alive and info.record.pool == pool
+        assert operations.request_shutdown(info.key)
+        assert not operations.request_shutdown(info.key)  # asked once
+        wait_until(lambda: worker.process.poll() is not None, timeout=READ_EVERY + 15, message="worker exited")
+        assert worker.process.returncode == 0 and worker.output.count("Warm shutdown asked from the admin") == 1
+    finally:
+        worker.terminate()
