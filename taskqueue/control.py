@@ -248,13 +248,18 @@ class Inspect:
 
     def stats(self) -> dict | None:
         settings = get_settings()
+        live = workers()
+        started = store.worker_starts(list(live))
+        now = timezone.now()
         return self._only({host: {
             "hostname": host,
+            "pid": started[host][1] if host in started else None,
+            "uptime": int((now - started[host][0]).total_seconds()) if host in started else None,
             "pool": {"max-concurrency": len(consumers), "processes": consumers},
             "prefetch_count": settings.PREFETCH * len(consumers),
             "broker": {"transport": settings.BROKER_URL.split(":", 1)[0]},
             "total": store.counts_by_task(host),
-        } for host, consumers in workers().items()})
+        } for host, consumers in live.items()})
 
 
 class Control:

@@ -8,7 +8,7 @@ looked up when first needed.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.db import connections, router, transaction
@@ -282,6 +282,12 @@ def results_in_order(task_ids: list[str]) -> list:
         chunk = task_ids[start:start + _IN_BATCH]
         values.update(TaskResult.objects.filter(task_id__in=chunk).values_list("task_id", "result"))
     return [serialization.from_jsonable(values.get(task_id)) for task_id in task_ids]
+
+
+def worker_starts(hostnames: list[str]) -> dict[str, tuple[datetime, int]]:
+    """When each worker (hostname) last started, and its pid, from the records runworker writes."""
+    rows = _models().WorkerRecord.objects.filter(hostname__in=hostnames).order_by("started_at")
+    return {row.hostname: (row.started_at, row.pid) for row in rows}  # the latest start wins
 
 
 def counts_by_task(worker: str) -> dict[str, int]:

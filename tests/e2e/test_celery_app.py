@@ -194,6 +194,7 @@ def test_control_ping_registered_and_stats(worker):
     assert add.delay(1, 2).get(timeout=10) == 3
     stats = inspect.stats()["shared@tests"]
     assert stats["pool"]["max-concurrency"] == 2 and stats["total"]["tests.tasks.add"] >= 1
+    assert stats["uptime"] >= 0 and stats["pid"] > 0
     assert app.control.inspect(destination=["nobody@nowhere"]).ping() is None
 
 
