@@ -358,3 +358,12 @@ def untyped(x):
 def ported(x):
     """A task decorated with Celery options that taskqueue accepts (most have no effect here)."""
     return x
+
+
+@task
+def fails_until_fixed(value, label):
+    """Fails until a Run labelled `fixed:<label>` exists (a bug fixed before a resume), then returns `value`."""
+    Run.objects.create(label=f"ran:{label}")
+    if not Run.objects.filter(label=f"fixed:{label}").exists():
+        raise ValueError(f"{label} is not fixed yet")
+    return value

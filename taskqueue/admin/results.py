@@ -9,15 +9,16 @@ from django.utils.html import format_html, format_html_join
 from .. import control, states
 from ..models import ChordCounter, DeadLetter, GroupResult, TaskResult
 from .common import ReadOnlyAdmin, pretty
+from .workflow import WorkflowAdminMixin
 
 
 @admin.register(TaskResult)
-class TaskResultAdmin(ReadOnlyAdmin):
+class TaskResultAdmin(WorkflowAdminMixin, ReadOnlyAdmin):
     list_display = ("task_id", "task_name", "state", "queue", "worker", "retries", "date_created", "date_done")
     list_filter = ("state", "task_name", "queue", "worker", "date_created", "date_done")
     search_fields = ("task_id", "task_name", "parent_id", "root_id", "group_id")
     date_hierarchy = "date_created"
-    actions = ["revoke_selected"]
+    actions = ["revoke_selected", "retry_selected"]
     readonly_fields = ("task_id", "task_name", "state", "queue", "worker", "retries", "parent_id", "root_id",
                        "group_id", "date_created", "date_started", "date_done", "args_pretty", "kwargs_pretty",
                        "result_pretty", "meta_pretty", "traceback_pretty")

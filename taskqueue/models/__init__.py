@@ -3,7 +3,8 @@
 from .queue import BrokerConsumer, CancelledTask, DeadLetter, OutboxMessage, QueuedMessage, RateLimit, TaskLock
 from .results import ChordCounter, GroupResult, TaskResult
 from .schedules import CrontabSchedule, IntervalSchedule, PeriodicRun, PeriodicTask
+from .workflows import FailedCall, Workflow
 
-__all__ = ["BrokerConsumer", "CancelledTask", "ChordCounter", "CrontabSchedule", "DeadLetter", "GroupResult",
-           "IntervalSchedule", "OutboxMessage",
-           "PeriodicRun", "PeriodicTask", "QueuedMessage", "RateLimit", "TaskLock", "TaskResult"]
+__all__ = ["BrokerConsumer", "CancelledTask", "ChordCounter", "CrontabSchedule", "DeadLetter", "FailedCall",
+           "GroupResult", "IntervalSchedule", "OutboxMessage",
+           "PeriodicRun", "PeriodicTask", "QueuedMessage", "RateLimit", "TaskLock", "TaskResult", "Workflow"]

@@ -51,6 +51,9 @@ def save(outcomes: list[Outcome]) -> store.Wake:
         failed = store.save_chord_members(group_id, finished)
         # A failed member calls its own errbacks; the chord's failure must not call them again.
         settle(group_id, skip_errbacks=(failed or finished[0]).message.link_error)
+    failures = [outcome.message for outcome in outcomes if outcome.state == states.FAILURE]
+    if failures:  # the failure path only: how they were sent, so they can be resumed (`taskqueue.resume`)
+        store.save_failed_calls(failures)
     return wake
 
 
