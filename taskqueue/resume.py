@@ -41,8 +41,8 @@ def resume(task_id: str) -> str:
         send(call["task"], tuple(call["args"]), dict(call["kwargs"]), task=registry.find(call["task"]),
              **{**options, "task_id": task_id})
     if not kept:
-        return f"{row.task_name}[{task_id}] sent again (its call was not kept: what followed it is not resent)"
-    return f"{row.task_name}[{task_id}] sent again; what followed it runs when it succeeds"
+        return f"Sent {row.task_name}[{task_id}] again (its call was not kept: what followed it is not resent)"
+    return f"Sent {row.task_name}[{task_id}] again; what followed it runs when it succeeds"
 
 
 def _reopen_followers(task_id: str, options: dict) -> None:

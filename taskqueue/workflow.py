@@ -39,6 +39,10 @@ class TaskNode:
     def finished(self) -> bool:
         return self.state in states.READY_STATES
 
+    @property
+    def short_name(self) -> str:
+        return self.task.rpartition(".")[2] or "task"
+
 
 @dataclass
 class Summary:

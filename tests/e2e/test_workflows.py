@@ -52,7 +52,7 @@ def test_resume_a_failed_chain_step_continues_the_chain(worker, admin_client):
     assert "Resume from here" in page and "never ran" in page  # the later steps, stored as never run
     _fix("chain-step")
     answer = _resume(admin_client, second.id)
-    assert b"sent again" in answer.content
+    assert b"again; what followed it runs" in answer.content
     # fresh results: the ones above keep the FAILURE they read (a ready row is final for them)
     assert AsyncResult(res.id).get(timeout=20) == 113 and AsyncResult(res.parent.id).get(timeout=5) == 13
     assert Run.objects.filter(label="ran:chain-step").count() == 2  # the failed attempt and the resumed one
@@ -69,7 +69,7 @@ def test_resume_a_failed_chord_member_completes_the_chord_once(worker, admin_cli
     _failed(member_id)
     assert counter.state == ChordCounter.FAILURE and counter.body_sent
     _fix("member")
-    assert b"sent again" in _resume(admin_client, member_id).content
+    assert b"again; what followed it runs" in _resume(admin_client, member_id).content
     assert AsyncResult(res.id).get(timeout=20) == [2, 5, 4]
     counter.refresh_from_db()
     assert (counter.state, counter.remaining, counter.body_sent) == (ChordCounter.SUCCESS, 0, True)
