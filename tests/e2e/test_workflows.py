@@ -135,3 +135,22 @@ def test_workflow_view_collapses_a_large_chord_with_bounded_queries(worker, admi
     assert "?group_id=" in html and "finished" in html
     assert _states_on_page(html)[res.id] == states.FAILURE  # the body, never run
     assert html.count('data-state="FAILURE"') == 3  # the two failed members and the body
+
+
+def test_resume_a_chain_in_a_chord_header_and_two_failed_members(worker, admin_client):
+    header = [fails_until_fixed.s(1, "in-chain") | add.s(10), fails_until_fixed.s(2, "second"), add.s(2, 2)]
+    res = chord(header, record_list.s(label="two-failed-body"))()
+    with pytest.raises(ChordError):
+        res.get(timeout=20)
+    counter = ChordCounter.objects.get()
+    first_step = res.parent.results[0].parent.id  # the chain's first step; its last step is the member
+    _failed(first_step), _failed(counter.member_ids[1])
+    wait_until(lambda: ChordCounter.objects.get().remaining == 0, timeout=10)
+    _fix("in-chain"), _fix("second")
+    assert b"again; what followed it runs" in _resume(admin_client, first_step).content
+    wait_until(lambda: TaskResult.objects.get(task_id=counter.member_ids[0]).state == states.SUCCESS, timeout=20)
+    counter.refresh_from_db()
+    assert counter.state == ChordCounter.FAILURE and counter.failed_task_id == counter.member_ids[1]
+    assert _resume(admin_client, counter.member_ids[1]).status_code == 200
+    assert AsyncResult(res.id).get(timeout=20) == [11, 2, 4]
+    assert Run.objects.filter(label="two-failed-body").count() == 1
