@@ -31,6 +31,9 @@ def save(outcomes: list[Outcome]) -> store.Wake:
     """Plain outcomes in one write; chord members in one transaction per chord that counts them.
     A step that stops its chain is stored with the FAILURE of the steps that will never run, in one
     transaction. Returns what the caller must still pass to `notify.publish` to wake waiters."""
+    failures = [outcome.message for outcome in outcomes if outcome.state == states.FAILURE]
+    if failures:  # the failure path only: how they were sent, kept before anyone sees FAILURE (`resume`)
+        store.save_failed_calls(failures)
     members: dict[str, list[Outcome]] = {}
     plain = []
     for outcome in outcomes:
@@ -51,9 +54,6 @@ def save(outcomes: list[Outcome]) -> store.Wake:
         failed = store.save_chord_members(group_id, finished)
         # A failed member calls its own errbacks; the chord's failure must not call them again.
         settle(group_id, skip_errbacks=(failed or finished[0]).message.link_error)
-    failures = [outcome.message for outcome in outcomes if outcome.state == states.FAILURE]
-    if failures:  # the failure path only: how they were sent, so they can be resumed (`taskqueue.resume`)
-        store.save_failed_calls(failures)
     return wake
 
 
