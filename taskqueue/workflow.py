@@ -36,10 +36,6 @@ class TaskNode:
     kind: str = "task"
 
     @property
-    def finished(self) -> bool:
-        return self.state in states.READY_STATES
-
-    @property
     def short_name(self) -> str:
         return self.task.rpartition(".")[2] or "task"
 
