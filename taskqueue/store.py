@@ -275,8 +275,8 @@ def save_workflow(key: str, outline: dict, aliases: list[str]) -> None:
 
 
 def find_workflow(keys: list[str]) -> tuple[str, dict] | None:
-    """The (key, outline) of the workflow that one of these keys (a task's id, root, group or
-    parent id) belongs to; two queries at most."""
+    """The (key, outline) of the workflow that one of these keys (a task's id, group, parent or
+    root id, the first found wins) belongs to; two queries at most."""
     Workflow = _models().Workflow
     found = list(Workflow.objects.filter(key__in=[key for key in keys if key]).values_list("key", "root_key"))
     if not found:

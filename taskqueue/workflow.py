@@ -84,7 +84,8 @@ class Graph:
 
 
 def build(task_id: str, lineage: list[str | None]) -> Graph:
-    """The graph of the workflow a task belongs to (`lineage`: its root, group and parent ids)."""
+    """The graph of the workflow a task belongs to (`lineage`: its group, parent and root ids, the
+    first that leads to an outline wins)."""
     found = store.find_workflow([task_id, *lineage])
     key, outline = found if found is not None else (task_id, {"id": task_id, "task": ""})
     ids: list[str] = []

@@ -19,9 +19,8 @@ _RETRY_AT_MOST = 1000  # tasks per "Retry selected": each is its own transaction
 
 class WorkflowAdminMixin:
     """For TaskResultAdmin: the workflow page, the resume button and the retry action. Both
-    actions are changes: they need the change permission (view-only staff get neither)."""
-
-    change_form_template = "admin/taskqueue/taskresult/change_form.html"
+    actions are changes: they need the change permission (view-only staff get neither). The
+    detail page's links are in admin/taskqueue/taskresult/change_form.html (found by name)."""
 
     def has_resume_permission(self, request) -> bool:
         return request.user.has_perm(f"{self.opts.app_label}.change_{self.opts.model_name}")
@@ -48,7 +47,7 @@ class WorkflowAdminMixin:
 
     def workflow_view(self, request, object_id):
         task = self._task(request, object_id)
-        graph = workflow.build(task.task_id, [task.root_id, task.group_id, task.parent_id])
+        graph = workflow.build(task.task_id, [task.group_id, task.parent_id, task.root_id])
         context = {"graph": graph, "current": task.task_id, "can_resume": self.has_resume_permission(request),
                    "resume_url": "admin:taskqueue_taskresult_resume", "next": request.path}
         if request.GET.get("fragment"):
