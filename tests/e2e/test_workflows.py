@@ -90,8 +90,10 @@ def test_retry_selected_reruns_each_failed_task(worker, admin_client, view_only_
                                                                      "_selected_action": selected})
     assert refused.status_code in (200, 302)
     assert view_only_client.post(f"/admin/taskqueue/taskresult/{rows[0].pk}/resume/").status_code == 403
-    page = view_only_client.get(f"/admin/taskqueue/taskresult/{rows[0].pk}/workflow/")
-    assert page.status_code == 200 and b"Resume from here" not in page.content
+    for view, shown in (("workflow", b"Workflow of"), ("change", b"View workflow")):  # they see, but may not act
+        page = view_only_client.get(f"/admin/taskqueue/taskresult/{rows[0].pk}/{view}/")
+        assert page.status_code == 200 and shown in page.content and b"Resume from here" not in page.content
+    assert b"Resume from here" in admin_client.get(f"/admin/taskqueue/taskresult/{rows[0].pk}/change/").content
     assert b"retry_selected" not in view_only_client.get("/admin/taskqueue/taskresult/").content
     assert TaskResult.objects.get(task_id=first.id).state == states.FAILURE  # nothing was sent
     answer = admin_client.post("/admin/taskqueue/taskresult/", {"action": "retry_selected",
