@@ -6,11 +6,12 @@ from django.contrib.auth.models import User
 
 from demo_project.logins.models import Login, RiskApiControl, RiskVerdict
 from demo_project.logins.tasks import start_workflow
-from taskqueue import states
+from taskqueue import chord, control, states
 from taskqueue.models import TaskResult
 from taskqueue.testing import start_worker
 from tests.browser.test_pages import ARTIFACTS, browser  # noqa: F401  (the Chromium fixture)
 from tests.helpers import wait_until
+from tests.tasks import add, tsum
 
 pytestmark = [pytest.mark.any_broker, pytest.mark.any_database]
 
@@ -59,4 +60,12 @@ def test_resume_a_failed_login_chain_from_its_workflow_page(browser, admin_site)
     page.screenshot(path=str(ARTIFACTS / "workflow-resumed.png"), full_page=True)
     assert page.locator('[data-state="SUCCESS"]').count() == 5  # every step of the chain
     assert RiskVerdict.objects.filter(login=login).exists()
+
+    # more than 20 members: one summary node (sent where nothing consumes, then purged)
+    fan_out = chord([add.s(i, i) for i in range(30)], tsum.s()).apply_async(queue="wf-browser-nobody")
+    member = TaskResult.objects.filter(group_id=fan_out.parent.id).first()
+    page.goto(f"{admin_site}/admin/taskqueue/taskresult/{member.pk}/workflow/")
+    page.wait_for_selector("text=30 members:", timeout=10_000)
+    page.screenshot(path=str(ARTIFACTS / "workflow-fan-out.png"), full_page=True)
     page.close()
+    assert control.purge("wf-browser-nobody") == 30
