@@ -278,13 +278,15 @@ def find_workflow(keys: list[str]) -> tuple[str, dict] | None:
     """The (key, outline) of the workflow that one of these keys (a task's id, group, parent or
     root id, the first found wins) belongs to; two queries at most."""
     Workflow = _models().Workflow
-    found = list(Workflow.objects.filter(key__in=[key for key in keys if key]).values_list("key", "root_key"))
+    found = list(Workflow.objects.filter(key__in=[key for key in keys if key])
+                 .values_list("key", "root_key", "outline"))
     if not found:
         return None
     rank = {key: index for index, key in enumerate(keys)}
-    key, root_key = min(found, key=lambda row: rank.get(row[0], len(keys)))
-    row = Workflow.objects.filter(key=root_key or key).values_list("key", "outline").first()
-    return (row[0], row[1]) if row is not None and row[1] is not None else None
+    key, root_key, outline = min(found, key=lambda row: rank.get(row[0], len(keys)))
+    if root_key is not None:  # an alias: the outline is on its root's row
+        key, outline = Workflow.objects.filter(key=root_key).values_list("key", "outline").first() or (key, None)
+    return (key, outline) if outline is not None else None
 
 
 def save_failed_calls(messages: list[Message]) -> None:
