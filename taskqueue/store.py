@@ -297,7 +297,8 @@ def save_failed_calls(messages: list[Message]) -> None:
         options = message.send_options()
         options["chain"] = [dict(step) for step in message.chain]
         call = {"task": message.task, "args": list(message.args), "kwargs": message.kwargs, "options": options}
-        rows.append(FailedCall(task_id=message.id, call=serialization.to_jsonable(call)))
+        # storable: jsonb refuses NUL and lone surrogates; tagged, they come back as they were
+        rows.append(FailedCall(task_id=message.id, call=serialization.storable(serialization.to_jsonable(call))))
     FailedCall.objects.bulk_create(rows, ignore_conflicts=True)
 
 

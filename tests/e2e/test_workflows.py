@@ -7,12 +7,12 @@ import re
 import pytest
 from django.contrib.auth.models import Permission, User
 
-from taskqueue import AsyncResult, chain, chord, group, states
+from taskqueue import AsyncResult, chain, chord, group, states, store
 from taskqueue.exceptions import ChordError
 from taskqueue.models import ChordCounter, TaskResult
 from tests.helpers import wait_until
 from tests.models import Run
-from tests.tasks import add, fail, fails_until_fixed, record_list, tsum
+from tests.tasks import add, fail, fail_with, fails_until_fixed, record_list, tsum
 
 
 def _fix(label: str) -> None:
@@ -161,3 +161,10 @@ def test_resume_a_chain_in_a_chord_header_and_two_failed_members(worker, admin_c
     assert "again; what followed it runs" in answer, answer
     assert AsyncResult(res.id).get(timeout=20) == [11, 2, 4]
     assert Run.objects.filter(label="two-failed-body").count() == 1
+
+
+def test_the_call_of_a_failure_is_kept_whatever_its_arguments_hold(worker):
+    sent = fail_with.delay("nul \x00 in the error", "\udc80")  # values jsonb refuses, stored tagged
+    _failed(sent.id)
+    call = store.failed_call(sent.id)
+    assert call["task"] == fail_with.name and call["args"] == ["nul \x00 in the error", "\udc80"]
