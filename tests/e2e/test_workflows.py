@@ -168,3 +168,13 @@ def test_the_call_of_a_failure_is_kept_whatever_its_arguments_hold(worker):
     _failed(sent.id)
     call = store.failed_call(sent.id)
     assert call["task"] == fail_with.name and call["args"] == ["nul \x00 in the error", "\udc80"]
+
+
+def test_a_failure_without_a_kept_call_runs_again_alone_and_a_never_run_task_is_refused(worker, admin_client):
+    old = TaskResult.objects.create(task_id="failed-before-upgrade", task_name=fails_until_fixed.name,
+                                    state=states.FAILURE, args=[7, "old"], kwargs={}, queue="default")
+    never = TaskResult.objects.create(task_id="never-ran", task_name=add.name, state=states.FAILURE)
+    _fix("old")
+    assert "its call was not kept" in _resume(admin_client, old.task_id)
+    assert AsyncResult(old.task_id).get(timeout=20) == 7
+    assert "never ran: resume the task whose failure stopped it" in _resume(admin_client, never.task_id)
