@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
+from . import outline, store
 from . import signature as _sig
-from . import store
 from .producer import send_many
 from .result import AsyncResult, GroupResult
 from .signature import MARKS, Signature, chunks, maybe_signature, signature, xmap, xstarmap
@@ -133,7 +133,7 @@ class chain(Signature, kind="chain"):
         own = {key: value for key, value in frozen["options"].items() if key not in ("link", "link_error")}
         options = {**own, **options}
         task_id = options.pop("task_id", None)
-        result = frozen.freeze(task_id, **_sig.freeze_args(options))
+        result = outline.record(frozen, frozen.freeze(task_id, **_sig.freeze_args(options)))
         if result is None:
             return None
         if frozen.args:  # partial args of the chain itself (clone(args)), as in Celery
@@ -236,7 +236,7 @@ class group(Signature, kind="group"):
         if lone is not None and not any(options.get(key) is not None for key in MARKS):
             return lone.apply_async(args, kwargs, **options)  # its result is that group's, as in Celery
         frozen = self.clone()
-        result = frozen.freeze(options.pop("task_id", None), **_sig.freeze_args(options))
+        result = outline.record(frozen, frozen.freeze(options.pop("task_id", None), **_sig.freeze_args(options)))
         store.save_group(result.id, [r.as_tuple() for r in result.results])
         frozen._send_members(args, kwargs, options)
         return result
@@ -322,7 +322,7 @@ class chord(Signature, kind="chord"):
 
     def apply_async(self, args: tuple | list = (), kwargs: dict | None = None, **options: Any) -> AsyncResult:
         frozen = self.clone()._linked(options)
-        result = frozen.freeze(options.pop("task_id", None), **_sig.freeze_args(options))
+        result = outline.record(frozen, frozen.freeze(options.pop("task_id", None), **_sig.freeze_args(options)))
         header = frozen.header
         if not header["kwargs"]["tasks"]:  # nothing to wait for: the body runs with []
             frozen.body.apply_async(([],))

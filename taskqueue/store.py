@@ -197,6 +197,9 @@ def delete_expired(expires: timedelta, batch_size: int) -> int:
         if not ids:
             break
         deleted += TaskResult.objects.filter(id__in=ids).delete()[0]
+    cutoff = timezone.now() - expires
+    _models().Workflow.objects.filter(date_created__lt=cutoff).delete()
+    _models().FailedCall.objects.filter(date_created__lt=cutoff).delete()
     return deleted
 
 
@@ -294,3 +297,92 @@ def counts_by_task(worker: str) -> dict[str, int]:
     """Finished results per task name that one worker (hostname) stored: inspect().stats()'s total."""
     return dict(_models().TaskResult.objects.filter(worker=worker).order_by().values_list("task_name")
                 .annotate(n=Count("id")))
+
+
+# -- workflows: the outline of an applied canvas, the call of a failed task ------------------------
+
+def save_workflow(key: str, outline: dict, aliases: list[str]) -> None:
+    """One statement: the outline under its key, and alias keys that lead nested tasks to it."""
+    Workflow = _models().Workflow
+    rows = [Workflow(key=key, outline=outline), *(Workflow(key=alias, root_key=key) for alias in aliases)]
+    connection = connections[router.db_for_write(Workflow)]
+    if connection.vendor != "postgresql" or connection.in_atomic_block:  # the caller's transaction decides
+        Workflow.objects.bulk_create(rows, ignore_conflicts=True)
+        return
+    # Its own transaction, not waiting for the WAL flush (2-4 ms on a busy server): a crash at that
+    # moment loses only the drawing of tasks that have not run yet, never a result.
+    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        Workflow.objects.using(connection.alias).bulk_create(rows, ignore_conflicts=True)
+
+
+def find_workflow(keys: list[str]) -> tuple[str, dict] | None:
+    """The (key, outline) of the workflow that one of these keys (a task's id, group, parent or
+    root id, the first found wins) belongs to; two queries at most."""
+    Workflow = _models().Workflow
+    found = list(Workflow.objects.filter(key__in=[key for key in keys if key])
+                 .values_list("key", "root_key", "outline"))
+    if not found:
+        return None
+    rank = {key: index for index, key in enumerate(keys)}
+    key, root_key, outline = min(found, key=lambda row: rank.get(row[0], len(keys)))
+    if root_key is not None:  # an alias: the outline is on its root's row
+        key, outline = Workflow.objects.filter(key=root_key).values_list("key", "outline").first() or (key, None)
+    return (key, outline) if outline is not None else None
+
+
+def save_failed_calls(messages: list[Message]) -> None:
+    """Keep how these failed tasks were sent (failure path only), so they can be resumed."""
+    FailedCall = _models().FailedCall
+    rows = []
+    for message in messages:
+        options = message.send_options()
+        options["chain"] = [dict(step) for step in message.chain]
+        call = {"task": message.task, "args": list(message.args), "kwargs": message.kwargs, "options": options}
+        # storable: jsonb refuses NUL and lone surrogates; tagged, they come back as they were
+        rows.append(FailedCall(task_id=message.id, call=serialization.storable(serialization.to_jsonable(call))))
+    FailedCall.objects.bulk_create(rows, ignore_conflicts=True)
+
+
+def failed_call(task_id: str) -> dict | None:
+    """The call kept for a failed task (task, args, kwargs, options), or None."""
+    row = _models().FailedCall.objects.filter(task_id=task_id).values_list("call", flat=True).first()
+    return serialization.from_jsonable(row) if row is not None else None
+
+
+def reopen_failed(task_id: str) -> bool:
+    """Make a FAILURE row PENDING again, for its new attempt; False when it is not FAILURE (any
+    more): only one resume of a failure goes ahead."""
+    return bool(_models().TaskResult.objects.filter(task_id=task_id, state=states.FAILURE)
+                .update(state=states.PENDING, result=None, traceback=None, date_started=None, date_done=None))
+
+
+def reopen_never_run(task_ids: list[str]) -> None:
+    """The FAILURE rows of tasks that never ran (behind a failure) become PENDING: they may run now."""
+    TaskResult = _models().TaskResult
+    for start in range(0, len(task_ids), _IN_BATCH):
+        TaskResult.objects.filter(task_id__in=task_ids[start:start + _IN_BATCH], state=states.FAILURE).update(
+            state=states.PENDING, result=None, traceback=None, date_done=None)
+
+
+def reopen_chord(group_id: str, member_id: str) -> dict | None:
+    """Count a failed member of a chord as unfinished again (its row already PENDING); the chord
+    waits again unless another member failed too. Returns the body when its never-run failure must
+    be undone too (it was failed for this member), else None. Call inside a transaction."""
+    models = _models()
+    if not models.ChordCounter.objects.lock(group_id):
+        return None
+    counter = models.ChordCounter.objects.get(group_id=group_id)
+    if member_id not in counter.member_ids:
+        return None
+    counter.remaining = min(counter.total, counter.remaining + 1)
+    other = (models.TaskResult.objects.filter(group_id=group_id, state__in=(states.FAILURE, states.REVOKED))
+             .values_list("task_id", flat=True).first())
+    body_failed = counter.body_sent and counter.state == counter.FAILURE
+    if other is not None:
+        counter.failed_task_id = other
+        counter.save(update_fields=["remaining", "failed_task_id"])
+        return None
+    counter.state, counter.failed_task_id, counter.date_done, counter.body_sent = counter.PENDING, None, None, False
+    counter.save(update_fields=["remaining", "state", "failed_task_id", "date_done", "body_sent"])
+    return counter.body if body_failed else None

@@ -397,3 +397,12 @@ def measured(self, outcome="ok"):
     if outcome == "retry":
         raise self.retry(exc=KeyError("again"))
     return outcome
+
+
+@task
+def fails_until_fixed(value, label):
+    """Fails until a Run labelled `fixed:<label>` exists (a bug fixed before a resume), then returns `value`."""
+    Run.objects.create(label=f"ran:{label}")
+    if not Run.objects.filter(label=f"fixed:{label}").exists():
+        raise ValueError(f"{label} is not fixed yet")
+    return value

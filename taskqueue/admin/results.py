@@ -16,6 +16,7 @@ from .common import ReadOnlyAdmin, pretty
 from .groups import annotate_group_states
 from .revoking import report_revoke
 from .scale import BoundedPaginator, QueueFilter, StateFilter, TaskNameFilter, WorkerFilter, search_by_id
+from .workflow import WorkflowAdminMixin
 
 LINEAGE_LOOKUPS = frozenset({"group_id", "root_id", "parent_id"})
 
@@ -44,7 +45,7 @@ class ResultListAdmin(ReadOnlyAdmin):
 
 
 @admin.register(TaskResult)
-class TaskResultAdmin(ResultListAdmin):
+class TaskResultAdmin(WorkflowAdminMixin, ResultListAdmin):
     list_display = ("short_task_id", "task_name", "state_badge", "group_state", "queue", "worker", "retries",
                     "created", "runtime", "done", "lineage")
     list_display_links = ("short_task_id",)
@@ -54,7 +55,7 @@ class TaskResultAdmin(ResultListAdmin):
     search_fields = ("task_id",)
     search_help_text = "A task id or its first characters; the exact id of a group, parent or root; a task name."
     list_per_page = 50
-    actions = ["revoke_selected", "revoke_and_terminate"]
+    actions = ["revoke_selected", "revoke_and_terminate", "retry_selected"]
     readonly_fields = ("full_task_id", "task_name", "state_badge", "queue", "worker", "retries", "parent_link",
                        "root_link", "group_link", "created_ms", "started_ms", "done_ms", "runtime", "args_pretty",
                        "kwargs_pretty", "result_pretty", "meta_pretty", "traceback_pretty")

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('taskqueue', '0005_rate_limits'),
+        ('taskqueue', '0006_workflow_outlines'),
     ]
 
     operations = [

@@ -5,8 +5,9 @@ from .operations import PausedQueue, Queue, WorkerRecord
 from .queue import BrokerConsumer, CancelledTask, DeadLetter, OutboxMessage, QueuedMessage, RateLimit, TaskLock
 from .results import ChordCounter, Dashboard, GroupResult, TaskResult
 from .schedules import CrontabSchedule, IntervalSchedule, PeriodicRun, PeriodicTask
+from .workflows import FailedCall, Workflow
 
 __all__ = ["BrokerConsumer", "CancelledTask", "ChordCounter", "CrontabSchedule", "Dashboard", "DeadLetter",
-           "GroupResult", "IntervalSchedule", "OutboxMessage", "PausedQueue",
+           "FailedCall", "GroupResult", "IntervalSchedule", "OutboxMessage", "PausedQueue",
            "PeriodicRun", "PeriodicTask", "Queue", "QueuedMessage", "RateLimit", "TaskLock", "TaskResult",
-           "WorkerRecord"]
+           "Workflow", "WorkerRecord"]

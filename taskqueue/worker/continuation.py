@@ -31,6 +31,9 @@ def save(outcomes: list[Outcome]) -> store.Wake:
     """Plain outcomes in one write; chord members in one transaction per chord that counts them.
     A step that stops its chain is stored with the FAILURE of the steps that will never run, in one
     transaction. Returns what the caller must still pass to `notify.publish` to wake waiters."""
+    failures = [outcome.message for outcome in outcomes if outcome.state == states.FAILURE]
+    if failures:  # the failure path only: how they were sent, kept before anyone sees FAILURE (`resume`)
+        store.save_failed_calls(failures)
     members: dict[str, list[Outcome]] = {}
     plain = []
     for outcome in outcomes:
