@@ -161,3 +161,17 @@ def mode(request, transactional_db, settings):
     else:
         settings.TASKQUEUE_TASK_ALWAYS_EAGER = True
     return request.param
+
+
+@pytest.fixture
+def view_only_client(request, client):
+    """A test client logged in as staff with only the *view* permissions of taskqueue's models
+    (with the test's own database fixture: `db` unless it asked for `transactional_db`)."""
+    from django.contrib.auth.models import Permission, User
+
+    request.getfixturevalue("transactional_db" if "transactional_db" in request.fixturenames else "db")
+    user = User.objects.create_user("viewer", password="pw", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label="taskqueue",
+                                                        codename__startswith="view_"))
+    client.force_login(user)
+    return client

@@ -5,7 +5,6 @@ large fan-outs collapsed, bounded queries), resuming a failed chain step or chor
 import re
 
 import pytest
-from django.contrib.auth.models import Permission, User
 
 from taskqueue import AsyncResult, chain, chord, group, states, store
 from taskqueue.exceptions import ChordError
@@ -33,15 +32,6 @@ def _resume(client, task_id: str) -> str:
 
 def _states_on_page(html: str) -> dict[str, str]:
     return dict(re.findall(r'data-task-id="([^"]+)" data-state="([^"]+)"', html))
-
-
-@pytest.fixture
-def view_only_client(client):
-    user = User.objects.create_user("viewer", password="pw", is_staff=True)
-    user.user_permissions.set(Permission.objects.filter(content_type__app_label="taskqueue",
-                                                        codename__startswith="view_"))
-    client.force_login(user)
-    return client
 
 
 def test_resume_a_failed_chain_step_continues_the_chain(worker, admin_client):

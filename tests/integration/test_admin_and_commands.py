@@ -108,17 +108,6 @@ def test_a_chord_half_done_a_group_and_dead_letters_are_listed_with_their_states
     assert found.status_code == 200 and b"forged message" in found.content and b"bad-9" not in found.content
 
 
-@pytest.fixture
-def view_only_client(client, db):
-    from django.contrib.auth.models import Permission, User
-
-    user = User.objects.create_user("viewer", password="pw", is_staff=True)
-    user.user_permissions.set(Permission.objects.filter(
-        content_type__app_label="taskqueue", codename__startswith="view_"))
-    client.force_login(user)
-    return client
-
-
 @pytest.mark.any_broker
 def test_view_only_staff_see_results_but_get_no_action(view_only_client, admin_client, rows, transactional_db):
     from tests.factories import PeriodicTaskFactory

@@ -4,7 +4,6 @@ dead letters, get no button, and a forged POST changes nothing."""
 import uuid
 
 import pytest
-from django.contrib.auth.models import Permission, User
 
 from taskqueue import AsyncResult, operations, states
 from taskqueue.brokers import get_broker
@@ -18,12 +17,8 @@ WORKERS = "/admin/taskqueue/workerrecord/"
 
 
 @pytest.fixture
-def viewer(client, transactional_db):
-    user = User.objects.create_user("viewer", password="pw", is_staff=True)
-    user.user_permissions.set(Permission.objects.filter(content_type__app_label="taskqueue",
-                                                        codename__startswith="view_"))
-    client.force_login(user)
-    return client
+def viewer(transactional_db, view_only_client):
+    return view_only_client
 
 
 def test_view_only_staff_cannot_pause_resume_revoke_or_purge_a_queue(viewer, broker_url):
