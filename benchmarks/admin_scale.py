@@ -47,6 +47,7 @@ def load(total: int) -> dict:
     from django.db import connection
     from django.utils import timezone
 
+    from taskqueue import store
     from taskqueue.models import ChordCounter, GroupResult, TaskResult
 
     started = time.monotonic()
@@ -64,11 +65,16 @@ def load(total: int) -> dict:
                                           body={"task": "shop.tasks.report", "args": [], "kwargs": {}},
                                           state="FAILURE", failed_task_id=members[0], body_sent=True, date_done=now)
     group = GroupResult.objects.create(group_id=group_id, member_ids=[[[task_id, None], None] for task_id in members])
+    # its outline, as `chord(...).apply_async()` writes it: the workflow view draws it
+    outline = {"chord": group_id, "members": [{"id": task_id, "task": "shop.tasks.score"} for task_id in members],
+               "body": {"id": "chord-bench-body", "task": "shop.tasks.report"}}
+    store.save_workflow(group_id, outline, [])
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE")  # as autovacuum would leave a table at rest: visibility map set
     elapsed = time.monotonic() - started
     sample = TaskResult.objects.filter(task_id=_task_id(12345)).get()
-    return {"seconds": elapsed, "sample": sample, "counter": counter, "group": group}
+    member = TaskResult.objects.filter(task_id=members[1]).get()
+    return {"seconds": elapsed, "sample": sample, "counter": counter, "group": group, "member": member}
 
 
 def _task_id(g: int) -> str:
@@ -108,6 +114,7 @@ def pages(ids: dict) -> list[tuple[str, str]]:
         ("chord page (1,000 members)", f"/admin/taskqueue/chordcounter/{counter.pk}/change/"),
         ("chord page, members page 7", f"/admin/taskqueue/chordcounter/{counter.pk}/change/?members=7"),
         ("group page (1,000 members)", f"/admin/taskqueue/groupresult/{group.pk}/change/"),
+        ("workflow view, 1,000-member chord", f"{base}{ids['member'].pk}/workflow/"),
         ("chord list", "/admin/taskqueue/chordcounter/"),
         ("dashboard", "/admin/taskqueue/dashboard/"),
         ("/metrics", "/metrics"),

@@ -14,7 +14,7 @@ from tests.helpers import wait_until
 from tests.models import Run
 from tests.tasks import add, record
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.any_database]  # revoke and requeue go through the broker
 
 
 def _queue() -> str:

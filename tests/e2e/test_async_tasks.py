@@ -11,6 +11,8 @@ from tests.helpers import wait_until
 from tests.models import Run
 from tests.tasks import add, async_add, async_sleep
 
+pytestmark = [pytest.mark.any_broker, pytest.mark.any_database]  # running a coroutine depends on neither
+
 
 def test_an_async_task_runs_with_its_retries(mode):
     result = async_add.delay(2, 3, fail_times=2)
@@ -30,7 +32,6 @@ def test_the_soft_time_limit_cancels_an_async_task(worker):
                message="the task's own clean-up ran")
 
 
-@pytest.mark.any_broker
 def test_adelay_and_aget_from_async_code(worker):
     async def view():
         result = await async_add.adelay(20, 22)

@@ -12,6 +12,8 @@ from tests.factories import DeadLetterFactory, TaskResultFactory
 from tests.helpers import held
 from tests.tasks import add
 
+pytestmark = [pytest.mark.any_database]  # permissions, whatever the database
+
 QUEUES = "/admin/taskqueue/queue/"
 WORKERS = "/admin/taskqueue/workerrecord/"
 

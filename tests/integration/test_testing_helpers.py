@@ -7,6 +7,8 @@ from taskqueue import chain
 from taskqueue.testing import assert_enqueued, queued, run_queued
 from tests.tasks import add, fail
 
+pytestmark = [pytest.mark.any_database]  # reserve and release are the broker's
+
 QUEUE = "in-process"  # not a queue the session's shared worker consumes
 
 
