@@ -5,6 +5,7 @@ their own: the session's shared worker (which does not import this module) never
 import asyncio
 import os
 
+import django
 from django.dispatch import receiver
 
 try:
@@ -53,8 +54,12 @@ def on_finished(sender, task_result, **kwargs):
     _record("finished", task_result)
 
 
-@task(queue_name="django-tasks", takes_context=True, max_retries=3, autoretry_for=(ValueError,),
-      default_retry_delay=0, retry_jitter=False)
+# Django 6.1 passes further @task options to the backend's task class; 6.0 refuses them.
+_RETRIES = {"max_retries": 3, "autoretry_for": (ValueError,), "default_retry_delay": 0, "retry_jitter": False} \
+    if django.VERSION >= (6, 1) else {}
+
+
+@task(queue_name="django-tasks", takes_context=True, **_RETRIES)
 def flaky(context, succeed_on):
     """Fails until its `succeed_on`th attempt (Django 6.1 passes the retry options to our task)."""
     if context.attempt < succeed_on:

@@ -126,7 +126,8 @@ def test_takes_context(worker):
     assert result.return_value == {"label": "ctx", "id": result.id, "attempt": 1}
 
 
-@pytest.mark.skipif(not hasattr(djtasks.flaky, "max_retries"), reason="Django 6.1 passes @task options")
+@pytest.mark.skipif(getattr(djtasks.flaky, "max_retries", None) is None,
+                    reason="Django 6.1 passes @task options to the backend")
 def test_task_options_through_the_decorator_are_honoured(worker):
     result = finished(djtasks.flaky.enqueue(3))
     assert result.status == TaskResultStatus.SUCCESSFUL and result.return_value == 3
