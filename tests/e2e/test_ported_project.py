@@ -106,6 +106,10 @@ def test_apply_async_options_retries_and_routing(project_worker, project):
     assert "notifications.tasks.send_receipt|proj-mail|[7, 'ann@example.com']" in recorded("after_task_publish")
     assert recorded("task_retry", payment.id) == ["shop.tasks.charge|PaymentGatewayError|0"]
     assert recorded("task_prerun", payment.id) == ["shop.tasks.charge|[7, '12.50']|True"] * 2
+    # the outcome signals follow the stored result (which woke get()): wait for the last of them
+    wait_until(lambda: any(line.startswith("shop.tasks.charge|SUCCESS|")
+                           for line in recorded("task_postrun", payment.id)),
+               timeout=5, message="task_postrun of the successful attempt")
     assert recorded("task_success", payment.id) == [
         "shop.tasks.charge|{'order_id': 7, 'charged': '12.50', 'attempts': 2}"]
     assert recorded("task_postrun", payment.id)[-1].startswith("shop.tasks.charge|SUCCESS|")
