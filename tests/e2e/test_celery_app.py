@@ -337,11 +337,11 @@ def test_task_signals_in_the_worker_carry_celerys_arguments(configured_worker):
         f"tests.tasks.always_retry|Retry|KeyError|{n}|True" for n in range(3)]
 
 
-# On SQLite with the database broker this test failed 2 runs in about 10 under load (task_revoked for
-# the terminated task never recorded); not reproduced alone. Open: see the session note of 2026-12-03.
 @pytest.mark.any_database
 def test_task_revoked_where_the_revoke_takes_effect(configured_worker):
-    running = record.apply_async(("revoke-running", 30), queue="signals")
+    # its own soft limit: the configured default (CELERY_TASK_SOFT_TIME_LIMIT, 0.5 s) would otherwise
+    # end it (FAILURE) before a loaded worker's next revocation check (every 0.5 s) stops it
+    running = record.apply_async(("revoke-running", 30), queue="signals", soft_time_limit=60)
     wait_until(lambda: Run.objects.filter(label="revoke-running").exists(), timeout=10, message="started")
     running.revoke(terminate=True)
     wait_until(lambda: recorded("task_revoked", running.id), timeout=10, message="task_revoked for terminate")

@@ -38,7 +38,7 @@ def crunch(self, seconds):
     return "finished"
 
 
-@shared_task(bind=True)
+@shared_task(bind=True, soft_time_limit=120)  # its own: CELERY_TASK_SOFT_TIME_LIMIT (2 s) would end it first
 def sleepy(self, seconds):
     time.sleep(seconds)
     return seconds
