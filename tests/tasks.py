@@ -377,6 +377,14 @@ async def async_add(self, x, y, fail_times=0):
     return x + y
 
 
+@task
+async def async_nap(seconds):
+    """Sleeps on the loop; returns its process and when it started and finished."""
+    started = time.time()
+    await asyncio.sleep(seconds)
+    return [os.getpid(), started, time.time()]
+
+
 @task(soft_time_limit=0.3)
 async def async_sleep(label, seconds):
     """Sleeps; cancelled at its soft limit, it records that it could clean up."""

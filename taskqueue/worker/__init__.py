@@ -31,6 +31,11 @@ class WorkerConfig:
     beat: bool = False
 
     @property
+    def consumers(self) -> int:
+        """How many consumers run: one per task at once, but the asyncio pool's one runs them all."""
+        return 1 if self.pool == "asyncio" else self.concurrency
+
+    @property
     def child_limits(self) -> ChildLimits:
         return ChildLimits(self.max_tasks_per_child, self.max_memory_per_child)
 

@@ -16,7 +16,7 @@ from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ..exceptions import SoftTimeLimitExceeded
+from ..exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
 _loops = threading.local()
 
@@ -26,19 +26,32 @@ def run(coroutine: Coroutine[Any, Any, Any], soft_time_limit: float | None = Non
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        loop = getattr(_loops, "loop", None)
-        if loop is None or loop.is_closed():
-            loop = _loops.loop = asyncio.new_event_loop()
-        return loop.run_until_complete(_limited(coroutine, soft_time_limit))
+        return loop().run_until_complete(limited(coroutine, soft_time_limit))
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="taskqueue-async") as pool:
-        return pool.submit(asyncio.run, _limited(coroutine, soft_time_limit)).result()
+        return pool.submit(asyncio.run, limited(coroutine, soft_time_limit)).result()
 
 
-async def _limited(coroutine: Coroutine[Any, Any, Any], soft_time_limit: float | None) -> Any:
-    if not soft_time_limit:
+def loop() -> asyncio.AbstractEventLoop:
+    """This thread's event loop, made on first use and kept."""
+    current = getattr(_loops, "loop", None)
+    if current is None or current.is_closed():
+        current = _loops.loop = asyncio.new_event_loop()
+    return current
+
+
+async def limited(coroutine: Coroutine[Any, Any, Any], soft_time_limit: float | None,
+                  time_limit: float | None = None) -> Any:
+    """Await `coroutine`, cancelled at the first of its limits: SoftTimeLimitExceeded at the soft
+    one, TimeLimitExceeded at the hard one (given only in the asyncio pool: elsewhere the
+    supervisor kills the process at the hard limit)."""
+    if soft_time_limit and (not time_limit or soft_time_limit <= time_limit):
+        seconds, error = soft_time_limit, SoftTimeLimitExceeded(f"soft time limit ({soft_time_limit} s) exceeded")
+    elif time_limit:
+        seconds, error = time_limit, TimeLimitExceeded(f"hard time limit ({time_limit} s) exceeded")
+    else:
         return await coroutine
     try:
-        async with asyncio.timeout(soft_time_limit):
+        async with asyncio.timeout(seconds):
             return await coroutine
     except TimeoutError:
-        raise SoftTimeLimitExceeded(f"soft time limit ({soft_time_limit} s) exceeded") from None
+        raise error from None

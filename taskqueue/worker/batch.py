@@ -72,12 +72,12 @@ class Watchdog:
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._armed: tuple[_Unstarted, _Pending, float] | None = None
+        self._armed: tuple[_Unstarted, Pending, float] | None = None
         self.handed_back = False
         self._thread: threading.Thread | None = None
         self._pid = 0
 
-    def arm(self, unstarted: _Unstarted, pending: _Pending) -> None:
+    def arm(self, unstarted: _Unstarted, pending: Pending) -> None:
         if self._thread is None or self._pid != os.getpid():  # started lazily, in the process that runs tasks
             self._thread = threading.Thread(target=self._watch, name="taskqueue-watchdog", daemon=True)
             self._pid = os.getpid()
@@ -112,7 +112,7 @@ class Watchdog:
                 connections.close_all()  # this thread's own connections (database broker)
 
 
-class _Pending:
+class Pending:
     """Outcomes and deliveries of a batch that are finished but not yet stored and acked."""
 
     def __init__(self, ctx: ExecutionContext):
@@ -233,7 +233,7 @@ def process(deliveries: list[Delivery], ctx: ExecutionContext,
     Whatever goes wrong with one message stays with it (a dead letter, or the task failed); only
     an outage leaves this function, after storing what finished and giving back what did not."""
     ctx.should_stop = should_stop
-    pending = _Pending(ctx)
+    pending = Pending(ctx)
     jobs: list[tuple[Delivery, Message]] = []
     for delivery in deliveries:
         message = rejects.decode_or_dead_letter(delivery, ctx.hostname)
@@ -272,7 +272,7 @@ def process(deliveries: list[Delivery], ctx: ExecutionContext,
 
 
 def _run_job(job: tuple[Delivery, Message], known: tuple[str, int] | None, unstarted: _Unstarted,
-             pending: _Pending, ctx: ExecutionContext) -> bool:
+             pending: Pending, ctx: ExecutionContext) -> bool:
     """Run one message of a batch; False when the rest of the batch was handed back for it."""
     delivery, message = job
     if execute.already_handled(message, known):

@@ -46,7 +46,7 @@ def consume(consumer_id: str, hostname: str, queues: list[str], slot: TaskSlot,
     next_relay = time.monotonic()
     limits = limits or ChildLimits()
     max_tasks = limits.max_tasks
-    while not should_stop() and (max_tasks is None or done < max_tasks) and not _over_memory(limits):
+    while not should_stop() and (max_tasks is None or done < max_tasks) and not over_memory(limits):
         try:
             if give_back is not None:
                 broker.leases(requeue=[consumer_id], redelivered=give_back)
@@ -90,7 +90,7 @@ def _this_process() -> psutil.Process:
     return _process
 
 
-def _over_memory(limits: ChildLimits) -> bool:
+def over_memory(limits: ChildLimits) -> bool:
     """Whether this process's resident memory passed the limit (checked between batches)."""
     if limits.max_memory_kib is None:
         return False

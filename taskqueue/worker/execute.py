@@ -7,8 +7,9 @@ a task whose process the supervisor killed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from datetime import datetime
 from types import CoroutineType
 from typing import Any
 
@@ -72,35 +73,48 @@ def already_handled(message: Message, known: tuple[str, int] | None) -> bool:
 def run(message: Message, ctx: ExecutionContext, delivery: Delivery | None) -> Outcome | None:
     """Execute one message; None when it was handed back: its lock_key is busy, or its rate_limit
     has no token for it yet."""
+    task, refused = _admit(message, ctx, delivery)
+    if task is None:
+        return refused
+    try:
+        return _call(task, message, ctx, delivery)
+    finally:
+        _release_lock(message, ctx)
+
+
+def _admit(message: Message, ctx: ExecutionContext, delivery: Delivery | None) -> tuple[Any, Outcome | None]:
+    """The task to run now (its lock_key taken), or None and why not: an outcome (expired, or its
+    worker died too often), or None (handed back for later: its lock or a rate token)."""
     now = timezone.now()
     if message.expires and message.expires_datetime < now:
         logger.info("Task %s[%s] expired at %s: not run", message.task, message.id, message.expires)
-        return Outcome(message, states.REVOKED, TaskRevokedError(f"expired at {message.expires}"),
-                       hostname=ctx.hostname)
+        return None, Outcome(message, states.REVOKED, TaskRevokedError(f"expired at {message.expires}"),
+                             hostname=ctx.hostname)
     if delivery is not None and delivery.redeliveries > get_settings().MAX_REDELIVERIES:
         error = WorkerLostError(f"the worker running it died {delivery.redeliveries} times; giving up")
-        return Outcome(message, states.FAILURE, error, hostname=ctx.hostname)
+        return None, Outcome(message, states.FAILURE, error, hostname=ctx.hostname)
     task = registry.get_task(message.task)
     if ctx.eager:
-        return _call(task, message, ctx, delivery)
+        return task, None
     per_second = ratelimits.rate_of(message.task, task.rate_limit)
     if per_second is not None:
         wait = ratelimits.wait_for_token(message.task, per_second)
         if wait:
             ctx.broker.release([delivery], delay=ratelimits.hand_back_delay(message.task, wait, per_second))
-            return None
-    if message.lock:
-        if not locks.acquire(message.lock, ctx.consumer_id):
-            ctx.broker.release([delivery], delay=get_settings().LOCK_RETRY_DELAY)
-            return None
-        try:
-            return _call(task, message, ctx, delivery)
-        finally:
-            locks.release(message.lock, ctx.consumer_id)
-    return _call(task, message, ctx, delivery)
+            return None, None
+    if message.lock and not locks.acquire(message.lock, ctx.consumer_id):
+        ctx.broker.release([delivery], delay=get_settings().LOCK_RETRY_DELAY)
+        return None, None
+    return task, None
 
 
-def _call(task, message: Message, ctx: ExecutionContext, delivery: Delivery | None) -> Outcome:
+def _release_lock(message: Message, ctx: ExecutionContext) -> None:
+    if message.lock and not ctx.eager:
+        locks.release(message.lock, ctx.consumer_id)
+
+
+def _start(task, message: Message, ctx: ExecutionContext, delivery: Delivery | None):
+    """The worker's default limits on the message, STARTED stored; returns the start time."""
     started = timezone.now()
     settings = get_settings()
     # the worker's defaults (Celery's task_time_limit, task_soft_time_limit); none for eager runs, as in Celery
@@ -112,7 +126,11 @@ def _call(task, message: Message, ctx: ExecutionContext, delivery: Delivery | No
     if track and not message.ignore_result:
         store.mark_started(message, ctx.hostname, started)
     ctx.on_task_start(delivery, message)
-    retry: Retry | None = None
+    return started
+
+
+def _call(task, message: Message, ctx: ExecutionContext, delivery: Delivery | None) -> Outcome:
+    started = _start(task, message, ctx, delivery)
     try:
         with request_context(Request.from_message(message, ctx.hostname, ctx.eager)):
             signals.task_prerun.send(sender=task, task_id=message.id, task=task, args=message.args,
@@ -123,25 +141,89 @@ def _call(task, message: Message, ctx: ExecutionContext, delivery: Delivery | No
                         task.run(*message.args, **message.kwargs)
                 if type(retval) is CoroutineType:  # an `async def` task
                     retval = aio.run(retval, message.soft_time_limit)
-                encoded = encode_value(retval)  # an unstorable return value fails the task here
-                if logger.isEnabledFor(logging.INFO):  # cached by logging: the only cost below INFO
-                    logger.info("Task %s[%s] succeeded in %.3fs: %s", message.task, message.id,
-                                _runtime(started), short_repr(retval))
-                return Outcome(message, states.SUCCESS, retval, hostname=ctx.hostname, started=started,
-                               encoded=encoded)
-            except Retry as exc:
-                retry = exc
-            except Exception as exc:
-                if lost_database(exc):
-                    raise  # an outage, not the task's failure: its message goes back, uncounted
-                retry = _autoretry(task, exc)
-                if retry is None:
-                    return failure(message, exc, ctx.hostname, started)
+                return _succeeded(message, ctx, retval, started)
             except BaseException as exc:  # noqa: B036 - SystemExit etc. from task code fail the task
-                return failure(message, exc, ctx.hostname, started)
+                return _ended(task, message, ctx, exc, started)
     finally:
         ctx.on_task_end()
-    return _retry(task, message, retry, ctx, started)
+
+
+def _succeeded(message: Message, ctx: ExecutionContext, retval: Any, started) -> Outcome:
+    encoded = encode_value(retval)  # an unstorable return value fails the task here
+    if logger.isEnabledFor(logging.INFO):  # cached by logging: the only cost below INFO
+        logger.info("Task %s[%s] succeeded in %.3fs: %s", message.task, message.id, _runtime(started),
+                    short_repr(retval))
+    return Outcome(message, states.SUCCESS, retval, hostname=ctx.hostname, started=started, encoded=encoded)
+
+
+def _ended(task, message: Message, ctx: ExecutionContext, exc: BaseException, started) -> Outcome:
+    """The outcome of a call that raised: RETRY (asked for, or by autoretry_for) or FAILURE."""
+    if isinstance(exc, Retry):
+        return _retry(task, message, exc, ctx, started)
+    if isinstance(exc, Exception):
+        if lost_database(exc):
+            raise exc  # an outage, not the task's failure: its message goes back, uncounted
+        retry = _autoretry(task, exc)
+        if retry is not None:
+            return _retry(task, message, retry, ctx, started)
+    return failure(message, exc, ctx.hostname, started)
+
+
+@dataclass
+class Awaiting:
+    """An `async def` task begun by `begin`: its coroutine is awaited on the asyncio pool's loop,
+    then `end` makes its outcome."""
+
+    task: Any
+    message: Message
+    coroutine: Coroutine[Any, Any, Any]
+    started: datetime
+
+
+def begin(message: Message, ctx: ExecutionContext, delivery: Delivery | None) -> Outcome | Awaiting | None:
+    """`run` for the asyncio pool (worker/aioconsumer.py), up to the await: an async task's
+    coroutine is returned unstarted, with its lock_key held until `end`; a sync task runs to its
+    end here (no soft time limit off the main thread, as in the threads pool)."""
+    task, refused = _admit(message, ctx, delivery)
+    if task is None:
+        return refused
+    awaiting = None
+    try:
+        started = _start(task, message, ctx, delivery)
+        with request_context(Request.from_message(message, ctx.hostname)):
+            signals.task_prerun.send(sender=task, task_id=message.id, task=task, args=message.args,
+                                     kwargs=message.kwargs)
+            try:
+                retval = task.run(task, *message.args, **message.kwargs) if task.bind else \
+                    task.run(*message.args, **message.kwargs)
+                if type(retval) is CoroutineType:
+                    awaiting = Awaiting(task, message, retval, started)
+                    return awaiting
+                return _succeeded(message, ctx, retval, started)
+            except BaseException as exc:  # noqa: B036 - as in _call
+                return _ended(task, message, ctx, exc, started)
+    finally:
+        if awaiting is None:
+            _release_lock(message, ctx)
+
+
+def end(awaiting: Awaiting, ctx: ExecutionContext, retval: Any = None, error: BaseException | None = None) -> Outcome:
+    """The outcome of an awaited async task: its value, or what it raised (a TaskRevokedError:
+    cancelled by a revoke with terminate, REVOKED)."""
+    message = awaiting.message
+    try:
+        if isinstance(error, TaskRevokedError):
+            return Outcome(message, states.REVOKED, error, traceback=f"{type(error).__name__}: {error}\n",
+                           hostname=ctx.hostname, started=awaiting.started)
+        with request_context(Request.from_message(message, ctx.hostname)):
+            if error is None:
+                try:
+                    return _succeeded(message, ctx, retval, awaiting.started)
+                except Exception as exc:
+                    error = exc
+            return _ended(awaiting.task, message, ctx, error, awaiting.started)
+    finally:
+        _release_lock(message, ctx)
 
 
 def _autoretry(task, exc: Exception) -> Retry | None:

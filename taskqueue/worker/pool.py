@@ -15,6 +15,7 @@ from ..brokers import Delivery, get_broker, reset_broker
 from ..exceptions import TaskRevokedError, TimeLimitExceeded
 from ..scheduler import Scheduler
 from . import ChildLimits, WorkerConfig, die_with_parent
+from .aioconsumer import consume_async
 from .consumer import consume
 from .execute import fail_killed
 from .processes import ChildProcess, ConsumerProcess, fork
@@ -60,9 +61,10 @@ class ThreadConsumer:
 
 
 def run_consumer(consumer_id: str, hostname: str, queues: list[str], slot: TaskSlot, prefetch: int,
-                 limits: ChildLimits, signal_shutdown: bool = False) -> None:
+                 limits: ChildLimits, signal_shutdown: bool = False, async_capacity: int | None = None) -> None:
     """A consumer process's life (forked here, or spawned by the keeper: worker/child.py). With
-    `signal_shutdown` it sends `worker_shutdown` as it stops: the keeper cannot, having no Django."""
+    `signal_shutdown` it sends `worker_shutdown` as it stops: the keeper cannot, having no Django.
+    With `async_capacity`, the asyncio pool's consumer, running that many tasks at once."""
     die_with_parent()
     stopping = threading.Event()
     # Flag-only handler: the task in progress finishes, the loop then exits.
@@ -71,7 +73,10 @@ def run_consumer(consumer_id: str, hostname: str, queues: list[str], slot: TaskS
     reset_broker()
     signals.worker_process_init.send(sender=None)
     try:
-        consume(consumer_id, hostname, queues, slot, stopping.is_set, prefetch=prefetch, limits=limits)
+        if async_capacity:
+            consume_async(consumer_id, hostname, queues, stopping.is_set, async_capacity, limits)
+        else:
+            consume(consumer_id, hostname, queues, slot, stopping.is_set, prefetch=prefetch, limits=limits)
     finally:
         if signal_shutdown:
             signals.worker_shutdown.send(sender=None)
@@ -111,15 +116,16 @@ class ForkLauncher:
 
     def consumer(self, consumer_id: str, slot: TaskSlot | None) -> ConsumerProcess | ThreadConsumer:
         config = self.config
-        if config.pool != "prefork":
+        if config.pool not in ("prefork", "asyncio"):
             handle = ThreadConsumer(consumer_id, config.hostname, self.queues, config.prefetch, config.child_limits,
                                     slot)
             handle.start()
             return handle
         slot = slot or TaskSlot(shared=True)
         connections.close_all()  # a child must never share its parent's database sockets
+        capacity = config.concurrency if config.pool == "asyncio" else None
         pid = fork(lambda: run_consumer(consumer_id, config.hostname, self.queues, slot, config.prefetch,
-                                        config.child_limits, self.signal_shutdown),
+                                        config.child_limits, self.signal_shutdown, capacity),
                    name=f"consumer-{consumer_id.rsplit('.', 1)[-1]}")
         return ConsumerProcess(pid, consumer_id, slot)
 

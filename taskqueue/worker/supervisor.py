@@ -92,7 +92,7 @@ class Supervisor:
         self.signals_received += 1
 
     def start(self) -> None:
-        self.consumers = [self._spawn() for _ in range(self.config.concurrency)]
+        self.consumers = [self._spawn() for _ in range(self.config.consumers)]
         if self.config.beat:
             self.scheduler = self.launcher.scheduler()
 

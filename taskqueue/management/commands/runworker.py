@@ -21,7 +21,8 @@ from ...worker.keeper import hand_over
 from ...worker.pool import ForkLauncher
 from ...worker.supervisor import Supervisor
 
-POOLS = ("prefork", "threads", "solo")
+POOLS = ("prefork", "threads", "solo", "asyncio")
+ASYNCIO_CONCURRENCY = 100
 
 
 def positive_int(value: str) -> int:
@@ -35,10 +36,13 @@ class Command(BaseCommand):
     help = "Run a taskqueue worker: consumes the given queues until SIGTERM/SIGINT."
 
     def add_arguments(self, parser):
-        parser.add_argument("-c", "--concurrency", type=positive_int, default=os.cpu_count() or 1,
-                            help="number of consumer processes/threads (default: CPU count)")
+        parser.add_argument("-c", "--concurrency", type=positive_int, default=None,
+                            help="consumer processes/threads (default: CPU count); with -P asyncio, tasks "
+                                 f"running at once in its one process (default: {ASYNCIO_CONCURRENCY})")
         parser.add_argument("-Q", "--queues", default="", help="comma-separated queues (default: the default queue)")
-        parser.add_argument("--pool", choices=POOLS, default="prefork")
+        parser.add_argument("-P", "--pool", choices=POOLS, default="prefork",
+                            help="prefork (default), threads, solo, or asyncio (one process, its event loop "
+                                 "running many async def tasks at once)")
         parser.add_argument("--max-tasks-per-child", type=positive_int, default=None,
                             help="replace a consumer process after it ran this many tasks")
         parser.add_argument("--max-memory-per-child", type=positive_int, default=None, metavar="KIB",
@@ -61,7 +65,8 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         settings = get_settings()
         config = WorkerConfig(
-            concurrency=1 if options["pool"] == "solo" else options["concurrency"],
+            concurrency=1 if options["pool"] == "solo" else options["concurrency"] or (
+                ASYNCIO_CONCURRENCY if options["pool"] == "asyncio" else os.cpu_count() or 1),
             queues=[q.strip() for q in options["queues"].split(",") if q.strip()],
             pool=options["pool"], max_tasks_per_child=options["max_tasks_per_child"],
             max_memory_per_child=options["max_memory_per_child"],
