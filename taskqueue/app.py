@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 from importlib import import_module
 from importlib.util import find_spec
 from types import MappingProxyType, ModuleType
-from typing import Any
+from typing import Any, Concatenate, Literal, overload
 
 from django.apps import apps
 from django.core.signals import setting_changed
@@ -154,6 +154,20 @@ class Celery:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.main}>"
 
+    # The same overloads as taskqueue.task (see there): an app's own Task class (`task_cls=`) is a
+    # subclass, so the types hold.
+    @overload
+    def task[**P, R](self, fn: Callable[P, R], /) -> Task[P, R]: ...
+    @overload
+    def task[T: Task](self, *, base: type[T], **options: Any) -> Callable[[Callable[..., Any]], T]: ...
+    @overload
+    def task[**P, R](self, *, bind: Literal[True],
+                     **options: Any) -> Callable[[Callable[Concatenate[Any, P], R]], Task[P, R]]: ...
+    @overload
+    def task[**P, R](self, *, bind: Literal[False] = False,
+                     **options: Any) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+    @overload
+    def task(self, *, bind: bool, **options: Any) -> Callable[[Callable[..., Any]], Task]: ...
     def task(self, *args: Any, **options: Any) -> Any:
         if self.Task is not Task:
             options.setdefault("base", self.Task)

@@ -126,7 +126,7 @@ class TaskQueueBackend(BaseTaskBackend):
         return result_from_row(row, self.alias)
 
     def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
-        errors = []
+        errors: list[checks.CheckMessage] = []
         if not all(isinstance(queue, str) and queue for queue in self.queues):  # empty: any queue
             errors.append(checks.Error(f"TASKS[{self.alias!r}]['QUEUES'] must list queue names (non-empty strings)",
                                        id="taskqueue.E101"))
@@ -146,8 +146,8 @@ def worker_task(django_task: DjangoTask) -> Task:
     """The taskqueue task that runs `django_task` on a worker, registered under its module path."""
     name = django_task.module_path
     existing = registry.find(name)
-    if existing is not None and getattr(existing, "django_task", None) is not None \
-            and existing.django_task.func is django_task.func:
+    known = getattr(existing, "django_task", None)
+    if existing is not None and known is not None and known.func is django_task.func:
         return existing
     options = {option: getattr(django_task, option) for option in _OPTIONS
                if getattr(django_task, option, None) is not None}
@@ -158,11 +158,13 @@ def worker_task(django_task: DjangoTask) -> Task:
 
 def _runner(django_task: DjangoTask) -> Callable[..., Any]:
     def run(self: Task, *args: Any, **kwargs: Any) -> Any:
-        running = _running(django_task) if django_task.takes_context or task_started.receivers else None
-        if task_started.receivers:
-            task_started.send(TaskQueueBackend, task_result=running)
         if django_task.takes_context:
+            running = _running(django_task)
+            if task_started.receivers:
+                task_started.send(TaskQueueBackend, task_result=running)
             return django_task.call(TaskContext(task_result=running), *args, **kwargs)
+        if task_started.receivers:
+            task_started.send(TaskQueueBackend, task_result=_running(django_task))
         return django_task.call(*args, **kwargs)
 
     run.__name__ = django_task.func.__name__
@@ -174,7 +176,7 @@ def _runner(django_task: DjangoTask) -> Callable[..., Any]:
 def _running(django_task: DjangoTask) -> TaskResult:
     request = current_request()
     attempts = request.retries + 1
-    return TaskResult(task=django_task, id=request.id, status=TaskResultStatus.RUNNING, enqueued_at=None,
+    return TaskResult(task=django_task, id=request.id or "", status=TaskResultStatus.RUNNING, enqueued_at=None,
                       started_at=None, finished_at=None, last_attempted_at=None, args=list(request.args),
                       kwargs=dict(request.kwargs), backend=django_task.backend, errors=[],
                       worker_ids=[request.hostname or ""] * attempts)
@@ -184,13 +186,13 @@ def result_from_row(row: Any, alias: str) -> TaskResult:
     """Django's view of a result row."""
     status = _STATUS.get(row.state, TaskResultStatus.RUNNING)
     attempts = row.retries + 1 if status != TaskResultStatus.READY or row.retries else 0
-    errors = []
+    errors: list[TaskError] = []
     if status == TaskResultStatus.FAILED:
         exception = row.result if isinstance(row.result, dict) else {}
         path = f"{exception.get('exc_module', 'builtins')}.{exception.get('exc_type', 'Exception')}"
         errors.append(TaskError(exception_class_path=path, traceback=row.traceback or ""))
     finished = row.date_done if status in (TaskResultStatus.SUCCESSFUL, TaskResultStatus.FAILED) else None
-    result = TaskResult(task=_django_task(row.task_name, alias), id=row.task_id, status=status,
+    result: TaskResult = TaskResult(task=_django_task(row.task_name, alias), id=row.task_id, status=status,
                         enqueued_at=row.date_created, started_at=row.date_started or finished,
                         finished_at=finished, last_attempted_at=row.date_started or finished,
                         args=row.args or [], kwargs=row.kwargs or {}, backend=alias, errors=errors,

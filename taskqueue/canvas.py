@@ -98,9 +98,11 @@ class chain(Signature, kind="chain"):
             steps.append(step)
         return self._with_callbacks(steps)
 
-    def freeze(self, _id: str | None = None, group_id: str | None = None, chord: dict | None = None,
-               root_id: str | None = None, parent_id: str | None = None,
-               group_index: int | None = None) -> AsyncResult | GroupResult | None:
+    # Celery's canvas: a chain's call gives its last step's result, a group's a GroupResult.
+    def freeze(  # type: ignore[override]
+            self, _id: str | None = None, group_id: str | None = None, chord: dict | None = None,
+            root_id: str | None = None, parent_id: str | None = None,
+            group_index: int | None = None) -> AsyncResult | GroupResult | None:
         """Give every step its id; returns the last step's result (None for an empty chain), whose
         id becomes `chain.id`. Completion marks go on the last step; the first is the later ones' root."""
         steps = self._prepared()
@@ -109,7 +111,8 @@ class chain(Signature, kind="chain"):
             steps[-1] = _completable(steps[-1])
         previous = None
         for index, step in enumerate(steps):
-            lineage = {"root_id": root_id, "parent_id": previous.id if previous is not None else parent_id}
+            lineage: dict[str, Any] = {"root_id": root_id,
+                                       "parent_id": previous.id if previous is not None else parent_id}
             if index == len(steps) - 1:
                 result = step.freeze(_id, group_id=group_id, chord=chord, group_index=group_index, **lineage)
             else:
@@ -125,8 +128,9 @@ class chain(Signature, kind="chain"):
             self["options"]["task_id"] = previous.id
         return previous
 
-    def apply_async(self, args: tuple | list = (), kwargs: dict | None = None,
-                    **options: Any) -> AsyncResult | GroupResult | None:
+    def apply_async(  # type: ignore[override]
+            self, args: tuple | list = (), kwargs: dict | None = None,
+            **options: Any) -> AsyncResult | GroupResult | None:
         """Send the first step (the rest travels in its message, next step last, as in Celery's
         protocol); returns the last step's result, or None for an empty chain."""
         frozen = self.clone()._linked(options)
@@ -211,9 +215,9 @@ class group(Signature, kind="group"):
         self._each_member(lambda _, member: member.set(countdown=next(countdowns)))
         return self
 
-    def freeze(self, _id: str | None = None, group_id: str | None = None, chord: dict | None = None,
-               root_id: str | None = None, parent_id: str | None = None,
-               group_index: int | None = None) -> GroupResult:
+    def freeze(  # type: ignore[override]  # a GroupResult, as in Celery
+            self, _id: str | None = None, group_id: str | None = None, chord: dict | None = None,
+            root_id: str | None = None, parent_id: str | None = None, group_index: int | None = None) -> GroupResult:
         """Fix the group's id (once) and its members', with nested groups flattened into it; members
         are marked with the group's id, their index and `chord`."""
         gid = self["options"]["task_id"] = self["options"].get("task_id") or _id or group_id or new_id()
@@ -226,7 +230,8 @@ class group(Signature, kind="group"):
         self._set_members(members)
         return GroupResult(gid, results)
 
-    def apply_async(self, args: tuple | list = (), kwargs: dict | None = None, **options: Any) -> GroupResult:
+    def apply_async(  # type: ignore[override]  # a GroupResult, as in Celery
+            self, args: tuple | list = (), kwargs: dict | None = None, **options: Any) -> GroupResult:
         if options.get("link") is not None:
             raise TypeError("Cannot add link to group: use a chord")
         if options.get("link_error") is not None:
@@ -234,7 +239,7 @@ class group(Signature, kind="group"):
         options.pop("link", None), options.pop("link_error", None)
         lone = _lone_chain_ending_in_group(self)
         if lone is not None and not any(options.get(key) is not None for key in MARKS):
-            return lone.apply_async(args, kwargs, **options)  # its result is that group's, as in Celery
+            return lone.apply_async(args, kwargs, **options)  # type: ignore[return-value]  # that group's, as in Celery
         frozen = self.clone()
         result = outline.record(frozen, frozen.freeze(options.pop("task_id", None), **_sig.freeze_args(options)))
         store.save_group(result.id, [r.as_tuple() for r in result.results])
@@ -242,7 +247,8 @@ class group(Signature, kind="group"):
         return result
 
     def _send_members(self, args, kwargs, options: dict) -> None:
-        plain, composite = [], []
+        plain: list[Signature] = []
+        composite: list[Signature] = []
         for member in self.tasks:
             (composite if member.subtask_type else plain).append(member)
         send_many([(m, *m._call_args(tuple(args or ()), kwargs), m._send_options(options)) for m in plain])
@@ -390,7 +396,10 @@ def _lone_chain_ending_in_group(sig: group) -> chain | None:
     """`group(a | group(b, c))`: Celery gives that inner group's result, not a list holding it."""
     members = sig["kwargs"]["tasks"]
     only = maybe_signature(members[0]) if len(members) == 1 else None
-    return only if isinstance(only, chain) and isinstance((only._prepared() or [None])[-1], group) else None
+    if not isinstance(only, chain):
+        return None
+    steps = only._prepared()
+    return only if steps and isinstance(steps[-1], group) else None
 
 
 def _completable(sig: Signature) -> Signature:

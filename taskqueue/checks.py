@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import redis
-from django.core.checks import Error, Tags, Warning, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.db import connections
 
 from .brokers import broker_kind, database_alias
@@ -13,7 +13,7 @@ from .conf import get_settings
 @register(Tags.compatibility)
 def check_settings(app_configs=None, **kwargs) -> list:
     settings = get_settings()
-    problems = []
+    problems: list[CheckMessage] = []
     kind = broker_kind(settings.BROKER_URL)
     if kind is None:
         problems.append(Error(f"TASKQUEUE_BROKER_URL has an unknown scheme {settings.BROKER_URL.split(':', 1)[0]!r}.",

@@ -40,7 +40,7 @@ def revoke(task_ids: list[str], terminate: bool = False, signal: str | None = No
         broker.cancel(task_id, _revoke_ttl(broker, task_id), terminate=(signal or "SIGTERM") if terminate else None)
     runtime.get().revoked(revoked)
     for request in announce:
-        signals.task_revoked.send(sender=registry.find(request.task) or request.task, request=request,
+        signals.task_revoked.send(sender=registry.find(request.task or "") or request.task, request=request,
                                   terminated=False, signum=None, expired=False)
 
 
@@ -281,7 +281,7 @@ class Control:
         settings = get_settings()
         queues = {*get_broker().inspect().sizes, settings.DEFAULT_QUEUE}
         queues |= {t["queue"] if isinstance(t, dict) else str(t) for t in (settings.ROUTES or {}).values()}
-        queues |= {task.queue for task in registry.all_tasks().values() if getattr(task, "queue", None)}
+        queues |= {queue for task in registry.all_tasks().values() if (queue := getattr(task, "queue", None))}
         return sum(purge(queue) for queue in sorted(queues))
 
     def rate_limit(self, task_name: str, rate_limit: str | float | None, destination: object = None,

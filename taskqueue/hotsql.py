@@ -114,7 +114,7 @@ def _upsert_sql(connection, count: int, fields: tuple[str, ...]) -> str:
     if sql is None:
         table = schema()
         qn = connection.ops.quote_name
-        updates = [table.meta.get_field(name).column for name in fields]
+        updates = [table.meta.get_field(name).column for name in fields]  # type: ignore[union-attr]  # columns
         conflict = connection.ops.on_conflict_suffix_sql(
             table.columns, OnConflict.UPDATE if fields else OnConflict.IGNORE, updates,
             [table.meta.get_field("task_id").column])

@@ -98,7 +98,7 @@ _FIELD_NAMES = frozenset(f.name for f in fields(Message))
 _REQUIRED = ("id", "task", "args", "kwargs")
 _TRAILING = ("chain",)  # written after the envelope, one line per step
 # Fields written only when they differ from their default: most messages carry none of them.
-_OPTIONAL = tuple((f.name, f.default if f.default is not MISSING else f.default_factory())
+_OPTIONAL = tuple((f.name, f.default if f.default_factory is MISSING else f.default_factory())
                   for f in fields(Message) if f.name not in _REQUIRED + _TRAILING)
 _OPTIONAL_DEFAULTS = tuple(default for _, default in _OPTIONAL)
 _optional_values = operator.attrgetter(*(name for name, _ in _OPTIONAL))

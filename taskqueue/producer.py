@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -117,7 +117,8 @@ def _check_other_options(task_name: str, names: set[str], options: dict) -> None
 
 def _publish(prepared: list[tuple[wire.Message, bytes]], settings, options: dict | None = None) -> None:
     items = [Outgoing(msg.queue, msg.id if not msg.retries else f"{msg.id}~{msg.retries}", body,
-                      msg.eta_datetime.timestamp() if msg.eta else None, msg.priority) for msg, body in prepared]
+                      datetime.fromisoformat(msg.eta).timestamp() if msg.eta else None, msg.priority)
+             for msg, body in prepared]
 
     def publish(remember: float | None = None, retry: bool = True) -> None:
         if signals.before_task_publish.receivers:
@@ -260,5 +261,6 @@ def _signature_list(value: Any) -> list:
     return [dict(item) for item in items]
 
 
-_OPTION_CONVERTERS = {"eta": lambda eta: _eta(None, eta), "expires": _expires, "link": _signature_list,
-                      "link_error": _signature_list, "headers": dict}
+_OPTION_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "eta": lambda eta: _eta(None, eta), "expires": _expires, "link": _signature_list,
+    "link_error": _signature_list, "headers": dict}

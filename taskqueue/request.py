@@ -45,7 +45,7 @@ class Request:
     lock: str | None = None
 
     @classmethod
-    def from_message(cls, message: Message, hostname: str, is_eager: bool = False) -> Request:
+    def from_message(cls, message: Message, hostname: str | None, is_eager: bool = False) -> Request:
         """The request of a worker (or eager) run of `message`."""
         return cls(
             id=message.id, task=message.task, args=message.args, kwargs=message.kwargs, retries=message.retries,

@@ -25,7 +25,8 @@ _FIRST_RECHECK, _MAX_RECHECK = 0.05, 1.0
 class AsyncResult:
     """The state and result of one task id; rows are read fresh until the task is ready."""
 
-    def __init__(self, id: str, task_name: str | None = None, parent: AsyncResult | None = None, app=None):
+    def __init__(self, id: str, task_name: str | None = None, parent: AsyncResult | GroupResult | None = None,
+                 app=None):
         if id is None:
             raise ValueError(f"AsyncResult requires valid id, not {type(id)}")
         self.id = str(id)
@@ -238,8 +239,9 @@ class EagerResult(AsyncResult):
     info = result
     traceback = property(lambda self: self._traceback)
 
-    def get(self, timeout: float | None = None, propagate: bool = True,
-            callback: Callable[[str, Any], None] | None = None, **_: Any) -> Any:
+    def get(self, timeout: float | None = None, propagate: bool = True, interval: float | None = None,
+            on_message: Callable[[dict], None] | None = None, disable_sync_subtasks: bool = True,
+            follow_parents: bool = True, callback: Callable[[str, Any], None] | None = None, **_: Any) -> Any:
         if propagate and self._state in states.PROPAGATE_STATES and isinstance(self._value, BaseException):
             raise self._value
         if callback is not None:
@@ -318,11 +320,14 @@ class GroupResult:
         self.delete()
 
     def save(self) -> GroupResult:
+        if self.id is None:
+            raise ValueError("GroupResult.save() needs the group's id: GroupResult(id, results)")
         store.save_group(self.id, [result.as_tuple() for result in self.results])
         return self
 
     def delete(self) -> None:
-        store.delete_group(self.id)
+        if self.id is not None:
+            store.delete_group(self.id)
 
     @classmethod
     def restore(cls, group_id: str, **_: Any) -> GroupResult | None:

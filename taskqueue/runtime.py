@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any
 from django.core.exceptions import ImproperlyConfigured
 
 if TYPE_CHECKING:
-    from .message import Message
+    pass
 
 
 @dataclass(frozen=True)
 class Runtime:
-    run_eager: Callable[[Message], Any]  # run a message in this process; returns its EagerResult
+    run_eager: Callable[..., Any]  # (message, throw=None): run it in this process; returns its EagerResult
     revoked: Callable[[list[str]], None]  # count revoked tasks for their chords, settling those
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any
@@ -17,7 +18,8 @@ TAG = "__tq__"
 _PLAIN = (str, int, float, bool, type(None))
 
 
-_TAGGED = (  # (type, tag, encode); datetime before date, its base class
+# (type, tag, encode); datetime before date, its base class
+_TAGGED: tuple[tuple[Any, str, Callable[[Any], Any] | None], ...] = (
     (tuple, "tuple", None),
     (datetime, "datetime", datetime.isoformat),
     (date, "date", date.isoformat),
@@ -107,6 +109,7 @@ def _key(key: Any, path: str) -> str:
 
 
 def _as_base_type(value: Any) -> Any:
+    base: Any
     for base in (bool, int, float, str, list, dict):
         if isinstance(value, base):
             return base(value)
@@ -178,8 +181,7 @@ _TAG_MARK_BYTES = _TAG_MARK.encode()
 def loads(text: str | bytes) -> Any:
     """Decode what `dumps` produced, restoring the tagged types (a text without a tag is parsed
     without calling back into Python for every object)."""
-    mark = _TAG_MARK_BYTES if isinstance(text, bytes) else _TAG_MARK
-    if mark not in text:
+    if (_TAG_MARK_BYTES not in text) if isinstance(text, bytes) else (_TAG_MARK not in text):
         return json.loads(text)
     return json.loads(text, object_hook=_object_hook)
 

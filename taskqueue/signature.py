@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import itertools
 import types
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
 from . import registry
 from .producer import send
 from .result import AsyncResult, GroupResult
 from .utils import new_id
+
+if TYPE_CHECKING:
+    from .canvas import group as _group
 
 MARKS = ("group_id", "group_index", "chord")
 _LINEAGE = ("parent_id", "root_id")
@@ -35,7 +38,7 @@ def _copied(value: Any) -> Any:
     return value
 
 
-_KINDS: dict[str, type[Signature]] = {}  # subtask_type -> class, filled as `canvas` defines them
+_KINDS: dict[str | None, type[Signature]] = {}  # subtask_type -> class, filled as `canvas` defines them
 
 
 class Signature(dict):
@@ -76,7 +79,7 @@ class Signature(dict):
 
     # -- building ------------------------------------------------------------------------------
 
-    def clone(self, args: tuple | None = None, kwargs: dict | None = None, **options: Any) -> Signature:
+    def clone(self, args: tuple | None = None, kwargs: dict | None = None, **options: Any) -> Self:
         """A deep copy; new args go in front of the partial ones (unless immutable), kwargs/options win."""
         sig = maybe_signature(_copied(self))
         if args and not sig.immutable:
@@ -86,7 +89,7 @@ class Signature(dict):
         sig["options"].update(options)
         return sig
 
-    def set(self, immutable: bool | None = None, **options: Any) -> Signature:
+    def set(self, immutable: bool | None = None, **options: Any) -> Self:
         if immutable is not None:
             self.set_immutable(immutable)
         self["options"].update(options)
@@ -116,7 +119,7 @@ class Signature(dict):
             flat.extend(maybe_signature(callback).flatten_links())
         return flat
 
-    def _linked(self, options: dict) -> Signature:
+    def _linked(self, options: dict) -> Self:
         """This signature with the link and link_error taken out of apply_async's options."""
         for callback in callbacks(options.pop("link", None)):
             self.link(callback)
@@ -124,7 +127,7 @@ class Signature(dict):
             self.link_error(errback)
         return self
 
-    def on_error(self, errback: dict) -> Signature:
+    def on_error(self, errback: dict) -> Self:
         self.link_error(errback)
         return self
 
@@ -232,7 +235,7 @@ class chunks(Signature, kind="chunks"):  # noqa: N801 - Celery's name
     """Split `items` into chunks of `n` calls of `task`; each chunk runs as one immutable message,
     the last one shorter."""
 
-    def __init__(self, task: Any, it: Any = None, n: int | None = None, **options: Any):
+    def __init__(self, task: Any, it: Any = None, n: Any = None, **options: Any):
         if type(task) is dict and task.get("subtask_type") == "chunks":
             Signature.__init__(self, task)
             return
@@ -241,11 +244,14 @@ class chunks(Signature, kind="chunks"):  # noqa: N801 - Celery's name
                            {"task": dict(maybe_signature(task)), "it": items, "n": int(n)}, options,
                            subtask_type="chunks", immutable=True)
 
-    def group(self) -> Signature:
+    def group(self) -> _group:
         task, items, n = self["kwargs"]["task"], self["kwargs"]["it"], self["kwargs"]["n"]
-        return _KINDS["group"](xstarmap(task, items[i:i + n]) for i in range(0, len(items), n))
+        return _KINDS["group"](  # type: ignore[return-value]  # canvas.group
+            xstarmap(task, items[i:i + n]) for i in range(0, len(items), n))
 
-    def apply_async(self, args: tuple | list = (), kwargs: dict | None = None, **options: Any) -> GroupResult:
+    # Celery's canvas: a group's call gives a GroupResult, a task signature's an AsyncResult.
+    def apply_async(  # type: ignore[override]
+            self, args: tuple | list = (), kwargs: dict | None = None, **options: Any) -> GroupResult:
         return self.group().apply_async(args, kwargs, **{**self.options, **options})
 
     def __call__(self, **options: Any) -> GroupResult:

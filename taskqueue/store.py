@@ -20,7 +20,8 @@ from .codecs import Outcome, encode_value, exception_to_json, notices
 from .message import Message
 
 if TYPE_CHECKING:
-    from . import models as models_module
+    from types import ModuleType
+
     from .request import Request
 
 _FINAL_FIELDS = ["task_name", "state", "args", "kwargs", "result", "traceback", "meta", "retries", "queue",
@@ -29,7 +30,7 @@ _IN_BATCH = 500  # ids per IN (...) query, under SQLite's parameter limit
 Wake = tuple[list[str], dict[str, bytes], set[str]]  # what `notify.publish` takes
 
 
-def _models() -> models_module:
+def _models() -> ModuleType:  # the models module (Any attributes to a type checker)
     from . import models  # waits for Django's app registry: `import taskqueue` comes first
 
     return models
@@ -316,7 +317,7 @@ def save_workflow(key: str, outline: dict, aliases: list[str]) -> None:
         Workflow.objects.using(connection.alias).bulk_create(rows, ignore_conflicts=True)
 
 
-def find_workflow(keys: list[str]) -> tuple[str, dict] | None:
+def find_workflow(keys: list[str | None]) -> tuple[str, dict] | None:
     """The (key, outline) of the workflow that one of these keys (a task's id, group, parent or
     root id, the first found wins) belongs to; two queries at most."""
     Workflow = _models().Workflow

@@ -6,7 +6,7 @@ import inspect
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Concatenate, Literal, overload
 
 from asgiref.sync import sync_to_async
 
@@ -18,8 +18,11 @@ from .request import Request, current_request, request_context
 from .result import AsyncResult
 
 
-class Task:
-    """Base class of every task; subclass it and pass `base=` to customise hooks."""
+class Task[**P, R]:
+    """Base class of every task; subclass it and pass `base=` to customise hooks.
+
+    Generic for type checkers only: `@task` on `def add(x: int, y: int) -> int` gives a
+    `Task[(x: int, y: int), int]`, so `add(1, 2)` is an int and `add.delay("x")` is an error."""
 
     name: str = ""
     bind: bool = False
@@ -69,7 +72,7 @@ class Task:
 
     # -- calling -------------------------------------------------------------------------------
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run in this process, now; `self.request` describes a direct call."""
         if self.bind:
             request = current_request()
@@ -118,11 +121,11 @@ class Task:
         except TypeError as exc:
             raise TypeError(f"{self.name}(): {exc}") from None
 
-    def delay(self, *args: Any, **kwargs: Any) -> AsyncResult:
+    def delay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult:
         """Send with positional and keyword arguments; returns the AsyncResult."""
         return self.apply_async(args, kwargs)
 
-    async def adelay(self, *args: Any, **kwargs: Any) -> AsyncResult:
+    async def adelay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult:
         """`delay` for async code (an async view): the publish runs in Django's sync thread."""
         return await sync_to_async(self.apply_async)(args, kwargs)
 
@@ -250,6 +253,19 @@ _DECORATOR_OPTIONS = {"shared", "lazy", "filter", "pydantic", "pydantic_strict",
                       "pydantic_dump_kwargs"}
 
 
+# For type checkers: the Task made keeps the function's parameters and return type (with bind=True,
+# those after `self`). With base= it is typed as that class, whose calls are not checked.
+@overload
+def task[**P, R](fn: Callable[P, R], /) -> Task[P, R]: ...
+@overload
+def task[T: Task](*, base: type[T], **options: Any) -> Callable[[Callable[..., Any]], T]: ...
+@overload
+def task[**P, R](*, bind: Literal[True],
+                 **options: Any) -> Callable[[Callable[Concatenate[Any, P], R]], Task[P, R]]: ...
+@overload
+def task[**P, R](*, bind: Literal[False] = False, **options: Any) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+@overload
+def task(*, bind: bool, **options: Any) -> Callable[[Callable[..., Any]], Task]: ...
 def task(*args: Any, **options: Any) -> Any:
     """Turn a function into a Task: `@task` or `@task(name=..., bind=True, queue=..., ...)`.
 
@@ -287,7 +303,7 @@ def _make_task(fn: Callable[..., Any], options: dict[str, Any]) -> Task:
             attrs[key] = tuple(attrs[key]) if isinstance(attrs[key], (list, tuple, set)) else (attrs[key],)
     if "retry_kwargs" in attrs:
         attrs["retry_kwargs"] = MappingProxyType(dict(attrs["retry_kwargs"] or {}))
-    cls = type(fn.__name__, (base,), attrs)
+    cls: type[Task] = type(fn.__name__, (base,), attrs)
     _check_options(cls)
     if cls.typing is None:  # Celery's None: the app's strict_typing, True by default
         cls.typing = True

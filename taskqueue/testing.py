@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 import pytest
 
@@ -51,15 +51,15 @@ class WorkerProcess:
         self.env.setdefault("PYTHONPATH", os.getcwd())
         self.process = subprocess.Popen(cmd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                         text=True, start_new_session=True)
-        self._reader = threading.Thread(target=self._read_output, daemon=True)
+        self._reader = threading.Thread(target=self._read_output, args=(self.process.stdout,), daemon=True)
         self._reader.start()
         if not self._ready.wait(timeout):
             self.kill()
             raise RuntimeError(f"worker not ready within {timeout} s:\n{self.output}")
         return self
 
-    def _read_output(self) -> None:
-        for line in self.process.stdout:
+    def _read_output(self, output: IO[str]) -> None:
+        for line in output:
             self.lines.append(line)
             if line.startswith(READY_MARK) and line.rstrip().endswith(" ready"):
                 self._ready.set()
@@ -70,6 +70,8 @@ class WorkerProcess:
 
     @property
     def pid(self) -> int:
+        if self.process is None:
+            raise RuntimeError("the worker is not started: call start() first")
         return self.process.pid
 
     def wait_for_output(self, text: str, timeout: float = 10) -> bool:
@@ -110,7 +112,7 @@ class WorkerProcess:
         """Once the reader has seen the end of the output (bounded), close the pipe."""
         if self._reader is not None:
             self._reader.join(5)
-        if not self._reader or not self._reader.is_alive():
+        if (not self._reader or not self._reader.is_alive()) and self.process and self.process.stdout:
             self.process.stdout.close()
 
     def children_pids(self) -> list[int]:

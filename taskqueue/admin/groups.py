@@ -32,7 +32,7 @@ def _plain_group_states(group_ids: set[str]) -> dict[str, str]:
     counts = (TaskResult.objects.filter(group_id__in=group_ids).order_by().values_list("group_id", "state")
               .annotate(n=Count("id")).values_list("group_id", "state", "n"))
     for group_id, state, n in counts:
-        by_group.setdefault(group_id, {})[state] = n
+        by_group.setdefault(group_id, {})[state] = n  # type: ignore[arg-type]  # not NULL, as filtered
     return {group_id: group_state(members) for group_id, members in by_group.items()}
 
 

@@ -43,6 +43,7 @@ def member_table(task_ids: list[str], query: QueryDict) -> str:
     lines = []
     for index, task_id in enumerate(ids, start=offset):
         row = rows.get(task_id)
+        cells: tuple[object, ...]
         if row is None:
             cells = (states.PENDING, index, task_link(task_id), "-", badge(states.PENDING), "-", "-", "-")
         else:

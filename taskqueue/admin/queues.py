@@ -82,8 +82,8 @@ class QueueAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/taskqueue/queue_messages.html", self._context(
             request, f"Waiting in {queue}", queue=queue, info=info, waiting=waiting[:PAGE], page=page,
             first=(page - 1) * PAGE + 1,
-            previous_url=f"{base}?{urlencode({'queue': queue, 'page': page - 1})}" if page > 1 else None,
-            next_url=f"{base}?{urlencode({'queue': queue, 'page': page + 1})}" if len(waiting) > PAGE else None))
+            previous_url=f"{base}?{urlencode({'queue': queue, 'page': str(page - 1)})}" if page > 1 else None,
+            next_url=f"{base}?{urlencode({'queue': queue, 'page': str(page + 1)})}" if len(waiting) > PAGE else None))
 
     def purge_view(self, request: HttpRequest) -> HttpResponse:
         self._require_change(request)

@@ -21,6 +21,8 @@ class BoundedPaginator(Paginator):
     """Counts no further than COUNT_LIMIT rows: a bounded sub-select instead of a COUNT of the table,
     in no order, so it reads whichever index finds the matches fastest."""
 
+    object_list: QuerySet  # the admin's changelist queryset
+
     @cached_property
     def count(self) -> int:
         return self.object_list.order_by()[:COUNT_LIMIT].count()

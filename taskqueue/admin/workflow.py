@@ -3,6 +3,8 @@ node, and "Retry selected": the admin side of `taskqueue.workflow` and `taskqueu
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
@@ -11,6 +13,9 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
+
+if TYPE_CHECKING:
+    from django.db.models.options import Options
 
 from .. import resume, states, workflow
 
@@ -21,6 +26,8 @@ class WorkflowAdminMixin:
     """For TaskResultAdmin: the workflow page, the resume button and the retry action. Both
     actions are changes: they need the change permission (view-only staff get neither). The
     detail page's links are in admin/taskqueue/taskresult/change_form.html (found by name)."""
+
+    opts: Options  # the ModelAdmin's
 
     def has_resume_permission(self, request) -> bool:
         return request.user.has_perm(f"{self.opts.app_label}.change_{self.opts.model_name}")

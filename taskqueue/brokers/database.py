@@ -131,7 +131,7 @@ class DatabaseBroker(Broker):
             return
         self._listener.wait_for(queues, seconds)
 
-    def ack(self, deliveries: list[Delivery]) -> None:
+    def ack(self, deliveries: Sequence[Delivery]) -> None:
         keys = [d.key for d in deliveries]
         for start in range(0, len(keys), _IN_BATCH):
             QueuedMessage.objects.using(self.alias).filter(key__in=keys[start:start + _IN_BATCH]).delete()
@@ -183,8 +183,9 @@ class DatabaseBroker(Broker):
         consumers = BrokerConsumer.objects.using(self.alias)
         cutoff = timezone.now() - timedelta(seconds=stale_after)
         silent = set(consumers.filter(last_heartbeat__lt=cutoff).values_list("consumer_id", flat=True))
-        holders = set(QueuedMessage.objects.using(self.alias).filter(consumer_id__isnull=False, reserved_at__lt=cutoff)
-                      .values_list("consumer_id", flat=True).distinct())
+        holders: set[str] = set(
+            QueuedMessage.objects.using(self.alias).filter(consumer_id__isnull=False, reserved_at__lt=cutoff)
+            .values_list("consumer_id", flat=True).distinct())  # type: ignore[arg-type]  # not NULL, as filtered
         live = set(consumers.filter(consumer_id__in=holders).values_list("consumer_id", flat=True))
         return silent | (holders - live)
 
@@ -226,7 +227,7 @@ class DatabaseBroker(Broker):
                      BrokerConsumer.objects.using(self.alias).values_list("consumer_id", "last_heartbeat")}
         held: dict[str, list[str]] = {}
         for k, consumer in messages.filter(consumer_id__isnull=False).values_list("key", "consumer_id"):
-            held.setdefault(consumer, []).append(k)
+            held.setdefault(consumer, []).append(k)  # type: ignore[arg-type]  # not NULL, as filtered
         waiting = messages.filter(consumer_id=None, available_at__gt=now).order_by("available_at")
         return Holdings(sizes, bodies, consumers=consumers, held=held,
                         delayed=[(k, at.timestamp()) for k, at in waiting.values_list("key", "available_at")],

@@ -66,7 +66,10 @@ def script(name: str) -> str:
 
 
 def _defined(helper: str) -> str:
-    return re.search(r"local function (\w+)", helper).group(1)
+    match = re.search(r"local function (\w+)", helper)
+    if match is None:
+        raise ValueError(f"common.lua: every helper defines a local function, not {helper[:40]!r}")
+    return match.group(1)
 
 
 def sha1(text: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Sequence
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .base import Leases
@@ -74,30 +75,29 @@ class RedisLeases:
             self._sock.close()
             self._sock = None
 
-    def _run_script(self, args: list) -> object:
+    def _run_script(self, args: list) -> Any:
         return loading_on_noscript(lambda _first: self._call("EVALSHA", self._sha, 0, *args),
                                    lambda: self._call("SCRIPT", "LOAD", self._script),
                                    lambda exc: isinstance(exc, ReplyError) and str(exc).startswith("NOSCRIPT"))
 
-    def _call(self, *command) -> object:
+    def _call(self, *command) -> Any:
         """One command, one reply. A broken connection is dropped and the error raised: the
         supervisor logs it and tries again on its next tick, on a new connection."""
         import hiredis
 
         try:
-            if self._sock is None:
-                self._connect()
-            return self._roundtrip(hiredis, command)
+            sock = self._sock if self._sock is not None else self._connect()
+            return self._roundtrip(hiredis, sock, command)
         except OSError:
             self.close()
             raise
 
-    def _roundtrip(self, hiredis, command: tuple) -> object:
-        self._sock.sendall(hiredis.pack_command(tuple(_wire(part) for part in command)))
+    def _roundtrip(self, hiredis, sock: socket.socket, command: tuple) -> Any:
+        sock.sendall(hiredis.pack_command(tuple(_wire(part) for part in command)))
         reader = hiredis.Reader()
         reply = False
         while reply is False:
-            chunk = self._sock.recv(65536)
+            chunk = sock.recv(65536)
             if not chunk:
                 raise ConnectionError("Redis closed the connection")
             reader.feed(chunk)
@@ -106,14 +106,14 @@ class RedisLeases:
             raise ReplyError(str(reply))
         return reply
 
-    def _connect(self) -> None:
+    def _connect(self) -> socket.socket:
         import hiredis
 
         parts = urlsplit(self.url)
         query = parse_qs(parts.query)
         if parts.scheme == "unix":
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            address: object = parts.path
+            address: str | tuple[str, int] = parts.path
             db = query.get("db", ["0"])[0]
         else:
             sock = socket.socket(socket.AF_INET6 if ":" in (parts.hostname or "") else socket.AF_INET)
@@ -129,9 +129,10 @@ class RedisLeases:
         if parts.password is not None:
             credentials = [unquote(parts.username), unquote(parts.password)] if parts.username else \
                 [unquote(parts.password)]
-            self._roundtrip(hiredis, ("AUTH", *credentials))
+            self._roundtrip(hiredis, sock, ("AUTH", *credentials))
         if db and db != "0":
-            self._roundtrip(hiredis, ("SELECT", db))
+            self._roundtrip(hiredis, sock, ("SELECT", db))
+        return sock
 
 
 def _wire(part: object) -> bytes | str:

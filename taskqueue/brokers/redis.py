@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 import redis
 from redis.backoff import ExponentialBackoff
@@ -16,6 +17,9 @@ from ..conf import get_settings
 from .base import Broker, Delivery, Holdings, Leases, Outgoing
 from .keys import RANK_EPOCH, key, loading_on_noscript, script
 from .leases import cancelled_keys, leases_args, needs_script, terminations_from
+
+if TYPE_CHECKING:
+    from redis.connection import Connection
 
 ANNOUNCE_EVERY = 60.0  # seconds; `inspect()` lists a queue again within this long after a Redis flush
 
@@ -53,7 +57,7 @@ class ThreadClients:
             self._local.client = None
             client.close()
 
-    def run_script(self, script: Script, args: list) -> object:
+    def run_script(self, script: Script, args: list) -> Any:
         return self.run_scripts([(script, args)])[0]
 
     def run_scripts(self, calls: list[tuple[Script, list]], before: tuple = ()) -> list:
@@ -79,7 +83,7 @@ class ThreadClients:
         `client.execute_command` (its lock and reply-callback lookup cost a tenth of a local round
         trip). Replies come back in order; an error reply is raised once all are read, so the
         connection stays in step."""
-        conn = self.get().connection
+        conn: Connection = self.get().connection  # type: ignore[assignment]  # a single-connection client's
 
         def send_and_read() -> list:
             conn.send_packed_command(conn.pack_commands(commands))
@@ -113,7 +117,7 @@ class RedisBroker(Broker):
         self._scripts = {name: self.client.register_script(script(name))
                          for name in ("publish", "reserve", "ack", "release", "leases", "lock")}
 
-    def _run(self, name: str, args: list) -> object:
+    def _run(self, name: str, args: list) -> Any:
         return self._threads.run_script(self._scripts[name], args)
 
     def _check_queue(self, queue: str) -> None:
@@ -171,7 +175,7 @@ class RedisBroker(Broker):
         ]
         return deliveries, next_eta
 
-    def ack(self, deliveries: list[Delivery]) -> None:
+    def ack(self, deliveries: Sequence[Delivery]) -> None:
         if deliveries:
             self._run("ack", [self.prefix, *[part for d in deliveries for part in (d.consumer_id, d.key)]])
 
@@ -202,7 +206,7 @@ class RedisBroker(Broker):
             holdings = self._holders(holdings)
         if queue is not None and limit > 0:
             page = self.client.zrange(key(self.prefix, "queue", queue), offset, offset + limit - 1)
-            holdings = replace(holdings, waiting=[k.decode() for k in page])
+            holdings = replace(holdings, waiting=[k.decode() for k in page])  # type: ignore[union-attr]  # bytes
         return holdings
 
     def _holders(self, holdings: Holdings) -> Holdings:
@@ -225,7 +229,8 @@ class RedisBroker(Broker):
             for place in places.values():  # "queue\nrank"
                 queue = place.decode().split("\n", 1)[0]
                 inflight[queue] = inflight.get(queue, 0) + 1
-        waiting, later = [], {}
+        waiting: list[tuple[str, float]] = []
+        later: dict[str, int] = {}
         for member, eta in delayed:  # "queue\nkey"
             queue, _, message_key = member.decode().partition("\n")
             waiting.append((message_key, eta))
@@ -236,7 +241,7 @@ class RedisBroker(Broker):
                        oldest=oldest)
 
     def _inspect(self, keys: Sequence[str]) -> Holdings:
-        queues = sorted(q.decode() for q in self.client.smembers(key(self.prefix, "queues")))
+        queues = sorted(q.decode() for q in self.client.smembers(key(self.prefix, "queues")))  # type: ignore[union-attr]
         with self.client.pipeline(transaction=False) as pipe:
             for queue in queues:
                 pipe.zcard(key(self.prefix, "queue", queue))

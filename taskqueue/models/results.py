@@ -8,7 +8,7 @@ from django.utils import timezone
 from .. import states
 
 
-class TaskResultQuerySet(models.QuerySet):
+class TaskResultQuerySet(models.QuerySet["TaskResult"]):
     def ready(self) -> TaskResultQuerySet:
         return self.filter(state__in=states.READY_STATES)
 
@@ -87,7 +87,7 @@ class GroupResult(models.Model):
         return f"group {self.group_id} ({len(self.member_ids)} members)"
 
 
-class ChordCounterQuerySet(models.QuerySet):
+class ChordCounterQuerySet(models.QuerySet["ChordCounter"]):
     def lock(self, group_id: str) -> bool:
         """Take the counter's row lock (the write lock on SQLite) for this transaction, so members
         of one chord are counted one at a time; False when there is no such chord."""

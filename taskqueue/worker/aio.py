@@ -44,6 +44,7 @@ async def limited(coroutine: Coroutine[Any, Any, Any], soft_time_limit: float | 
     """Await `coroutine`, cancelled at the first of its limits: SoftTimeLimitExceeded at the soft
     one, TimeLimitExceeded at the hard one (given only in the asyncio pool: elsewhere the
     supervisor kills the process at the hard limit)."""
+    error: Exception
     if soft_time_limit and (not time_limit or soft_time_limit <= time_limit):
         seconds, error = soft_time_limit, SoftTimeLimitExceeded(f"soft time limit ({soft_time_limit} s) exceeded")
     elif time_limit:

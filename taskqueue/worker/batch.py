@@ -62,6 +62,7 @@ class _Unstarted:
         with self._lock:
             jobs = ([taken] if taken else []) + list(self._jobs)
             self._jobs.clear()
+            assert self.ctx.broker is not None  # a worker's batch
             self.ctx.broker.release([delivery for delivery, _ in jobs])
         return bool(jobs)
 
@@ -185,7 +186,8 @@ class _FlushSteps:
                 _follow_up(delivery, outcome, self.ctx)
             self.followed += 1
         notify.publish(*self.wake)
-        self.ctx.broker.ack(self.to_ack + [delivery for delivery, _ in self.finished])
+        self.ctx.broker.ack(  # type: ignore[union-attr]  # a worker's batch has a broker
+            self.to_ack + [delivery for delivery, _ in self.finished])
 
     def _save(self) -> tuple:
         try:
@@ -199,7 +201,7 @@ class _FlushSteps:
         done: set[str] = set()
         for index, (delivery, outcome) in enumerate(self.finished):
             stored, wake = self._save_one(delivery, outcome)
-            self.finished[index] = (delivery, stored)
+            self.finished[index] = (delivery, stored)  # type: ignore[assignment]  # None: dead-lettered
             ids += wake[0]
             notices.update(wake[1])
             done |= wake[2]
@@ -247,6 +249,7 @@ def process(deliveries: list[Delivery], ctx: ExecutionContext,
         known = store.known_states(seen_before) if seen_before else {}
     except Exception:
         pending.flush()  # dead letters found above are acked; the rest goes back
+        assert ctx.broker is not None  # a worker's batch
         ctx.broker.release([delivery for delivery, _ in jobs])
         raise
     unstarted = _Unstarted(jobs, ctx)

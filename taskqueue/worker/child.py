@@ -34,7 +34,7 @@ def main(argv: list[str]) -> None:
     if kind == "consumer":
         multiprocessing.current_process().name = f"consumer-{payload['id'].rsplit('.', 1)[-1]}"
         slot = TaskSlot(shared=True, fd=payload["slot_fd"])
-        os.set_inheritable(slot.fd, False)  # not passed on to processes the tasks start
+        os.set_inheritable(slot.shared_fd(), False)  # not passed on to processes the tasks start
         pool.run_consumer(payload["id"], payload["hostname"], payload["queues"], slot, payload["prefetch"],
                           ChildLimits(**payload["limits"]), signal_shutdown=True)
     elif kind == "scheduler":

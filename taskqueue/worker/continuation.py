@@ -61,6 +61,7 @@ def follow_up(outcome: Outcome, hostname: str, eager: bool = False):
     """Send what comes next (the retry, links, the next chain step, errbacks); returns a retry's result."""
     message = outcome.message
     if outcome.state == states.RETRY:
+        assert outcome.next_attempt is not None  # a RETRY outcome carries it
         args, kwargs, options = outcome.next_attempt
         return send(message.task, tuple(args), dict(kwargs), task=registry.find(message.task), **options)
     if outcome.state == states.SUCCESS and (message.link or message.chain):
@@ -218,6 +219,7 @@ def call_errbacks(errbacks: list, request: Request, exc: BaseException, tracebac
                 with request_context(Request(task=handler.name)):
                     handler(*sig.args, request, exc, traceback)
             else:
+                assert request.id is not None  # the failed task's request
                 sig.apply_async(() if sig.immutable else (request.id,),
                                 task_id=sig.id or derived_id(request.id, f"errback{index}"),
                                 parent_id=request.id, root_id=request.root_id or request.id)

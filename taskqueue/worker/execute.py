@@ -70,6 +70,11 @@ def already_handled(message: Message, known: tuple[str, int] | None) -> bool:
     return retries == message.retries + 1 and state != states.RETRY
 
 
+def _hand_back(ctx: ExecutionContext, delivery: Delivery | None, delay: float) -> None:
+    assert ctx.broker is not None and delivery is not None  # a worker's run, not an eager one
+    ctx.broker.release([delivery], delay=delay)
+
+
 def run(message: Message, ctx: ExecutionContext, delivery: Delivery | None) -> Outcome | None:
     """Execute one message; None when it was handed back: its lock_key is busy, or its rate_limit
     has no token for it yet."""
@@ -86,7 +91,7 @@ def _admit(message: Message, ctx: ExecutionContext, delivery: Delivery | None) -
     """The task to run now (its lock_key taken), or None and why not: an outcome (expired, or its
     worker died too often), or None (handed back for later: its lock or a rate token)."""
     now = timezone.now()
-    if message.expires and message.expires_datetime < now:
+    if message.expires and datetime.fromisoformat(message.expires) < now:
         logger.info("Task %s[%s] expired at %s: not run", message.task, message.id, message.expires)
         return None, Outcome(message, states.REVOKED, TaskRevokedError(f"expired at {message.expires}"),
                              hostname=ctx.hostname)
@@ -100,10 +105,10 @@ def _admit(message: Message, ctx: ExecutionContext, delivery: Delivery | None) -
     if per_second is not None:
         wait = ratelimits.wait_for_token(message.task, per_second)
         if wait:
-            ctx.broker.release([delivery], delay=ratelimits.hand_back_delay(message.task, wait, per_second))
+            _hand_back(ctx, delivery, ratelimits.hand_back_delay(message.task, wait, per_second))
             return None, None
     if message.lock and not locks.acquire(message.lock, ctx.consumer_id):
-        ctx.broker.release([delivery], delay=get_settings().LOCK_RETRY_DELAY)
+        _hand_back(ctx, delivery, get_settings().LOCK_RETRY_DELAY)
         return None, None
     return task, None
 
@@ -313,9 +318,11 @@ def _run_hooks(task, outcome: Outcome) -> None:
         elif outcome.state == states.RETRY:
             task.on_retry(outcome.result, message.id, message.args, message.kwargs, einfo)
             if signals.task_retry.receivers:
+                assert outcome.next_attempt is not None  # a RETRY outcome carries it
+                options = outcome.next_attempt[2]
                 signals.task_retry.send(sender=task, request=Request.from_message(message, outcome.hostname),
-                                        reason=Retry(exc=outcome.result, when=outcome.next_attempt[2].get(
-                                            "countdown", outcome.next_attempt[2].get("eta"))), einfo=einfo)
+                                        reason=Retry(exc=outcome.result, when=options.get(
+                                            "countdown", options.get("eta"))), einfo=einfo)
         elif outcome.state == states.REVOKED:
             # here only expired (execute.run) or stopped by revoke(terminate=True) (fail_killed)
             expired = str(outcome.result).startswith("expired")
@@ -351,6 +358,7 @@ def run_eager(message: Message, throw: bool | None = None):
     raised here when `throw` (None: TASKQUEUE_TASK_EAGER_PROPAGATES) says so."""
     ctx = ExecutionContext(broker=None, hostname="eager", consumer_id="eager", eager=True)
     outcome = run(message, ctx, None)
+    assert outcome is not None  # only a worker's run is handed back (lock_key busy, rate_limit)
     notify.publish(*continuation.save([outcome]))
     followed = finish(outcome, ctx)
     if outcome.state == states.RETRY and followed is not None:

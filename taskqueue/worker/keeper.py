@@ -87,7 +87,7 @@ def hand_over(supervisor: Supervisor, *, broker_url: str, prefix: str, queues: l
         "scheduler_pid": supervisor.scheduler.pid if supervisor.scheduler is not None else None,
     }
     for handle in supervisor.consumers:
-        os.set_inheritable(handle.slot.fd, True)
+        os.set_inheritable(handle.slot.shared_fd(), True)
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path)}
     sys.stdout.flush()
     sys.stderr.flush()
@@ -119,7 +119,7 @@ def main(argv: list[str]) -> int:
     supervisor.consumers = [ConsumerProcess(c["pid"], c["id"], TaskSlot(shared=True, fd=c["slot_fd"]))
                             for c in state["consumers"]]
     for handle in supervisor.consumers:
-        os.set_inheritable(handle.slot.fd, False)  # a spawned child gets its own slot only (SpawnLauncher)
+        os.set_inheritable(handle.slot.shared_fd(), False)  # a spawned child gets its own slot only (SpawnLauncher)
     if state["scheduler_pid"]:
         supervisor.scheduler = ChildProcess(state["scheduler_pid"])
     supervisor.install_signal_handlers()

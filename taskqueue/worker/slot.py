@@ -41,6 +41,12 @@ class TaskSlot:
             self.fd = fd
             self._map = mmap.mmap(fd, _SIZE)
 
+    def shared_fd(self) -> int:
+        """The descriptor of a shared slot's file (what another process maps)."""
+        if self.fd is None:
+            raise ValueError("this slot is not shared: it has no file")
+        return self.fd
+
     def begin(self, delivery: Delivery | None, message: Message) -> None:
         if delivery is None:
             return
@@ -69,7 +75,7 @@ class TaskSlot:
             return None
 
     def close(self) -> None:
-        if self._map is not None:
+        if self._map is not None and self.fd is not None:  # both set, or neither
             self._map.close()
             os.close(self.fd)
             self._map = self.fd = None
@@ -84,8 +90,9 @@ class TaskSlot:
     @contextmanager
     def _locked(self) -> Iterator[None]:
         """A record lock on the slot file: per process, so it also excludes a forked sibling."""
-        fcntl.lockf(self.fd, fcntl.LOCK_EX)
+        fd: int = self.fd  # type: ignore[assignment]  # only a shared slot, which has its file, locks
+        fcntl.lockf(fd, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.lockf(self.fd, fcntl.LOCK_UN)
+            fcntl.lockf(fd, fcntl.LOCK_UN)

@@ -36,6 +36,9 @@ class LeaseBroker(Protocol):
 class Child(Protocol):
     killed_for: str | None
 
+    @property
+    def pid(self) -> int | None: ...  # None for a thread
+
     def is_alive(self) -> bool: ...
     def stop(self) -> None: ...
     def kill(self, reason: str) -> None: ...
@@ -43,7 +46,6 @@ class Child(Protocol):
 
 
 class Consumer(Child, Protocol):
-    pid: int | None
     consumer_id: str
     slot: TaskSlot
     reaped: bool
@@ -176,6 +178,7 @@ class Supervisor:
             elif task_id not in self._signalled:
                 self._signalled.add(task_id)
                 logger.warning("Task %s revoked with terminate: sending it %s", task_id, signal_name)
+                assert handle.pid is not None  # a process (can_be_killed)
                 os.kill(handle.pid, _signal_number(signal_name))
 
     def _reap(self, handle: Consumer) -> None:
