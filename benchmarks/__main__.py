@@ -16,6 +16,10 @@
     of the list (each filter, search by id), the detail, a 1,000-member chord, the dashboard and
     /metrics. See benchmarks/admin_scale.py and docs/performance.md ("Admin at scale").
 
+``python -m benchmarks awaits [--tasks N] [--seconds S] [--concurrency C] [--rounds R] [--systems a,b]``
+    Many tasks that wait on I/O sent at once to one worker process: taskqueue's asyncio pool
+    (`async def` tasks) against the peers' thread pools. See benchmarks/awaits.py.
+
 ``python -m benchmarks chart [--output NAME]``
     Re-print the table and re-draw the PNG from benchmarks/results/NAME.json.
 
@@ -167,6 +171,12 @@ def main() -> None:
     a.add_argument("--rows", type=int, default=1_000_000)
     a.add_argument("--rounds", type=int, default=5)
     a.add_argument("--keep", action="store_true", help="keep the database (bench_admin_<pid>) afterwards")
+    w = sub.add_parser("awaits", help="many waiting tasks on one worker process: asyncio pool against threads")
+    w.add_argument("--tasks", "-n", type=int, default=100)
+    w.add_argument("--seconds", type=float, default=1.0)
+    w.add_argument("--concurrency", type=int, default=100)
+    w.add_argument("--rounds", type=int, default=3)
+    w.add_argument("--systems", default="taskqueue,celery-redis,huey,dramatiq")
     c = sub.add_parser("chart", help="re-draw the table and PNG from a saved JSON")
     c.add_argument("--output", default="latest", help="basename in benchmarks/results/")
     args = parser.parse_args()
@@ -175,6 +185,11 @@ def main() -> None:
         latency_only(args.rounds)
     elif args.command == "chart":
         chart(args)
+    elif args.command == "awaits":
+        from . import awaits
+
+        summary = awaits.run(args.systems.split(","), args.tasks, args.seconds, args.concurrency, args.rounds)
+        awaits.report(summary, args.tasks, args.seconds, args.concurrency)
     elif args.command == "admin":
         from . import admin_scale
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from taskqueue import task
@@ -20,4 +21,11 @@ def tsum(numbers: list[int]) -> int:
 @task
 def slow(seconds: float) -> float:
     time.sleep(seconds)
+    return seconds
+
+
+@task
+async def nap(seconds: float) -> float:
+    """`python -m benchmarks awaits`: a task waiting on I/O, on the asyncio pool."""
+    await asyncio.sleep(seconds)
     return seconds

@@ -283,6 +283,15 @@ def tally(self, path, n, seconds=0.0):
     return n
 
 
+@task(bind=True)
+async def async_tally(self, path, n, seconds=0.0):
+    """tally, awaiting its sleep: for the asyncio pool."""
+    with open(path, "a") as runs:
+        runs.write(f"{self.request.id}\n")
+    await asyncio.sleep(seconds)
+    return n
+
+
 @task
 def loses_its_database_once(label):
     """The first run breaks this process's database connection under itself, as a server restart

@@ -214,5 +214,32 @@ class Adapter:
                 "submit_s": submitted - first, "makespan_s": makespan,
                 "worker_pid": self.workers.process.pid}
 
+    def awaits(self, n: int = 100, seconds: float = 1.0, concurrency: int = 100, warmup: int = 20,
+               ready_timeout: float = 90) -> dict:
+        """`n` tasks that each wait `seconds` on I/O, sent at once to one worker process with
+        `concurrency` places for waiting tasks (`io_worker_group`): the makespan from the first send
+        until every result is in, and the group's memory then. Leaves that group running."""
+        self.stop()
+        self.workers = self.io_worker_group(concurrency).start()
+        self.wait_ready(ready_timeout)
+        for i in range(warmup):
+            self.round_trip(i)
+        first = time.perf_counter()
+        handles = [self.enqueue_wait(seconds) for _ in range(n)]
+        sent = time.perf_counter()
+        self.wait_slow(handles, timeout=n * seconds + 60)  # bounded even if they ran one at a time
+        makespan = time.perf_counter() - first
+        return {"n": n, "seconds": seconds, "concurrency": concurrency, "send_s": sent - first,
+                "makespan_s": makespan, **self.workers.memory(), "worker_pid": self.workers.process.pid}
+
+    def io_worker_group(self, concurrency: int) -> WorkerGroup:
+        """One worker process running up to `concurrency` waiting tasks at once (the system's own
+        way: an event loop, or threads)."""
+        raise NotSupported(f"{self.name} has no single-process pool for waiting tasks")
+
+    def enqueue_wait(self, seconds: float) -> Any:
+        """Send one task that waits `seconds` on I/O; the handle `wait_slow` takes."""
+        return self.enqueue_slow(seconds)
+
     def memory(self) -> dict:
         return self.workers.memory()

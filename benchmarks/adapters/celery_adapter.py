@@ -73,6 +73,12 @@ class CeleryAdapter(Adapter):
                "--without-gossip", "--without-mingle", "-l", "warning"]
         return WorkerGroup(self.name, cmd)
 
+    def io_worker_group(self, concurrency: int) -> WorkerGroup:
+        cmd = [python(), "-m", "celery", "-A", "benchmarks.peers.celery_app", "worker", "-c", str(concurrency),
+               "-P", "threads", "-Q", self.app.QUEUE, "-n", f"{self.variant}@%h", "--without-heartbeat",
+               "--without-gossip", "--without-mingle", "-l", "warning"]
+        return WorkerGroup(self.name, cmd)
+
     def reset_results(self) -> None:
         if self.django_db:
             from django_celery_results.models import TaskResult

@@ -36,6 +36,11 @@ class DramatiqAdapter(Adapter):
                "--threads", "1"]
         return WorkerGroup(self.name, cmd)
 
+    def io_worker_group(self, concurrency: int) -> WorkerGroup:
+        cmd = [python(), "-m", "dramatiq", "benchmarks.peers.dramatiq_app", "--processes", "1",
+               "--threads", str(concurrency)]
+        return WorkerGroup(self.name, cmd)
+
     def reset_results(self) -> None:
         self._delete_results()
 

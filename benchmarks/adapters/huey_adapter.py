@@ -33,6 +33,11 @@ class HueyAdapter(Adapter):
                "-k", "process", "-q"]
         return WorkerGroup(self.name, cmd)
 
+    def io_worker_group(self, concurrency: int) -> WorkerGroup:
+        cmd = [python(), "-m", "huey.bin.huey_consumer", "benchmarks.peers.huey_app.huey", "-w", str(concurrency),
+               "-k", "thread", "-q"]
+        return WorkerGroup(self.name, cmd)
+
     def reset_results(self) -> None:
         self.storage.flush_results()  # deletes this Huey's result hash only
 

@@ -85,6 +85,15 @@ class TaskqueueAdapter(Adapter):
 
         return slow.delay(seconds)
 
+    def io_worker_group(self, concurrency: int) -> WorkerGroup:
+        return WorkerGroup(self.name, [python(), "-m", "django", "runworker", "-P", "asyncio", "-c", str(concurrency),
+                                       "-l", "warning"])
+
+    def enqueue_wait(self, seconds: float) -> Any:
+        from ..tasks import nap
+
+        return nap.delay(seconds)
+
     def wait_slow(self, handles: list[Any], timeout: float) -> None:
         self.wait_each(handles, timeout, lambda result, left: result.get(timeout=left))
 

@@ -68,13 +68,16 @@ class AsyncConsumer:
         self.relays = settings.OUTBOX and broker_kind(settings.BROKER_URL) != "database"
         self.next_relay = time.monotonic()
         self._flusher: asyncio.Task | None = None
+        self.backoff = Backoff()
+        self.outage: Exception | None = None  # met by a task's handler: reserving waits, backing off
 
     async def blocking(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self.threads, partial(function, *args, **kwargs))
+        """`function(*args, **kwargs)` on one of the threads beside the loop."""
+        return await asyncio.get_running_loop().run_in_executor(self.threads, partial(_on_thread, function, args,
+                                                                                      kwargs))
 
     async def run(self) -> int:
         done = 0
-        backoff = Backoff()
         watcher = asyncio.create_task(self._watch_revocations())
         max_tasks = self.limits.max_tasks
         while not self.should_stop() and (max_tasks is None or done < max_tasks) and not over_memory(self.limits):
@@ -84,16 +87,19 @@ class AsyncConsumer:
             if free <= 0:
                 await asyncio.wait(self.handlers, timeout=IDLE_WAIT, return_when=asyncio.FIRST_COMPLETED)
                 continue
+            if self.outage is not None:  # what it took went back to its queue: wait before taking more
+                logger.warning("Connection problem (%s); retrying in %.1f s", self.outage, self.backoff.delay)
+                self.outage = None
+                await self.blocking(self.backoff.wait, self.should_stop)
+                continue
             try:
                 deliveries = await self.blocking(self._reserve, free)
-                backoff.reset()
             except Exception as exc:
                 if is_outage(exc):
-                    logger.warning("Connection problem (%s); retrying in %.1f s", exc, backoff.delay)
+                    self.outage = exc
                 else:
                     logger.exception("Reserving failed")
-                await self.blocking(drop_broken_connections)
-                await self.blocking(backoff.wait, self.should_stop)
+                    await self.blocking(self.backoff.wait, self.should_stop)
                 continue
             for delivery in deliveries:
                 handler = asyncio.create_task(self._handle(delivery))
@@ -122,13 +128,16 @@ class AsyncConsumer:
         try:
             finished = await self._run(delivery)
         except Exception as exc:  # an outage (or a bug): this message goes back, the others go on
-            if not is_outage(exc):
+            if is_outage(exc):
+                self.outage = exc
+            else:
                 logger.exception("Handling %s failed; it goes back to its queue", delivery.key)
             try:
                 await self.blocking(self.broker.release, [delivery])
             except Exception:  # the lease runs out and the supervisor's leases requeue it
                 logger.warning("Could not give back %s", delivery.key)
             return
+        self.backoff.reset()
         if finished:
             self.pending.add(*finished)
             if self._flusher is None or self._flusher.done():
@@ -204,3 +213,12 @@ class AsyncConsumer:
                 logger.warning("Task %s revoked with terminate (%s): cancelling it", task_id, signal_name)
                 self.terminated.add(task_id)
                 task.cancel()
+
+
+def _on_thread(function: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+    try:
+        return function(*args, **kwargs)
+    except Exception as exc:
+        if is_outage(exc):  # connections are per thread: this one's must go before its next use
+            drop_broken_connections()
+        raise

@@ -15,7 +15,7 @@ import pytest
 from taskqueue.testing import WorkerProcess
 from tests.faults.conftest import FaultDatabase, run_in
 from tests.helpers import report, wait_until
-from tests.tasks import tally
+from tests.tasks import async_tally, tally
 
 # Private PostgreSQL and Redis servers, each test choosing its broker: nothing of the run's own.
 pytestmark = [pytest.mark.slow, pytest.mark.any_broker, pytest.mark.any_database]
@@ -28,28 +28,30 @@ def _runs(path: Path) -> list[str]:
     return path.read_text().split() if path.exists() else []
 
 
-def _send_drain(runs: Path, db: FaultDatabase, broker_url: str) -> list[str]:
+def _send_drain(runs: Path, db: FaultDatabase, broker_url: str, task=tally) -> list[str]:
     if broker_url == "django://":  # the messages go into the fault database: send them from a process on it
         send = f"print('ids:', *(tally.delay({str(runs)!r}, i, 0.002).id for i in range({DRAIN})))"
         output = run_in(db, broker_url, "from tests.tasks import tally\n" + send)  # Django's shell talks too
         return next(line for line in output.splitlines() if line.startswith("ids: ")).split()[1:]
-    return [tally.delay(str(runs), i, 0.002).id for i in range(DRAIN)]
+    return [task.delay(str(runs), i, 0.002).id for i in range(DRAIN)]
 
 
 def _drain_through(name: str, fault_worker, db: FaultDatabase, broker_url: str, tmp_path: Path,
                    break_and_restore: Callable[[WorkerProcess, Path], None],
-                   env: dict[str, str] | None = None) -> None:
-    """Drain DRAIN tasks on CONCURRENCY consumers, break and restore the servers a fifth of the way
-    in, then check that nothing was lost or failed and no consumer died."""
+                   env: dict[str, str] | None = None, pool: tuple[str, ...] = (), concurrency: int = CONCURRENCY,
+                   task=tally) -> None:
+    """Drain DRAIN tasks on `concurrency` consumers (or, with `pool`, tasks at once), break and
+    restore the servers a fifth of the way in, then check that nothing was lost or failed and no
+    consumer died."""
     runs = tmp_path / "runs"
-    worker = fault_worker("-c", str(CONCURRENCY), db=db, broker_url=broker_url, env=env)
+    worker = fault_worker(*pool, "-c", str(concurrency), db=db, broker_url=broker_url, env=env)
     consumers = worker.children_pids()
-    ids = _send_drain(runs, db, broker_url)
+    ids = _send_drain(runs, db, broker_url, task)
     wait_until(lambda: len(_runs(runs)) >= DRAIN // 5, timeout=30, message="the drain under way")
     fault = Fault(db)
     break_and_restore(worker, runs)
     fault.restored_now()
-    _check_drain(name, db, worker, runs, ids, consumers, fault)
+    _check_drain(name, db, worker, runs, ids, consumers, fault, concurrency)
 
 
 class Fault:
@@ -73,7 +75,7 @@ class Fault:
 
 
 def _check_drain(name: str, db: FaultDatabase, worker: WorkerProcess, runs: Path, ids: list[str],
-                 consumers: list[int], fault: Fault) -> None:
+                 consumers: list[int], fault: Fault, concurrency: int) -> None:
     recovery = fault.recovery()
     wait_until(lambda: db.count("SUCCESS") == DRAIN, timeout=90, message="every task stored as SUCCESS")
     states = db.states()
@@ -83,7 +85,7 @@ def _check_drain(name: str, db: FaultDatabase, worker: WorkerProcess, runs: Path
            consumers_replaced=len(set(worker.children_pids()) - set(consumers)))
     assert states == {"SUCCESS": DRAIN}  # none FAILED by the outage, none left behind
     assert set(ran) == set(ids)  # nothing lost
-    assert len(ran) - len(set(ran)) <= CONCURRENCY, "more duplicate runs than tasks running at the fault"
+    assert len(ran) - len(set(ran)) <= concurrency, "more duplicate runs than tasks running at the fault"
     assert worker.children_pids() == consumers, "a consumer died: " + worker.output
     assert "died" not in worker.output
 
@@ -93,10 +95,10 @@ def _outage_seen(worker: WorkerProcess, times: int = 8) -> None:
     wait_until(lambda: worker.output.count("onnection problem") >= times, timeout=30, message="the outage noticed")
 
 
-def _restart(pg_server):
+def _restart(pg_server, times: int = 20):
     def restart(worker: WorkerProcess, runs: Path) -> None:
         pg_server.stop()
-        _outage_seen(worker, times=20)  # it noticed, and holds: some seconds
+        _outage_seen(worker, times=times)  # it noticed, and holds: some seconds
         pg_server.start()
 
     return restart
@@ -105,6 +107,13 @@ def _restart(pg_server):
 def test_a_postgres_restart_during_a_drain_loses_nothing(pg_server, fault_db, fault_redis, fault_worker, tmp_path):
     _drain_through("PostgreSQL restart during a drain (Redis broker)", fault_worker, fault_db, fault_redis.url,
                    tmp_path, _restart(pg_server))
+
+
+def test_a_postgres_restart_during_a_drain_on_the_asyncio_pool_loses_nothing(pg_server, fault_db, fault_redis,
+                                                                               fault_worker, tmp_path):
+    _drain_through("PostgreSQL restart during a drain (asyncio pool, Redis broker)", fault_worker, fault_db,
+                   fault_redis.url, tmp_path, _restart(pg_server, times=10), pool=("-P", "asyncio"),
+                   concurrency=20, task=async_tally)
 
 
 def test_a_postgres_restart_during_a_drain_on_the_database_broker_loses_nothing(pg_server, fault_db, fault_worker,
