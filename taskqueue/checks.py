@@ -48,7 +48,9 @@ def check_redis_durability(app_configs=None, **kwargs) -> list:
     if broker_kind(url) != "redis":
         return []
     try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
+        from .brokers.redis import connect  # redis-py's URL parser knows no redis+sentinel://
+
+        client = connect(url, timeout=0.5, connect_timeout=0.5)
         aof = client.info("persistence").get("aof_enabled")
         client.close()
     except redis.RedisError:

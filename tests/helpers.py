@@ -64,10 +64,12 @@ def pid_alive(pid: int) -> bool:
 class RedisServer:
     """A throwaway redis-server on a free port; only this process is ever stopped."""
 
-    def __init__(self, port: int | None = None, password: str | None = None, appendonly: bool = True):
+    def __init__(self, port: int | None = None, password: str | None = None, appendonly: bool = True,
+                 extra: tuple[str, ...] = ()):
         self.port = port or free_port()
         self.password = password
         self.appendonly = appendonly
+        self.extra = extra  # more redis-server options (--replicaof host port, say)
         self.dir = tempfile.mkdtemp(prefix="taskqueue-redis-")  # kept across stop()/start(): the AOF lives here
         self.process: subprocess.Popen | None = None
         self._remove_dir = weakref.finalize(self, shutil.rmtree, self.dir, ignore_errors=True)
@@ -86,7 +88,7 @@ class RedisServer:
         self.process = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir, "--save", "",
              "--appendonly", "yes" if self.appendonly else "no", "--appendfsync", "everysec",
-             "--loglevel", "warning", *(["--requirepass", self.password] if self.password else [])],
+             "--loglevel", "warning", *(["--requirepass", self.password] if self.password else []), *self.extra],
             stdout=subprocess.DEVNULL)
         wait_until(self._answers, timeout=10, message=f"redis-server on port {self.port}")
         return self
@@ -134,6 +136,66 @@ class RedisServer:
         self._remove_dir()
 
     close = cleanup
+
+
+class SentinelServer:
+    """A throwaway Redis Sentinel (redis-server --sentinel) on a free port, watching one master as
+    `service` with a quorum of one and a two-second down-after; stopped by its PID."""
+
+    def __init__(self, service: str, master_port: int):
+        self.service, self.port = service, free_port()
+        self.dir = tempfile.mkdtemp(prefix="taskqueue-sentinel-")
+        self.config = os.path.join(self.dir, "sentinel.conf")
+        with open(self.config, "w") as config:
+            config.write(f"port {self.port}\nbind 127.0.0.1\ndir {self.dir}\n"
+                         f"sentinel monitor {service} 127.0.0.1 {master_port} 1\n"
+                         f"sentinel down-after-milliseconds {service} 2000\n"
+                         f"sentinel failover-timeout {service} 10000\n")
+        self.process: subprocess.Popen | None = None
+        self._remove_dir = weakref.finalize(self, shutil.rmtree, self.dir, ignore_errors=True)
+
+    @property
+    def url(self) -> str:
+        return f"redis+sentinel://127.0.0.1:{self.port}/{self.service}/0"
+
+    def _ask(self, *command: str):
+        import redis
+
+        with redis.Redis(port=self.port, socket_connect_timeout=0.5, socket_timeout=2, decode_responses=True) as client:
+            return client.execute_command("SENTINEL", *command)
+
+    def master_port(self) -> int | None:
+        """The port of the master this Sentinel names now."""
+        import redis
+
+        try:
+            address = self._ask("GET-MASTER-ADDR-BY-NAME", self.service)
+        except redis.ConnectionError:
+            return None
+        return int(address[1]) if address else None
+
+    def replicas_known(self) -> int:
+        return len(self._ask("REPLICAS", self.service) or [])
+
+    def start(self) -> SentinelServer:
+        self.process = subprocess.Popen(["redis-server", self.config, "--sentinel", "--loglevel", "warning"],
+                                        stdout=subprocess.DEVNULL)
+        wait_until(lambda: self.master_port() is not None, timeout=10, message=f"sentinel on port {self.port}")
+        return self
+
+    def failover(self) -> None:
+        """A failover now (SENTINEL FAILOVER): the replica is promoted once it has caught up."""
+        self._ask("FAILOVER", self.service)
+
+    def cleanup(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        self._remove_dir()
 
 
 def _pg_bindir() -> str:

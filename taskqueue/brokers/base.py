@@ -65,7 +65,9 @@ class Broker(ABC):
 
         Only what is ready at once is taken in a batch: after waiting, take a single message. An idle
         consumer woken by a burst then takes its share and the other idle consumers the rest, in order.
-        A message of a cancelled task is dropped instead of handed out."""
+        A message of a cancelled task is dropped instead of handed out. A reserve that fails on a
+        dropped connection may have leased messages whose reply was lost: the consumer then gives
+        back what it holds and is not running (`leases(requeue=[itself])`) before reserving again."""
 
     @abstractmethod
     def ack(self, deliveries: Sequence[Delivery]) -> None:

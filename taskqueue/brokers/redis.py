@@ -7,13 +7,16 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, parse_qsl, unquote, urlencode, urlsplit
 
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.commands.core import Script
 from redis.retry import Retry
+from redis.sentinel import Sentinel
 
 from ..conf import get_settings
+from . import SENTINEL_SCHEME
 from .base import Broker, Delivery, Holdings, Leases, Outgoing
 from .keys import RANK_EPOCH, key, loading_on_noscript, script
 from .leases import cancelled_keys, leases_args, needs_script, terminations_from
@@ -24,15 +27,61 @@ if TYPE_CHECKING:
 ANNOUNCE_EVERY = 60.0  # seconds; `inspect()` lists a queue again within this long after a Redis flush
 
 
-def connect(url: str, timeout: float | None = None) -> redis.Redis:
+def connect(url: str, timeout: float | None = None, connect_timeout: float = 2) -> redis.Redis:
     """A client that retries a dropped connection a few times before raising, and gives up on a
     server that accepts but does not answer after `timeout` seconds (TASKQUEUE_BROKER_TIMEOUT):
     no retry then, a server that hangs once will hang again."""
-    return redis.Redis.from_url(
-        url, socket_connect_timeout=2, socket_keepalive=True, health_check_interval=30,
+    options: dict[str, Any] = dict(
+        socket_connect_timeout=connect_timeout, socket_keepalive=True, health_check_interval=30,
         socket_timeout=get_settings().BROKER_TIMEOUT if timeout is None else timeout,
         retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=3, supported_errors=(redis.ConnectionError,)),
     )
+    url = _without_our_options(url)
+    if urlsplit(url).scheme == SENTINEL_SCHEME:
+        return _sentinel_master(url, options)
+    return redis.Redis.from_url(url, **options)
+
+
+class ReplicationError(redis.ConnectionError):
+    """Fewer replicas than TASKQUEUE_BROKER_URL's `wait_replicas` confirmed a publish in time: the
+    message may be lost if the master fails now, so the send fails as if the broker were down."""
+
+
+def wait_replicas(url: str) -> int:
+    """How many replicas must have a published message before `publish` returns (the URL's
+    `?wait_replicas=N`; 0 by default: Redis replicates in the background)."""
+    return int(parse_qs(urlsplit(url).query).get("wait_replicas", ["0"])[0])
+
+
+def _without_our_options(url: str) -> str:
+    """The URL without the query options redis-py does not know (`wait_replicas`)."""
+    parts = urlsplit(url)
+    if "wait_replicas" not in parts.query:
+        return url
+    query = urlencode([(name, value) for name, value in parse_qsl(parts.query) if name != "wait_replicas"])
+    return url.split("?", 1)[0] + (f"?{query}" if query else "")
+
+
+def _sentinel_master(url: str, options: dict[str, Any]) -> redis.Redis:
+    """`redis+sentinel://[[user]:password@]host:port[,host:port…]/service[/db][?sentinel_password=…]`:
+    the master the Sentinels name for `service`. Its connections ask them again whenever one
+    breaks or finds the old master demoted, so a failover is followed without a restart (the
+    commands in flight then are retried, as for any dropped connection)."""
+    parts = urlsplit(url)
+    hosts = []
+    for address in parts.netloc.rpartition("@")[2].split(","):
+        host, _, port = address.rpartition(":") if ":" in address else (address, "", "")
+        hosts.append((host or "127.0.0.1", int(port or 26379)))
+    path = [part for part in parts.path.split("/") if part]
+    if not path:
+        raise ValueError(f"{url!r} names no Sentinel service: redis+sentinel://host:port/<service>[/db]")
+    query = parse_qs(parts.query)
+    sentinels = Sentinel(hosts, sentinel_kwargs={
+        "socket_connect_timeout": options["socket_connect_timeout"], "socket_timeout": options["socket_timeout"],
+        "password": query.get("sentinel_password", [None])[0]})
+    return sentinels.master_for(path[0], db=int(path[1]) if len(path) > 1 else 0,
+                                username=unquote(parts.username) if parts.username else None,
+                                password=unquote(parts.password) if parts.password else None, **options)
 
 
 class ThreadClients:
@@ -60,16 +109,20 @@ class ThreadClients:
     def run_script(self, script: Script, args: list) -> Any:
         return self.run_scripts([(script, args)])[0]
 
-    def run_scripts(self, calls: list[tuple[Script, list]], before: tuple = ()) -> list:
+    def run_scripts(self, calls: list[tuple[Script, list]], before: tuple = (), after: tuple = (),
+                    once: bool = False) -> list:
         """Script calls by EVALSHA in one round trip on this thread's connection, after the
-        commands `before` (a BLPOP, say). Not redis-py's Script objects in a pipeline: those ask
-        SCRIPT EXISTS first, a second round trip on every call. If Redis lost the scripts
+        commands `before` (a BLPOP, say) and before those `after` (a WAIT); `once`: not sent again
+        after a dropped connection (see `pipelined`). Not redis-py's Script objects in a pipeline:
+        those ask SCRIPT EXISTS first, a second round trip on every call. If Redis lost the scripts
         (restarted, or its script cache flushed), they are loaded and the calls sent again, without
         `before`, which ran (its replies are then None)."""
         evals = [("EVALSHA", loaded.sha, 0, *args) for loaded, args in calls]
 
         def send(first: bool) -> list:
-            return self.pipelined([*before, *evals]) if first else [None] * len(before) + self.pipelined(evals)
+            if first:
+                return self.pipelined([*before, *evals, *after], once)
+            return [None] * len(before) + self.pipelined([*evals, *after], once)
 
         def load() -> None:
             for loaded in {loaded.sha: loaded for loaded, _ in calls}.values():
@@ -77,12 +130,13 @@ class ThreadClients:
 
         return loading_on_noscript(send, load, lambda exc: isinstance(exc, redis.exceptions.NoScriptError))
 
-    def pipelined(self, commands: list[tuple]) -> list:
-        """Commands in one round trip on this thread's connection, retried as redis-py retries.
-        Not redis-py's pipeline (it checks a connection out of the pool, probing its socket) nor
-        `client.execute_command` (its lock and reply-callback lookup cost a tenth of a local round
-        trip). Replies come back in order; an error reply is raised once all are read, so the
-        connection stays in step."""
+    def pipelined(self, commands: list[tuple], once: bool = False) -> list:
+        """Commands in one round trip on this thread's connection, retried as redis-py retries
+        (but with `once`, for commands not safe to repeat: a dropped connection is raised, as Redis
+        may have run them without the reply reaching us). Not redis-py's pipeline (it checks a
+        connection out of the pool, probing its socket) nor `client.execute_command` (its lock and
+        reply-callback lookup cost a tenth of a local round trip). Replies come back in order; an
+        error reply is raised once all are read, so the connection stays in step."""
         conn: Connection = self.get().connection  # type: ignore[assignment]  # a single-connection client's
 
         def send_and_read() -> list:
@@ -95,11 +149,29 @@ class ThreadClients:
                     replies.append(exc)
             return replies
 
-        replies = conn.retry.call_with_retry(send_and_read, lambda _error: conn.disconnect())
+        if once:
+            try:
+                replies = send_and_read()
+            except redis.ConnectionError:
+                _reconnect(conn)
+                raise
+        else:
+            replies = conn.retry.call_with_retry(send_and_read, lambda _error: _reconnect(conn))
         for reply in replies:
             if isinstance(reply, redis.exceptions.ResponseError):
                 raise reply
         return replies
+
+
+def _reconnect(conn: Connection) -> None:
+    """Before a retry: a new socket by the connection's own `connect`, which for a Sentinel-managed
+    one asks the Sentinels for the master first (sending on a closed connection reconnects to the
+    address it had: a demoted master, after a failover)."""
+    conn.disconnect()
+    try:
+        conn.connect()
+    except redis.ConnectionError:
+        pass  # the retry's send tries again
 
 
 class RedisBroker(Broker):
@@ -110,6 +182,8 @@ class RedisBroker(Broker):
         self.prefix = prefix
         self.priority_aging = priority_aging
         self.client = connect(url)
+        self.wait_replicas = wait_replicas(url)
+        self._wait_ms = max(1, int(get_settings().BROKER_TIMEOUT * 500))  # half: the socket timeout stays the later
         self._threads = ThreadClients(self.client)
         self._announced: dict[str, float] = {}  # queue -> when this process last added it to {p}:queues
         # An idle reserve blocks in slices of this, well under the socket timeout.
@@ -126,7 +200,15 @@ class RedisBroker(Broker):
 
     def publish(self, messages: Sequence[Outgoing], *, remember: float | None = None) -> None:
         publish = self._scripts["publish"]
-        self._threads.run_scripts([(publish, self._publish_args(message, remember)) for message in messages])
+        calls = [(publish, self._publish_args(message, remember)) for message in messages]
+        if not self.wait_replicas:
+            self._threads.run_scripts(calls)
+            return
+        # in the same round trip: returns once that many replicas have the messages, or after the timeout
+        confirmed = self._threads.run_scripts(calls, after=(("WAIT", self.wait_replicas, self._wait_ms),))[-1]
+        if confirmed < self.wait_replicas:
+            raise ReplicationError(f"{confirmed} of the {self.wait_replicas} replicas asked for (wait_replicas in "
+                                   f"TASKQUEUE_BROKER_URL) confirmed a publish within {self._wait_ms} ms")
 
     def _publish_args(self, message: Outgoing, remember: float | None) -> list:
         queue = message.queue
@@ -157,13 +239,16 @@ class RedisBroker(Broker):
         while True:  # bounded by `deadline`
             block = max(0.001, min(deadline - time.monotonic(), self._block_limit))
             reply = self._threads.run_scripts([(self._scripts["reserve"], [self.prefix, consumer_id, 1, *queues])],
-                                              before=(("BLPOP", *wake_keys, block),))[1]
+                                              before=(("BLPOP", *wake_keys, block),), once=True)[1]
             deliveries = self._parse(consumer_id, reply)[0]
             if deliveries or time.monotonic() >= deadline:
                 return deliveries
 
     def _take(self, consumer_id: str, queues: list[str], count: int) -> tuple[list[Delivery], float | None]:
-        return self._parse(consumer_id, self._run("reserve", [self.prefix, consumer_id, count, *queues]))
+        # once: a reserve Redis ran whose reply was lost must not be followed by a second one (see Broker.reserve)
+        reply = self._threads.run_scripts([(self._scripts["reserve"], [self.prefix, consumer_id, count, *queues])],
+                                          once=True)[0]
+        return self._parse(consumer_id, reply)
 
     @staticmethod
     def _parse(consumer_id: str, reply: list) -> tuple[list[Delivery], float | None]:

@@ -70,6 +70,7 @@ class AsyncConsumer:
         self._flusher: asyncio.Task | None = None
         self.backoff = Backoff()
         self.outage: Exception | None = None  # met by a task's handler: reserving waits, backing off
+        self.unknown_holdings = False  # a reserve failed: its lost reply may have leased messages to us
 
     async def blocking(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """`function(*args, **kwargs)` on one of the threads beside the loop."""
@@ -92,11 +93,14 @@ class AsyncConsumer:
                 self.outage = None
                 await self.blocking(self.backoff.wait, self.should_stop)
                 continue
+            if self.unknown_holdings and not await self._give_back_holdings():
+                continue
             try:
                 deliveries = await self.blocking(self._reserve, free)
             except Exception as exc:
                 if is_outage(exc):
                     self.outage = exc
+                    self.unknown_holdings = True
                 else:
                     logger.exception("Reserving failed")
                     await self.blocking(self.backoff.wait, self.should_stop)
@@ -112,6 +116,25 @@ class AsyncConsumer:
         if self._flusher is not None:
             await self._flusher
         return done
+
+    async def _give_back_holdings(self) -> bool:
+        """Once no task runs and every outcome is stored, give back all this consumer holds (what a
+        lost reserve reply leased to it); False while that has to wait."""
+        if self.handlers or self.pending:
+            if self.pending and (self._flusher is None or self._flusher.done()):
+                self._flusher = asyncio.create_task(self._flush())
+            await asyncio.wait([*self.handlers, *([self._flusher] if self._flusher else [])], timeout=IDLE_WAIT,
+                               return_when=asyncio.FIRST_COMPLETED)
+            return False
+        try:
+            await self.blocking(self.broker.leases, requeue=[self.consumer_id], redelivered=False)
+        except Exception as exc:  # backed off as an outage, whatever it was
+            if not is_outage(exc):
+                logger.exception("Giving back what a failed reserve may have taken failed")
+            self.outage = exc
+            return False
+        self.unknown_holdings = False
+        return True
 
     def _reserve(self, count: int) -> list[Delivery]:
         if self.relays and time.monotonic() >= self.next_relay:

@@ -61,9 +61,11 @@ class _Unstarted:
         """Release every unstarted delivery (and `taken`, first) at the head of its queue; True if any."""
         with self._lock:
             jobs = ([taken] if taken else []) + list(self._jobs)
-            self._jobs.clear()
             assert self.ctx.broker is not None  # a worker's batch
+            # cleared once released: if the release fails (an outage), the batch still runs them, or
+            # the consumer gives back all it holds
             self.ctx.broker.release([delivery for delivery, _ in jobs])
+            self._jobs.clear()
         return bool(jobs)
 
 
@@ -158,7 +160,9 @@ class Pending:
                     else:
                         steps.run()
                 except BaseException:  # keep them: the next flush, or the consumer's give-back, has them
-                    self.finished[:0], self.to_ack[:0] = steps.finished, steps.to_ack
+                    # (a dead-lettered one, its outcome None, only waits for its ack)
+                    self.finished[:0] = [(d, o) for d, o in steps.finished if o is not None]
+                    self.to_ack[:0] = steps.to_ack + [d for d, o in steps.finished if o is None]
                     self.since = self.since or time.monotonic()
                     raise
             self.hooks_due += outcomes
