@@ -70,10 +70,15 @@ class Backoff:
 
     def wait(self, should_stop: Callable[[], bool]) -> float:
         """Sleep the current delay (cut short by `should_stop`), then double it; returns the delay."""
-        waited = self.delay
+        waited = self.step()
         deadline = time.monotonic() + waited
         while time.monotonic() < deadline and not should_stop():
             time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+        return waited
+
+    def step(self) -> float:
+        """The current delay, doubled for next time (for a caller that waits its own way)."""
+        waited = self.delay
         self.delay = min(self.delay * 2, self.cap)
         return waited
 

@@ -91,7 +91,7 @@ class AsyncConsumer:
             if self.outage is not None:  # what it took went back to its queue: wait before taking more
                 logger.warning("Connection problem (%s); retrying in %.1f s", self.outage, self.backoff.delay)
                 self.outage = None
-                await self.blocking(self.backoff.wait, self.should_stop)
+                await asyncio.sleep(self.backoff.step())  # on the loop: the threads may all be held by the outage
                 continue
             if self.unknown_holdings and not await self._give_back_holdings():
                 continue
@@ -103,7 +103,7 @@ class AsyncConsumer:
                     self.unknown_holdings = True
                 else:
                     logger.exception("Reserving failed")
-                    await self.blocking(self.backoff.wait, self.should_stop)
+                    await asyncio.sleep(self.backoff.step())
                 continue
             for delivery in deliveries:
                 handler = asyncio.create_task(self._handle(delivery))

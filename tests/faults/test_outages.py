@@ -144,6 +144,17 @@ def test_a_redis_restart_during_a_drain_loses_nothing(fault_db, fault_redis, fau
     _drain_through("Redis restart during a drain (AOF on)", fault_worker, fault_db, fault_redis.url, tmp_path, restart)
 
 
+def test_a_redis_restart_during_a_drain_on_the_asyncio_pool_loses_nothing(fault_db, fault_redis, fault_worker,
+                                                                          tmp_path):
+    def restart(worker, runs):
+        fault_redis.stop()
+        _outage_seen(worker, times=4)
+        fault_redis.start()
+
+    _drain_through("Redis restart during a drain (AOF on, asyncio pool)", fault_worker, fault_db, fault_redis.url,
+                   tmp_path, restart, pool=("-P", "asyncio"), concurrency=20, task=async_tally)
+
+
 def test_a_paused_redis_during_a_drain_loses_nothing(fault_db, fault_redis, fault_worker, tmp_path):
     def pause(worker, runs):
         fault_redis.pause()  # SIGSTOP: connections stay open, nothing answers
