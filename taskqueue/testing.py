@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from .message import Message
 
 READY_MARK = "[taskqueue] worker "
+_READY = re.compile(re.escape(READY_MARK) + r"\S+ ready")  # what follows on the line does not matter
 
 
 class WorkerProcess:
@@ -61,7 +63,7 @@ class WorkerProcess:
     def _read_output(self, output: IO[str]) -> None:
         for line in output:
             self.lines.append(line)
-            if line.startswith(READY_MARK) and line.rstrip().endswith(" ready"):
+            if _READY.match(line):
                 self._ready.set()
 
     @property

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
@@ -99,7 +100,9 @@ class Command(BaseCommand):
             print(banner(config, lean_supervisor=lean), flush=True)
             supervisor.start()
             signals.worker_ready.send(sender=supervisor)
-            print(f"[taskqueue] worker {config.hostname} ready", flush=True)
+            # one write: a child's log line (the scheduler's, say) cannot land between the text and its newline
+            sys.stdout.write(f"[taskqueue] worker {config.hostname} ready\n")
+            sys.stdout.flush()
             if lean:
                 connections.close_all()
                 reset_broker()
