@@ -2,10 +2,11 @@
 to N tasks at once.
 
 An `async def` task's coroutine is awaited on the loop, so a hundred tasks waiting on the network
-take one process, not a hundred. Whatever blocks runs beside the loop on a few threads: reserving,
-each task's bookkeeping (`execute.begin` and `execute.end`: the checks, lock_key, STARTED,
-signals, the outcome) and storing outcomes and acking (`batch.Pending`, as in the other pools). A
-sync task has no place on the loop: it runs to its end on one of those threads.
+take one process, not a hundred. Whatever blocks runs beside the loop on a few threads: each
+task's bookkeeping (`execute.begin` and `execute.end`: the checks, lock_key, STARTED, signals,
+the outcome), storing outcomes and acking (`batch.Pending`, as in the other pools), and reserving
+and the revoke checks on a thread of their own (an outage may hold all the others). A sync task
+has no place on the loop: it runs to its end on one of those threads.
 
 The process runs many tasks, so it is never killed for one: the soft and hard time limits and a
 revoke with terminate cancel the task's coroutine (it sees CancelledError where it awaits). A
@@ -36,7 +37,7 @@ from .controls import Controls
 from .execute import ExecutionContext
 
 logger = logging.getLogger("taskqueue.worker")
-THREADS = 4  # the blocking work beside the loop: reserving, bookkeeping, storing, sync tasks
+THREADS = 4  # the blocking work beside the loop: bookkeeping, storing, sync tasks (reserving has its own)
 REVOCATION_CHECK = 0.5  # seconds between asking the broker whether a running task was revoked with terminate
 
 
@@ -48,6 +49,7 @@ def consume_async(consumer_id: str, hostname: str, queues: list[str], should_sto
         return aio.loop().run_until_complete(consumer.run())
     finally:
         consumer.threads.shutdown(wait=True)
+        consumer.reserver.shutdown(wait=True)
 
 
 class AsyncConsumer:
@@ -59,6 +61,8 @@ class AsyncConsumer:
         self.consumer_id, self.queues, self.capacity, self.limits = consumer_id, queues, capacity, limits
         self.should_stop = should_stop
         self.threads = ThreadPoolExecutor(THREADS, thread_name_prefix="taskqueue-aio")
+        # its own thread: taking messages and looking for revokes go on while an outage holds the others
+        self.reserver = ThreadPoolExecutor(1, thread_name_prefix="taskqueue-aio-reserve")
         self.pending = Pending(self.ctx)
         self.handlers: set[asyncio.Task] = set()
         self.running: dict[str, asyncio.Task] = {}  # task id -> its coroutine's asyncio task
@@ -76,6 +80,10 @@ class AsyncConsumer:
         """`function(*args, **kwargs)` on one of the threads beside the loop."""
         return await asyncio.get_running_loop().run_in_executor(self.threads, partial(_on_thread, function, args,
                                                                                       kwargs))
+
+    async def on_reserver(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.reserver, partial(_on_thread, function, args,
+                                                                                       kwargs))
 
     async def run(self) -> int:
         done = 0
@@ -96,7 +104,7 @@ class AsyncConsumer:
             if self.unknown_holdings and not await self._give_back_holdings():
                 continue
             try:
-                deliveries = await self.blocking(self._reserve, free)
+                deliveries = await self.on_reserver(self._reserve, free)
             except Exception as exc:
                 if is_outage(exc):
                     self.outage = exc
@@ -127,7 +135,7 @@ class AsyncConsumer:
                                return_when=asyncio.FIRST_COMPLETED)
             return False
         try:
-            await self.blocking(self.broker.leases, requeue=[self.consumer_id], redelivered=False)
+            await self.on_reserver(self.broker.leases, requeue=[self.consumer_id], redelivered=False)
         except Exception as exc:  # backed off as an outage, whatever it was
             if not is_outage(exc):
                 logger.exception("Giving back what a failed reserve may have taken failed")
@@ -224,7 +232,7 @@ class AsyncConsumer:
             if not self.running:
                 continue
             try:
-                leases = await self.blocking(self.broker.leases, running=list(self.running))
+                leases = await self.on_reserver(self.broker.leases, running=list(self.running))
             except Exception as exc:
                 logger.warning("Asking for revoked tasks failed: %s", exc)
                 continue

@@ -112,7 +112,7 @@ def test_a_postgres_restart_during_a_drain_loses_nothing(pg_server, fault_db, fa
 def test_a_postgres_restart_during_a_drain_on_the_asyncio_pool_loses_nothing(pg_server, fault_db, fault_redis,
                                                                                fault_worker, tmp_path):
     _drain_through("PostgreSQL restart during a drain (asyncio pool, Redis broker)", fault_worker, fault_db,
-                   fault_redis.url, tmp_path, _restart(pg_server, times=10), pool=("-P", "asyncio"),
+                   fault_redis.url, tmp_path, _restart(pg_server, times=6), pool=("-P", "asyncio"),
                    concurrency=20, task=async_tally)
 
 
