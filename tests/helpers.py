@@ -108,12 +108,7 @@ class RedisServer:
         """Shut down gracefully (the AOF is flushed); the data dir stays."""
         if self.pid is not None:
             self.process.send_signal(signal.SIGCONT)  # a stopped process would never act on SIGTERM
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+            _terminate(self.process)
 
     def restart(self) -> RedisServer:
         """Stop and start again on the same port and data dir."""
@@ -189,13 +184,18 @@ class SentinelServer:
 
     def cleanup(self) -> None:
         if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+            _terminate(self.process)
         self._remove_dir()
+
+
+def _terminate(process: subprocess.Popen) -> None:
+    """SIGTERM the process this helper started, SIGKILL it if it is not gone in 10 s."""
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
 
 
 def _pg_bindir() -> str:

@@ -78,12 +78,11 @@ class AsyncConsumer:
 
     async def blocking(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """`function(*args, **kwargs)` on one of the threads beside the loop."""
-        return await asyncio.get_running_loop().run_in_executor(self.threads, partial(_on_thread, function, args,
-                                                                                      kwargs))
+        return await _on(self.threads, function, args, kwargs)
 
     async def on_reserver(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self.reserver, partial(_on_thread, function, args,
-                                                                                       kwargs))
+        """`function(*args, **kwargs)` on the thread that reserves."""
+        return await _on(self.reserver, function, args, kwargs)
 
     async def run(self) -> int:
         done = 0
@@ -244,6 +243,10 @@ class AsyncConsumer:
                 logger.warning("Task %s revoked with terminate (%s): cancelling it", task_id, signal_name)
                 self.terminated.add(task_id)
                 task.cancel()
+
+
+async def _on(executor: ThreadPoolExecutor, function: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+    return await asyncio.get_running_loop().run_in_executor(executor, partial(_on_thread, function, args, kwargs))
 
 
 def _on_thread(function: Callable[..., Any], args: tuple, kwargs: dict) -> Any:

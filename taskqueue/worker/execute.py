@@ -142,8 +142,7 @@ def _call(task, message: Message, ctx: ExecutionContext, delivery: Delivery | No
                                      kwargs=message.kwargs)
             try:
                 with soft_time_limit(message.soft_time_limit):
-                    retval = task.run(task, *message.args, **message.kwargs) if task.bind else \
-                        task.run(*message.args, **message.kwargs)
+                    retval = _invoke(task, message)
                 if type(retval) is CoroutineType:  # an `async def` task
                     retval = aio.run(retval, message.soft_time_limit)
                 return _succeeded(message, ctx, retval, started)
@@ -151,6 +150,10 @@ def _call(task, message: Message, ctx: ExecutionContext, delivery: Delivery | No
                 return _ended(task, message, ctx, exc, started)
     finally:
         ctx.on_task_end()
+
+
+def _invoke(task, message: Message) -> Any:
+    return task.run(task, *message.args, **message.kwargs) if task.bind else task.run(*message.args, **message.kwargs)
 
 
 def _succeeded(message: Message, ctx: ExecutionContext, retval: Any, started) -> Outcome:
@@ -199,8 +202,7 @@ def begin(message: Message, ctx: ExecutionContext, delivery: Delivery | None) ->
             signals.task_prerun.send(sender=task, task_id=message.id, task=task, args=message.args,
                                      kwargs=message.kwargs)
             try:
-                retval = task.run(task, *message.args, **message.kwargs) if task.bind else \
-                    task.run(*message.args, **message.kwargs)
+                retval = _invoke(task, message)
                 if type(retval) is CoroutineType:
                     awaiting = Awaiting(task, message, retval, started)
                     return awaiting
