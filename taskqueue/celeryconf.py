@@ -3,7 +3,7 @@
 `translate` turns one `name=value` of `app.conf.update(...)` / `config_from_object(...)` into our
 settings: a Celery setting with an equivalent sets the TASKQUEUE_ field; one without has no
 effect (it is still stored, so `app.conf.<name>` reads it back); one whose silent loss would
-mislead (a pickle serializer, an AMQP broker, a result backend outside the database) is refused
+mislead (a pickle serializer, an unknown broker scheme, a result backend outside the database) is refused
 with ImproperlyConfigured. docs/coming-from-celery.md has the table for users.
 """
 
@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any
 
+from .brokerurls import broker_kind
 from .exceptions import ImproperlyConfigured
 
 # Every setting of Celery 5.x's celery/app/defaults.py, by its lowercase name.
@@ -68,7 +69,6 @@ worker_redirect_stdouts_level worker_send_task_events worker_state_db worker_tas
 worker_timer worker_timer_precision worker_detect_quorum_queues
 """.split())
 
-BROKER_SCHEMES = ("redis", "rediss", "unix", "django")
 # Result backends that keep results where we keep them (django-celery-results' "django-db"), or
 # that the seeds pass beside a Redis broker ("redis://"): results always live in the database.
 RESULT_BACKENDS = ("django-db", "redis", "rediss")
@@ -76,10 +76,10 @@ RESULT_BACKENDS = ("django-db", "redis", "rediss")
 
 def _broker_url(value: Any) -> str:
     url = str(value)
-    if url.split(":", 1)[0] not in BROKER_SCHEMES:
+    if broker_kind(url) is None:
         raise ImproperlyConfigured(
-            f"broker {url!r}: taskqueue's brokers are Redis (redis://, rediss://, unix://) and the database "
-            f"(django://); {url.split(':', 1)[0]}:// is not supported")
+            f"broker {url!r}: taskqueue's brokers are Redis (redis://, rediss://, unix://), RabbitMQ "
+            f"(amqp://) and the database (django://); {url.split(':', 1)[0]}:// is not supported")
     return url
 
 

@@ -17,7 +17,7 @@ def check_settings(app_configs=None, **kwargs) -> list:
     kind = broker_kind(settings.BROKER_URL)
     if kind is None:
         problems.append(Error(f"TASKQUEUE_BROKER_URL has an unknown scheme {settings.BROKER_URL.split(':', 1)[0]!r}.",
-                              hint="Use django:// (the database), redis://, rediss:// or unix://.",
+                              hint="Use django:// (the database), redis://, rediss://, unix://, redis+sentinel:// or amqp://.",
                               id="taskqueue.E002"))
     elif kind == "database":
         alias = database_alias(settings.BROKER_URL)

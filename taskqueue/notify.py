@@ -32,7 +32,7 @@ def _kind() -> str:
     kind = broker_kind(get_settings().BROKER_URL)
     if kind == "redis":
         return "redis"
-    if kind == "database":
+    if kind in ("database", "amqp"):  # results in the database: LISTEN/NOTIFY on PostgreSQL
         from django.db import connection
 
         if connection.vendor == "postgresql":

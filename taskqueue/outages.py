@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Callable
 
+import amqp
 import redis
 from django.db import connections
 from django.db.utils import DatabaseError, InterfaceError, OperationalError
@@ -14,7 +15,8 @@ from django.db.utils import DatabaseError, InterfaceError, OperationalError
 logger = logging.getLogger("taskqueue.worker")
 
 # Not every OSError: a task's FileNotFoundError is its own failure, not an outage.
-_BROKER_ERRORS = (redis.ConnectionError, redis.TimeoutError, ConnectionError, TimeoutError)
+_BROKER_ERRORS = (redis.ConnectionError, redis.TimeoutError, ConnectionError, TimeoutError,
+                  amqp.exceptions.ConnectionError, amqp.exceptions.RecoverableConnectionError)
 # SQLSTATE classes of a lost or refused connection: 08 connection exception, 57P admin shutdown,
 # crash shutdown, cannot connect now (starting up or shutting down).
 _LOST_CONNECTION_STATES = ("08", "57P")

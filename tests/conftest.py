@@ -24,6 +24,10 @@ def _broker_is_redis() -> bool:
     return settings.TASKQUEUE_BROKER_URL.startswith("redis")
 
 
+def _broker_is_amqp() -> bool:
+    return settings.TASKQUEUE_BROKER_URL.startswith("amqp")
+
+
 def _database_is_postgresql() -> bool:
     return settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
 
@@ -73,10 +77,29 @@ def redis_url() -> str:
 
 @pytest.fixture(scope="session")
 def broker_url(request) -> str:
-    """The broker of this run, checked to answer (Redis) or simply the database."""
+    """The broker of this run, checked to answer (Redis, RabbitMQ) or simply the database."""
     if _broker_is_redis():
         return request.getfixturevalue("redis_url")
+    if _broker_is_amqp():
+        return request.getfixturevalue("amqp_url")
     return settings.TASKQUEUE_BROKER_URL
+
+
+@pytest.fixture(scope="session")
+def amqp_url():
+    """RabbitMQ, in a vhost of this run's own, deleted at the end (rabbitmqctl, run as the
+    server's administrator; without it the tests share the URL's vhost, kept apart by prefixes)."""
+    from tests.helpers import rabbitmq_vhost
+
+    with rabbitmq_vhost(settings.AMQP_URL) as url:
+        yield url
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _amqp_vhost_for_the_run(request):
+    """On a RabbitMQ run, the vhost exists before any worker starts."""
+    if _broker_is_amqp():
+        request.getfixturevalue("amqp_url")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
@@ -14,6 +15,8 @@ import time
 import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+
+import pytest
 
 
 def wait_until(predicate: Callable[[], object], timeout: float = 10, interval: float = 0.02,
@@ -319,3 +322,43 @@ def report(scenario: str, **figures) -> None:
 def held(broker, key: str) -> bool:
     """Whether the broker holds a message with this key: queued, delayed or in flight."""
     return key in broker.inspect([key]).bodies
+
+
+def waits_in(broker, queue: str, key: str) -> bool:
+    """Whether the message `key` waits in `queue`: found by key, or on a broker that cannot read by
+    key (RabbitMQ), the only message ready in that queue (a test's own queue)."""
+    if broker.reads_by_key:
+        return key in broker.inspect([key]).bodies
+    return broker.inspect().sizes.get(queue) == 1
+
+
+@contextlib.contextmanager
+def rabbitmq_vhost(url: str):
+    """Make the URL's vhost on the local RabbitMQ (rabbitmqctl), yield the URL, delete the vhost.
+    Without rabbitmqctl the vhost must exist already."""
+    import amqp
+
+    from taskqueue.brokers.amqp import parse_url
+
+    params = parse_url(url)
+    ctl = shutil.which("rabbitmqctl")
+    made = False
+    if ctl and params.virtual_host != "/":
+        subprocess.run([ctl, "-q", "add_vhost", params.virtual_host], capture_output=True, timeout=60)
+        subprocess.run([ctl, "-q", "set_permissions", "-p", params.virtual_host, params.userid, ".*", ".*", ".*"],
+                       check=True, capture_output=True, timeout=60)
+        made = True
+    try:
+        connection = amqp.Connection(host=params.host, userid=params.userid, password=params.password,
+                                     virtual_host=params.virtual_host, connect_timeout=2)
+        connection.connect()
+        connection.close()
+    except Exception as exc:
+        if os.environ.get("TASKQUEUE_REQUIRE_AMQP"):
+            pytest.fail(f"RabbitMQ at {url} does not answer ({exc}) and TASKQUEUE_REQUIRE_AMQP is set")
+        pytest.skip(f"RabbitMQ at {url} does not answer ({exc})")
+    try:
+        yield url
+    finally:
+        if made:
+            subprocess.run([ctl, "-q", "delete_vhost", params.virtual_host], capture_output=True, timeout=60)

@@ -56,9 +56,14 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
 else:
     DATABASES["default"]["TEST"] = {"NAME": f"test_taskqueue_{RUN_ID}"}
 
-# TASKQUEUE_TEST_BROKER=django runs everything on the database broker; the default is Redis.
+# TASKQUEUE_TEST_BROKER=django runs everything on the database broker, =amqp on RabbitMQ; the
+# default is Redis.
 REDIS_URL = env("TASKQUEUE_TEST_REDIS_URL", default="redis://127.0.0.1:6379/11")
-TASKQUEUE_BROKER_URL = "django://" if env("TASKQUEUE_TEST_BROKER", default="redis") == "django" else REDIS_URL
+# A vhost of this run's own (tests/conftest.py makes it and deletes it), inherited by its workers.
+AMQP_VHOST = os.environ.setdefault("TASKQUEUE_TEST_AMQP_VHOST", f"taskqueue-tests-{RUN_ID}")
+AMQP_URL = env("TASKQUEUE_TEST_AMQP_URL", default=f"amqp://guest:guest@127.0.0.1:5672/{AMQP_VHOST}")
+TASKQUEUE_BROKER_URL = {"django": "django://", "amqp": AMQP_URL}.get(env("TASKQUEUE_TEST_BROKER", default="redis"),
+                                                                     REDIS_URL)
 TASKQUEUE_KEY_PREFIX = f"tqtest-{RUN_ID}"
 TASKQUEUE_VISIBILITY_TIMEOUT = float(os.environ.get("TASKQUEUE_VISIBILITY_TIMEOUT", "3"))
 # A fault test against a paused Redis sets it lower for its worker: each try waits out this timeout.

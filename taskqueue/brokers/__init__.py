@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from ..brokerurls import AMQP_SCHEMES, REDIS_SCHEMES, SENTINEL_SCHEME, broker_kind
 from ..exceptions import ImproperlyConfigured
 from .base import Broker, Delivery, Holdings, Leases, Outgoing
 
@@ -30,18 +31,6 @@ def _forget_after_fork() -> None:
 os.register_at_fork(after_in_child=_forget_after_fork)
 
 
-SENTINEL_SCHEME = "redis+sentinel"  # the master that Redis Sentinels name (brokers/redis.py)
-REDIS_SCHEMES = ("redis", "rediss", "unix", SENTINEL_SCHEME)
-
-
-def broker_kind(url: str) -> str | None:
-    """What a TASKQUEUE_BROKER_URL names: "redis", "database", or None (an unknown scheme)."""
-    scheme = url.split(":", 1)[0]
-    if scheme in REDIS_SCHEMES:
-        return "redis"
-    return "database" if scheme == "django" else None
-
-
 def database_alias(url: str) -> str:
     """The database of a django:// URL: django:// (the default one) or django://<alias>."""
     return url.split("://", 1)[1].strip("/") or "default"
@@ -58,8 +47,12 @@ def create_broker(url: str, prefix: str, priority_aging: float = 60.0) -> Broker
         from .database import DatabaseBroker
 
         return DatabaseBroker(database_alias(url), prefix, priority_aging)
+    if kind == "amqp":
+        from .amqp import AmqpBroker
+
+        return AmqpBroker(url, prefix, priority_aging)
     raise ImproperlyConfigured(f"Unsupported TASKQUEUE_BROKER_URL scheme {url.split(':', 1)[0]!r}: "
-                               "use redis:// or django://")
+                               "use redis://, amqp:// or django://")
 
 
 def reset_broker() -> None:
@@ -70,5 +63,5 @@ def reset_broker() -> None:
     _instance = None
 
 
-__all__ = ["Broker", "Delivery", "Holdings", "Leases", "Outgoing", "broker_kind", "create_broker", "database_alias",
-           "get_broker", "reset_broker"]
+__all__ = ["AMQP_SCHEMES", "REDIS_SCHEMES", "SENTINEL_SCHEME", "Broker", "Delivery", "Holdings", "Leases",
+           "Outgoing", "broker_kind", "create_broker", "database_alias", "get_broker", "reset_broker"]

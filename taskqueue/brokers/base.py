@@ -53,6 +53,13 @@ class Holdings:
 class Broker(ABC):
     """Every broker implements these nine; results and notifications live elsewhere."""
 
+    # Whether `inspect` finds messages by key (bodies, pages of waiting keys, what each consumer
+    # holds); RabbitMQ cannot: operator pages then show counts only.
+    reads_by_key = True
+    # Whether a consumer's messages go back to their queue by themselves when its process dies
+    # (RabbitMQ, on the connection's close), rather than when `leases` requeues them.
+    takes_back_on_disconnect = False
+
     @abstractmethod
     def publish(self, messages: Sequence[Outgoing], *, remember: float | None = None) -> None:
         """Store the messages durably (a key already held is not stored twice). With `remember`,

@@ -55,6 +55,8 @@ class ReplyError(Exception):
 class RedisLeases:
     """`Broker.leases` of a Redis broker, over one bare connection."""
 
+    takes_back_on_disconnect = False  # as RedisBroker
+
     def __init__(self, url: str, prefix: str, timeout: float = 2.0):
         self.url, self.prefix, self.timeout = url, prefix, timeout
         self._sock: socket.socket | None = None

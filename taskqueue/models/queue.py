@@ -67,10 +67,12 @@ class QueuedMessage(models.Model):
 
 
 class BrokerConsumer(models.Model):
-    """The lease of one consumer of the database broker: its messages are its own while fresh."""
+    """The lease of one consumer of the database broker: its messages are its own while fresh. On
+    RabbitMQ, which cannot be asked, also what the consumer holds, for the operator's pages."""
 
     consumer_id = models.CharField(max_length=255, primary_key=True)
     last_heartbeat = models.DateTimeField(db_index=True)
+    holding = models.JSONField(default=list, blank=True, help_text="RabbitMQ broker: [queue, key] pairs held")
 
 
 class CancelledTask(models.Model):

@@ -28,6 +28,8 @@ _ENDING_SIGNALS = {"SIGTERM", "SIGKILL", "SIGQUIT", "SIGINT", "TERM", "KILL", "Q
 
 
 class LeaseBroker(Protocol):
+    takes_back_on_disconnect: bool  # Broker's
+
     def leases(self, alive: Sequence[str] = (), *, requeue: Sequence[str] = (), stale_after: float | None = None,
                redelivered: bool = True, running: Sequence[str] = ()) -> Any:
         """Broker.leases: returns (requeued, terminations)."""
@@ -150,8 +152,7 @@ class Supervisor:
                 info = current[0]
                 logger.error("Task %s[%s] passed its hard time limit (%s s); killing its process",
                              info["task"], info["id"], info["limit"])
-                handle.kill("time limit")
-                handle.join(5)
+                self._kill(handle, "time limit")
 
     def _enforce_revocations(self) -> None:
         """Stop the running tasks revoked with terminate, on this worker."""
@@ -173,13 +174,24 @@ class Supervisor:
                 continue
             if signal_name.upper() in _ENDING_SIGNALS:
                 logger.warning("Task %s revoked with terminate: stopping its process", task_id)
-                handle.kill("revoked")
-                handle.join(5)
+                self._kill(handle, "revoked")
             elif task_id not in self._signalled:
                 self._signalled.add(task_id)
                 logger.warning("Task %s revoked with terminate: sending it %s", task_id, signal_name)
                 assert handle.pid is not None  # a process (can_be_killed)
                 os.kill(handle.pid, _signal_number(signal_name))
+
+    def _kill(self, handle: Consumer, reason: str) -> None:
+        """Kill a consumer's process for its task (hard time limit, revoked with terminate). Where the
+        broker takes a dead consumer's messages back itself (RabbitMQ), the task's outcome is stored
+        first: its message comes back the moment the process dies, and whoever takes it must find
+        the task settled."""
+        current = handle.slot.read() if self.broker.takes_back_on_disconnect else None
+        if current:
+            self._try("Storing the outcome of a task whose process is killed", self.launcher.settle, current, reason)
+            handle.slot.end()  # settled: _reap has nothing left to settle
+        handle.kill(reason)
+        handle.join(5)
 
     def _reap(self, handle: Consumer) -> None:
         """A consumer ended: settle its task if we killed it (hard limit, revoked), requeue the rest."""

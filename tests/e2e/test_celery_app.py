@@ -121,7 +121,7 @@ def test_config_from_an_object_a_module_or_a_path(app_conf):
     ("task_serializer", "pickle", "JSON only"),
     ("accept_content", ["json", "pickle"], "JSON only"),
     ("result_serializer", "msgpack", "JSON only"),
-    ("broker_url", "amqp://guest@localhost//", "amqp:// is not supported"),
+    ("broker_url", "sqs://", "sqs:// is not supported"),
     ("result_backend", "rpc://", "Django's database"),
     ("task_routes", [lambda name, args, kwargs, options, task=None, **kw: None], "router function"),
 ])

@@ -10,7 +10,7 @@ from taskqueue import control, states
 from taskqueue.brokers import get_broker
 from taskqueue.exceptions import TimeLimitExceeded
 from taskqueue.testing import start_worker
-from tests.helpers import RedisServer, held, report, start_workers, wait_until
+from tests.helpers import RedisServer, report, start_workers, wait_until, waits_in
 from tests.models import Run
 from tests.tasks import add, hard_limited, record, soft_limited, suicide
 
@@ -86,7 +86,7 @@ def test_warm_shutdown_finishes_the_running_task(transactional_db, broker_url):
     later = add.apply_async((1, 1), queue="warm")
     assert worker.process.wait(20) == 0
     assert res.state == states.SUCCESS and Run.objects.get(label="warm").finished is not None
-    assert later.state == states.PENDING and held(get_broker(), later.id)  # not taken during shutdown
+    assert later.state == states.PENDING and waits_in(get_broker(), "warm", later.id)  # not taken during shutdown
     control.purge("warm")
 
 
@@ -99,7 +99,7 @@ def test_second_signal_is_a_cold_shutdown_and_the_task_goes_back(transactional_d
     worker.process.send_signal(signal.SIGTERM)
     assert worker.process.wait(10) == 0
     assert res.state != states.SUCCESS
-    assert held(get_broker(), res.id)  # requeued for another worker
+    assert waits_in(get_broker(), "cold", res.id)  # requeued for another worker
     assert control.purge("cold") == 1
 
 

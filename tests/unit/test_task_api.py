@@ -66,6 +66,8 @@ def test_system_checks_name_the_fix(settings):
     settings.TASKQUEUE_BROKER_URL = "django://nosuchdb"
     assert [e.id for e in check_settings()] == ["taskqueue.E001"]
     settings.TASKQUEUE_BROKER_URL = "amqp://guest@localhost//"
+    assert check_settings() == []  # RabbitMQ
+    settings.TASKQUEUE_BROKER_URL = "sqs://"
     assert "unknown scheme" in check_settings()[0].msg
     settings.TASKQUEUE_BROKER_URL = "redis://127.0.0.1:6379/0"
     settings.TASKQUEUE_VISIBILITY_TIMEOUT, settings.TASKQUEUE_HEARTBEAT_INTERVAL = 2, 5

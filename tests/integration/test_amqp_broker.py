@@ -1,0 +1,95 @@
+"""What the RabbitMQ broker does its own way (the shared contract is in test_broker_contract.py):
+priority bands, publisher confirms that refuse, connection-bound deliveries, the delivery limit."""
+
+import uuid
+
+import amqp
+import pytest
+
+from taskqueue.brokers import Outgoing, create_broker
+from taskqueue.brokers.amqp import DELAY_RUNGS, AmqpBroker, PublishRefused, delay_routing_key, parse_url
+from taskqueue.models import OutboxMessage
+from tests.helpers import wait_until
+
+pytestmark = pytest.mark.any_broker  # sets up its own RabbitMQ broker whatever the run's
+
+
+@pytest.fixture
+def broker(amqp_url, transactional_db):
+    instance = create_broker(amqp_url, f"amqp-{uuid.uuid4().hex[:8]}")
+    yield instance
+    instance.close()
+
+
+def _raw_channel(broker: AmqpBroker) -> tuple[amqp.Connection, amqp.Channel]:
+    params = broker.params
+    connection = amqp.Connection(host=params.host, userid=params.userid, password=params.password,
+                                 virtual_host=params.virtual_host)
+    connection.connect()
+    return connection, connection.channel()
+
+
+def test_priorities_go_by_band_highest_first_and_in_order_within_one(broker):
+    broker.publish([Outgoing("q", "p0", b"x"), Outgoing("q", "p9", b"x", priority=9),
+                    Outgoing("q", "p5", b"x", priority=5), Outgoing("q", "p2", b"x", priority=2),
+                    Outgoing("q", "p7", b"x", priority=7)])
+    assert [d.key for d in broker.reserve("c", ["q"], count=5, timeout=0)] == ["p9", "p7", "p5", "p0", "p2"]
+
+
+def test_a_confirmed_outbox_publish_deletes_its_rows(broker):
+    OutboxMessage.objects.create(key="sent", queue="q", body="{}", priority=0)
+    OutboxMessage.objects.create(key="other", queue="q", body="{}", priority=0)
+    broker.publish([Outgoing("q", "sent", b"body")], remember=60)
+    assert list(OutboxMessage.objects.values_list("key", flat=True)) == ["other"]
+
+
+def test_a_message_rabbitmq_cannot_route_fails_the_publish(broker):
+    broker.publish([Outgoing("q", "first", b"x")])
+    connection, channel = _raw_channel(broker)
+    try:
+        channel.queue_delete(f"{broker.prefix}.q")  # gone behind the broker's back
+    finally:
+        connection.close()
+    with pytest.raises(PublishRefused, match="no queue"):
+        broker.publish([Outgoing("q", "lost?", b"x")])
+    broker.publish([Outgoing("q", "again", b"x")])  # declared anew on a fresh connection
+    assert [d.key for d in broker.reserve("c", ["q"], timeout=0)] == ["again"]
+
+
+def test_a_closed_consumer_connection_gives_its_messages_back_counted(broker):
+    broker.publish([Outgoing("q", "k", b"body")])
+    [taken] = broker.reserve("doomed", ["q"], timeout=0)
+    assert taken.redeliveries == 0
+    broker._consumers["doomed"].connection.sock.close()  # as when its process is killed
+    [again] = broker.reserve("other", ["q"], timeout=5)
+    assert (again.key, again.body, again.redeliveries) == ("k", b"body", 1)
+
+
+def test_over_the_delivery_limit_a_message_comes_back_from_the_dead_queue_unread(amqp_url, transactional_db):
+    broker = AmqpBroker(amqp_url, f"amqp-{uuid.uuid4().hex[:8]}", max_redeliveries=0)  # RabbitMQ's limit: 5
+    try:
+        broker.publish([Outgoing("q", "poison", b"body")])
+        for _ in range(broker.topology.delivery_limit + 1):
+            assert [d.key for d in broker.reserve("c", ["q"], timeout=2)] == ["poison"]
+            broker.leases(requeue=["c"])  # handed back, counted, as after a crash
+        # RabbitMQ moves it to the dead queue; consumers look there now and then (DEAD_LOOK_EVERY)
+        [delivery] = wait_until(lambda: broker.reserve("c", ["q"], timeout=0.1), timeout=10,
+                                message="the message back from the dead queue")
+        # more than TASKQUEUE_MAX_REDELIVERIES + 2: the worker dead-letters it without decoding it
+        assert delivery.key == "poison" and delivery.queue == "q" and delivery.redeliveries >= 3
+    finally:
+        broker.close()
+
+
+def test_a_countdown_climbs_down_the_rungs_it_needs():
+    assert delay_routing_key(0.01).split(".") == ["0"] * (DELAY_RUNGS - 1) + ["1"]  # one unit: the bottom rung
+    assert delay_routing_key(0.15).endswith(".0.1.1")  # three units of 50 ms
+    assert len(delay_routing_key(10 ** 12).split(".")) == DELAY_RUNGS  # capped at the top rung
+
+
+def test_amqp_urls():
+    params = parse_url("amqp://user:p%40ss@rabbit.example:5673/my%2Fvhost")
+    assert (params.host, params.userid, params.password, params.virtual_host, params.ssl) == (
+        "rabbit.example:5673", "user", "p@ss", "my/vhost", False)
+    assert parse_url("pyamqp://guest@localhost//").virtual_host == "/"
+    assert parse_url("amqps://h").host == "h:5671" and parse_url("amqps://h").ssl
