@@ -319,3 +319,68 @@ def report(scenario: str, **figures) -> None:
 def held(broker, key: str) -> bool:
     """Whether the broker holds a message with this key: queued, delayed or in flight."""
     return key in broker.inspect([key]).bodies
+
+
+class RedisClusterServer:
+    """A throwaway Redis Cluster of `masters` masters (no replicas) on free loopback ports, each a
+    redis-server stopped by its PID."""
+
+    def __init__(self, masters: int = 3):
+        self.ports = [free_port() for _ in range(masters)]
+        self.dir = tempfile.mkdtemp(prefix="taskqueue-cluster-")
+        self.processes: list[subprocess.Popen] = []
+        self._remove_dir = weakref.finalize(self, shutil.rmtree, self.dir, ignore_errors=True)
+
+    @property
+    def url(self) -> str:
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{port}" for port in self.ports)
+
+    def start(self) -> RedisClusterServer:
+        try:
+            for port in self.ports:
+                node_dir = os.path.join(self.dir, str(port))
+                os.makedirs(node_dir)
+                self.processes.append(subprocess.Popen(
+                    ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", node_dir,
+                     "--cluster-enabled", "yes", "--cluster-config-file", os.path.join(node_dir, "nodes.conf"),
+                     "--save", "", "--appendonly", "no", "--loglevel", "warning"], stdout=subprocess.DEVNULL))
+            for port in self.ports:
+                wait_until(lambda port=port: self._ask(port, "PING"), timeout=10, message=f"redis-server on {port}")
+            subprocess.run(["redis-cli", "--cluster", "create", *[f"127.0.0.1:{port}" for port in self.ports],
+                            "--cluster-replicas", "0", "--cluster-yes"], check=True, capture_output=True, timeout=60)
+            for port in self.ports:
+                wait_until(lambda port=port: b"cluster_state:ok" in (self._ask(port, "CLUSTER", "INFO") or b""),
+                           timeout=30, message=f"cluster_state:ok on {port}")
+        except BaseException:
+            self.cleanup()
+            raise
+        return self
+
+    def _ask(self, port: int, *command: str):
+        import redis
+
+        for process in self.processes:
+            if process.poll() is not None:
+                raise AssertionError(f"a cluster redis-server exited with {process.returncode}")
+        try:
+            with redis.Redis(port=port, socket_connect_timeout=0.2, socket_timeout=2) as client:
+                return client.execute_command(*command)
+        except redis.ConnectionError:
+            return None
+
+    def node_of(self, key: str) -> int:
+        """The port of the master that holds `key`'s slot."""
+        slot = self._ask(self.ports[0], "CLUSTER", "KEYSLOT", key)
+        for start, end, (_, port, *_), *_ in self._ask(self.ports[0], "CLUSTER", "SLOTS"):
+            if start <= slot <= end:
+                return int(port)
+        raise AssertionError(f"slot {slot} is not served")
+
+    def cleanup(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                _terminate(process)
+        self.processes = []
+        self._remove_dir()
+
+    close = cleanup

@@ -31,7 +31,8 @@ os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 SENTINEL_SCHEME = "redis+sentinel"  # the master that Redis Sentinels name (brokers/redis.py)
-REDIS_SCHEMES = ("redis", "rediss", "unix", SENTINEL_SCHEME)
+CLUSTER_SCHEME = "redis+cluster"  # a Redis Cluster, each queue in one hash slot (brokers/rediscluster.py)
+REDIS_SCHEMES = ("redis", "rediss", "unix", SENTINEL_SCHEME, CLUSTER_SCHEME)
 
 
 def broker_kind(url: str) -> str | None:
@@ -50,6 +51,10 @@ def database_alias(url: str) -> str:
 def create_broker(url: str, prefix: str, priority_aging: float = 60.0) -> Broker:
     # Each broker's module is imported only when chosen: the database one imports the models.
     kind = broker_kind(url)
+    if kind == "redis" and url.startswith(CLUSTER_SCHEME + ":"):
+        from .rediscluster import RedisClusterBroker
+
+        return RedisClusterBroker(url, prefix, priority_aging)
     if kind == "redis":
         from .redis import RedisBroker
 
