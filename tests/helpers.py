@@ -321,12 +321,27 @@ def held(broker, key: str) -> bool:
     return key in broker.inspect([key]).bodies
 
 
+def _free_cluster_port() -> int:
+    """A free port whose cluster bus port (10000 above it) is free too, so at most 55535."""
+    for _ in range(100):
+        port = free_port()
+        if port + 10000 > 65535:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port pair for a cluster node")
+
+
 class RedisClusterServer:
     """A throwaway Redis Cluster of `masters` masters (no replicas) on free loopback ports, each a
     redis-server stopped by its PID."""
 
     def __init__(self, masters: int = 3):
-        self.ports = [free_port() for _ in range(masters)]
+        self.ports = [_free_cluster_port() for _ in range(masters)]
         self.dir = tempfile.mkdtemp(prefix="taskqueue-cluster-")
         self.processes: list[subprocess.Popen] = []
         self._remove_dir = weakref.finalize(self, shutil.rmtree, self.dir, ignore_errors=True)

@@ -18,10 +18,11 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
-from urllib.parse import parse_qs, quote, unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import redis
 from redis.cluster import ClusterNode, RedisCluster
+from redis.exceptions import RedisClusterException
 
 from ..conf import get_settings
 from ..exceptions import ImproperlyConfigured
@@ -74,14 +75,26 @@ class ClusterNodes:
     def __init__(self, url: str, timeout: float | None = None, connect_timeout: float = 2):
         self.url, self.timeout, self.connect_timeout = url, timeout, connect_timeout
         nodes, self.username, self.password = parse_cluster_url(url)
-        query = parse_qs(urlsplit(url).query)
-        self.tls = query.get("ssl", ["false"])[0].lower() in ("1", "true", "yes")
-        self.cluster = RedisCluster(
+        self._options: dict[str, Any] = dict(
             startup_nodes=[ClusterNode(host, port) for host, port in nodes], username=self.username,
-            password=self.password, ssl=self.tls, socket_connect_timeout=connect_timeout,
+            password=self.password, socket_connect_timeout=connect_timeout,
             socket_timeout=get_settings().BROKER_TIMEOUT if timeout is None else timeout)
+        self._cluster: RedisCluster | None = None
         self._masters: dict[str, tuple[redis.Redis, ThreadClients]] = {}  # "host:port" -> its clients
         self._lock = threading.Lock()
+
+    @property
+    def cluster(self) -> RedisCluster:
+        """redis-py's cluster client, which keeps the slot map; made on first use (it asks a node
+        for the map at once), so an unreachable cluster fails a call as a broker outage does."""
+        if self._cluster is None:
+            with self._lock:
+                if self._cluster is None:
+                    try:
+                        self._cluster = RedisCluster(**self._options)
+                    except RedisClusterException as exc:
+                        raise redis.ConnectionError(f"no Redis Cluster node answers: {exc}") from exc
+        return self._cluster
 
     def master_of(self, some_key: str) -> tuple[str, redis.Redis, ThreadClients]:
         """The name of the master that owns `some_key`'s slot, and its clients."""
@@ -99,7 +112,7 @@ class ClusterNodes:
                 found = self._masters.get(node.name)
                 if found is None:
                     auth = f"{quote(self.username or '')}:{quote(self.password)}@" if self.password else ""
-                    client = connect(f"{'rediss' if self.tls else 'redis'}://{auth}{node.host}:{node.port}/0",
+                    client = connect(f"redis://{auth}{node.host}:{node.port}/0",
                                      self.timeout, self.connect_timeout)
                     found = self._masters[node.name] = (client, ThreadClients(client))
         return found
@@ -108,7 +121,7 @@ class ClusterNodes:
         """Ask the cluster for its slot map again (after a MOVED or a master that went away)."""
         try:
             self.cluster.nodes_manager.initialize()
-        except redis.RedisError:
+        except (redis.RedisError, RedisClusterException):
             pass  # the next call fails the same way and asks again
 
     def close_mine(self) -> None:
@@ -121,7 +134,9 @@ class ClusterNodes:
             client.close()
             client.connection_pool.disconnect()
         self._masters.clear()
-        self.cluster.close()
+        if self._cluster is not None:
+            self._cluster.close()
+            self._cluster = None
 
 
 class RedisClusterBroker(Broker):
@@ -133,7 +148,6 @@ class RedisClusterBroker(Broker):
                                        "(the broker puts its own around each queue's keys)")
         self.url, self.prefix, self.priority_aging = url, prefix, priority_aging
         self.nodes = ClusterNodes(url)
-        self.client = self.nodes.cluster  # for operators and tests: redis-py's cluster client
         self._queues: dict[str, tuple[str, RedisBroker]] = {}  # queue -> (its master, its broker)
         self._home: tuple[str, RedisBroker] | None = None
         self._announced: dict[str, float] = {}  # queue -> when this process last named it in the home set

@@ -1,0 +1,126 @@
+"""The Redis broker on a Redis Cluster (redis+cluster://): each queue's keys in one slot, queues
+spread over the masters, nothing else in the project's Redis use crossing slots. The contract
+suite runs on the cluster too (tests/integration/test_broker_contract.py)."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+
+import pytest
+import redis
+
+from taskqueue import checks
+from taskqueue.brokers import Outgoing, broker_kind, create_broker, reset_broker
+from taskqueue.brokers.leases import bare_connection_supported
+
+pytestmark = pytest.mark.any_broker  # its own cluster, whatever the run's broker
+
+
+@pytest.fixture
+def layout_broker(redis_cluster):
+    broker = create_broker(redis_cluster.url, "layout", priority_aging=1.0)
+    yield broker
+    for master in broker.nodes.masters():
+        for one in list(master.scan_iter(match="{layout*")):
+            master.delete(one)
+    broker.close()
+
+
+def _keys_by_master(broker) -> dict[int, list[str]]:
+    return {master.connection_pool.connection_kwargs["port"]: [k.decode() for k in master.scan_iter(match="{layout*")]
+            for master in broker.nodes.masters()}
+
+
+def test_each_queue_keeps_its_keys_in_one_slot_and_queues_spread_over_the_masters(redis_cluster, layout_broker):
+    broker = layout_broker
+    queues = [f"q{i}" for i in range(12)]
+    broker.publish([Outgoing(q, f"{q}-now", b"x") for q in queues] +
+                   [Outgoing(q, f"{q}-later", b"x", eta=time.time() + 60) for q in queues], remember=60)
+    broker.leases(["alive"])
+    broker.lock("mutex", "alive", stale_after=30)
+    held = broker.reserve("alive", queues, count=len(queues), timeout=0)  # something in flight in each queue
+    assert sorted(d.queue for d in held) == sorted(queues)
+    broker.cancel("t1", 60, terminate="SIGTERM")
+    broker.leases(["alive"], stale_after=30, running=["t1"])
+
+    slots_of: dict[str, set[int]] = defaultdict(set)  # partition -> the slots its keys hash to
+    masters_of: dict[str, set[int]] = defaultdict(set)
+    for port, keys in _keys_by_master(broker).items():
+        for one in keys:
+            partition = one[:one.index("}") + 1]
+            slots_of[partition].add(redis_cluster._ask(port, "CLUSTER", "KEYSLOT", one))
+            masters_of[partition].add(port)
+    assert set(slots_of) == {"{layout}", *[f"{{layout:{q}}}" for q in queues]}
+    assert all(len(slots) == 1 for slots in slots_of.values()), slots_of
+    assert all(len(ports) == 1 for ports in masters_of.values())
+    assert len({port for ports in masters_of.values() for port in ports}) == 3, "the queues are not spread"
+    assert redis_cluster.node_of("{layout:q0}:msg") in masters_of["{layout:q0}"]
+    # What each queue holds stays in its slot: the in-flight record, the delayed message, the markers.
+    q0 = set(_keys_by_master(broker)[redis_cluster.node_of("{layout:q0}")])
+    assert {"{layout:q0}:inflight:alive", "{layout:q0}:delayed", "{layout:q0}:cancelled:t1",
+            "{layout:q0}:published:q0-now"} <= q0
+    assert broker.lock("mutex", "other", stale_after=30) is False  # the owner renewed at home
+    assert broker.leases(requeue=["alive"]).requeued == len(queues)
+    assert broker.inspect(holders=True).sizes == {q: 1 for q in queues}
+
+
+def test_an_idle_consumer_of_several_queues_is_woken_by_any_of_them(redis_cluster, layout_broker):
+    import threading
+
+    queues = [f"w{i}" for i in range(3)]
+    layout_broker.reserve("c", queues, timeout=0)  # names the queues
+    timer = threading.Timer(0.3, lambda: layout_broker.publish([Outgoing("w2", "late", b"x")]))
+    timer.start()
+    started = time.monotonic()
+    got = layout_broker.reserve("c", queues, count=5, timeout=10)
+    timer.join()
+    assert [d.key for d in got] == ["late"] and time.monotonic() - started < 3
+
+
+def test_a_cluster_url_is_a_redis_broker_with_the_full_supervisor_and_passes_the_checks(redis_cluster, settings):
+    assert broker_kind(redis_cluster.url) == "redis"
+    assert not bare_connection_supported(redis_cluster.url)  # the lean supervisor speaks to one server
+    settings.TASKQUEUE_BROKER_URL = redis_cluster.url
+    try:
+        assert not [p for p in checks.check_settings() if p.id == "taskqueue.E002"]
+        assert [p.id for p in checks.check_redis_durability()] == ["taskqueue.W003"]  # its masters keep no AOF
+    finally:
+        reset_broker()
+
+
+def test_braces_in_the_key_prefix_are_refused(redis_cluster):
+    from taskqueue.exceptions import ImproperlyConfigured
+
+    with pytest.raises(ImproperlyConfigured, match="no braces"):
+        create_broker(redis_cluster.url, "a{b}")
+
+
+def test_outcome_notifications_reach_waiters_on_any_master(redis_cluster, settings):
+    """notify.publish sends each task's outcome to the master of its list's slot, and a subscriber
+    on any master hears the PUBLISH."""
+    from taskqueue import notify
+
+    settings.TASKQUEUE_BROKER_URL = redis_cluster.url
+    ids = [f"task-{i}" for i in range(20)]
+    try:
+        with notify.listen("task-7") as wait:
+            notify.publish(ids, {"task-7": b"outcome"})
+            heard = wait(5) or wait(5)  # the first wake may be the subscription's confirmation
+            assert heard == b"outcome"
+        for task_id in ids:
+            waiter = notify._outcome_waiter(task_id)
+            assert waiter(1) in (b"1", b"outcome")
+    finally:
+        nodes = notify._redis()[0]
+        for master in nodes.masters():
+            for one in list(master.scan_iter(match=f"{settings.TASKQUEUE_KEY_PREFIX}:outcome:task-*")):
+                master.delete(one)
+        notify.close()
+        reset_broker()
+
+
+def test_an_unreachable_cluster_fails_as_a_broker_outage():
+    broker = create_broker("redis+cluster://127.0.0.1:1", "down")
+    with pytest.raises(redis.ConnectionError):
+        broker.publish([Outgoing("q", "k", b"x")])
