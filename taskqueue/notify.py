@@ -22,7 +22,9 @@ from .brokers.redis import ThreadClients, connect
 from .conf import get_settings
 from .pglisten import Listener
 
-_REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
+# A Redis Cluster also answers MOVED (the slot is served elsewhere now) or CLUSTERDOWN.
+_REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.AskError,
+               redis.exceptions.ClusterDownError, redis.exceptions.TryAgainError)
 _local = threading.local()
 _clients: dict[str, tuple] = {}  # broker URL -> clients of this process
 os.register_at_fork(after_in_child=_clients.clear)  # a child opens its own connections
@@ -133,7 +135,7 @@ def _run_publish_each(args: list) -> None:
     try:
         for master, calls in by_master.items():
             master.run_scripts(calls)
-    except (*_REDIS_DOWN, redis.ResponseError):
+    except _REDIS_DOWN:
         pooled.refresh()  # a slot moved or a master went away: the next call asks the cluster again
         raise
 
@@ -189,6 +191,7 @@ def _listen_redis(task_id: str) -> Iterator[Callable[[float], bytes | None]]:
         except _REDIS_DOWN:  # a broker blip: subscribe again next time; get() reads the row meanwhile
             subscribed = None
             _drop_thread_pubsub()
+            _after_outage()
             _sit_out(deadline)
             return None
 
@@ -202,6 +205,13 @@ def _listen_redis(task_id: str) -> Iterator[Callable[[float], bytes | None]]:
                 subscribed.unsubscribe(channel)
         except Exception:  # a broken connection: start a fresh one next time
             _drop_thread_pubsub()
+
+
+def _after_outage() -> None:
+    """On a Redis Cluster, ask for the slot map again: the master of a key may have changed."""
+    cached = _clients.get(get_settings().BROKER_URL)
+    if cached is not None and cached[1] is None:
+        cached[0].refresh()
 
 
 def _sit_out(deadline: float) -> None:
@@ -220,6 +230,7 @@ def _outcome_waiter(task_id: str) -> Callable[[float], bytes | None]:
         try:
             return client.blmove(key, key, max(0.001, min(seconds, 1.0)), src="RIGHT", dest="LEFT")
         except _REDIS_DOWN:  # a broker blip: get() reads the row meanwhile
+            _after_outage()
             _sit_out(deadline)
             return None
 

@@ -124,3 +124,42 @@ def test_an_unreachable_cluster_fails_as_a_broker_outage():
     broker = create_broker("redis+cluster://127.0.0.1:1", "down")
     with pytest.raises(redis.ConnectionError):
         broker.publish([Outgoing("q", "k", b"x")])
+
+
+def test_wait_replicas_waits_for_a_replica_of_the_queue_master(redis_cluster, settings):
+    from taskqueue.brokers.redis import ReplicationError
+
+    settings.TASKQUEUE_BROKER_TIMEOUT = 0.4  # WAIT gives up after half of it
+    broker = create_broker(f"{redis_cluster.url}?wait_replicas=1", "replicas")
+    try:
+        with pytest.raises(ReplicationError):  # these masters have no replica
+            broker.publish([Outgoing("q", "k", b"x")])
+    finally:
+        for master in broker.nodes.masters():
+            for one in list(master.scan_iter(match="{replicas*")):
+                master.delete(one)
+        broker.close()
+
+
+def test_a_queue_whose_slot_moves_to_another_master_is_followed(redis_cluster):
+    """A resharding: the queue's keys go to another master. A publish is sent again there at once;
+    a reserve (which must not run twice) fails once like an outage, then finds the new owner."""
+    sender = create_broker(redis_cluster.url, "moving")
+    stale = create_broker(redis_cluster.url, "moving")
+    try:
+        sender.publish([Outgoing("mv", "before", b"x")])
+        assert stale.reserve("c", ["mv"], timeout=0) != []  # it knows where the queue is
+        stale.leases(requeue=["c"])
+        slot = redis_cluster.slot_of("{moving:mv}")
+        owner = redis_cluster.node_of_slot(slot)
+        redis_cluster.move_slot(slot, next(port for port in redis_cluster.ports if port != owner))
+        sender.publish([Outgoing("mv", "after", b"x")])  # MOVED, map refreshed, sent again
+        with pytest.raises(redis.ConnectionError):
+            stale.reserve("c", ["mv"], count=5, timeout=0)
+        assert [d.key for d in stale.reserve("c", ["mv"], count=5, timeout=0)] == ["before", "after"]
+    finally:
+        for master in sender.nodes.masters():
+            for one in list(master.scan_iter(match="{moving*")):
+                master.delete(one)
+        sender.close()
+        stale.close()
