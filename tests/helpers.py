@@ -340,7 +340,8 @@ class RedisClusterServer:
     """A throwaway Redis Cluster of `masters` masters (no replicas) on free loopback ports, each a
     redis-server stopped by its PID."""
 
-    def __init__(self, masters: int = 3):
+    def __init__(self, masters: int = 3, password: str | None = None):
+        self.password = password
         self.ports = [_free_cluster_port() for _ in range(masters)]
         self.dir = tempfile.mkdtemp(prefix="taskqueue-cluster-")
         self.processes: list[subprocess.Popen] = []
@@ -348,7 +349,8 @@ class RedisClusterServer:
 
     @property
     def url(self) -> str:
-        return "redis+cluster://" + ",".join(f"127.0.0.1:{port}" for port in self.ports)
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis+cluster://{auth}" + ",".join(f"127.0.0.1:{port}" for port in self.ports)
 
     def start(self, attempts: int = 3) -> RedisClusterServer:
         """Start the nodes and join them; on new ports if one could not bind (a port that was free
@@ -373,10 +375,13 @@ class RedisClusterServer:
             self.processes.append(subprocess.Popen(
                 ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", node_dir,
                  "--cluster-enabled", "yes", "--cluster-config-file", os.path.join(node_dir, "nodes.conf"),
-                 "--save", "", "--appendonly", "no", "--loglevel", "warning"], stdout=subprocess.DEVNULL))
+                 "--save", "", "--appendonly", "no", "--loglevel", "warning",
+                 *(["--requirepass", self.password, "--masterauth", self.password] if self.password else [])],
+                stdout=subprocess.DEVNULL))
         for port in self.ports:
             wait_until(lambda port=port: self._ask(port, "PING"), timeout=10, message=f"redis-server on {port}")
-        subprocess.run(["redis-cli", "--cluster", "create", *[f"127.0.0.1:{port}" for port in self.ports],
+        subprocess.run(["redis-cli", *(["--no-auth-warning", "-a", self.password] if self.password else []),
+                        "--cluster", "create", *[f"127.0.0.1:{port}" for port in self.ports],
                         "--cluster-replicas", "0", "--cluster-yes"], check=True, capture_output=True, timeout=60)
         for port in self.ports:
             wait_until(lambda port=port: b"cluster_state:ok" in (self._ask(port, "CLUSTER", "INFO") or b""),
@@ -390,7 +395,7 @@ class RedisClusterServer:
             if process.poll() is not None:
                 raise AssertionError(f"a cluster redis-server exited with {process.returncode}")
         try:
-            with redis.Redis(port=port, socket_connect_timeout=0.2, socket_timeout=2) as client:
+            with redis.Redis(port=port, password=self.password, socket_connect_timeout=0.2, socket_timeout=2) as client:
                 return client.execute_command(*command)
         except redis.ConnectionError:
             return None

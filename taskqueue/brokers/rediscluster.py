@@ -111,7 +111,8 @@ class ClusterNodes:
             with self._lock:
                 found = self._masters.get(node.name)
                 if found is None:
-                    auth = f"{quote(self.username or '')}:{quote(self.password)}@" if self.password else ""
+                    user, password = quote(self.username or "", safe=""), quote(self.password or "", safe="")
+                    auth = f"{user}:{password}@" if self.password else ""
                     client = connect(f"redis://{auth}{node.host}:{node.port}/0",
                                      self.timeout, self.connect_timeout)
                     found = self._masters[node.name] = (client, ThreadClients(client))

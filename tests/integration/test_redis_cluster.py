@@ -163,3 +163,19 @@ def test_a_queue_whose_slot_moves_to_another_master_is_followed(redis_cluster):
                 master.delete(one)
         sender.close()
         stale.close()
+
+
+def test_a_cluster_with_a_password(settings):
+    from tests.helpers import RedisClusterServer
+
+    cluster = RedisClusterServer(password="s/cr@t").start()
+    try:
+        url = cluster.url.replace("s/cr@t", "s%2Fcr%40t")  # as a URL spells it
+        broker = create_broker(url, "secret")
+        broker.publish([Outgoing("a", "k1", b"x"), Outgoing("b", "k2", b"x")])
+        assert [d.key for d in broker.reserve("c", ["a", "b"], count=5, timeout=0)] == ["k1", "k2"]
+        settings.TASKQUEUE_BROKER_URL = url
+        assert [p.id for p in checks.check_redis_durability()] == ["taskqueue.W003"]
+        broker.close()
+    finally:
+        cluster.cleanup()
