@@ -4,7 +4,8 @@ settings translation of Celery's `broker_url` checks it too)."""
 from __future__ import annotations
 
 SENTINEL_SCHEME = "redis+sentinel"  # the master that Redis Sentinels name (brokers/redis.py)
-REDIS_SCHEMES = ("redis", "rediss", "unix", SENTINEL_SCHEME)
+CLUSTER_SCHEME = "redis+cluster"  # a Redis Cluster, each queue in one hash slot (brokers/rediscluster.py)
+REDIS_SCHEMES = ("redis", "rediss", "unix", SENTINEL_SCHEME, CLUSTER_SCHEME)
 AMQP_SCHEMES = ("amqp", "amqps", "pyamqp")  # RabbitMQ (brokers/amqp.py); pyamqp:// as Celery spells it
 
 

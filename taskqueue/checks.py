@@ -6,7 +6,7 @@ import redis
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.db import connections
 
-from .brokers import broker_kind, database_alias
+from .brokers import CLUSTER_SCHEME, broker_kind, database_alias
 from .conf import get_settings
 
 
@@ -17,7 +17,8 @@ def check_settings(app_configs=None, **kwargs) -> list:
     kind = broker_kind(settings.BROKER_URL)
     if kind is None:
         problems.append(Error(f"TASKQUEUE_BROKER_URL has an unknown scheme {settings.BROKER_URL.split(':', 1)[0]!r}.",
-                              hint="Use django:// (the database), redis://, rediss://, unix://, redis+sentinel:// or amqp://.",
+                              hint="Use django:// (the database), redis://, rediss://, unix://, redis+sentinel://, "
+                                   "redis+cluster:// or amqp://.",
                               id="taskqueue.E002"))
     elif kind == "database":
         alias = database_alias(settings.BROKER_URL)
@@ -48,11 +49,7 @@ def check_redis_durability(app_configs=None, **kwargs) -> list:
     if broker_kind(url) != "redis":
         return []
     try:
-        from .brokers.redis import connect  # redis-py's URL parser knows no redis+sentinel://
-
-        client = connect(url, timeout=0.5, connect_timeout=0.5)
-        aof = client.info("persistence").get("aof_enabled")
-        client.close()
+        aof = _every_master_keeps_an_aof(url)
     except redis.RedisError:
         return []  # unreachable now: the worker reports that when it starts
     if aof:
@@ -60,3 +57,21 @@ def check_redis_durability(app_configs=None, **kwargs) -> list:
     return [Warning("The Redis broker runs without AOF persistence: a Redis restart loses every message "
                     "queued, delayed or running, with no error anywhere.",
                     hint='Run Redis with "appendonly yes" (see docs/reliability.md).', id="taskqueue.W003")]
+
+
+def _every_master_keeps_an_aof(url: str) -> bool:
+    if url.startswith(CLUSTER_SCHEME + ":"):
+        from .brokers.rediscluster import connect_cluster
+
+        nodes = connect_cluster(url, timeout=0.5, connect_timeout=0.5)
+        try:
+            return all(master.info("persistence").get("aof_enabled") for master in nodes.masters())
+        finally:
+            nodes.close()
+    from .brokers.redis import connect  # redis-py's URL parser knows no redis+sentinel://
+
+    client = connect(url, timeout=0.5, connect_timeout=0.5)
+    try:
+        return bool(client.info("persistence").get("aof_enabled"))
+    finally:
+        client.close()

@@ -17,12 +17,14 @@ from contextlib import contextmanager
 
 import redis
 
-from .brokers import broker_kind
+from .brokers import CLUSTER_SCHEME, broker_kind
 from .brokers.redis import ThreadClients, connect
 from .conf import get_settings
 from .pglisten import Listener
 
-_REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
+# A Redis Cluster also answers MOVED (the slot is served elsewhere now) or CLUSTERDOWN.
+_REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.AskError,
+               redis.exceptions.ClusterDownError, redis.exceptions.TryAgainError)
 _local = threading.local()
 _clients: dict[str, tuple] = {}  # broker URL -> clients of this process
 os.register_at_fork(after_in_child=_clients.clear)  # a child opens its own connections
@@ -41,18 +43,28 @@ def _kind() -> str:
 
 
 def _redis() -> tuple:
-    """This process's (pooled client, per-thread clients, publish script) for the broker URL."""
+    """This process's (pooled client, per-thread clients, publish script) for the broker URL; on a
+    Redis Cluster, (its masters' clients by slot, None, publish script)."""
     url = get_settings().BROKER_URL
     cached = _clients.get(url)
     if cached is None:
         _clients.clear()
-        pooled = connect(url)
-        cached = _clients[url] = (pooled, ThreadClients(pooled), pooled.register_script(_PUBLISH_EACH))
+        if url.startswith(CLUSTER_SCHEME + ":"):
+            from .brokers.rediscluster import connect_cluster
+
+            nodes = connect_cluster(url)
+            cached = _clients[url] = (nodes, None, nodes.cluster.register_script(_PUBLISH_EACH))
+        else:
+            pooled = connect(url)
+            cached = _clients[url] = (pooled, ThreadClients(pooled), pooled.register_script(_PUBLISH_EACH))
     return cached
 
 
 def _redis_client():
-    return _redis()[0]
+    """The pooled client to subscribe with. On a Redis Cluster, a PUBLISH reaches the subscribers
+    of every node, so all subscribe on the master of one fixed key."""
+    pooled, threads, _ = _redis()
+    return pooled if threads is not None else pooled.master_of(_channel())[1]
 
 
 # For each (task id, payload): publish it, and for a finished task also keep it in a short list that
@@ -101,14 +113,31 @@ def publish(task_ids: list[str], notices: dict[str, bytes] | None = None,
             cursor.execute("SELECT pg_notify(%s, x) FROM unnest(%s::text[]) AS x", [_pg_channel(), task_ids])
 
 
-def _own_client():
-    """This thread's client on one fixed connection (see brokers.redis.ThreadClients)."""
-    return _redis()[1].get()
+def _own_client(key: str = ""):
+    """This thread's client on one fixed connection (see brokers.redis.ThreadClients): on a Redis
+    Cluster, to the master of `key`'s slot."""
+    pooled, threads, _ = _redis()
+    return threads.get() if threads is not None else pooled.master_of(key)[2].get()
 
 
 def _run_publish_each(args: list) -> None:
-    _, threads, script = _redis()
-    threads.run_script(script, args)
+    pooled, threads, script = _redis()
+    if threads is not None:
+        threads.run_script(script, args)
+        return
+    # A Redis Cluster: one call per task, so each touches one outcome list (one slot), sent to its
+    # master; the calls for one master go in one round trip.
+    head = args[:3]
+    by_master: dict[ThreadClients, list] = {}
+    for i in range(3, len(args), 3):
+        _, _, master = pooled.master_of(_outcome_list(args[i]))
+        by_master.setdefault(master, []).append((script, [*head, *args[i:i + 3]]))
+    try:
+        for master, calls in by_master.items():
+            master.run_scripts(calls)
+    except _REDIS_DOWN:
+        pooled.refresh()  # a slot moved or a master went away: the next call asks the cluster again
+        raise
 
 
 def awaits_outcome() -> bool:
@@ -162,6 +191,7 @@ def _listen_redis(task_id: str) -> Iterator[Callable[[float], bytes | None]]:
         except _REDIS_DOWN:  # a broker blip: subscribe again next time; get() reads the row meanwhile
             subscribed = None
             _drop_thread_pubsub()
+            _after_outage()
             _sit_out(deadline)
             return None
 
@@ -177,6 +207,13 @@ def _listen_redis(task_id: str) -> Iterator[Callable[[float], bytes | None]]:
             _drop_thread_pubsub()
 
 
+def _after_outage() -> None:
+    """On a Redis Cluster, ask for the slot map again: the master of a key may have changed."""
+    cached = _clients.get(get_settings().BROKER_URL)
+    if cached is not None and cached[1] is None:
+        cached[0].refresh()
+
+
 def _sit_out(deadline: float) -> None:
     """Wait out part of a broker outage (at most half a second), so get() does not spin."""
     time.sleep(max(0.0, min(0.5, deadline - time.monotonic())))
@@ -184,7 +221,7 @@ def _sit_out(deadline: float) -> None:
 
 def _outcome_waiter(task_id: str) -> Callable[[float], bytes | None]:
     key = _outcome_list(task_id)
-    client = _own_client()
+    client = _own_client(key)
 
     def wait(seconds: float) -> bytes | None:
         # Moving the list's element onto itself leaves it there for any other waiter. get() calls
@@ -193,6 +230,7 @@ def _outcome_waiter(task_id: str) -> Callable[[float], bytes | None]:
         try:
             return client.blmove(key, key, max(0.001, min(seconds, 1.0)), src="RIGHT", dest="LEFT")
         except _REDIS_DOWN:  # a broker blip: get() reads the row meanwhile
+            _after_outage()
             _sit_out(deadline)
             return None
 
@@ -247,8 +285,8 @@ def _pg_waiter(task_id: str) -> Callable[[float], None]:
 def close() -> None:
     """Close this thread's listening connections (before dropping a test database, say)."""
     _drop_thread_pubsub()
-    for _pooled, threads, *_ in _clients.values():
-        threads.close_mine()
+    for pooled, threads, *_ in _clients.values():
+        (threads or pooled).close_mine()
     for listener in _listeners.values():
         listener.close()
 

@@ -76,6 +76,16 @@ def redis_url() -> str:
 
 
 @pytest.fixture(scope="session")
+def redis_cluster():
+    """A private 3-master Redis Cluster on loopback ports for the session (tests/helpers.py)."""
+    from tests.helpers import RedisClusterServer
+
+    cluster = RedisClusterServer().start()
+    yield cluster
+    cluster.cleanup()
+
+
+@pytest.fixture(scope="session")
 def broker_url(request) -> str:
     """The broker of this run, checked to answer (Redis, RabbitMQ) or simply the database."""
     if _broker_is_redis():

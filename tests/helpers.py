@@ -362,3 +362,119 @@ def rabbitmq_vhost(url: str):
     finally:
         if made:
             subprocess.run([ctl, "-q", "delete_vhost", params.virtual_host], capture_output=True, timeout=60)
+
+
+def _free_cluster_port() -> int:
+    """A free port whose cluster bus port (10000 above it) is free too, so at most 55535."""
+    for _ in range(100):
+        port = free_port()
+        if port + 10000 > 65535:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port pair for a cluster node")
+
+
+class RedisClusterServer:
+    """A throwaway Redis Cluster of `masters` masters (no replicas) on free loopback ports, each a
+    redis-server stopped by its PID."""
+
+    def __init__(self, masters: int = 3, password: str | None = None):
+        self.password = password
+        self.ports = [_free_cluster_port() for _ in range(masters)]
+        self.dir = tempfile.mkdtemp(prefix="taskqueue-cluster-")
+        self.processes: list[subprocess.Popen] = []
+        self._remove_dir = weakref.finalize(self, shutil.rmtree, self.dir, ignore_errors=True)
+
+    @property
+    def url(self) -> str:
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis+cluster://{auth}" + ",".join(f"127.0.0.1:{port}" for port in self.ports)
+
+    def start(self, attempts: int = 3) -> RedisClusterServer:
+        """Start the nodes and join them; on new ports if one could not bind (a port that was free
+        a moment ago, taken by another test run since)."""
+        for attempt in range(attempts):
+            try:
+                return self._start_once()
+            except (AssertionError, subprocess.CalledProcessError):
+                self._stop_nodes()
+                if attempt == attempts - 1:
+                    raise
+                self.ports = [_free_cluster_port() for _ in self.ports]
+            except BaseException:
+                self._stop_nodes()
+                raise
+        return self
+
+    def _start_once(self) -> RedisClusterServer:
+        for port in self.ports:
+            node_dir = os.path.join(self.dir, str(port))
+            os.makedirs(node_dir, exist_ok=True)
+            self.processes.append(subprocess.Popen(
+                ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", node_dir,
+                 "--cluster-enabled", "yes", "--cluster-config-file", os.path.join(node_dir, "nodes.conf"),
+                 "--save", "", "--appendonly", "no", "--loglevel", "warning",
+                 *(["--requirepass", self.password, "--masterauth", self.password] if self.password else [])],
+                stdout=subprocess.DEVNULL))
+        for port in self.ports:
+            wait_until(lambda port=port: self._ask(port, "PING"), timeout=10, message=f"redis-server on {port}")
+        subprocess.run(["redis-cli", *(["--no-auth-warning", "-a", self.password] if self.password else []),
+                        "--cluster", "create", *[f"127.0.0.1:{port}" for port in self.ports],
+                        "--cluster-replicas", "0", "--cluster-yes"], check=True, capture_output=True, timeout=60)
+        for port in self.ports:
+            wait_until(lambda port=port: b"cluster_state:ok" in (self._ask(port, "CLUSTER", "INFO") or b""),
+                       timeout=30, message=f"cluster_state:ok on {port}")
+        return self
+
+    def _ask(self, port: int, *command: str):
+        import redis
+
+        for process in self.processes:
+            if process.poll() is not None:
+                raise AssertionError(f"a cluster redis-server exited with {process.returncode}")
+        try:
+            with redis.Redis(port=port, password=self.password, socket_connect_timeout=0.2, socket_timeout=2) as client:
+                return client.execute_command(*command)
+        except redis.ConnectionError:
+            return None
+
+    def node_of(self, key: str) -> int:
+        """The port of the master that holds `key`'s slot."""
+        return self.node_of_slot(self.slot_of(key))
+
+    def slot_of(self, key: str) -> int:
+        return self._ask(self.ports[0], "CLUSTER", "KEYSLOT", key)
+
+    def move_slot(self, slot: int, to_port: int) -> None:
+        """Migrate one hash slot, with its keys, to the master on `to_port` (a resharding)."""
+        from_port = self.node_of_slot(slot)
+        ids = {port: self._ask(port, "CLUSTER", "MYID").decode() for port in self.ports}
+        self._ask(to_port, "CLUSTER", "SETSLOT", slot, "IMPORTING", ids[from_port])
+        self._ask(from_port, "CLUSTER", "SETSLOT", slot, "MIGRATING", ids[to_port])
+        while keys := self._ask(from_port, "CLUSTER", "GETKEYSINSLOT", slot, 100):
+            self._ask(from_port, "MIGRATE", "127.0.0.1", to_port, "", 0, 5000, "KEYS", *keys)
+        for port in self.ports:
+            self._ask(port, "CLUSTER", "SETSLOT", slot, "NODE", ids[to_port])
+
+    def node_of_slot(self, slot: int) -> int:
+        for start, end, (_, port, *_), *_ in self._ask(self.ports[0], "CLUSTER", "SLOTS"):
+            if start <= slot <= end:
+                return int(port)
+        raise AssertionError(f"slot {slot} is not served")
+
+    def _stop_nodes(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                _terminate(process)
+        self.processes = []
+
+    def cleanup(self) -> None:
+        self._stop_nodes()
+        self._remove_dir()
+
+    close = cleanup

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from ..brokerurls import AMQP_SCHEMES, REDIS_SCHEMES, SENTINEL_SCHEME, broker_kind
+from ..brokerurls import AMQP_SCHEMES, CLUSTER_SCHEME, REDIS_SCHEMES, SENTINEL_SCHEME, broker_kind
 from ..exceptions import ImproperlyConfigured
 from .base import Broker, Delivery, Holdings, Leases, Outgoing
 
@@ -39,6 +39,10 @@ def database_alias(url: str) -> str:
 def create_broker(url: str, prefix: str, priority_aging: float = 60.0) -> Broker:
     # Each broker's module is imported only when chosen: the database one imports the models.
     kind = broker_kind(url)
+    if kind == "redis" and url.startswith(CLUSTER_SCHEME + ":"):
+        from .rediscluster import RedisClusterBroker
+
+        return RedisClusterBroker(url, prefix, priority_aging)
     if kind == "redis":
         from .redis import RedisBroker
 
@@ -63,5 +67,5 @@ def reset_broker() -> None:
     _instance = None
 
 
-__all__ = ["AMQP_SCHEMES", "REDIS_SCHEMES", "SENTINEL_SCHEME", "Broker", "Delivery", "Holdings", "Leases",
-           "Outgoing", "broker_kind", "create_broker", "database_alias", "get_broker", "reset_broker"]
+__all__ = ["AMQP_SCHEMES", "CLUSTER_SCHEME", "REDIS_SCHEMES", "SENTINEL_SCHEME", "Broker", "Delivery", "Holdings",
+           "Leases", "Outgoing", "broker_kind", "create_broker", "database_alias", "get_broker", "reset_broker"]

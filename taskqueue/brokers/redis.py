@@ -177,14 +177,17 @@ def _reconnect(conn: Connection) -> None:
 class RedisBroker(Broker):
     """Queues in Redis; delays stay in Redis until due, never in worker memory."""
 
-    def __init__(self, url: str, prefix: str = "taskqueue", priority_aging: float = 60.0):
+    def __init__(self, url: str, prefix: str = "taskqueue", priority_aging: float = 60.0, *,
+                 client: redis.Redis | None = None, threads: ThreadClients | None = None):
+        """`client` and `threads`: a connection to share instead of one of its own (the Redis
+        Cluster broker runs one of these per queue on the node that holds the queue's keys)."""
         self.url = url
         self.prefix = prefix
         self.priority_aging = priority_aging
-        self.client = connect(url)
+        self.client = connect(url) if client is None else client
         self.wait_replicas = wait_replicas(url)
         self._wait_ms = max(1, int(get_settings().BROKER_TIMEOUT * 500))  # half: the socket timeout stays the later
-        self._threads = ThreadClients(self.client)
+        self._threads = ThreadClients(self.client) if threads is None else threads
         self._announced: dict[str, float] = {}  # queue -> when this process last added it to {p}:queues
         # An idle reserve blocks in slices of this, well under the socket timeout.
         self._block_limit = min(1.0, (self.client.get_connection_kwargs().get("socket_timeout") or 2.0) / 2)
@@ -235,14 +238,18 @@ class RedisBroker(Broker):
         # Sleep until a publish pushes a wake token (or the next delayed message is due). The reserve
         # (of one message: see Broker.reserve) is pipelined behind the BLPOP: Redis runs it the moment
         # the BLPOP returns, in one round trip. Each BLPOP blocks well under the socket timeout.
-        wake_keys = [key(self.prefix, "wake", q) for q in queues]
         while True:  # bounded by `deadline`
-            block = max(0.001, min(deadline - time.monotonic(), self._block_limit))
-            reply = self._threads.run_scripts([(self._scripts["reserve"], [self.prefix, consumer_id, 1, *queues])],
-                                              before=(("BLPOP", *wake_keys, block),), once=True)[1]
-            deliveries = self._parse(consumer_id, reply)[0]
+            deliveries = self.take_when_woken(consumer_id, queues, max(0.001, min(deadline - time.monotonic(),
+                                                                                   self._block_limit)))
             if deliveries or time.monotonic() >= deadline:
                 return deliveries
+
+    def take_when_woken(self, consumer_id: str, queues: list[str], block: float) -> list[Delivery]:
+        """Wait up to `block` s for a wake token of these queues, then reserve one message."""
+        wake_keys = [key(self.prefix, "wake", q) for q in queues]
+        reply = self._threads.run_scripts([(self._scripts["reserve"], [self.prefix, consumer_id, 1, *queues])],
+                                          before=(("BLPOP", *wake_keys, block),), once=True)[1]
+        return self._parse(consumer_id, reply)[0]
 
     def _take(self, consumer_id: str, queues: list[str], count: int) -> tuple[list[Delivery], float | None]:
         # once: a reserve Redis ran whose reply was lost must not be followed by a second one (see Broker.reserve)

@@ -12,7 +12,10 @@ from taskqueue.brokers import Broker, Outgoing, create_broker
 from taskqueue.brokers.keys import SCHEMA, key, lua_prelude
 from tests.helpers import held, wait_until
 
-pytestmark = pytest.mark.any_broker  # each test runs on every broker already (the `broker` fixture's params)
+# Each test runs on every broker already (the `broker` fixture's params: Redis, the database,
+# the Redis broker on a Redis Cluster, and RabbitMQ). The redis_only tests below look at one Redis
+# server's keys, scripts and script cache; tests/integration/test_redis_cluster.py checks the cluster's.
+pytestmark = pytest.mark.any_broker
 
 # What a broker cannot do, by test: RabbitMQ cannot be read or reordered by message key, and takes
 # back a dead consumer's messages itself when its connection closes (tests/e2e and tests/faults
@@ -29,7 +32,7 @@ NOT_ON: dict[str, dict[str, str]] = defaultdict(dict, {
 })
 
 
-@pytest.fixture(params=["redis", "django", "amqp"])
+@pytest.fixture(params=["redis", "django", "cluster", "amqp"])
 def broker(request, transactional_db):
     prefix = f"contract-{uuid.uuid4().hex[:8]}"
     if request.param in NOT_ON[request.node.originalname]:
@@ -38,6 +41,15 @@ def broker(request, transactional_db):
         url = "django://" if request.param == "django" else request.getfixturevalue("amqp_url")
         instance = create_broker(url, prefix, priority_aging=1.0)
         yield instance
+        instance.close()
+        return
+    if request.param == "cluster":  # a 3-master Redis Cluster this session started
+        instance = create_broker(request.getfixturevalue("redis_cluster").url, prefix, priority_aging=1.0)
+        yield instance
+        for master in instance.nodes.masters():
+            keys = list(master.scan_iter(match=f"{{{prefix}*"))
+            for one in keys:  # one by one: they are in different slots
+                master.delete(one)
         instance.close()
         return
     instance = create_broker(request.getfixturevalue("redis_url"), prefix, priority_aging=1.0)
@@ -241,7 +253,7 @@ def test_inspect_remembers_the_keys_sent_with_remember(broker):
     broker.publish([Outgoing("q", "remembered", b"body"), Outgoing("q", "also", b"body")], remember=60)
     broker.publish([Outgoing("q", "plain", b"body")])
     broker.ack(broker.reserve("c", ["q"], timeout=0))  # remembered after the ack too
-    expected = {"remembered", "also"} if broker.__class__.__name__ == "RedisBroker" else set()
+    expected = set() if broker.__class__.__name__ == "DatabaseBroker" else {"remembered", "also"}
     assert broker.inspect(["remembered", "also", "plain"]).published == expected  # the database broker needs no outbox
 
 

@@ -27,3 +27,22 @@ def test_wait_replicas_is_ours_and_not_passed_to_redis_py():
     assert wait_replicas("redis+sentinel://h:1/tasks/0?wait_replicas=2") == 2
     client = connect("redis://127.0.0.1:6379/3?wait_replicas=1")  # redis-py refuses options it does not know
     assert client.connection_pool.connection_kwargs["db"] == 3
+
+
+def test_a_cluster_url_names_its_startup_nodes_and_the_password():
+    from taskqueue.brokers.rediscluster import home_prefix, parse_cluster_url, queue_prefix
+
+    assert broker_kind("redis+cluster://10.0.0.1:7000") == "redis"
+    assert parse_cluster_url("redis+cluster://u:s%40cret@10.0.0.1:7000,10.0.0.2/?wait_replicas=1") == (
+        [("10.0.0.1", 7000), ("10.0.0.2", 6379)], "u", "s@cret")
+    assert parse_cluster_url("redis+cluster://:pw@h:7001") == ([("h", 7001)], None, "pw")
+    assert wait_replicas("redis+cluster://h:7000/?wait_replicas=1") == 1
+    # every key of a queue shares the hash tag between the braces; the home keys have their own
+    assert queue_prefix("taskqueue", "default") == "{taskqueue:default}" and home_prefix("taskqueue") == "{taskqueue}"
+
+
+def test_a_cluster_url_without_a_node_is_refused():
+    from taskqueue.brokers.rediscluster import parse_cluster_url
+
+    with pytest.raises(ValueError, match="names no cluster node"):
+        parse_cluster_url("redis+cluster:///")
