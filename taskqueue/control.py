@@ -51,14 +51,15 @@ def _held_task_ids(broker: Broker) -> set[str]:
 
 def _unheld_requests(task_ids: list[str], broker: Broker) -> list[Request]:
     """The requests of revoked tasks that no worker holds: no worker will see them, so the revoking
-    process sends their task_revoked (the worker does for one it stops or finds expired)."""
+    process sends their task_revoked (the worker does for one it stops or finds expired). On
+    RabbitMQ a waiting message cannot be read: only a task whose call the results table knows."""
     held = _held_task_ids(broker)
     requests = []
     for task_id in task_ids:
         if task_id in held:
             continue
         message = _message(task_id)
-        if message is not None:
+        if message is not None and message.task:
             requests.append(Request.from_message(message, None))
             continue
         row = store.fetch(task_id)
@@ -73,6 +74,8 @@ def _revoke_ttl(broker: Broker, task_id: str) -> float:
     that waits for its eta (countdown) could still be delivered."""
     expires = get_settings().result_expires
     ttl = expires.total_seconds() if expires else 86400.0
+    if not broker.reads_by_key:  # its eta cannot be read: past the longest delay the broker keeps
+        return ttl + broker.longest_delay
     body = broker.inspect([task_id]).bodies.get(task_id)
     if body:
         try:
@@ -197,13 +200,26 @@ def request_info(message: Message, hostname: str | None) -> dict:
 
 
 def _message(key: str) -> Message | None:
-    body = get_broker().inspect([key]).bodies.get(key)
+    broker = get_broker()
+    body = broker.inspect([key]).bodies.get(key)
     if not body:
-        return None  # acked meanwhile
+        return None if broker.reads_by_key else message_from_row(key)  # else: acked meanwhile
     try:
         return decode(body, get_settings().signing_key)
     except Exception:  # a message the worker will dead-letter: not a task to report
         return None
+
+
+def message_from_row(key: str) -> Message:
+    """What the results table knows of a message a broker cannot show (RabbitMQ): the call once the
+    task started (or the django.tasks backend recorded it), else only its id."""
+    task_id = key.split("~", 1)[0]
+    row = store.fetch(task_id)
+    if row is None:
+        return Message(id=task_id, task="")
+    return Message(id=task_id, task=row.task_name, args=tuple(row.args or ()), kwargs=row.kwargs or {},
+                   queue=row.queue or "default", retries=row.retries, parent_id=row.parent_id, root_id=row.root_id,
+                   group_id=row.group_id)
 
 
 def _tracked(message: Message) -> bool:

@@ -174,9 +174,13 @@ def workers() -> list[WorkerInfo]:
 
 def _add_running(holding: list[tuple[WorkerInfo, str]]) -> None:
     """The tasks the workers hold and have not finished (acks pending), in two reads."""
-    bodies = get_broker().inspect([key for _, key in holding]).bodies if holding else {}
+    broker = get_broker()
+    bodies = broker.inspect([key for _, key in holding]).bodies if holding else {}
     decoded = []
     for info, key in holding:
+        if key not in bodies and not broker.reads_by_key:  # RabbitMQ: what the results table knows
+            decoded.append((info, control.message_from_row(key)))
+            continue
         try:
             decoded.append((info, decode(bodies[key], get_settings().signing_key)))
         except Exception:  # acked meanwhile, or a body the worker will dead-letter

@@ -39,14 +39,16 @@ UNIT_TESTS = Path(__file__).resolve().parent / "unit"
 #   any_broker    does not use the run's broker: runs only in the Redis-broker runs
 #   any_database  does not use the run's database: runs only in the PostgreSQL runs
 #   database_broker  sets up the database broker itself: runs only in the database-broker runs
+#   reads_by_key  looks messages up by key in the broker: not in the RabbitMQ runs
 # Tests under tests/unit/ are both any_broker and any_database. TASKQUEUE_TEST_EVERY_COMBINATION=1
 # runs them all anyway (redis_only still needs the Redis broker).
 SKIPS = {
-    "redis_only": (lambda: not _broker_is_redis(), "Redis-specific; this run uses the database broker"),
+    "redis_only": (lambda: not _broker_is_redis(), "Redis-specific; this run uses another broker"),
     "any_broker": (lambda: not _broker_is_redis(), "does not depend on the broker: runs in the Redis-broker runs"),
     "any_database": (lambda: not _database_is_postgresql(),
                      "does not depend on the database: runs in the PostgreSQL runs"),
     "database_broker": (_broker_is_redis, "uses the database broker whatever the run's: runs in its runs"),
+    "reads_by_key": (lambda: _broker_is_amqp(), "lists or finds messages by key, which RabbitMQ cannot"),
 }
 
 

@@ -11,6 +11,7 @@ from django.urls import path, reverse
 from django.utils.http import urlencode
 
 from .. import control, operations
+from ..brokers import get_broker
 from ..models import Queue
 
 PAGE = 50
@@ -81,6 +82,7 @@ class QueueAdmin(admin.ModelAdmin):
         base = reverse("admin:taskqueue_queue_messages")
         return TemplateResponse(request, "admin/taskqueue/queue_messages.html", self._context(
             request, f"Waiting in {queue}", queue=queue, info=info, waiting=waiting[:PAGE], page=page,
+            unreadable=not get_broker().reads_by_key,
             first=(page - 1) * PAGE + 1,
             previous_url=f"{base}?{urlencode({'queue': queue, 'page': str(page - 1)})}" if page > 1 else None,
             next_url=f"{base}?{urlencode({'queue': queue, 'page': str(page + 1)})}" if len(waiting) > PAGE else None))

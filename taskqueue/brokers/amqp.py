@@ -239,6 +239,7 @@ class AmqpBroker(Broker):
 
     reads_by_key = False
     takes_back_on_disconnect = True
+    longest_delay = DELAY_UNIT * (2 ** DELAY_RUNGS - 1)
 
     def __init__(self, url: str, prefix: str = "taskqueue", priority_aging: float = 60.0,
                  alias: str = "default", max_redeliveries: int | None = None):
@@ -357,8 +358,13 @@ class AmqpBroker(Broker):
         consumer.recorded = holding
 
     def _take(self, consumer: _Consumer, bands: list[str], count: int) -> list[tuple[str, amqp.Message]]:
-        taken, consumer.pushed = consumer.pushed[:count], consumer.pushed[count:]
+        """Up to `count` messages, band by band in the order given; in each band, what an earlier
+        wait was pushed comes before what basic.get takes (it was at the head of that band)."""
+        taken: list[tuple[str, amqp.Message]] = []
         for band in bands:
+            while len(taken) < count and (pushed := next((p for p in consumer.pushed if p[0] == band), None)):
+                consumer.pushed.remove(pushed)
+                taken.append(pushed)
             while len(taken) < count:
                 message = consumer.channel.basic_get(band, no_ack=False)
                 if message is None:
@@ -367,7 +373,8 @@ class AmqpBroker(Broker):
         return taken
 
     def _wait(self, consumer: _Consumer, bands: list[str], timeout: float) -> list[tuple[str, amqp.Message]]:
-        """Consume with a prefetch of one until a message comes (one per band at most)."""
+        """Consume with a prefetch of one until a message comes, then take one (the highest band's).
+        Another band may have pushed one meanwhile: it stays with this consumer for its next reserve."""
         tags = [consumer.channel.basic_consume(band, callback=lambda m, b=band: consumer.pushed.append((b, m)))
                 for band in bands]
         deadline = time.monotonic() + timeout
@@ -380,8 +387,8 @@ class AmqpBroker(Broker):
         finally:
             for tag in tags:
                 consumer.channel.basic_cancel(tag)
-        taken, consumer.pushed = consumer.pushed, []
-        return taken
+        return self._take(consumer, [band for band in bands if any(p[0] == band for p in consumer.pushed)], 1) \
+            if consumer.pushed else []
 
     def _delivery(self, consumer: _Consumer, consumer_id: str, source: str, message: amqp.Message) -> Delivery:
         headers = message.headers or {}

@@ -59,6 +59,9 @@ class Broker(ABC):
     # Whether a consumer's messages go back to their queue by themselves when its process dies
     # (RabbitMQ, on the connection's close), rather than when `leases` requeues them.
     takes_back_on_disconnect = False
+    # The longest countdown the broker keeps, in seconds (what a revoke must outlast when it cannot
+    # read the message's eta).
+    longest_delay = float("inf")
 
     @abstractmethod
     def publish(self, messages: Sequence[Outgoing], *, remember: float | None = None) -> None:

@@ -338,10 +338,15 @@ def _run_hooks(task, outcome: Outcome) -> None:
 
 
 def fail_killed(delivery: Delivery, body: bytes, hostname: str, error: BaseException,
-                broker: Broker) -> None:
+                broker: Broker, task_name: str = "") -> None:
     """The supervisor killed a child (hard time limit, revoked with terminate): store its outcome, ack."""
     if not body:  # too large for the task slot: read it from the broker, which holds it until the ack
         body = broker.inspect([delivery.key]).bodies.get(delivery.key, b"")
+    if not body and not broker.reads_by_key:
+        # RabbitMQ hands the message out again: the outcome stored by id here makes that copy
+        # continue the workflow (links, chords) instead of running (see batch: already handled)
+        _fail_by_id(delivery.key.split("~", 1)[0], task_name, error)
+        return
     try:
         message = decode(body, get_settings().signing_key)
     except DecodeError:
@@ -353,6 +358,14 @@ def fail_killed(delivery: Delivery, body: bytes, hostname: str, error: BaseExcep
     finish(outcome, ExecutionContext(broker, hostname, delivery.consumer_id))
     broker.ack([delivery])
 
+
+
+def _fail_by_id(task_id: str, task_name: str, error: BaseException) -> None:
+    traceback = f"{type(error).__name__}: {error}\n"
+    if isinstance(error, TaskRevokedError):
+        store.mark_revoked([task_id], str(error))
+    else:
+        store.save_failures([task_id], error, traceback, {task_id: task_name})
 
 
 def run_eager(message: Message, throw: bool | None = None):

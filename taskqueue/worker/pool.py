@@ -104,7 +104,7 @@ def settle_killed(running: tuple[dict, bytes], hostname: str, reason: str) -> No
         error: Exception = TaskRevokedError("revoked with terminate: its process was stopped")
     else:
         error = TimeLimitExceeded(f"hard time limit ({info['limit']} s) exceeded")
-    fail_killed(delivery, body, hostname, error, get_broker())
+    fail_killed(delivery, body, hostname, error, get_broker(), task_name=info.get("task", ""))
 
 
 class ForkLauncher:

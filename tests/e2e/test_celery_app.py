@@ -231,8 +231,9 @@ def test_control_reserved_and_scheduled_from_the_lease_records(transactional_db,
         inspect = app.control.inspect()
         assert [e["id"] for e in inspect.reserved()["leaser@tests"]] == [held.id]
         assert inspect.active()["leaser@tests"] == []  # tracked (TASKQUEUE_TRACK_STARTED) and not STARTED
-        scheduled = [e for e in inspect.scheduled()["broker"] if e["request"]["id"] == later.id]
-        assert scheduled and scheduled[0]["request"]["args"] == [6, 6] and scheduled[0]["eta"]
+        if broker.reads_by_key:  # RabbitMQ's delay queues cannot be read
+            scheduled = [e for e in inspect.scheduled()["broker"] if e["request"]["id"] == later.id]
+            assert scheduled and scheduled[0]["request"]["args"] == [6, 6] and scheduled[0]["eta"]
     finally:
         broker.ack([delivery])
         broker.leases(requeue=[consumer])  # forget its lease
@@ -361,7 +362,10 @@ def test_task_revoked_where_the_revoke_takes_effect(configured_worker):
         app.control.revoke(queued.id)
     finally:
         signals.task_revoked.disconnect(receiver)
-    assert seen == [("tests.tasks.add", queued.id, (4, 4), False, False)]
+    if get_broker().reads_by_key:
+        assert seen == [("tests.tasks.add", queued.id, (4, 4), False, False)]
+    else:  # RabbitMQ: a waiting message cannot be read, so there is no request to send it with
+        assert seen == []
 
 
 def test_worker_signals(transactional_db, broker_url):

@@ -5,7 +5,7 @@ from django.db import transaction
 from taskqueue import states
 from taskqueue.brokers import get_broker
 from taskqueue.models import TaskResult
-from tests.helpers import held
+from tests.helpers import held, wait_until
 from tests.tasks import add
 
 
@@ -35,5 +35,8 @@ def test_enqueue_on_commit_can_be_turned_off(worker, settings):
     with transaction.atomic():
         res = add.delay(2, 2)
         # sent before the commit: in the broker, or already run and acked by the live worker
-        assert held(get_broker(), res.id) or res.state == states.SUCCESS
+        if get_broker().reads_by_key:
+            assert held(get_broker(), res.id) or res.state == states.SUCCESS
+        else:  # RabbitMQ cannot be read by key: the worker runs it before the commit
+            wait_until(lambda: res.state == states.SUCCESS, timeout=10, message="run before the commit")
     assert res.get(timeout=10) == 4

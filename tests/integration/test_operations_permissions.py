@@ -23,6 +23,7 @@ def viewer(transactional_db, view_only_client):
     return view_only_client
 
 
+@pytest.mark.reads_by_key
 def test_view_only_staff_cannot_pause_resume_revoke_or_purge_a_queue(viewer, broker_url):
     queue = f"perm-{uuid.uuid4().hex[:8]}"
     res = add.apply_async((1, 1), queue=queue)
@@ -66,6 +67,7 @@ def test_view_only_staff_cannot_requeue_dead_letters_or_revoke_and_terminate(vie
     assert TaskResult.objects.get(pk=running.pk).state == states.STARTED
 
 
+@pytest.mark.reads_by_key
 def test_staff_with_change_permission_get_the_buttons(admin_client, transactional_db, broker_url):
     queue = f"perm-{uuid.uuid4().hex[:8]}"
     add.apply_async((1, 1), queue=queue)
