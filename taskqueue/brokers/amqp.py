@@ -538,21 +538,22 @@ class AmqpBroker(Broker):
         return names
 
     def _ready(self, queue: str) -> int | None:
-        """Ready messages of `queue` over its bands; None if it was never declared."""
-        connection = _connect(self.params)
-        try:
-            total, found = 0, False
-            for band in self.topology.bands(queue):
-                channel = connection.channel()
-                try:
-                    total += channel.queue_declare(band, passive=True).message_count
-                    found = True
-                    channel.close()
-                except amqp.exceptions.NotFound:
-                    pass  # the channel is closed by the server
-            return total if found else None
-        finally:
-            _close(connection)
+        """Ready messages of `queue` over its bands; None if it was never declared. On channels of
+        this thread's publishing connection (a passive declare of a missing queue closes its channel)."""
+        connection = self._publisher().connection
+        total, found = 0, False
+        for band in self.topology.bands(queue):
+            channel = connection.channel()
+            try:
+                total += channel.queue_declare(band, passive=True).message_count
+                found = True
+                channel.close()
+            except amqp.exceptions.NotFound:
+                pass  # the server closed the channel
+            except Exception:
+                self._drop_publisher()
+                raise
+        return total if found else None
 
     def close(self) -> None:
         for consumer_id in list(self._consumers):

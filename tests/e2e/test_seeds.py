@@ -1,5 +1,7 @@
 """The seeds' basic examples with `celery` replaced by `taskqueue`, against a real worker."""
 
+import pytest
+
 import taskqueue
 from taskqueue import AsyncResult, control, states
 from taskqueue.testing import start_worker
@@ -52,6 +54,7 @@ def test_polling_a_task_as_the_seed_does(worker):
     assert progress.AsyncResult(res.id).state == states.SUCCESS
 
 
+@pytest.mark.reads_by_key
 def test_exists_tells_unknown_from_queued(worker, broker_url):
     assert not AsyncResult("never-sent").exists()
     queued = add.apply_async((1, 1), queue="nobody-listens")
@@ -60,6 +63,7 @@ def test_exists_tells_unknown_from_queued(worker, broker_url):
     assert control.purge("nobody-listens") == 1
 
 
+@pytest.mark.reads_by_key
 def test_countdown_is_kept_in_the_broker_not_in_the_worker(worker):
     from taskqueue.brokers import get_broker
 
