@@ -1,7 +1,8 @@
 """Benchmarks for taskqueue on this machine.
 
 ``python -m benchmarks run [--quick] [--rounds N] [--tasks N] [--systems a,b,...] [--scenarios a,b,...]``
-    Compares taskqueue with Celery 5 (three result set-ups), Huey and Dramatiq: throughput,
+    Compares taskqueue with Celery 5 (three result set-ups), Huey and Dramatiq on Redis, and
+    taskqueue with Celery (django-db results) on RabbitMQ when it answers: throughput,
     round-trip latency, chord, chain and worker memory, 2 worker processes each, scenarios in
     alternation, medians of rounds; then, once per system, the mixed load (small round trips while
     1-second tasks arrive, 8 worker processes). Prints the machine facts, the table and the context
@@ -23,8 +24,9 @@
 ``python -m benchmarks chart [--output NAME]``
     Re-print the table and re-draw the PNG from benchmarks/results/NAME.json.
 
-Throwaway PostgreSQL databases are named bench_*; Redis DBs 13 (taskqueue), 14 (Celery) and 15
-(Huey, Dramatiq, redis-benchmark) are used through their own keys only, never flushed.
+Throwaway PostgreSQL databases and RabbitMQ vhosts are named bench_*; Redis DBs 13 (taskqueue),
+14 (Celery) and 15 (Huey, Dramatiq, redis-benchmark) are used through their own keys only, never
+flushed.
 """
 
 from __future__ import annotations
@@ -35,8 +37,8 @@ import os
 import sys
 import time
 
-from .adapters import SYSTEMS
-from .common import RESULTS_DIR
+from .adapters import AMQP_SYSTEMS, SYSTEMS
+from .common import RESULTS_DIR, rabbitmq_problem
 
 
 def latency_only(rounds: int) -> None:
@@ -57,7 +59,8 @@ def latency_only(rounds: int) -> None:
 def print_facts(facts: dict) -> None:
     print(f"machine: {facts['cores']} cores ({facts['physical_cores']} physical) {facts['cpu_model']}, "
           f"{facts['memory_gb']} GB, {facts['platform']}")
-    print(f"Python {facts['python']}, Redis {facts['redis']}, PostgreSQL {facts['postgresql']}")
+    rabbitmq = f", RabbitMQ {facts['rabbitmq']}" if facts.get("rabbitmq") else ""
+    print(f"Python {facts['python']}, Redis {facts['redis']}, PostgreSQL {facts['postgresql']}{rabbitmq}")
     print("packages: " + ", ".join(f"{k} {v}" for k, v in facts["packages"].items() if v))
 
 
@@ -75,15 +78,31 @@ def print_limits(limits: dict) -> None:
         print(f"PostgreSQL: {pg}")
 
 
+def select_systems(requested: str | None) -> list[str]:
+    """The --systems list, or every system; the RabbitMQ ones are left out of the default with a
+    note when RabbitMQ does not answer, and asked for by name they stop the run with the reason."""
+    if requested is None:
+        problem = rabbitmq_problem()
+        if problem is None:
+            return list(SYSTEMS)
+        print(f"note: skipping {', '.join(AMQP_SYSTEMS)}: {problem}", flush=True)
+        return [s for s in SYSTEMS if s not in AMQP_SYSTEMS]
+    systems = [s.strip() for s in requested.split(",") if s.strip()]
+    unknown = set(systems) - set(SYSTEMS)
+    if unknown:
+        sys.exit(f"unknown systems: {', '.join(sorted(unknown))} (choose from {', '.join(SYSTEMS)})")
+    on_rabbitmq = [s for s in systems if s in AMQP_SYSTEMS]
+    if on_rabbitmq and (problem := rabbitmq_problem()):
+        sys.exit(f"{', '.join(on_rabbitmq)} need RabbitMQ: {problem}")
+    return systems
+
+
 def run(args: argparse.Namespace) -> None:
     from . import machine, report
     from .runner import SCENARIOS, Options, medians
     from .runner import run as run_all
 
-    systems = [s.strip() for s in args.systems.split(",") if s.strip()]
-    unknown = set(systems) - set(SYSTEMS)
-    if unknown:
-        sys.exit(f"unknown systems: {', '.join(sorted(unknown))} (choose from {', '.join(SYSTEMS)})")
+    systems = select_systems(args.systems)
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     unknown = set(scenarios) - set(SCENARIOS)
     if unknown or not scenarios:
@@ -109,6 +128,8 @@ def run(args: argparse.Namespace) -> None:
     print(f"\nmedians of {options.rounds} round(s), {elapsed:.0f} s; load average before "
           f"{load_before[0]:.2f}, after {facts['loadavg_after'][0]:.2f} (other work on this machine adds noise):")
     print(report.format_table(table, systems))
+    if margins := report.format_broker_margins(table, systems):
+        print(margins)
     for system, errors in samples.errors.items():
         for scenario, message in errors.items():
             print(f"  {system} {scenario}: {message.splitlines()[0][:160]}")
@@ -118,8 +139,8 @@ def run(args: argparse.Namespace) -> None:
 
     stamp = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     payload = {"date": stamp, "machine": facts, "options": vars(options), "elapsed_s": elapsed, "medians": table,
-               "ratios_taskqueue_over": {m: {s: report.ratio(table, m, s) for s in systems if s != "taskqueue"}
-                                         for m in table if m != "throughput_n"},
+               "ratios_taskqueue_over": report.ratios(table, systems),
+               "ratio_baselines": {s: report.baseline(s) for s in systems if report.baseline(s) is not None},
                "errors": samples.errors, "startup": startup, "samples": samples.data, "context_limits": limits,
                "markdown_table": report.format_markdown(table, systems)}
     out = RESULTS_DIR / f"{args.output}.json"
@@ -138,6 +159,8 @@ def chart(args: argparse.Namespace) -> None:
     payload = json.loads((RESULTS_DIR / f"{args.output}.json").read_text())
     systems, table, options = payload["options"]["systems"], payload["medians"], payload["options"]
     print(report.format_table(table, systems))
+    if margins := report.format_broker_margins(table, systems):
+        print(margins)
     report.write_chart(RESULTS_DIR / f"{args.output}.png", table, systems,
                        f"taskqueue vs peers, {payload['machine']['cores']} cores, N={options['n']}, medians of "
                        f"{options['rounds']} round(s) ({payload['date']})")
@@ -149,7 +172,7 @@ def main() -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     lat = sub.add_parser("latency", help="taskqueue's round trip only")
     lat.add_argument("--rounds", type=int, default=300)
-    r = sub.add_parser("run", help="compare taskqueue with Celery, Huey and Dramatiq")
+    r = sub.add_parser("run", help="compare taskqueue with Celery, Huey and Dramatiq (Redis) and Celery (RabbitMQ)")
     r.add_argument("--quick", action="store_true",
                    help="N=1,000, one round, 100 round trips, 30 slow tasks in the mixed load")
     r.add_argument("--rounds", type=int, default=None, help="rounds per scenario (default 3, 1 with --quick)")
@@ -160,7 +183,9 @@ def main() -> None:
     r.add_argument("--throughput-budget", type=float, default=40.0,
                    help="shrink a system's throughput batch (to a multiple of 1,000) if a 1,000-task probe says "
                         "N would take longer than this many seconds")
-    r.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma-separated subset of {','.join(SYSTEMS)}")
+    r.add_argument("--systems", default=None,
+                   help=f"comma-separated subset of {','.join(SYSTEMS)} (default: all; {','.join(AMQP_SYSTEMS)} "
+                        "only when RabbitMQ answers on 127.0.0.1:5672 and rabbitmqctl can make their vhosts)")
     r.add_argument("--scenarios", default="throughput,latency,chord,chain,mixed",
                    help="comma-separated subset of throughput,latency,chord,chain,mixed (default: all)")
     r.add_argument("--mixed-long", type=int, default=None,

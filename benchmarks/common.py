@@ -1,13 +1,16 @@
-"""Shared plumbing for the benchmark harness: Redis/PostgreSQL locations, throwaway databases,
-worker process groups (started in their own session, stopped by PID) and their memory.
+"""Shared plumbing for the benchmark harness: Redis/PostgreSQL/RabbitMQ locations, throwaway
+databases and vhosts, worker process groups (started in their own session, stopped by PID) and
+their memory.
 
-Every system gets its own Redis DB number or key namespace and its own PostgreSQL database whose
-name starts with ``bench_``; nothing here flushes a Redis DB or touches other databases.
+Every system gets its own Redis DB number or key namespace, its own PostgreSQL database whose
+name starts with ``bench_`` and, on RabbitMQ, its own vhost named the same way; nothing here
+flushes a Redis DB or touches other databases or vhosts.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,6 +23,11 @@ import psutil
 REDIS_HOST = os.environ.get("BENCH_REDIS_HOST", "127.0.0.1")
 REDIS_PORT = int(os.environ.get("BENCH_REDIS_PORT", "6379"))
 PG_DSN = os.environ.get("BENCH_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
+# RabbitMQ: the vhosts are made and deleted with rabbitmqctl, as the server's administrator.
+AMQP_HOST = os.environ.get("BENCH_AMQP_HOST", "127.0.0.1")
+AMQP_PORT = int(os.environ.get("BENCH_AMQP_PORT", "5672"))
+AMQP_USER = os.environ.get("BENCH_AMQP_USER", "guest")
+AMQP_PASSWORD = os.environ.get("BENCH_AMQP_PASSWORD", "guest")
 
 # One Redis DB per family, all reserved for benchmarks: taskqueue, Celery, Huey + Dramatiq.
 TASKQUEUE_REDIS_DB = 13
@@ -79,6 +87,72 @@ def drop_database(name: str) -> None:
     assert name.startswith("bench_"), name
     with psycopg.connect(PG_DSN, autocommit=True, connect_timeout=10) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def amqp_url(vhost: str, scheme: str = "amqp") -> str:
+    """`amqp://` for taskqueue, `pyamqp://` for Celery; the vhost URL-quoted."""
+    from urllib.parse import quote
+
+    return f"{scheme}://{AMQP_USER}:{AMQP_PASSWORD}@{AMQP_HOST}:{AMQP_PORT}/{quote(vhost, safe='')}"
+
+
+def rabbitmq_problem(timeout: float = 2.0) -> str | None:
+    """Why the benchmark's RabbitMQ systems cannot run here (no server answering, no rabbitmqctl
+    to make their vhosts), or None when they can."""
+    import amqp
+
+    try:
+        connection = amqp.Connection(host=f"{AMQP_HOST}:{AMQP_PORT}", userid=AMQP_USER, password=AMQP_PASSWORD,
+                                     connect_timeout=timeout)
+        connection.connect()
+        connection.close()
+    except Exception as exc:
+        return f"RabbitMQ at {AMQP_HOST}:{AMQP_PORT} does not answer ({type(exc).__name__}: {exc})"
+    if not shutil.which("rabbitmqctl"):
+        return "rabbitmqctl is not on PATH (the benchmark makes and deletes its own vhosts with it)"
+    return None
+
+
+def rabbitmq_version() -> str | None:
+    import amqp
+
+    try:
+        connection = amqp.Connection(host=f"{AMQP_HOST}:{AMQP_PORT}", userid=AMQP_USER, password=AMQP_PASSWORD,
+                                     connect_timeout=2)
+        connection.connect()
+    except Exception:
+        return None
+    try:
+        version = connection.server_properties.get("version")
+        return version.decode() if isinstance(version, bytes) else version
+    finally:
+        connection.close()
+
+
+def _rabbitmqctl(*args: str, check: bool = True) -> None:
+    ctl = shutil.which("rabbitmqctl")
+    if ctl is None:
+        raise RuntimeError("rabbitmqctl is not on PATH: the RabbitMQ systems need it to make their vhost")
+    proc = subprocess.run([ctl, "-q", *args], capture_output=True, text=True, timeout=60)
+    if check and proc.returncode:
+        raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
+
+
+def recreate_vhost(name: str) -> None:
+    """Delete (leftovers of an interrupted run) and add the throwaway vhost `name` (must start with
+    ``bench_``), with every permission for the benchmark's user."""
+    assert name.startswith("bench_"), name
+    problem = rabbitmq_problem()
+    if problem:
+        raise RuntimeError(problem)
+    _rabbitmqctl("delete_vhost", name, check=False)
+    _rabbitmqctl("add_vhost", name)
+    _rabbitmqctl("set_permissions", "-p", name, AMQP_USER, ".*", ".*", ".*")
+
+
+def delete_vhost(name: str) -> None:
+    assert name.startswith("bench_"), name
+    _rabbitmqctl("delete_vhost", name, check=False)
 
 
 def percentile(sorted_samples: list[float], q: float) -> float:

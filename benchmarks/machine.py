@@ -13,10 +13,19 @@ from importlib import metadata
 
 import psutil
 
-from .common import HUEY_DRAMATIQ_REDIS_DB, PG_DSN, REDIS_HOST, REDIS_PORT, REPO_ROOT, delete_redis_keys, redis_client
+from .common import (
+    HUEY_DRAMATIQ_REDIS_DB,
+    PG_DSN,
+    REDIS_HOST,
+    REDIS_PORT,
+    REPO_ROOT,
+    delete_redis_keys,
+    rabbitmq_version,
+    redis_client,
+)
 
 PACKAGES = ["django-taskqueue", "Django", "celery", "kombu", "billiard", "django-celery-results", "huey", "dramatiq",
-            "redis", "hiredis", "psycopg", "matplotlib"]
+            "redis", "hiredis", "amqp", "psycopg", "matplotlib"]
 
 
 def facts() -> dict:
@@ -42,7 +51,8 @@ def facts() -> dict:
     return {
         "cores": os.cpu_count(), "physical_cores": psutil.cpu_count(logical=False), "cpu_model": cpu_model,
         "memory_gb": round(psutil.virtual_memory().total / 2**30, 1), "platform": platform.platform(),
-        "python": platform.python_version(), "redis": redis_version, "postgresql": pg_version, "packages": versions,
+        "python": platform.python_version(), "redis": redis_version, "postgresql": pg_version,
+        "rabbitmq": rabbitmq_version(), "packages": versions,
     }
 
 

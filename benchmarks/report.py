@@ -1,4 +1,7 @@
-"""Presenting a run: the text table (with taskqueue's ratio to each system), JSON and a PNG chart."""
+"""Presenting a run: the text table (with taskqueue's ratio to each system), JSON and a PNG chart.
+
+A peer is compared with the taskqueue column on the same broker: Celery on RabbitMQ with
+taskqueue on RabbitMQ, every other peer (all on Redis) with taskqueue on Redis."""
 
 from __future__ import annotations
 
@@ -27,6 +30,25 @@ LABELS = {
 }
 
 
+# The taskqueue columns, and the peers compared with a taskqueue column other than "taskqueue".
+TASKQUEUE_COLUMNS = ("taskqueue", "taskqueue-amqp")
+BASELINES = {"celery-amqp": "taskqueue-amqp"}
+
+
+def baseline(system: str) -> str | None:
+    """The taskqueue column whose figure `system`'s is divided into (None for a taskqueue column)."""
+    if system in TASKQUEUE_COLUMNS:
+        return None
+    return BASELINES.get(system, "taskqueue")
+
+
+def ratios(table: dict, systems: list[str]) -> dict[str, dict[str, float | None]]:
+    """metric -> peer -> its baseline's figure / the peer's (the JSON's `ratios_taskqueue_over`)."""
+    return {metric: {system: ratio(table, metric, system, base) for system in systems
+                     if (base := baseline(system)) is not None}
+            for metric in table if metric != "throughput_n"}
+
+
 def _fmt(value: float | None) -> str:
     if value is None:
         return "-"
@@ -50,8 +72,8 @@ def ratio(table: dict, metric: str, system: str, base: str = "taskqueue") -> flo
     return ours / theirs
 
 
-def format_table(table: dict, systems: list[str], base: str = "taskqueue") -> str:
-    """Rows are metrics; each peer cell is `value (taskqueue/peer ratio)`."""
+def format_table(table: dict, systems: list[str]) -> str:
+    """Rows are metrics; each peer cell is `value (taskqueue/peer ratio)`, taskqueue on the peer's broker."""
     header = ["metric", *systems]
     rows = [header]
     for metric, (_scenario, _key, unit, higher_better) in METRICS.items():
@@ -62,18 +84,22 @@ def format_table(table: dict, systems: list[str], base: str = "taskqueue") -> st
         cells = [f"{LABELS[metric]} ({unit}, {'higher' if higher_better else 'lower'} is better)"]
         for system in systems:
             cell = _fmt(values.get(system))
-            r = ratio(table, metric, system, base) if system != base else None
+            base = baseline(system)
+            r = ratio(table, metric, system, base) if base is not None else None
             cells.append(f"{cell} ({_fmt_ratio(r)}x)" if r is not None else cell)
         rows.append(cells)
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.rjust(w) if i else cell.ljust(w)
                        for i, (cell, w) in enumerate(zip(row, widths, strict=True))) for row in rows]
     lines.insert(1, "-" * len(lines[0]))
-    note = f"(x) = {base}'s figure / that system's figure; '-' = failed or not applicable (see 'errors' in the JSON)"
+    note = "(x) = taskqueue's figure / that system's figure; '-' = failed or not applicable (see 'errors' in the JSON)"
+    if any(baseline(system) not in (None, "taskqueue") for system in systems):
+        note += "\n" + "; ".join(f"{system}'s (x) is against {base}" for system in systems
+                                 if (base := baseline(system)) not in (None, "taskqueue"))
     return "\n".join([*lines, note])
 
 
-def format_markdown(table: dict, systems: list[str], base: str = "taskqueue") -> str:
+def format_markdown(table: dict, systems: list[str]) -> str:
     lines = ["| metric | " + " | ".join(systems) + " |", "|---|" + "---:|" * len(systems)]
     for metric, (_scenario, _key, unit, higher_better) in METRICS.items():
         values = table.get(metric, {})
@@ -83,11 +109,37 @@ def format_markdown(table: dict, systems: list[str], base: str = "taskqueue") ->
             continue
         cells = []
         for system in systems:
-            r = ratio(table, metric, system, base) if system != base else None
+            base = baseline(system)
+            r = ratio(table, metric, system, base) if base is not None else None
             value = _fmt(values.get(system))
             cells.append(f"{value} ({_fmt_ratio(r)}×)" if r is not None else value)
         lines.append(f"| {LABELS[metric]} ({unit}, {'↑' if higher_better else '↓'}) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+# Celery's best django-db set-up on each broker, against taskqueue on the same broker (issue #19's
+# acceptance: the RabbitMQ margins match the Redis ones).
+SAME_BROKER_PAIRS = [("Redis", "taskqueue", "celery-db-reuse"), ("RabbitMQ", "taskqueue-amqp", "celery-amqp")]
+MARGIN_METRICS = ["throughput", "enqueue", "latency_p50", "latency_p99", "chord", "chain", "mixed_p50"]
+
+
+def format_broker_margins(table: dict, systems: list[str]) -> str:
+    """One line per broker whose pair ran: taskqueue's figure / Celery's (django-db, reused
+    connections), for the main metrics, so the two brokers' margins read side by side."""
+    lines = []
+    for broker, ours, theirs in SAME_BROKER_PAIRS:
+        if ours not in systems or theirs not in systems:
+            continue
+        cells = []
+        for metric in MARGIN_METRICS:
+            r = ratio(table, metric, theirs, ours)
+            if r is not None:
+                cells.append(f"{metric.replace('latency_', '')} {_fmt_ratio(r)}x")
+        lines.append(f"  {broker + ':':9} {ours} / {theirs}: " + (", ".join(cells) or "-"))
+    if not lines:
+        return ""
+    return "\n".join(["taskqueue / Celery's best django-db set-up, on the same broker "
+                      "(throughput and enqueue: higher is better; times: lower):", *lines])
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
@@ -100,14 +152,15 @@ CHART_METRICS = ["throughput", "enqueue", "latency_p50", "latency_p99", "chord",
 
 
 def write_chart(path: Path, table: dict, systems: list[str], title: str) -> None:
-    """One bar panel per metric, one bar per system (taskqueue highlighted)."""
+    """One bar panel per metric, one bar per system (the taskqueue columns highlighted)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     palette = iter(["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22"])
-    colors = ["#d62728" if s == "taskqueue" else next(palette) for s in systems]
+    highlight = {"taskqueue": "#d62728", "taskqueue-amqp": "#ff9896"}
+    colors = [highlight.get(s) or next(palette) for s in systems]
     fig, axes = plt.subplots(3, 4, figsize=(18, 12.5))
     for ax in axes.flat[len(CHART_METRICS):]:
         ax.set_visible(False)

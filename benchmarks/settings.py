@@ -2,7 +2,7 @@
 
 Like benchmarks/peers/celery_settings.py, nothing else is installed (no admin, no demo apps), so
 worker memory is compared on equal terms. Results go to a throwaway PostgreSQL database; the Redis
-broker uses its own key prefix.
+broker uses its own key prefix, the RabbitMQ one (`taskqueue-amqp`) its own vhost.
 """
 
 import os
@@ -16,7 +16,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 DATABASES = {"default": {"ENGINE": "django.db.backends.postgresql",
                          "NAME": os.environ.get("TASKQUEUE_BENCH_DB", "bench_taskqueue"),
                          "USER": "postgres", "HOST": "127.0.0.1", "PORT": "5432"}}
-TASKQUEUE_BROKER_URL = os.environ.get("TASKQUEUE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
+# Redis DB 13 for `taskqueue`, a throwaway RabbitMQ vhost for `taskqueue-amqp` (set by the adapter).
+TASKQUEUE_BROKER_URL = os.environ.get("TASKQUEUE_BENCH_BROKER_URL", "redis://127.0.0.1:6379/13")
 TASKQUEUE_KEY_PREFIX = os.environ.setdefault("TASKQUEUE_BENCH_PREFIX", f"tqbench-{os.getpid()}")
 TASKQUEUE_TRACK_STARTED = False
 TASKQUEUE_VISIBILITY_TIMEOUT = 15

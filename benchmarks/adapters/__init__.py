@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from .base import Adapter, NotSupported
 
-SYSTEMS = ["taskqueue", "celery-db", "celery-db-reuse", "celery-redis", "huey", "dramatiq"]
+# The systems on RabbitMQ: in a default run only when RabbitMQ answers.
+AMQP_SYSTEMS = ["taskqueue-amqp", "celery-amqp"]
+SYSTEMS = ["taskqueue", "celery-db", "celery-db-reuse", "celery-redis", "huey", "dramatiq", *AMQP_SYSTEMS]
 
 
 def create(name: str) -> Adapter:
@@ -12,6 +14,10 @@ def create(name: str) -> Adapter:
         from .taskqueue_adapter import TaskqueueAdapter
 
         return TaskqueueAdapter()
+    if name == "taskqueue-amqp":
+        from .taskqueue_adapter import TaskqueueAmqpAdapter
+
+        return TaskqueueAmqpAdapter()
     if name.startswith("celery-"):
         from .celery_adapter import CeleryAdapter
 
@@ -27,4 +33,4 @@ def create(name: str) -> Adapter:
     raise ValueError(f"unknown system {name!r}; choose from {', '.join(SYSTEMS)}")
 
 
-__all__ = ["SYSTEMS", "Adapter", "NotSupported", "create"]
+__all__ = ["AMQP_SYSTEMS", "SYSTEMS", "Adapter", "NotSupported", "create"]

@@ -1,9 +1,11 @@
 """Celery 5 on a Redis broker, `celery worker -c 2 -P prefork` (`-c 8` in the mixed load), in three
-result set-ups.
+result set-ups, and on RabbitMQ in one.
 
 * ``celery-db``: django-celery-results ``django-db`` with defaults (`get()` polls every 0.5 s);
 * ``celery-db-reuse``: ``django-db`` with CELERY_DB_REUSE_MAX=1000 and `get(interval=0.005)`;
-* ``celery-redis``: the Redis result backend (`get()` is woken by pub/sub).
+* ``celery-redis``: the Redis result backend (`get()` is woken by pub/sub);
+* ``celery-amqp``: ``celery-db-reuse`` with the broker changed to RabbitMQ (`pyamqp://`, Celery's
+  defaults for it: classic queues), in a throwaway vhost of its own.
 
 Heartbeat, gossip and mingle are switched off (the three variants share one Redis DB, and they
 only add background traffic); everything else is Celery's default (prefetch multiplier 4,
@@ -19,11 +21,14 @@ from typing import Any
 from ..common import (
     CELERY_REDIS_DB,
     WorkerGroup,
+    amqp_url,
     count_existing_keys,
     delete_redis_keys,
+    delete_vhost,
     drop_database,
     python,
     recreate_database,
+    recreate_vhost,
     redis_client,
 )
 from .base import Adapter
@@ -32,7 +37,10 @@ VARIANTS = {
     "celery-db": ("db", "Celery 5, Redis broker, django-celery-results (django-db), defaults"),
     "celery-db-reuse": ("db-reuse", "Celery 5, Redis broker, django-db, CELERY_DB_REUSE_MAX=1000, get(interval=0.005)"),
     "celery-redis": ("redis", "Celery 5, Redis broker, Redis result backend"),
+    "celery-amqp": ("amqp", "Celery 5, RabbitMQ broker (pyamqp://, classic queues), django-db, "
+                            "CELERY_DB_REUSE_MAX=1000, get(interval=0.005)"),
 }
+AMQP_VHOST = "bench_celery"
 
 
 class CeleryAdapter(Adapter):
@@ -40,11 +48,14 @@ class CeleryAdapter(Adapter):
         super().__init__()
         self.name = name
         self.variant, self.description = VARIANTS[name]
-        self.django_db = self.variant in ("db", "db-reuse")
+        self.django_db = self.variant in ("db", "db-reuse", "amqp")
+        self.on_rabbitmq = self.variant == "amqp"
         self.db_name = f"bench_celery_{self.variant.replace('-', '_')}"
-        self.interval = 0.005 if self.variant == "db-reuse" else None  # None: Celery's default (0.5 s)
+        self.interval = 0.005 if self.variant in ("db-reuse", "amqp") else None  # None: Celery's default (0.5 s)
         os.environ["BENCH_CELERY_VARIANT"] = self.variant
         os.environ["BENCH_CELERY_DB"] = self.db_name
+        if self.on_rabbitmq:
+            os.environ["BENCH_CELERY_BROKER_URL"] = amqp_url(AMQP_VHOST, scheme="pyamqp")
         if self.django_db:
             os.environ["DJANGO_SETTINGS_MODULE"] = "benchmarks.peers.celery_settings"
         else:
@@ -54,6 +65,8 @@ class CeleryAdapter(Adapter):
         return {"timeout": timeout} if self.interval is None else {"timeout": timeout, "interval": self.interval}
 
     def setup(self) -> None:
+        if self.on_rabbitmq:
+            recreate_vhost(AMQP_VHOST)
         if self.django_db:
             import django
 
@@ -124,5 +137,9 @@ class CeleryAdapter(Adapter):
             drop_database(self.db_name)
         else:
             delete_redis_keys(CELERY_REDIS_DB, ["celery-task-meta-*", "celery-taskset-meta-*", "chord-unlock-*"])
+        if self.on_rabbitmq:
+            self.app.app.close()  # the client's broker connections, before their vhost goes
+            delete_vhost(AMQP_VHOST)
+            return
         delete_redis_keys(CELERY_REDIS_DB, [self.app.QUEUE, f"_kombu.binding*.{self.app.QUEUE}", "unacked",
                                             "unacked_index", "unacked_mutex", "_kombu.binding_deadlines"])

@@ -3,6 +3,9 @@
 Defaults throughout: TASKQUEUE_PREFETCH (its default unless BENCH_TQ_PREFETCH is set), `get()`
 woken by the result notification. Tasks are `benchmarks.tasks`; the mixed load's slow task is
 `slow(seconds)` on `runworker -c 8`.
+
+``taskqueue-amqp`` is the same set-up with only the broker changed: RabbitMQ (`amqp://`) in a
+throwaway vhost of its own, with its own results database.
 """
 
 from __future__ import annotations
@@ -10,7 +13,17 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ..common import TASKQUEUE_REDIS_DB, WorkerGroup, delete_redis_keys, python, recreate_database, redis_url
+from ..common import (
+    TASKQUEUE_REDIS_DB,
+    WorkerGroup,
+    amqp_url,
+    delete_redis_keys,
+    delete_vhost,
+    python,
+    recreate_database,
+    recreate_vhost,
+    redis_url,
+)
 from .base import Adapter
 
 DB_NAME = "bench_taskqueue"
@@ -19,21 +32,32 @@ DB_NAME = "bench_taskqueue"
 class TaskqueueAdapter(Adapter):
     name = "taskqueue"
     description = "taskqueue, Redis broker, PostgreSQL results, runworker -c 2"
+    db_name = DB_NAME
 
     def __init__(self) -> None:
         super().__init__()
         self.prefix = f"tqbench-{os.getpid()}"
         os.environ.update({
             "DJANGO_SETTINGS_MODULE": "benchmarks.settings",
-            "TASKQUEUE_BENCH_DB": DB_NAME,
+            "TASKQUEUE_BENCH_DB": self.db_name,
             "TASKQUEUE_BENCH_PREFIX": self.prefix,
-            "TASKQUEUE_BENCH_REDIS_URL": redis_url(TASKQUEUE_REDIS_DB),
+            "TASKQUEUE_BENCH_BROKER_URL": self.broker_url(),
         })
+
+    def broker_url(self) -> str:
+        return redis_url(TASKQUEUE_REDIS_DB)
+
+    def setup_broker(self) -> None:
+        """Before Django is set up (and the workers start): the broker's own namespace."""
+
+    def teardown_broker(self) -> None:
+        delete_redis_keys(TASKQUEUE_REDIS_DB, [f"{self.prefix}*"])
 
     def setup(self) -> None:
         import django
 
-        recreate_database(DB_NAME)
+        self.setup_broker()
+        recreate_database(self.db_name)
         django.setup()
         from django.core.management import call_command
 
@@ -100,8 +124,29 @@ class TaskqueueAdapter(Adapter):
     def teardown(self) -> None:
         from django.db import connections
 
+        from taskqueue.brokers import reset_broker
+
         from ..common import drop_database
 
+        reset_broker()  # the client's broker connections, before the broker's namespace goes
         connections.close_all()
-        drop_database(DB_NAME)
-        delete_redis_keys(TASKQUEUE_REDIS_DB, [f"{self.prefix}*"])
+        drop_database(self.db_name)
+        self.teardown_broker()
+
+
+class TaskqueueAmqpAdapter(TaskqueueAdapter):
+    """The same as `taskqueue` but for the broker: RabbitMQ, in a throwaway vhost."""
+
+    name = "taskqueue-amqp"
+    description = "taskqueue, RabbitMQ broker (amqp://, quorum queues), PostgreSQL results, runworker -c 2"
+    db_name = "bench_taskqueue_amqp"
+    vhost = "bench_taskqueue"
+
+    def broker_url(self) -> str:
+        return amqp_url(self.vhost)
+
+    def setup_broker(self) -> None:
+        recreate_vhost(self.vhost)
+
+    def teardown_broker(self) -> None:
+        delete_vhost(self.vhost)
