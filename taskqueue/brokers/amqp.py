@@ -14,8 +14,9 @@ consumer that dies loses its connection, and RabbitMQ hands its messages out aga
 quorum queue's `x-delivery-count`), so leases need no renewal here.
 
 Connections: one per thread for publishing (publisher confirms: `publish` returns once RabbitMQ has
-every message), one per consumer for reserving. Batches are taken with basic.get; an idle consumer
-waits in basic.consume with a prefetch of one, so it never holds messages it is not running.
+every message), one per consumer for reserving: a standing basic.consume per queue band whose
+prefetch follows the batch the worker asks for, and is one while idle (see `_stream`). A one-off
+reserve (a purge) uses basic.get instead.
 """
 
 from __future__ import annotations
@@ -42,7 +43,9 @@ BANDS = ((7, "~7"), (4, "~4"), (0, ""))  # priority from, queue name suffix; hig
 HEADER_QUEUE = "tq-queue"  # the queue a delayed message goes to when due (no "x-": a headers exchange ignores those)
 HEADER_COUNT = "tq-redeliveries"  # redeliveries counted before the message was sent again
 DEAD_LOOK_EVERY = 1.0  # seconds between a consumer's looks at the dead queue
-WAIT_SLICE = 0.05  # seconds an idle reserve holds its consumer's lock at a time (acks go between)
+WAIT_SLICE = 0.05
+FLOW_GRACE = 0.01  # seconds a consumer in a flow waits for the pushes its last acks made room for
+MAX_PREFETCH = 64  # seconds an idle reserve holds its consumer's lock at a time (acks go between)
 CONFIRM_TIMEOUT = 10.0
 
 
@@ -57,7 +60,7 @@ class _Params:
     password: str
     virtual_host: str
     ssl: bool
-    connect_timeout: float = 2.0
+    connect_timeout: float = 5.0
 
 
 def parse_url(url: str) -> _Params:
@@ -69,7 +72,7 @@ def parse_url(url: str) -> _Params:
     return _Params(host=f"{parts.hostname or '127.0.0.1'}:{parts.port or (5671 if parts.scheme == 'amqps' else 5672)}",
                    userid=unquote(parts.username or "guest"), password=unquote(parts.password or "guest"),
                    virtual_host=vhost, ssl=parts.scheme == "amqps",
-                   connect_timeout=float(query.get("connect_timeout", ["2"])[0]))
+                   connect_timeout=float(query.get("connect_timeout", ["5"])[0]))
 
 
 def _connect(params: _Params) -> amqp.Connection:
@@ -222,14 +225,18 @@ class _Held:
 
 @dataclass
 class _Consumer:
-    """One consumer's connection: what it holds (key -> delivery tags) and what an idle wait
-    was pushed beyond the one it returned."""
+    """One consumer's connection: what it holds (key -> deliveries), what RabbitMQ pushed that
+    `reserve` has not handed out yet, and its standing basic.consume per band."""
 
     connection: amqp.Connection
     channel: amqp.Channel
     lock: threading.RLock = field(default_factory=threading.RLock)
     held: dict[str, list[_Held]] = field(default_factory=dict)
     pushed: list[tuple[str, amqp.Message]] = field(default_factory=list)  # (band, message)
+    standing: dict[str, str] = field(default_factory=dict)  # band -> consumer tag
+    prefetch: int = 0  # of the standing consumers (each band's)
+    # bands that may have a next message on its way: consumers just made, or a message acked
+    stirred: set[str] = field(default_factory=set)
     next_dead_look: float = 0.0
     recorded: list[list[str]] = field(default_factory=list)  # the holding last written to the database
 
@@ -329,13 +336,14 @@ class AmqpBroker(Broker):
                 bands = [band for queue in queues for band in self.topology.bands(queue)]
                 for band in bands:
                     self.topology.declare_band(consumer.channel, band)
+                taken = []
                 if time.monotonic() >= consumer.next_dead_look:  # now and then, not on every reserve
                     consumer.next_dead_look = time.monotonic() + DEAD_LOOK_EVERY
-                    bands.append(self.topology.dead)
-                taken = self._take(consumer, bands, count)
-                if not taken and timeout > 0:
-                    self._record_holding(consumer_id, consumer)  # what it acked since is no longer held
-                    taken = self._wait(consumer, [b for b in bands if b != self.topology.dead], timeout)
+                    taken = self._get(consumer, [self.topology.dead], count)
+                if consumer.standing or timeout > 0:
+                    taken += self._stream(consumer_id, consumer, bands, count - len(taken), timeout)
+                else:  # a one-off reserve (a purge, a tool): no consumer left standing
+                    taken += self._get(consumer, bands, count - len(taken))
                 deliveries = [self._delivery(consumer, consumer_id, band, message) for band, message in taken]
             deliveries = self._drop_cancelled(consumer_id, deliveries)
             with consumer.lock:
@@ -357,14 +365,11 @@ class AmqpBroker(Broker):
             update_conflicts=True, unique_fields=["consumer_id"], update_fields=["last_heartbeat", "holding"])
         consumer.recorded = holding
 
-    def _take(self, consumer: _Consumer, bands: list[str], count: int) -> list[tuple[str, amqp.Message]]:
-        """Up to `count` messages, band by band in the order given; in each band, what an earlier
-        wait was pushed comes before what basic.get takes (it was at the head of that band)."""
+    def _get(self, consumer: _Consumer, bands: list[str], count: int) -> list[tuple[str, amqp.Message]]:
+        """Up to `count` messages by basic.get, band by band: one round trip each, so only for
+        one-off reserves and the dead queue."""
         taken: list[tuple[str, amqp.Message]] = []
         for band in bands:
-            while len(taken) < count and (pushed := next((p for p in consumer.pushed if p[0] == band), None)):
-                consumer.pushed.remove(pushed)
-                taken.append(pushed)
             while len(taken) < count:
                 message = consumer.channel.basic_get(band, no_ack=False)
                 if message is None:
@@ -372,23 +377,94 @@ class AmqpBroker(Broker):
                 taken.append((band, message))
         return taken
 
-    def _wait(self, consumer: _Consumer, bands: list[str], timeout: float) -> list[tuple[str, amqp.Message]]:
-        """Consume with a prefetch of one until a message comes, then take one (the highest band's).
-        Another band may have pushed one meanwhile: it stays with this consumer for its next reserve."""
-        tags = [consumer.channel.basic_consume(band, callback=lambda m, b=band: consumer.pushed.append((b, m)))
-                for band in bands]
+    def _stream(self, consumer_id: str, consumer: _Consumer, bands: list[str], count: int,
+                timeout: float) -> list[tuple[str, amqp.Message]]:
+        """Take from what the standing consumers were pushed. Their prefetch follows the batch the
+        worker asks for while messages are there (RabbitMQ pushes the next ones as the last are
+        acked), and is one while idle, so a burst wakes one message per idle consumer."""
+        if not bands:  # every queue paused: stop the pushes, give back what came, wait
+            self._stand(consumer, [], 1)
+            self._send_back_pushed(consumer, consumer_id)
+            time.sleep(max(0.0, timeout))
+            return []
+        if count <= 0:
+            return []
+        if consumer.standing and list(consumer.standing) != bands and consumer.pushed:
+            self._send_back_pushed(consumer, consumer_id)  # its queues changed (one was paused)
+        self._stand(consumer, bands, consumer.prefetch or 1)
+        self._drain(consumer, 0)
+        if not consumer.pushed and consumer.prefetch > 1:
+            self._drain(consumer, min(timeout, FLOW_GRACE))  # pushes follow the acks that freed credit
+        self._let_higher_bands_catch_up(consumer, bands, timeout)
+        if consumer.pushed:
+            taken = self._take_pushed(consumer, bands, count)
+            if len(taken) >= consumer.prefetch and count > consumer.prefetch:
+                self._stand(consumer, bands, min(count, MAX_PREFETCH))  # saturated: let more come at once
+            elif count < consumer.prefetch:
+                self._stand(consumer, bands, count)  # a long task cut the batch: hold no more than asked
+                self._send_back_pushed(consumer, consumer_id)
+            return taken
+        if timeout <= 0:
+            return []
+        self._record_holding(consumer_id, consumer)  # what it acked since is no longer held
+        self._stand(consumer, bands, 1)
         deadline = time.monotonic() + timeout
+        while not consumer.pushed and time.monotonic() < deadline:
+            self._drain(consumer, min(WAIT_SLICE, deadline - time.monotonic()))
+        self._let_higher_bands_catch_up(consumer, bands, deadline - time.monotonic())
+        return self._take_pushed(consumer, bands, 1)
+
+    def _let_higher_bands_catch_up(self, consumer: _Consumer, bands: list[str], timeout: float) -> None:
+        """Each band pushes one message at a time while idle: before a lower band's message is
+        taken, give a higher band whose next message may be on its way (its consumer was just
+        made, or its last message acked) a moment to deliver it, so priorities keep their order."""
+        if consumer.pushed and consumer.stirred:
+            order = {band: index for index, band in enumerate(bands)}
+            best = min(order.get(band, len(bands)) for band, _ in consumer.pushed)
+            if any(order.get(band, len(bands)) < best for band in consumer.stirred):
+                self._drain(consumer, min(max(0.0, timeout), FLOW_GRACE))
+        consumer.stirred.clear()
+
+    def _stand(self, consumer: _Consumer, bands: list[str], prefetch: int) -> None:
+        """Standing basic.consume on each band with this prefetch (per consumer: quorum queues
+        have no global QoS); re-made when either changes. What was pushed stays pushed."""
+        if list(consumer.standing) == bands and consumer.prefetch == prefetch:
+            return
+        for tag in consumer.standing.values():
+            consumer.channel.basic_cancel(tag)
+        consumer.channel.basic_qos(0, prefetch, False)
+        consumer.standing = {band: consumer.channel.basic_consume(
+            band, callback=lambda message, band=band: consumer.pushed.append((band, message))) for band in bands}
+        consumer.prefetch = prefetch
+        consumer.stirred = set(bands)
+
+    @staticmethod
+    def _drain(consumer: _Consumer, timeout: float) -> None:
+        """Read what RabbitMQ sent, waiting up to `timeout` s for the first frame."""
         try:
-            while not consumer.pushed and time.monotonic() < deadline:
-                try:
-                    consumer.connection.drain_events(timeout=min(WAIT_SLICE, max(0.001, deadline - time.monotonic())))
-                except TimeoutError:
-                    continue
-        finally:
-            for tag in tags:
-                consumer.channel.basic_cancel(tag)
-        return self._take(consumer, [band for band in bands if any(p[0] == band for p in consumer.pushed)], 1) \
-            if consumer.pushed else []
+            consumer.connection.drain_events(timeout=max(0.0, timeout))
+            while True:  # and whatever else is already here, without waiting
+                consumer.connection.drain_events(timeout=0)
+        except TimeoutError:
+            pass
+
+    @staticmethod
+    def _take_pushed(consumer: _Consumer, bands: list[str], count: int) -> list[tuple[str, amqp.Message]]:
+        """Up to `count` of what was pushed, band by band in the order given, first in first out."""
+        order = {band: index for index, band in enumerate(bands)}
+        chosen = sorted((order[band], i) for i, (band, _) in enumerate(consumer.pushed) if band in order)[:count]
+        picked = {i for _, i in chosen}
+        taken = [consumer.pushed[i] for _, i in chosen]
+        consumer.pushed = [item for i, item in enumerate(consumer.pushed) if i not in picked]
+        return taken
+
+    def _send_back_pushed(self, consumer: _Consumer, consumer_id: str) -> None:
+        """What was pushed but not asked for goes back to its queue (sent again, then acked: not
+        counted as a redelivery), for other consumers."""
+        pushed, consumer.pushed = consumer.pushed, []
+        again = [self._delivery(consumer, consumer_id, band, message) for band, message in pushed]
+        if again:
+            self._send_again(consumer, again, None, redelivered=False)
 
     def _delivery(self, consumer: _Consumer, consumer_id: str, source: str, message: amqp.Message) -> Delivery:
         headers = message.headers or {}
@@ -435,6 +511,7 @@ class AmqpBroker(Broker):
                     held = self._pop_held(consumer, delivery.key)
                     if held is not None:
                         consumer.channel.basic_ack(held.message.delivery_tag)
+                        consumer.stirred.add(held.band)
 
     def release(self, deliveries: Sequence[Delivery], *, delay: float = 0.0) -> None:
         """Sent again (after `delay`), then acked: a release does not count as a redelivery, as a
@@ -481,6 +558,9 @@ class AmqpBroker(Broker):
         """What a consumer holds, back to its queues: rejected (the quorum queue counts a
         redelivery), or, when it must not count, sent again with its count and acked."""
         with consumer.lock:
+            for band, message in consumer.pushed:  # pushed and not handed out yet: held all the same
+                self._delivery(consumer, consumer_id, band, message)
+            consumer.pushed = []
             held = [(key, entry) for key, entries in consumer.held.items() for entry in entries]
             if redelivered:
                 consumer.held.clear()

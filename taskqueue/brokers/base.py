@@ -77,7 +77,8 @@ class Broker(ABC):
         consumer woken by a burst then takes its share and the other idle consumers the rest, in order.
         A message of a cancelled task is dropped instead of handed out. A reserve that fails on a
         dropped connection may have leased messages whose reply was lost: the consumer then gives
-        back what it holds and is not running (`leases(requeue=[itself])`) before reserving again."""
+        back what it holds and is not running (`leases(requeue=[itself])`) before reserving again.
+        No `queues` (all paused) takes nothing: it waits out `timeout`."""
 
     @abstractmethod
     def ack(self, deliveries: Sequence[Delivery]) -> None:

@@ -75,6 +75,9 @@ class DatabaseBroker(Broker):
 
     def reserve(self, consumer_id: str, queues: list[str], *, count: int = 1,
                 timeout: float = 1.0) -> list[Delivery]:
+        if not queues:
+            time.sleep(max(0.0, timeout))
+            return []
         if self.is_postgres:
             self._listener.listen()  # before looking, so no NOTIFY falls between the two
         deliveries = self._take(consumer_id, queues, count)

@@ -230,6 +230,9 @@ class RedisBroker(Broker):
 
     def reserve(self, consumer_id: str, queues: list[str], *, count: int = 1,
                 timeout: float = 1.0) -> list[Delivery]:
+        if not queues:
+            time.sleep(max(0.0, timeout))
+            return []
         deliveries, next_eta = self._take(consumer_id, queues, count)
         if deliveries or timeout <= 0:
             return deliveries

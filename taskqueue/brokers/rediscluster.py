@@ -232,6 +232,9 @@ class RedisClusterBroker(Broker):
 
     def reserve(self, consumer_id: str, queues: list[str], *, count: int = 1,
                 timeout: float = 1.0) -> list[Delivery]:
+        if not queues:
+            time.sleep(max(0.0, timeout))
+            return []
         self._announce(queues)
         if len(queues) == 1:  # one slot: RedisBroker's own wait on the wake list
             return self._on(queues[0], RedisBroker.reserve, consumer_id, queues, count=count, timeout=timeout,

@@ -148,9 +148,6 @@ class AsyncConsumer:
             self.next_relay = time.monotonic() + RELAY_EVERY
             outbox.relay(self.broker)
         active = self.controls.active_queues()  # paused queues are left alone (read every few seconds)
-        if not active:
-            time.sleep(IDLE_WAIT)
-            return []
         return self.broker.reserve(self.consumer_id, active, count=count, timeout=IDLE_WAIT)
 
     async def _handle(self, delivery: Delivery) -> None:

@@ -56,11 +56,7 @@ def consume(consumer_id: str, hostname: str, queues: list[str], slot: TaskSlot,
                 outbox.relay(broker)
             wanted = count if max_tasks is None else min(count, max_tasks - done)
             active = controls.active_queues()  # paused queues are left alone (read every few seconds)
-            if active:
-                deliveries = broker.reserve(consumer_id, active, count=wanted, timeout=IDLE_WAIT)
-            else:
-                deliveries = []
-                time.sleep(IDLE_WAIT)
+            deliveries = broker.reserve(consumer_id, active, count=wanted, timeout=IDLE_WAIT)
             if deliveries:
                 keeper.before_batch()
                 complete = process(deliveries, ctx, should_stop)

@@ -17,7 +17,10 @@ def test_higher_priorities_run_first(taskqueue_worker):
     for result in sent:
         result.get(timeout=20)
     order = list(Run.objects.filter(label__startswith="p").order_by("started").values_list("label", flat=True))
-    assert order == ["p9-0", "p9-1", "p5-0", "p5-1", "p0-0", "p0-1"]
+    if get_broker().reads_by_key:
+        assert order == ["p9-0", "p9-1", "p5-0", "p5-1", "p0-0", "p0-1"]
+    else:  # RabbitMQ: a batch handed back (a task thought long) goes to the back of its band
+        assert [label.split("-")[0] for label in order] == ["p9", "p9", "p5", "p5", "p0", "p0"]
 
 
 def test_a_low_priority_runs_under_a_steady_flow_of_high_ones(taskqueue_worker, settings):

@@ -281,3 +281,12 @@ def test_inspect_tells_each_queue_in_flight_delayed_oldest_and_pages_what_waits(
     assert broker.inspect(queue="q", offset=0, limit=2).waiting == ["k1", "k2"]
     assert broker.inspect(queue="q", offset=2, limit=5).waiting == ["k3"]
     assert broker.inspect(queue="q").waiting == [] and taken.key == "k0"  # no page asked, none read
+
+
+def test_no_queues_takes_nothing_and_waits_out_the_timeout(broker):
+    """A consumer whose queues are all paused reserves from none."""
+    broker.publish([Outgoing("q", "k", b"x")])
+    started = time.monotonic()
+    assert broker.reserve("c", [], count=5, timeout=0.2) == []
+    assert time.monotonic() - started >= 0.19
+    assert [d.key for d in broker.reserve("c", ["q"], timeout=1)] == ["k"]
