@@ -319,6 +319,7 @@ class AmqpBroker(Broker):
             consumer = self._consumers.pop(consumer_id, None)
         if consumer is not None:
             _close(consumer.connection)  # RabbitMQ hands out again what it still held
+            self.topology.forget()  # its next connection may be to a node that lost them (as publishers do)
 
     def reserve(self, consumer_id: str, queues: list[str], *, count: int = 1,
                 timeout: float = 1.0) -> list[Delivery]:
