@@ -75,16 +75,19 @@ def test_a_rabbitmq_restart_during_a_drain_loses_nothing(rabbit_server, fault_ra
     refused_after = time.monotonic() - refused_at
     assert is_outage(refused.value) and refused_after < 5, (refused.value, refused_after)
     _outage_seen(worker, times=4)
+    stored_before = fault_db.count("SUCCESS")
     rabbit_server.start()
     back = time.monotonic()
+    wait_until(lambda: fault_db.count("SUCCESS") > stored_before, timeout=30, message="a result stored after it")
+    recovery = time.monotonic() - back
     ids += [tally.delay(str(runs), i, 0.002).id for i in range(DRAIN, DRAIN + AFTER)]  # the producer reconnects
     _all_stored(fault_db, DRAIN + AFTER, worker)
     ran = _runs(runs)
     report(f"RabbitMQ {'SIGKILLed and started' if how == 'kill' else 'restarted'} during a drain (countdowns due "
            "while it is down)", sent=DRAIN + AFTER,
            lost=len(set(ids) - set(ran)), duplicate_runs=len(ran) - len(set(ran)), failed=fault_db.count("FAILURE"),
-           outage_s=back - began, node_start_s=rabbit_server.started_in, producer_refused_after_s=refused_after,
-           drained_after_s=time.monotonic() - back,
+           outage_s=back - began, node_start_s=rabbit_server.started_in, recovery_s=recovery,
+           producer_refused_after_s=refused_after, drained_after_s=time.monotonic() - back,
            consumers_replaced=len(set(worker.children_pids()) - set(consumers)))
     assert fault_db.states() == {"SUCCESS": DRAIN + AFTER}  # none failed or dead-lettered by the outage
     assert set(ran) == set(ids)  # nothing lost
