@@ -319,7 +319,6 @@ class AmqpBroker(Broker):
             consumer = self._consumers.pop(consumer_id, None)
         if consumer is not None:
             _close(consumer.connection)  # RabbitMQ hands out again what it still held
-            self.topology.forget()  # its next connection may be to a node that lost them (as publishers do)
 
     def reserve(self, consumer_id: str, queues: list[str], *, count: int = 1,
                 timeout: float = 1.0) -> list[Delivery]:
@@ -342,6 +341,7 @@ class AmqpBroker(Broker):
                 self._record_holding(consumer_id, consumer)
         except Exception:
             self._drop_consumer(consumer_id)
+            self.topology.forget()  # the next connection may be to a node that lost them (as on publish)
             raise
         return deliveries
 
