@@ -28,11 +28,22 @@ def is_outage(exc: BaseException) -> bool:
     """Whether `exc` means a database or broker is unreachable (retry later), not a bad message."""
     if isinstance(exc, (OperationalError, InterfaceError) + _BROKER_ERRORS):
         return True
+    if isinstance(exc, OSError) and _raised_by_amqp_socket(exc):
+        return True
     if isinstance(exc, DatabaseError):  # e.g. a dropped connection seen by a prepared statement
         cause = exc.__cause__
         sqlstate = getattr(cause, "sqlstate", None) or ""
         return sqlstate.startswith(_LOST_CONNECTION_STATES) or _connection_broken()
     return False
+
+
+def _raised_by_amqp_socket(exc: OSError) -> bool:
+    """py-amqp reports a connection the server closed as a plain OSError ("Server unexpectedly
+    closed connection"), raised in its socket transport: that is a lost connection too."""
+    frame = exc.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    return frame is not None and frame.tb_frame.f_globals.get("__name__") == amqp.transport.__name__
 
 
 def lost_database(exc: BaseException) -> bool:

@@ -40,8 +40,9 @@ UNIT_TESTS = Path(__file__).resolve().parent / "unit"
 #   any_database  does not use the run's database: runs only in the PostgreSQL runs
 #   database_broker  sets up the database broker itself: runs only in the database-broker runs
 #   reads_by_key  looks messages up by key in the broker: not in the RabbitMQ runs
+#   amqp_only     RabbitMQ-specific (a private node of its own): runs only in the RabbitMQ-broker runs
 # Tests under tests/unit/ are both any_broker and any_database. TASKQUEUE_TEST_EVERY_COMBINATION=1
-# runs them all anyway (redis_only still needs the Redis broker).
+# runs them all anyway (redis_only and amqp_only still need their broker).
 SKIPS = {
     "redis_only": (lambda: not _broker_is_redis(), "Redis-specific; this run uses another broker"),
     "any_broker": (lambda: not _broker_is_redis(), "does not depend on the broker: runs in the Redis-broker runs"),
@@ -49,13 +50,14 @@ SKIPS = {
                      "does not depend on the database: runs in the PostgreSQL runs"),
     "database_broker": (_broker_is_redis, "uses the database broker whatever the run's: runs in its runs"),
     "reads_by_key": (lambda: _broker_is_amqp(), "lists or finds messages by key, which RabbitMQ cannot"),
+    "amqp_only": (lambda: not _broker_is_amqp(), "RabbitMQ-specific: runs in the RabbitMQ-broker runs"),
 }
 
 
 def pytest_collection_modifyitems(config, items):
     every_combination = bool(os.environ.get("TASKQUEUE_TEST_EVERY_COMBINATION"))
     skips = {name: pytest.mark.skip(reason=reason) for name, (applies, reason) in SKIPS.items()
-             if applies() and (name == "redis_only" or not every_combination)}
+             if applies() and (name in ("redis_only", "amqp_only") or not every_combination)}
     for item in items:
         if UNIT_TESTS in item.path.parents:
             item.add_marker(pytest.mark.any_broker)

@@ -1,4 +1,4 @@
-"""Bounded waiting and private redis-server / PostgreSQL servers for fault tests."""
+"""Bounded waiting and private redis-server / PostgreSQL / RabbitMQ servers for fault tests."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import time
 import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import quote
 
 import pytest
 
@@ -350,7 +351,7 @@ def rabbitmq_vhost(url: str):
         made = True
     try:
         connection = amqp.Connection(host=params.host, userid=params.userid, password=params.password,
-                                     virtual_host=params.virtual_host, connect_timeout=2)
+                                     virtual_host=params.virtual_host, connect_timeout=params.connect_timeout)
         connection.connect()
         connection.close()
     except Exception as exc:
@@ -362,6 +363,136 @@ def rabbitmq_vhost(url: str):
     finally:
         if made:
             subprocess.run([ctl, "-q", "delete_vhost", params.virtual_host], capture_output=True, timeout=60)
+
+
+
+def _rabbitmq_server_script() -> str | None:
+    """The release's own rabbitmq-server script: Debian's /usr/sbin wrapper would switch to the
+    rabbitmq user and write the shared node's startup log, so the one behind it is preferred."""
+    behind_wrapper = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+    return behind_wrapper if os.access(behind_wrapper, os.X_OK) else shutil.which("rabbitmq-server")
+
+
+class RabbitServer:
+    """A throwaway RabbitMQ node (`tq-<random>@localhost`) on free ports, with its own directory,
+    config, cookie (HOME is its directory) and no plugins; stopped by its PID, never the machine's
+    node. Its data (quorum queues, vhosts) stays across stop()/start() until cleanup()."""
+
+    def __init__(self, timeout: float = 60):
+        self.script = _rabbitmq_server_script()
+        if self.script is None:
+            pytest.skip("rabbitmq-server is not installed")
+        self.timeout = timeout
+        self.port, self.dist_port = free_port(), free_port()
+        self.node = f"tq-{os.urandom(4).hex()}@localhost"
+        self.dir = tempfile.mkdtemp(prefix="taskqueue-rabbit-")
+        self._remove_dir = weakref.finalize(self, shutil.rmtree, self.dir, ignore_errors=True)
+        files = {"rabbitmq.conf": f"listeners.tcp.default = 127.0.0.1:{self.port}\n",
+                 "enabled_plugins": "[].\n", "rabbitmq-env.conf": "", ".erlang.cookie": os.urandom(16).hex()}
+        for name, text in files.items():
+            with open(os.path.join(self.dir, name), "w") as file:
+                file.write(text)
+        os.chmod(os.path.join(self.dir, ".erlang.cookie"), 0o400)  # Erlang refuses a cookie others can read
+        self.env = {**os.environ, "HOME": self.dir, "RABBITMQ_NODENAME": self.node,
+                    "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1", "RABBITMQ_NODE_PORT": str(self.port),
+                    "RABBITMQ_DIST_PORT": str(self.dist_port), "ERL_EPMD_ADDRESS": "127.0.0.1",
+                    "ERL_FLAGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+                    "RABBITMQ_MNESIA_BASE": os.path.join(self.dir, "mnesia"),
+                    "RABBITMQ_LOG_BASE": os.path.join(self.dir, "log"),
+                    "RABBITMQ_CONFIG_FILE": os.path.join(self.dir, "rabbitmq.conf"),
+                    "RABBITMQ_ADVANCED_CONFIG_FILE": os.path.join(self.dir, "advanced.config"),
+                    "RABBITMQ_ENABLED_PLUGINS_FILE": os.path.join(self.dir, "enabled_plugins"),
+                    "RABBITMQ_CONF_ENV_FILE": os.path.join(self.dir, "rabbitmq-env.conf"),  # not /etc's
+                    "RABBITMQ_PID_FILE": os.path.join(self.dir, "rabbitmq.pid")}
+        self.process: subprocess.Popen | None = None
+        self.started_in = 0.0  # seconds the last start() took
+
+    def url(self, vhost: str = "/") -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}/{quote(vhost, safe='')}"
+
+    @property
+    def pid(self) -> int | None:
+        """The Erlang VM's PID while it runs (the script that started it is its parent)."""
+        try:
+            with open(self.env["RABBITMQ_PID_FILE"]) as file:
+                pid = int(file.read().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        return pid if pid_alive(pid) else None
+
+    def start(self) -> RabbitServer:
+        """Start the node (its own process group) and wait until it takes AMQP connections."""
+        began = time.monotonic()
+        with open(os.path.join(self.dir, "console.log"), "ab") as console:
+            self.process = subprocess.Popen([self.script], env=self.env, cwd=self.dir, stdin=subprocess.DEVNULL,
+                                            stdout=console, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            wait_until(self._answers, timeout=self.timeout, interval=0.05, message=f"RabbitMQ node {self.node}")
+        except BaseException:
+            self.kill()
+            raise
+        self.started_in = time.monotonic() - began
+        return self
+
+    def _answers(self) -> bool:
+        import amqp
+
+        if self.process is not None and self.process.poll() is not None:
+            raise AssertionError(f"RabbitMQ node {self.node} exited with {self.process.returncode}: "
+                                 f"see {self.dir}/console.log")
+        try:
+            connection = amqp.Connection(host=f"127.0.0.1:{self.port}", connect_timeout=0.5)
+            connection.connect()
+            connection.close()
+            return True
+        except (OSError, amqp.exceptions.AMQPError):
+            return False
+
+    def stop(self) -> None:
+        """Shut down gracefully (the script passes SIGTERM on to the VM and waits for it)."""
+        if self.process is not None and self.process.poll() is None:
+            _terminate(self.process)
+        self._wait_gone()
+
+    def kill(self) -> None:
+        """SIGKILL the node's whole process group at once, as a crash would."""
+        if self.process is not None and self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.process.wait(10)
+        self._wait_gone()
+
+    def _wait_gone(self) -> None:
+        wait_until(lambda: self.pid is None, timeout=15, message=f"RabbitMQ node {self.node} gone")
+
+    def restart(self) -> RabbitServer:
+        """Stop and start again with the same ports, name and data."""
+        self.stop()
+        return self.start()
+
+    def ctl(self, *args: str) -> str:
+        """rabbitmqctl on this node only (its cookie: HOME is the node's directory)."""
+        ctl = os.path.join(os.path.dirname(os.path.realpath(self.script)), "rabbitmqctl")
+        done = subprocess.run([ctl if os.access(ctl, os.X_OK) else "rabbitmqctl", "-q", "-n", self.node, *args],
+                              env=self.env, cwd=self.dir, capture_output=True, text=True, timeout=60)
+        if done.returncode:
+            raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed ({done.returncode}): {done.stdout}{done.stderr}")
+        return done.stdout
+
+    def add_vhost(self, name: str) -> str:
+        """A vhost of its own (guest may use it); returns its URL."""
+        self.ctl("add_vhost", name)
+        self.ctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+        return self.url(name)
+
+    def cleanup(self) -> None:
+        """Stop and remove the node's directory."""
+        self.stop()
+        self._remove_dir()
+
+    close = cleanup
 
 
 def _free_cluster_port() -> int:

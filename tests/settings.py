@@ -61,7 +61,8 @@ else:
 REDIS_URL = env("TASKQUEUE_TEST_REDIS_URL", default="redis://127.0.0.1:6379/11")
 # A vhost of this run's own (tests/conftest.py makes it and deletes it), inherited by its workers.
 AMQP_VHOST = os.environ.setdefault("TASKQUEUE_TEST_AMQP_VHOST", f"taskqueue-tests-{RUN_ID}")
-AMQP_URL = env("TASKQUEUE_TEST_AMQP_URL", default=f"amqp://guest:guest@127.0.0.1:5672/{AMQP_VHOST}")
+# A long connect timeout: CI runs its lanes side by side, and RabbitMQ may answer slowly then.
+AMQP_URL = env("TASKQUEUE_TEST_AMQP_URL", default=f"amqp://guest:guest@127.0.0.1:5672/{AMQP_VHOST}?connect_timeout=20")
 TASKQUEUE_BROKER_URL = {"django": "django://", "amqp": AMQP_URL}.get(env("TASKQUEUE_TEST_BROKER", default="redis"),
                                                                      REDIS_URL)
 TASKQUEUE_KEY_PREFIX = f"tqtest-{RUN_ID}"

@@ -350,6 +350,7 @@ class AmqpBroker(Broker):
                 self._record_holding(consumer_id, consumer)
         except Exception:
             self._drop_consumer(consumer_id)
+            self.topology.forget()  # the next connection may be to a node that lost them (as on publish)
             raise
         return deliveries
 
@@ -506,12 +507,18 @@ class AmqpBroker(Broker):
                 # Not this process's connection (the supervisor acking for a killed child): that
                 # connection closed, and the message comes back to a consumer that sees its outcome.
                 continue
-            with consumer.lock:
-                for delivery in group:
-                    held = self._pop_held(consumer, delivery.key)
-                    if held is not None:
-                        consumer.channel.basic_ack(held.message.delivery_tag)
-                        consumer.stirred.add(held.band)
+            try:
+                with consumer.lock:
+                    for delivery in group:
+                        held = self._pop_held(consumer, delivery.key)
+                        if held is not None:
+                            consumer.channel.basic_ack(held.message.delivery_tag)
+                            consumer.stirred.add(held.band)
+            except Exception:
+                # a broken connection acks nothing more: RabbitMQ hands out again what it held
+                # (the outcomes are stored), and the next reserve opens a new one
+                self._drop_consumer(consumer_id)
+                raise
 
     def release(self, deliveries: Sequence[Delivery], *, delay: float = 0.0) -> None:
         """Sent again (after `delay`), then acked: a release does not count as a redelivery, as a
@@ -528,8 +535,12 @@ class AmqpBroker(Broker):
         with consumer.lock:
             bands = {d.key: entries[0].band for d in deliveries if (entries := consumer.held.get(d.key))}
             again = [d for d in deliveries if d.key in bands]
-            self._send(self._publisher(), [Outgoing(d.queue, d.key, d.body, eta) for d in again],
-                       redeliveries={d.key: d.redeliveries + int(redelivered) for d in again}, bands=bands)
+            try:
+                self._send(self._publisher(), [Outgoing(d.queue, d.key, d.body, eta) for d in again],
+                           redeliveries={d.key: d.redeliveries + int(redelivered) for d in again}, bands=bands)
+            except Exception:
+                self._drop_publisher()  # as publish() does: the next send opens a new connection
+                raise
             for delivery in again:
                 held = self._pop_held(consumer, delivery.key)
                 if held is not None:

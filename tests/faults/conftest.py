@@ -1,5 +1,5 @@
-"""The fault tier: workers against a private PostgreSQL cluster and a private Redis (AOF on) that
-the tests stop, restart, pause and cut, while the shared servers of the machine are never touched.
+"""The fault tier: workers against a private PostgreSQL cluster and a private Redis (AOF on) or
+RabbitMQ node that the tests stop, restart, pause and cut, while the shared servers of the machine are never touched.
 
 A worker here reads and writes a throwaway database on the private cluster (migrated once per
 module as a template); the test reads that database with psycopg and sends tasks through the
@@ -106,10 +106,12 @@ def fault_worker():
 
 def worker_env(db: FaultDatabase, broker_url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
     redis_url = broker_url if broker_url.startswith("redis") else os.environ.get("TASKQUEUE_TEST_REDIS_URL", "")
-    env = {OVERRIDE_ENV: "", "DATABASE_URL": db.url, "TASKQUEUE_TEST_BROKER": "django" if broker_url == "django://"
-           else "redis", "PYTHONPATH": str(REPO)}
+    kind = "django" if broker_url == "django://" else "amqp" if broker_url.startswith("amqp") else "redis"
+    env = {OVERRIDE_ENV: "", "DATABASE_URL": db.url, "TASKQUEUE_TEST_BROKER": kind, "PYTHONPATH": str(REPO)}
     if redis_url:
         env["TASKQUEUE_TEST_REDIS_URL"] = redis_url
+    if kind == "amqp":
+        env["TASKQUEUE_TEST_AMQP_URL"] = broker_url
     return {**env, **(extra or {})}
 
 

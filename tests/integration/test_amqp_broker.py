@@ -56,6 +56,20 @@ def test_a_message_rabbitmq_cannot_route_fails_the_publish(broker):
     assert [d.key for d in broker.reserve("c", ["q"], timeout=0)] == ["again"]
 
 
+def test_a_consumer_declares_its_queues_anew_after_an_error(broker):
+    assert broker.reserve("c", ["q"], timeout=0) == []  # declared
+    connection, channel = _raw_channel(broker)
+    try:
+        channel.queue_delete(f"{broker.prefix}.q")  # gone behind the broker's back, as on a node that lost its data
+    finally:
+        connection.close()
+    with pytest.raises(amqp.exceptions.NotFound):
+        broker.reserve("c", ["q"], timeout=0)
+    assert broker.reserve("c", ["q"], timeout=0) == []  # a new connection, the queue declared again
+    broker.publish([Outgoing("q", "k", b"x")])
+    assert [d.key for d in broker.reserve("c", ["q"], timeout=0)] == ["k"]
+
+
 def test_a_closed_consumer_connection_gives_its_messages_back_counted(broker):
     broker.publish([Outgoing("q", "k", b"body")])
     [taken] = broker.reserve("doomed", ["q"], timeout=0)

@@ -1,3 +1,5 @@
+import pytest
+
 from taskqueue.retries import backoff_countdown
 from taskqueue.routing import route
 
@@ -30,3 +32,26 @@ def test_new_ids_are_random_version_4_uuids_as_text():
     for text in ids:
         parsed = uuid.UUID(text)
         assert str(parsed) == text and parsed.version == 4 and parsed.variant == uuid.RFC_4122
+
+
+def test_a_connection_the_amqp_server_closes_is_an_outage_not_a_task_s_oserror():
+    """py-amqp reports the end of the server's stream as a plain OSError, raised in its transport."""
+    import socket
+    import threading
+
+    import amqp
+
+    from taskqueue.outages import is_outage
+
+    def accept_then_close(server: socket.socket) -> None:
+        peer, _ = server.accept()
+        peer.recv(8)  # the protocol header, read so that closing is a clean end of stream
+        peer.close()
+
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        threading.Thread(target=accept_then_close, args=(server,), daemon=True).start()
+        connection = amqp.Connection(host=f"127.0.0.1:{server.getsockname()[1]}", connect_timeout=2)
+        with pytest.raises(OSError) as closed:
+            connection.connect()
+    assert type(closed.value) is OSError and is_outage(closed.value)
+    assert not is_outage(OSError("a task's own")) and not is_outage(FileNotFoundError("a task's own"))
