@@ -609,3 +609,29 @@ class RedisClusterServer:
         self._remove_dir()
 
     close = cleanup
+
+
+def delete_amqp_topology(broker) -> None:
+    """Delete the queues and exchanges a RabbitMQ broker of a test's own prefix declared, so a run
+    does not pile up quorum queues (each holds file handles on the node)."""
+    import amqp
+
+    from taskqueue.brokers.amqp import DELAY_RUNGS
+
+    params, topology = broker.params, broker.topology
+    queues = [name for name in list(topology._declared) if name.startswith(f"{broker.prefix}.")]
+    exchanges = [topology.due, topology.dead]
+    if topology.known("ladder"):
+        queues += [topology.rung(n) for n in range(DELAY_RUNGS)]
+        exchanges += [topology.rung(n) for n in range(DELAY_RUNGS)]
+    connection = amqp.Connection(host=params.host, userid=params.userid, password=params.password,
+                                 virtual_host=params.virtual_host, connect_timeout=params.connect_timeout)
+    connection.connect()
+    try:
+        channel = connection.channel()
+        for name in queues:
+            channel.queue_delete(name)
+        for name in exchanges:
+            channel.exchange_delete(name)
+    finally:
+        connection.close()

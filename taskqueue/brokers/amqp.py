@@ -1,7 +1,8 @@
 """The RabbitMQ broker (`amqp://`): messages in quorum queues, the rest in the project's database.
 
 RabbitMQ holds every message: a queue `<prefix>.<queue>` per queue and priority band (`~4`, `~7`
-for priorities 4-6 and 7-9: RabbitMQ 3.x quorum queues know no priorities), and for countdown/eta
+for priorities 4-6 and 7-9, made by the first message of such a priority: RabbitMQ 3.x quorum
+queues know no priorities), and for countdown/eta
 a ladder of delay queues, one per power of two of DELAY_UNIT, each with its own fixed TTL (so
 what expires first is always at its head) that dead-letters to the next rung and finally, through
 the `<prefix>.due` headers exchange, into the message's own queue. Nothing waits in a queue that
@@ -43,6 +44,7 @@ BANDS = ((7, "~7"), (4, "~4"), (0, ""))  # priority from, queue name suffix; hig
 HEADER_QUEUE = "tq-queue"  # the queue a delayed message goes to when due (no "x-": a headers exchange ignores those)
 HEADER_COUNT = "tq-redeliveries"  # redeliveries counted before the message was sent again
 DEAD_LOOK_EVERY = 1.0  # seconds between a consumer's looks at the dead queue
+BAND_LOOK_EVERY = 1.0  # seconds between a consumer's looks for a priority band first used meanwhile
 WAIT_SLICE = 0.05
 FLOW_GRACE = 0.01  # seconds a consumer in a flow waits for the pushes its last acks made room for
 MAX_PREFETCH = 64  # seconds an idle reserve holds its consumer's lock at a time (acks go between)
@@ -105,6 +107,14 @@ class Topology:
 
     def bands(self, queue: str) -> list[str]:
         return [f"{self.prefix}.{queue}{suffix}" for _, suffix in BANDS]
+
+    def known(self, name: str) -> bool:
+        """Declared (or found) by this process."""
+        return name in self._declared
+
+    def found(self, name: str) -> None:
+        with self._lock:
+            self._declared.add(name)
 
     def queue_of(self, band: str) -> str:
         name = band[len(self.prefix) + 1:]
@@ -238,6 +248,7 @@ class _Consumer:
     # bands that may have a next message on its way: consumers just made, or a message acked
     stirred: set[str] = field(default_factory=set)
     next_dead_look: float = 0.0
+    next_band_look: float = 0.0
     recorded: list[list[str]] = field(default_factory=list)  # the holding last written to the database
 
 
@@ -333,7 +344,11 @@ class AmqpBroker(Broker):
         consumer = self._consumer(consumer_id)
         try:
             with consumer.lock:
-                bands = [band for queue in queues for band in self.topology.bands(queue)]
+                if time.monotonic() >= consumer.next_band_look:  # a priority band someone started
+                    consumer.next_band_look = time.monotonic() + BAND_LOOK_EVERY
+                    self._look_for_bands(consumer, queues)
+                bands = [band for queue in queues for band in self.topology.bands(queue)
+                         if band == self.topology.band(queue, 0) or self.topology.known(band)]
                 for band in bands:
                     self.topology.declare_band(consumer.channel, band)
                 taken = []
@@ -353,6 +368,21 @@ class AmqpBroker(Broker):
             self.topology.forget()  # the next connection may be to a node that lost them (as on publish)
             raise
         return deliveries
+
+    def _look_for_bands(self, consumer: _Consumer, queues: list[str]) -> None:
+        """The priority bands of these queues that exist: a band is made by the first publish of
+        its priority (so a queue without priorities is one quorum queue, not three)."""
+        for queue in queues:
+            for band in self.topology.bands(queue)[:-1]:
+                if self.topology.known(band):
+                    continue
+                channel = consumer.connection.channel()
+                try:
+                    channel.queue_declare(band, passive=True)
+                    self.topology.found(band)
+                    channel.close()
+                except amqp.exceptions.NotFound:
+                    pass  # the server closed the channel
 
     def _record_holding(self, consumer_id: str, consumer: _Consumer) -> None:
         """Write what the consumer holds to its BrokerConsumer row when it changed: the operator's

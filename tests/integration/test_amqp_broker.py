@@ -8,8 +8,10 @@ import pytest
 
 from taskqueue.brokers import Outgoing, create_broker
 from taskqueue.brokers.amqp import DELAY_RUNGS, AmqpBroker, PublishRefused, delay_routing_key, parse_url
-from taskqueue.models import OutboxMessage
-from tests.helpers import wait_until
+from taskqueue.models import DeadLetter, OutboxMessage
+from taskqueue.worker import batch as batching
+from taskqueue.worker.execute import ExecutionContext
+from tests.helpers import delete_amqp_topology, wait_until
 
 pytestmark = pytest.mark.amqp_only  # its own broker, on the RabbitMQ run's server
 
@@ -18,6 +20,7 @@ pytestmark = pytest.mark.amqp_only  # its own broker, on the RabbitMQ run's serv
 def broker(amqp_url, transactional_db):
     instance = create_broker(amqp_url, f"amqp-{uuid.uuid4().hex[:8]}")
     yield instance
+    delete_amqp_topology(instance)
     instance.close()
 
 
@@ -79,19 +82,25 @@ def test_a_closed_consumer_connection_gives_its_messages_back_counted(broker):
     assert (again.key, again.body, again.redeliveries) == ("k", b"body", 1)
 
 
-def test_over_the_delivery_limit_a_message_comes_back_from_the_dead_queue_unread(amqp_url, transactional_db):
-    broker = AmqpBroker(amqp_url, f"amqp-{uuid.uuid4().hex[:8]}", max_redeliveries=0)  # RabbitMQ's limit: 5
+def test_over_the_delivery_limit_a_message_ends_in_the_dead_letters_with_the_reason(amqp_url, transactional_db,
+                                                                                     settings):
+    settings.TASKQUEUE_MAX_REDELIVERIES = 0
+    broker = AmqpBroker(amqp_url, f"amqp-{uuid.uuid4().hex[:8]}")  # RabbitMQ's limit: 0 + 5
     try:
-        broker.publish([Outgoing("q", "poison", b"body")])
+        broker.publish([Outgoing("q", "poison", b"a body whose decoding kills every worker")])
         for _ in range(broker.topology.delivery_limit + 1):
             assert [d.key for d in broker.reserve("c", ["q"], timeout=10)] == ["poison"]
-            broker.leases(requeue=["c"])  # handed back, counted, as after a crash
-        # RabbitMQ moves it to the dead queue; consumers look there now and then (DEAD_LOOK_EVERY)
+            broker.leases(requeue=["c"])  # handed back, counted, as when its worker dies
+        # RabbitMQ moves it to the dead queue, never drops it; consumers look there now and then
         [delivery] = wait_until(lambda: broker.reserve("c", ["q"], timeout=0.1), timeout=10,
                                 message="the message back from the dead queue")
-        # more than TASKQUEUE_MAX_REDELIVERIES + 2: the worker dead-letters it without decoding it
-        assert delivery.key == "poison" and delivery.queue == "q" and delivery.redeliveries >= 3
+        assert delivery.key == "poison" and delivery.queue == "q"
+        batching.process([delivery], ExecutionContext(broker=broker, hostname="amqp-test", consumer_id="c"))
+        letter = DeadLetter.objects.get(message_id="poison")
+        assert letter.queue == "q" and "never finished; not decoded again" in letter.reason
+        assert broker.reserve("other", ["q"], timeout=0.5) == []  # acked: it does not come back
     finally:
+        delete_amqp_topology(broker)
         broker.close()
 
 

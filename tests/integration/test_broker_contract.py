@@ -10,7 +10,7 @@ import redis
 from taskqueue import control
 from taskqueue.brokers import Broker, Outgoing, create_broker
 from taskqueue.brokers.keys import SCHEMA, key, lua_prelude
-from tests.helpers import held, wait_until
+from tests.helpers import delete_amqp_topology, held, wait_until
 
 # Each test runs on every broker (the `broker` fixture's params: Redis, the database, the Redis
 # broker on a Redis Cluster, and RabbitMQ). The first three do not depend on the run's broker and
@@ -43,6 +43,8 @@ def broker(request, transactional_db):
         url = "django://" if request.param == "django" else request.getfixturevalue("amqp_url")
         instance = create_broker(url, prefix, priority_aging=1.0)
         yield instance
+        if request.param == "amqp":
+            delete_amqp_topology(instance)
         instance.close()
         return
     if request.param == "cluster":  # a 3-master Redis Cluster this session started
