@@ -2,17 +2,18 @@
 
 RabbitMQ holds every message: a queue `<prefix>.<queue>` per queue and priority band (`~4`, `~7`
 for priorities 4-6 and 7-9, made by the first message of such a priority: RabbitMQ 3.x quorum
-queues know no priorities), and for countdown/eta
-a ladder of delay queues, one per power of two of DELAY_UNIT, each with its own fixed TTL (so
-what expires first is always at its head) that dead-letters to the next rung and finally, through
-the `<prefix>.due` headers exchange, into the message's own queue. Nothing waits in a queue that
+queues know no priorities), and for countdown/eta a ladder of delay queues, one per power of two
+of DELAY_UNIT, each with its own fixed TTL (so what expires first is always at its head) that
+dead-letters to the next rung and finally, through the `<prefix>.due` headers exchange, into the
+message's own queue. Nothing waits in a queue that
 has no way out: a message that finds no queue at the end goes to `<prefix>.dead`, as do messages
 over the queue's delivery limit, and workers take those into the dead letters with the reason.
 
-What RabbitMQ cannot hold (revoked task ids, lock_key mutexes, consumer leases for those locks) is
-kept in the database broker's tables. A delivery belongs to the connection that received it: a
-consumer that dies loses its connection, and RabbitMQ hands its messages out again (counted in the
-quorum queue's `x-delivery-count`), so leases need no renewal here.
+What RabbitMQ cannot hold (revoked task ids, lock_key mutexes, consumer leases for those locks,
+what each consumer holds for the operator's pages) is kept in the database broker's tables. A
+delivery belongs to the connection that received it: a consumer that dies loses its connection,
+and RabbitMQ hands its messages out again (counted in the quorum queue's `x-delivery-count`), so
+leases need no renewal here.
 
 Connections: one per thread for publishing (publisher confirms: `publish` returns once RabbitMQ has
 every message), one per consumer for reserving: a standing basic.consume per queue band whose
