@@ -567,13 +567,19 @@ class AmqpBroker(Broker):
 
     def release(self, deliveries: Sequence[Delivery], *, delay: float = 0.0) -> None:
         """Sent again (after `delay`), then acked: a release does not count as a redelivery, as a
-        requeue would in a quorum queue."""
+        requeue would in a quorum queue. A batch handed back for a long task also gives back what
+        was pushed to its consumer meanwhile, and takes no more until its next reserve."""
         eta = time.time() + delay if delay else None
         for consumer_id, group in _by_consumer(deliveries).items():
             consumer = self._consumers.get(consumer_id)
             if consumer is None:
                 continue
             self._send_again(consumer, group, eta, redelivered=False)
+            with consumer.lock:
+                if consumer.prefetch > 1:
+                    self._stand(consumer, list(consumer.standing), 1)
+                if consumer.pushed:
+                    self._send_back_pushed(consumer, consumer_id)
 
     def _send_again(self, consumer: _Consumer, deliveries: Sequence[Delivery], eta: float | None,
                     redelivered: bool) -> int:
