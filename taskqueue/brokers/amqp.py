@@ -45,9 +45,7 @@ BANDS = ((7, "~7"), (4, "~4"), (0, ""))  # priority from, queue name suffix; hig
 HEADER_QUEUE = "tq-queue"  # the queue a delayed message goes to when due (no "x-": a headers exchange ignores those)
 HEADER_COUNT = "tq-redeliveries"  # redeliveries counted before the message was sent again
 DEAD_LOOK_EVERY = 1.0  # seconds between a consumer's looks at the dead queue
-# A consumer looks for a priority band first used after it started: after 1 s, then twice as long
-# after each look that finds none, up to a minute (RabbitMQ logs every look at a missing queue).
-BAND_LOOK_FIRST, BAND_LOOK_MAX = 1.0, 60.0
+BAND_LOOK_EVERY = 1.0  # seconds between a consumer's looks for a priority band first used meanwhile
 WAIT_SLICE = 0.05
 FLOW_GRACE = 0.01  # seconds a consumer in a flow waits for the pushes its last acks made room for
 MAX_PREFETCH = 64  # seconds an idle reserve holds its consumer's lock at a time (acks go between)
@@ -257,7 +255,6 @@ class _Consumer:
     stirred: set[str] = field(default_factory=set)
     next_dead_look: float = 0.0
     next_band_look: float = 0.0
-    band_look_wait: float = BAND_LOOK_FIRST
     recorded: list[list[str]] = field(default_factory=list)  # the holding last written to the database
 
 
@@ -354,10 +351,8 @@ class AmqpBroker(Broker):
         try:
             with consumer.lock:
                 if time.monotonic() >= consumer.next_band_look:  # a priority band someone started
-                    found = self._look_for_bands(consumer, queues)
-                    consumer.band_look_wait = BAND_LOOK_FIRST if found else min(2 * consumer.band_look_wait,
-                                                                                BAND_LOOK_MAX)
-                    consumer.next_band_look = time.monotonic() + consumer.band_look_wait
+                    consumer.next_band_look = time.monotonic() + BAND_LOOK_EVERY
+                    self._look_for_bands(consumer, queues)
                 bands = [band for queue in queues for band in self.topology.bands(queue)
                          if band == self.topology.band(queue, 0) or self.topology.known(band)]
                 for band in bands:
@@ -380,11 +375,9 @@ class AmqpBroker(Broker):
             raise
         return deliveries
 
-    def _look_for_bands(self, consumer: _Consumer, queues: list[str]) -> bool:
+    def _look_for_bands(self, consumer: _Consumer, queues: list[str]) -> None:
         """Find the priority bands of these queues that exist (a band is made by the first publish
-        of its priority, so a queue without priorities is one quorum queue, not three); whether a
-        new one was found."""
-        found = False
+        of its priority, so a queue without priorities is one quorum queue, not three)."""
         for queue in queues:
             for band in self.topology.bands(queue)[:-1]:
                 if self.topology.known(band):
@@ -393,11 +386,9 @@ class AmqpBroker(Broker):
                 try:
                     channel.queue_declare(band, passive=True)
                     self.topology.found(band)
-                    found = True
                     channel.close()
                 except amqp.exceptions.NotFound:
                     pass  # the server closed the channel
-        return found
 
     def _record_holding(self, consumer_id: str, consumer: _Consumer) -> None:
         """Write what the consumer holds to its BrokerConsumer row when it changed: the operator's
