@@ -619,7 +619,7 @@ def delete_amqp_topology(broker) -> None:
     from taskqueue.brokers.amqp import DELAY_RUNGS
 
     params, topology = broker.params, broker.topology
-    queues = [*topology.known_bands(), topology.dead]
+    queues = [name for name in list(topology._declared) if name.startswith(f"{broker.prefix}.")]
     exchanges = [topology.due, topology.dead]
     if topology.known("ladder"):
         queues += [topology.rung(n) for n in range(DELAY_RUNGS)]

@@ -113,11 +113,6 @@ class Topology:
         """Declared (or found) by this process."""
         return name in self._declared
 
-    def known_bands(self) -> set[str]:
-        """The queue bands this process declared or found."""
-        others = (self.due, self.dead, f"{self.prefix}.delay.")
-        return {name for name in self._declared if name.startswith(f"{self.prefix}.") and not name.startswith(others)}
-
     def found(self, name: str) -> None:
         with self._lock:
             self._declared.add(name)
@@ -376,8 +371,8 @@ class AmqpBroker(Broker):
         return deliveries
 
     def _look_for_bands(self, consumer: _Consumer, queues: list[str]) -> None:
-        """Find the priority bands of these queues that exist (a band is made by the first publish
-        of its priority, so a queue without priorities is one quorum queue, not three)."""
+        """The priority bands of these queues that exist: a band is made by the first publish of
+        its priority (so a queue without priorities is one quorum queue, not three)."""
         for queue in queues:
             for band in self.topology.bands(queue)[:-1]:
                 if self.topology.known(band):
@@ -558,19 +553,13 @@ class AmqpBroker(Broker):
 
     def release(self, deliveries: Sequence[Delivery], *, delay: float = 0.0) -> None:
         """Sent again (after `delay`), then acked: a release does not count as a redelivery, as a
-        requeue would in a quorum queue. A batch handed back for a long task also gives back what
-        was pushed to its consumer meanwhile, and takes no more until its next reserve."""
+        requeue would in a quorum queue."""
         eta = time.time() + delay if delay else None
         for consumer_id, group in _by_consumer(deliveries).items():
             consumer = self._consumers.get(consumer_id)
             if consumer is None:
                 continue
             self._send_again(consumer, group, eta, redelivered=False)
-            with consumer.lock:
-                if consumer.prefetch > 1:
-                    self._stand(consumer, list(consumer.standing), 1)
-                if consumer.pushed:
-                    self._send_back_pushed(consumer, consumer_id)
 
     def _send_again(self, consumer: _Consumer, deliveries: Sequence[Delivery], eta: float | None,
                     redelivered: bool) -> int:
@@ -663,7 +652,9 @@ class AmqpBroker(Broker):
         from ..models import WorkerRecord
 
         names = {get_settings().DEFAULT_QUEUE}
-        names |= {self.topology.queue_of(band) for band in self.topology.known_bands()}
+        names |= {self.topology.queue_of(band) for band in self.topology._declared
+                  if band.startswith(f"{self.prefix}.") and not band.startswith((self.topology.due, self.topology.dead,
+                                                                                 f"{self.prefix}.delay."))}
         for queues in WorkerRecord.objects.values_list("queues", flat=True):
             names |= set(queues or [])
         return names
