@@ -1,10 +1,10 @@
 """The canvas: chain, group and chord (chunks, map and starmap are in `signature`).
 
 Every primitive is a dict (`dict(sig)` round-trips through JSON) with a `subtask_type`. This module
-builds, freezes and sends (through `producer`; group and chord rows through `store`); what follows
-a finished task is the worker's (`worker/continuation.py`). Shapes follow Celery's: `chain(a, b)`
-is `a | b`, a group followed by more is a chord, a chord followed by more takes it into its body,
-a one-member group is its member, and groups nested in a group or chord header are flattened.
+builds, freezes and sends (through `producer`; rows through `store`); what follows a finished task
+is the worker's (`worker/continuation.py`). Shapes follow Celery's: `chain(a, b)` is `a | b`, a group
+followed by more is a chord, a chord followed by more takes it into its body, a one-member group is
+its member, and groups nested in a group or chord header are flattened.
 
 Freezing gives every task its id before anything is sent, so the result graph is known at once.
 *Completion marks* (`group_id`, `group_index`, `chord`) go on the task whose end completes a
@@ -23,8 +23,8 @@ from .result import AsyncResult, GroupResult
 from .signature import MARKS, Signature, chunks, maybe_signature, signature, xmap, xstarmap
 from .utils import new_id
 
-__all__ = ["MARKS", "Signature", "chain", "chord", "chunks", "group", "maybe_signature", "signature", "xmap",
-           "xstarmap"]
+__all__ = ["MARKS", "Signature", "chain", "chord", "chunks", "group", "maybe_signature", "signature",
+           "xmap", "xstarmap"]
 
 
 class chain(Signature, kind="chain"):
@@ -89,11 +89,10 @@ class chain(Signature, kind="chain"):
                 continue
             if isinstance(step, group) and not step["kwargs"]["tasks"] and (steps or pending):
                 continue
-            if isinstance(step, group) and pending:
-                step = chord(step, _joined_body(list(pending)))
-                pending.clear()
-            elif isinstance(step, chord) and pending:
-                step = chord(step.header, _joined_body([step.body, *pending]), **step.options)
+            if pending and isinstance(step, (group, chord)):  # the rest of the chain is its body
+                body = list(pending) if isinstance(step, group) else [step.body, *pending]
+                joined = body[0] if len(body) == 1 else chain(*body)
+                step = chord(step, joined) if isinstance(step, group) else chord(step.header, joined, **step.options)
                 pending.clear()
             steps.append(step)
         return self._with_callbacks(steps)
@@ -247,19 +246,16 @@ class group(Signature, kind="group"):
         return result
 
     def _send_members(self, args, kwargs, options: dict) -> None:
-        plain: list[Signature] = []
-        composite: list[Signature] = []
-        for member in self.tasks:
-            (composite if member.subtask_type else plain).append(member)
+        members = self.tasks
+        plain = [member for member in members if not member.subtask_type]
+        composite = [member for member in members if member.subtask_type]
         send_many([(m, *m._call_args(tuple(args or ()), kwargs), m._send_options(options)) for m in plain])
         for member in composite:
             member.apply_async(args, kwargs, **options)
 
     def __repr__(self) -> str:
         members = self.tasks
-        if not members:
-            return "group(<empty>)"
-        return _sig.shorter_repr(members[0]["task"], f"group({members!r})")
+        return _sig.shorter_repr(members[0]["task"], f"group({members!r})") if members else "group(<empty>)"
 
 
 class chord(Signature, kind="chord"):
@@ -371,10 +367,6 @@ def _with_body(sig: chord, body: Signature) -> chord:
     extended = sig.clone()
     extended["kwargs"]["body"] = dict(body)
     return extended
-
-
-def _joined_body(steps: list[Signature]) -> Signature:
-    return steps[0] if len(steps) == 1 else chain(*steps)
 
 
 def _unrolled(sig: group) -> Signature:

@@ -339,7 +339,7 @@ def rabbitmq_vhost(url: str):
     Without rabbitmqctl the vhost must exist already."""
     import amqp
 
-    from taskqueue.brokers.amqp import parse_url
+    from taskqueue.brokers.amqpwire import parse_url
 
     params = parse_url(url)
     ctl = shutil.which("rabbitmqctl")
@@ -616,10 +616,10 @@ def delete_amqp_topology(broker) -> None:
     does not pile up quorum queues (each holds file handles on the node)."""
     import amqp
 
-    from taskqueue.brokers.amqp import DELAY_RUNGS
+    from taskqueue.brokers.amqptopology import DELAY_RUNGS
 
     params, topology = broker.params, broker.topology
-    queues = [name for name in list(topology._declared) if name.startswith(f"{broker.prefix}.")]
+    queues = [name for name in topology.declared() if name.startswith(f"{broker.prefix}.")]
     exchanges = [topology.due, topology.dead]
     if topology.known("ladder"):
         queues += [topology.rung(n) for n in range(DELAY_RUNGS)]

@@ -7,7 +7,9 @@ import amqp
 import pytest
 
 from taskqueue.brokers import Outgoing, create_broker
-from taskqueue.brokers.amqp import DELAY_RUNGS, AmqpBroker, PublishRefused, delay_routing_key, parse_url
+from taskqueue.brokers.amqp import AmqpBroker
+from taskqueue.brokers.amqptopology import DELAY_RUNGS, delay_routing_key
+from taskqueue.brokers.amqpwire import PublishRefused, parse_url
 from taskqueue.models import DeadLetter, OutboxMessage
 from taskqueue.worker import batch as batching
 from taskqueue.worker.execute import ExecutionContext
