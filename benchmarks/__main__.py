@@ -6,7 +6,8 @@
     round-trip latency, chord, chain and worker memory, 2 worker processes each, scenarios in
     alternation, medians of rounds; then, once per system, the mixed load (small round trips while
     1-second tasks arrive, 8 worker processes). Prints the machine facts, the table and the context
-    limits of Redis and PostgreSQL; writes benchmarks/results/latest.json and latest.png.
+    limits of Redis, PostgreSQL and RabbitMQ (one producer's publishes with confirms); writes
+    benchmarks/results/latest.json and latest.png.
     See docs/performance.md.
 
 ``python -m benchmarks latency [--rounds N]``
@@ -76,6 +77,13 @@ def print_limits(limits: dict) -> None:
               f"bulk_create {pg['bulk_create_rows_per_s']:,.0f} rows/s (synchronous_commit={pg['synchronous_commit']})")
     else:
         print(f"PostgreSQL: {pg}")
+    rabbitmq = limits.get("rabbitmq", {})
+    if "confirmed_publish" in rabbitmq:
+        kinds = ", ".join(f"{label} {f['per_s']:,.0f}/s (p50 {f['p50_ms']:.2f} ms)"
+                          for label, f in rabbitmq["confirmed_publish"].items())
+        print(f"RabbitMQ, one producer, each publish waiting for its confirm: {kinds}")
+    elif rabbitmq:
+        print(f"RabbitMQ: {rabbitmq}")
 
 
 def select_systems(requested: str | None) -> list[str]:
@@ -190,7 +198,8 @@ def main() -> None:
                    help="comma-separated subset of throughput,latency,chord,chain,mixed (default: all)")
     r.add_argument("--mixed-long", type=int, default=None,
                    help="1-second tasks in the mixed load (default 100, 30 with --quick)")
-    r.add_argument("--skip-limits", action="store_true", help="skip redis-benchmark and the PostgreSQL insert rates")
+    r.add_argument("--skip-limits", action="store_true",
+                   help="skip redis-benchmark, the PostgreSQL insert rates and the RabbitMQ confirm rates")
     r.add_argument("--output", default="latest", help="basename of the JSON/PNG files in benchmarks/results/")
     a = sub.add_parser("admin", help="time the admin's pages with 1,000,000 result rows")
     a.add_argument("--rows", type=int, default=1_000_000)

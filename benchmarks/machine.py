@@ -1,4 +1,5 @@
-"""Machine facts (cores, versions) and the context limits of this machine's Redis and PostgreSQL."""
+"""Machine facts (cores, versions) and the context limits of this machine's Redis, PostgreSQL and
+RabbitMQ."""
 
 from __future__ import annotations
 
@@ -9,18 +10,27 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from importlib import metadata
 
 import psutil
 
 from .common import (
+    AMQP_HOST,
+    AMQP_PASSWORD,
+    AMQP_PORT,
+    AMQP_USER,
     HUEY_DRAMATIQ_REDIS_DB,
     PG_DSN,
     REDIS_HOST,
     REDIS_PORT,
     REPO_ROOT,
     delete_redis_keys,
+    delete_vhost,
+    percentile,
+    rabbitmq_problem,
     rabbitmq_version,
+    recreate_vhost,
     redis_client,
 )
 
@@ -84,5 +94,50 @@ def postgres_limits(timeout: float = 180) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+LIMITS_VHOST = "bench_limits"
+# (label, queue type, delivery mode): durable messages wait for the disk before RabbitMQ confirms
+CONFIRM_KINDS = (("quorum", "quorum", 2), ("classic durable", "classic", 2), ("classic transient", "classic", 1))
+
+
+def rabbitmq_limits(messages: int = 2_000) -> dict:
+    """What one producer gets from RabbitMQ when each publish waits for its confirm (as `delay()`
+    does on the RabbitMQ broker): rate and p50 per queue kind, 300-byte messages, bare py-amqp."""
+    if problem := rabbitmq_problem():
+        return {"skipped": problem}
+    import amqp
+    from amqp import spec
+
+    recreate_vhost(LIMITS_VHOST)
+    connection = amqp.Connection(host=f"{AMQP_HOST}:{AMQP_PORT}", userid=AMQP_USER, password=AMQP_PASSWORD,
+                                 virtual_host=LIMITS_VHOST, heartbeat=0, connect_timeout=5)
+    try:
+        connection.connect()
+        channel = connection.channel()
+        channel.confirm_select()
+        confirmed = [0]
+        channel.events["basic_ack"].add(lambda tag, multiple: confirmed.__setitem__(0, tag))
+        figures = {}
+        for label, queue_type, mode in CONFIRM_KINDS:
+            queue = f"limits-{queue_type}-{mode}"
+            channel.queue_declare(queue, durable=True, auto_delete=False, arguments={"x-queue-type": queue_type})
+            waits = []
+            started = time.perf_counter()
+            for _ in range(messages):
+                sent = time.perf_counter()
+                channel.basic_publish(amqp.Message(b"x" * 300, delivery_mode=mode), exchange="", routing_key=queue)
+                target = confirmed[0] + 1
+                while confirmed[0] < target:
+                    channel.wait([spec.Basic.Ack, spec.Basic.Nack], timeout=10)
+                waits.append(time.perf_counter() - sent)
+            elapsed = time.perf_counter() - started
+            waits.sort()
+            figures[label] = {"per_s": messages / elapsed, "p50_ms": percentile(waits, 0.5) * 1000}
+            channel.queue_delete(queue)
+    finally:
+        connection.collect()
+        delete_vhost(LIMITS_VHOST)
+    return {"messages": messages, "confirmed_publish": figures}
+
+
 def context_limits() -> dict:
-    return {"redis": redis_limits(), "postgresql": postgres_limits()}
+    return {"redis": redis_limits(), "postgresql": postgres_limits(), "rabbitmq": rabbitmq_limits()}

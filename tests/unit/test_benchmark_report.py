@@ -67,3 +67,13 @@ def test_without_rabbitmq_the_default_run_leaves_its_systems_out_and_naming_them
 def test_urls_name_the_vhost_quoted():
     assert common.amqp_url("bench_celery", scheme="pyamqp").endswith(f":{common.AMQP_PORT}/bench_celery")
     assert common.amqp_url("a/b").endswith("/a%2Fb")
+
+
+def test_the_context_limits_name_rabbitmqs_confirmed_publish_rates(capsys):
+    from benchmarks.__main__ import print_limits
+
+    figures = {"quorum": {"per_s": 1100.0, "p50_ms": 0.88}, "classic transient": {"per_s": 7600.0, "p50_ms": 0.13}}
+    print_limits({"redis": {}, "postgresql": {}, "rabbitmq": {"messages": 2000, "confirmed_publish": figures}})
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert line == ("RabbitMQ, one producer, each publish waiting for its confirm: quorum 1,100/s (p50 0.88 ms), "
+                    "classic transient 7,600/s (p50 0.13 ms)")
