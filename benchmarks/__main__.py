@@ -22,6 +22,12 @@
     Many tasks that wait on I/O sent at once to one worker process: taskqueue's asyncio pool
     (`async def` tasks) against the peers' thread pools. See benchmarks/awaits.py.
 
+``python -m benchmarks idle [--seconds S] [--systems a,b]``
+    What an idle `runworker -c 2` costs, one system at a time: CPU as a share of one core over S
+    seconds (default 20), and the round trip of the first task after the idle spell against a warm
+    one. By default taskqueue on each broker: Redis, the database broker on PostgreSQL and on
+    SQLite, RabbitMQ (when it answers). See benchmarks/idle.py.
+
 ``python -m benchmarks chart [--output NAME]``
     Re-print the table and re-draw the PNG from benchmarks/results/NAME.json.
 
@@ -38,7 +44,7 @@ import os
 import sys
 import time
 
-from .adapters import AMQP_SYSTEMS, SYSTEMS
+from .adapters import AMQP_SYSTEMS, DATABASE_SYSTEMS, SYSTEMS
 from .common import RESULTS_DIR, rabbitmq_problem
 
 
@@ -96,9 +102,9 @@ def select_systems(requested: str | None) -> list[str]:
         print(f"note: skipping {', '.join(AMQP_SYSTEMS)}: {problem}", flush=True)
         return [s for s in SYSTEMS if s not in AMQP_SYSTEMS]
     systems = [s.strip() for s in requested.split(",") if s.strip()]
-    unknown = set(systems) - set(SYSTEMS)
+    unknown = set(systems) - set(SYSTEMS + DATABASE_SYSTEMS)
     if unknown:
-        sys.exit(f"unknown systems: {', '.join(sorted(unknown))} (choose from {', '.join(SYSTEMS)})")
+        sys.exit(f"unknown systems: {', '.join(sorted(unknown))} (choose from {', '.join(SYSTEMS + DATABASE_SYSTEMS)})")
     on_rabbitmq = [s for s in systems if s in AMQP_SYSTEMS]
     if on_rabbitmq and (problem := rabbitmq_problem()):
         sys.exit(f"{', '.join(on_rabbitmq)} need RabbitMQ: {problem}")
@@ -211,6 +217,10 @@ def main() -> None:
     w.add_argument("--concurrency", type=int, default=100)
     w.add_argument("--rounds", type=int, default=3)
     w.add_argument("--systems", default="taskqueue,celery-redis,huey,dramatiq")
+    i = sub.add_parser("idle", help="CPU of an idle worker per broker, and the first task after idle")
+    i.add_argument("--seconds", type=float, default=20.0)
+    i.add_argument("--systems", default=None,
+                   help="default: taskqueue,taskqueue-db,taskqueue-sqlite (and taskqueue-amqp when RabbitMQ answers)")
     c = sub.add_parser("chart", help="re-draw the table and PNG from a saved JSON")
     c.add_argument("--output", default="latest", help="basename in benchmarks/results/")
     args = parser.parse_args()
@@ -224,6 +234,10 @@ def main() -> None:
 
         summary = awaits.run(args.systems.split(","), args.tasks, args.seconds, args.concurrency, args.rounds)
         awaits.report(summary, args.tasks, args.seconds, args.concurrency)
+    elif args.command == "idle":
+        from . import idle
+
+        idle.main(args.systems, args.seconds)
     elif args.command == "admin":
         from . import admin_scale
 

@@ -1,8 +1,10 @@
 """Django settings of taskqueue's benchmark workers and client: one app, as Celery's are.
 
 Like benchmarks/peers/celery_settings.py, nothing else is installed (no admin, no demo apps), so
-worker memory is compared on equal terms. Results go to a throwaway PostgreSQL database; the Redis
-broker uses its own key prefix, the RabbitMQ one (`taskqueue-amqp`) its own vhost.
+worker memory is compared on equal terms. Results go to a throwaway PostgreSQL database (or, for
+`taskqueue-sqlite`, a SQLite file); the Redis broker uses its own key prefix, the RabbitMQ one
+(`taskqueue-amqp`) its own vhost, the database broker (`taskqueue-db`, `taskqueue-sqlite`) the
+results database.
 """
 
 import os
@@ -16,6 +18,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 DATABASES = {"default": {"ENGINE": "django.db.backends.postgresql",
                          "NAME": os.environ.get("TASKQUEUE_BENCH_DB", "bench_taskqueue"),
                          "USER": "postgres", "HOST": "127.0.0.1", "PORT": "5432"}}
+if os.environ.get("TASKQUEUE_BENCH_SQLITE"):  # taskqueue-sqlite: broker and results in one SQLite file
+    DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": os.environ["TASKQUEUE_BENCH_SQLITE"]}}
 # Redis DB 13 for `taskqueue`, a throwaway RabbitMQ vhost for `taskqueue-amqp` (set by the adapter).
 TASKQUEUE_BROKER_URL = os.environ.get("TASKQUEUE_BENCH_BROKER_URL", "redis://127.0.0.1:6379/13")
 TASKQUEUE_KEY_PREFIX = os.environ.setdefault("TASKQUEUE_BENCH_PREFIX", f"tqbench-{os.getpid()}")

@@ -7,6 +7,8 @@ from .base import Adapter, NotSupported
 # The systems on RabbitMQ: in a default run only when RabbitMQ answers.
 AMQP_SYSTEMS = ["taskqueue-amqp", "celery-amqp"]
 SYSTEMS = ["taskqueue", "celery-db", "celery-db-reuse", "celery-redis", "huey", "dramatiq", *AMQP_SYSTEMS]
+# taskqueue's database broker (PostgreSQL, SQLite): named with --systems, and in `idle` by default.
+DATABASE_SYSTEMS = ["taskqueue-db", "taskqueue-sqlite"]
 
 
 def create(name: str) -> Adapter:
@@ -18,6 +20,14 @@ def create(name: str) -> Adapter:
         from .taskqueue_adapter import TaskqueueAmqpAdapter
 
         return TaskqueueAmqpAdapter()
+    if name == "taskqueue-db":
+        from .taskqueue_adapter import TaskqueueDatabaseAdapter
+
+        return TaskqueueDatabaseAdapter()
+    if name == "taskqueue-sqlite":
+        from .taskqueue_adapter import TaskqueueSqliteAdapter
+
+        return TaskqueueSqliteAdapter()
     if name.startswith("celery-"):
         from .celery_adapter import CeleryAdapter
 
@@ -30,7 +40,7 @@ def create(name: str) -> Adapter:
         from .dramatiq_adapter import DramatiqAdapter
 
         return DramatiqAdapter()
-    raise ValueError(f"unknown system {name!r}; choose from {', '.join(SYSTEMS)}")
+    raise ValueError(f"unknown system {name!r}; choose from {', '.join(SYSTEMS + DATABASE_SYSTEMS)}")
 
 
-__all__ = ["AMQP_SYSTEMS", "SYSTEMS", "Adapter", "NotSupported", "create"]
+__all__ = ["AMQP_SYSTEMS", "DATABASE_SYSTEMS", "SYSTEMS", "Adapter", "NotSupported", "create"]

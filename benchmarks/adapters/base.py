@@ -8,6 +8,7 @@ tasks); `Adapter` turns them into the measured scenarios, so every system is tim
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -243,3 +244,44 @@ class Adapter:
 
     def memory(self) -> dict:
         return self.workers.memory()
+
+    def idle(self, seconds: float = 20.0, settle: float = 2.0, warm: int = 20) -> dict:
+        """The worker group's CPU while nothing is sent, as a share of one core; then the round
+        trip of the first task after that spell, beside the median of `warm` ones before it."""
+        warm_ms = []
+        for i in range(warm):
+            started = time.perf_counter()
+            self.round_trip(i)
+            warm_ms.append((time.perf_counter() - started) * 1000)
+        time.sleep(settle)  # the warm-up's last acks and writes are not idle time
+        processes = self.workers.processes()
+        used = -cpu_seconds(processes)
+        started = time.monotonic()
+        time.sleep(seconds)  # the measured spell itself
+        wall = time.monotonic() - started
+        used += cpu_seconds(processes)
+        started = time.perf_counter()
+        self.round_trip(warm)
+        first_ms = (time.perf_counter() - started) * 1000
+        return {"description": self.description, "cpu_percent": 100 * used / wall, "seconds": wall,
+                "processes": len(processes),
+                "first_round_trip_ms": first_ms, "warm_round_trip_p50_ms": statistics.median(warm_ms)}
+
+
+def cpu_seconds(processes: list) -> float:
+    """CPU time of these processes, every thread: from /proc/<pid>/task/*/schedstat (nanoseconds)
+    where Linux has it, else psutil's user + system time (clock ticks)."""
+    total = 0.0
+    for process in processes:
+        try:
+            tasks = os.listdir(f"/proc/{process.pid}/task")
+            for tid in tasks:
+                with open(f"/proc/{process.pid}/task/{tid}/schedstat") as stat:
+                    total += int(stat.read().split()[0]) / 1e9
+        except FileNotFoundError:  # a thread that ended, or no /proc: the coarser figure
+            try:
+                times = process.cpu_times()
+                total += times.user + times.system
+            except Exception:
+                pass
+    return total

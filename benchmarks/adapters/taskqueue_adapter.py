@@ -5,7 +5,9 @@ woken by the result notification. Tasks are `benchmarks.tasks`; the mixed load's
 `slow(seconds)` on `runworker -c 8`.
 
 ``taskqueue-amqp`` is the same set-up with only the broker changed: RabbitMQ (`amqp://`) in a
-throwaway vhost of its own, with its own results database.
+throwaway vhost of its own, with its own results database. ``taskqueue-db`` uses the database broker
+(`django://`) on the PostgreSQL results database, ``taskqueue-sqlite`` the database broker with
+broker and results in one SQLite file: the embedded default, nothing but the database.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ import os
 from typing import Any
 
 from ..common import (
+    LOG_DIR,
     TASKQUEUE_REDIS_DB,
     WorkerGroup,
     amqp_url,
     delete_redis_keys,
     delete_vhost,
+    drop_database,
     python,
     recreate_database,
     recreate_vhost,
@@ -57,11 +61,17 @@ class TaskqueueAdapter(Adapter):
         import django
 
         self.setup_broker()
-        recreate_database(self.db_name)
+        self.recreate_database()
         django.setup()
         from django.core.management import call_command
 
         call_command("migrate", verbosity=0)
+
+    def recreate_database(self) -> None:
+        recreate_database(self.db_name)
+
+    def drop_database(self) -> None:
+        drop_database(self.db_name)
 
     def worker_group(self, processes: int = 2) -> WorkerGroup:
         cmd = [python(), "-m", "django", "runworker", "-c", str(processes), "-l", "warning"]
@@ -126,11 +136,9 @@ class TaskqueueAdapter(Adapter):
 
         from taskqueue.brokers import reset_broker
 
-        from ..common import drop_database
-
         reset_broker()  # the client's broker connections, before the broker's namespace goes
         connections.close_all()
-        drop_database(self.db_name)
+        self.drop_database()
         self.teardown_broker()
 
 
@@ -150,3 +158,38 @@ class TaskqueueAmqpAdapter(TaskqueueAdapter):
 
     def teardown_broker(self) -> None:
         delete_vhost(self.vhost)
+
+
+class TaskqueueDatabaseAdapter(TaskqueueAdapter):
+    """The database broker (`django://`) on the PostgreSQL results database: no Redis at all."""
+
+    name = "taskqueue-db"
+    description = "taskqueue, database broker (django://) and results in PostgreSQL, runworker -c 2"
+    db_name = "bench_taskqueue_db"
+
+    def broker_url(self) -> str:
+        return "django://"
+
+    def teardown_broker(self) -> None:
+        """The broker's tables went with the database."""
+
+
+class TaskqueueSqliteAdapter(TaskqueueDatabaseAdapter):
+    """The embedded default: the database broker, broker and results in one SQLite file."""
+
+    name = "taskqueue-sqlite"
+    description = "taskqueue, database broker (django://) and results in one SQLite file, runworker -c 2"
+    db_name = "bench_taskqueue_sqlite"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.path = LOG_DIR / f"{self.db_name}.sqlite3"
+        os.environ["TASKQUEUE_BENCH_SQLITE"] = str(self.path)
+
+    def recreate_database(self) -> None:
+        self.drop_database()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def drop_database(self) -> None:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
