@@ -8,12 +8,13 @@ consumers never wait on each other; on SQLite the statement holds the write lock
 SELECT of the claimed rows. Every statement touches one table and no transaction spans two, so
 the broker never takes locks in an order that could deadlock with other writers (a TRUNCATE of
 all tables between tests, say). An idle consumer sleeps on LISTEN/NOTIFY on PostgreSQL, so a new
-message is taken within milliseconds; on SQLite it polls every few tens of milliseconds, which
-suits its single-machine use.
+message is taken within milliseconds; on SQLite on a `doorbell` (a Unix socket per waiting thread,
+rung after the commit), which serves the processes of one machine, as SQLite itself does.
 """
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Sequence
@@ -23,11 +24,12 @@ from django.db import IntegrityError, connections, transaction
 from django.db.models import Count, F, Min, Q
 from django.utils import timezone
 
+from ..doorbell import Doorbell
 from ..models import BrokerConsumer, CancelledTask, QueuedMessage, TaskLock
 from ..pglisten import Listener
 from .base import Broker, Delivery, Holdings, Leases, Outgoing
 
-SQLITE_POLL = 0.02
+SQLITE_POLL = 0.02  # where no doorbell can be made (no Unix sockets)
 _IN_BATCH = 500
 
 
@@ -39,6 +41,7 @@ class DatabaseBroker(Broker):
         self.priority_aging = priority_aging
         self.channel = f"{prefix}_queues"
         self._listener = Listener(alias, self.channel)
+        self._doorbells: dict[str, Doorbell] = {}
 
     @property
     def connection(self):
@@ -66,10 +69,21 @@ class DatabaseBroker(Broker):
             self._notify({row.queue for row in rows})
 
     def _notify(self, queues: set[str]) -> None:
-        if self.is_postgres and queues:
-            with self.connection.cursor() as cursor:
-                for queue in sorted(queues):
-                    cursor.execute("SELECT pg_notify(%s, %s)", [self.channel, queue])
+        if not queues:
+            return
+        if not self.is_postgres:
+            transaction.on_commit(lambda: self._doorbell().ring(queues), using=self.alias)
+            return
+        with self.connection.cursor() as cursor:
+            for queue in sorted(queues):
+                cursor.execute("SELECT pg_notify(%s, %s)", [self.channel, queue])
+
+    def _doorbell(self) -> Doorbell:
+        """The doorbell of this database file (the name is read each time: tests switch databases)."""
+        name = str(self.connection.settings_dict["NAME"])
+        if name not in self._doorbells:
+            self._doorbells[name] = Doorbell(f"{os.path.abspath(name)}:{self.channel}")
+        return self._doorbells[name]
 
     # -- consuming -----------------------------------------------------------------------------
 
@@ -80,6 +94,8 @@ class DatabaseBroker(Broker):
             return []
         if self.is_postgres:
             self._listener.listen()  # before looking, so no NOTIFY falls between the two
+        else:
+            self._doorbell().listen()  # the same, for a ring
         deliveries = self._take(consumer_id, queues, count)
         deadline = time.monotonic() + max(0.0, timeout)
         while not deliveries and time.monotonic() < deadline:
@@ -129,10 +145,12 @@ class DatabaseBroker(Broker):
     def _wait(self, queues: list[str], seconds: float) -> None:
         if seconds <= 0:
             return
-        if not self.is_postgres:
+        if self.is_postgres:
+            self._listener.wait_for(queues, seconds)
+        elif self._doorbell().listen():
+            self._doorbell().wait_for(queues, seconds)
+        else:
             time.sleep(min(seconds, SQLITE_POLL))
-            return
-        self._listener.wait_for(queues, seconds)
 
     def ack(self, deliveries: Sequence[Delivery]) -> None:
         keys = [d.key for d in deliveries]
@@ -260,6 +278,8 @@ class DatabaseBroker(Broker):
 
     def close(self) -> None:
         self._listener.close()
+        for doorbell in self._doorbells.values():
+            doorbell.close()
 
 
 def _when(eta: float) -> datetime:
