@@ -65,11 +65,9 @@ def waiting(queue: str, offset: int = 0, limit: int = 50) -> list[WaitingMessage
     return page
 
 
-def revoke_waiting(keys: list[str]) -> list[str]:
-    """Revoke the tasks of these waiting messages (they will not run); returns their task ids."""
-    task_ids = sorted({key.split("~", 1)[0] for key in keys})
-    control.revoke(task_ids)
-    return task_ids
+def task_ids_of(keys: list[str]) -> list[str]:
+    """The task ids of these waiting messages' keys (revoke them with revoke_and_report)."""
+    return sorted({key.split("~", 1)[0] for key in keys if key})
 
 
 REVOKED, RUNNING, UNSTOPPABLE, TERMINATED, NOT_STOPPED, FINISHED = (

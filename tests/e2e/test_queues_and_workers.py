@@ -42,8 +42,13 @@ def test_queues_page_counts_lists_revokes_and_purges_waiting_messages(admin_clie
     assert listing.content.index(waiting[0].id.encode()) < listing.content.index(waiting[2].id.encode())
     assert len(operations.waiting(queue, offset=1, limit=1)) == 1  # paged
 
-    admin_client.post(f"{QUEUES}messages/?queue={queue}", {"key": [waiting[0].id]})
+    [key] = [item.key for item in operations.waiting(queue) if item.key.startswith(waiting[0].id)]
+    asked = admin_client.post(f"{QUEUES}messages/?queue={queue}", {"key": [key]})
+    assert asked.status_code == 200 and b'id="confirm-revoke"' in asked.content  # a confirmation page first
+    assert AsyncResult(waiting[0].id).state == states.PENDING  # asking is not revoking
+    done = admin_client.post(f"{QUEUES}messages/?queue={queue}", {"key": [key], "confirmed": "yes"}, follow=True)
     assert AsyncResult(waiting[0].id).state == states.REVOKED
+    assert _said(done) == [("success", f"1 task(s) revoked (it was waiting: it will not run): {waiting[0].id}")]
 
     confirm = admin_client.get(f"{QUEUES}purge/", {"queue": queue})
     assert confirm.status_code == 200 and b"cannot be undone" in confirm.content
@@ -52,6 +57,46 @@ def test_queues_page_counts_lists_revokes_and_purges_waiting_messages(admin_clie
     assert not held(get_broker(), waiting[1].id) and not held(get_broker(), waiting[2].id)
     [info] = [q for q in operations.queues() if q.name == queue]
     assert (info.ready, info.delayed) == (0, 1)  # the delayed one is kept
+
+
+def _said(response) -> list[tuple[str, str]]:
+    return [(message.level_tag, message.message) for message in response.context["messages"]]
+
+
+@pytest.mark.reads_by_key
+def test_revoking_waiting_messages_says_per_task_what_happened(admin_client, transactional_db, broker_url):
+    """A message a worker took after the page was read is reported running, not revoked; a waiting
+    one is reported revoked and never runs."""
+    queue = _queue()
+    taken = record.apply_async((f"{queue}-taken", 3.0), queue=queue)
+    [key] = [item.key for item in operations.waiting(queue)]  # the page, as it was read
+    worker = start_worker("-c", "1", "-Q", queue)
+    try:
+        wait_until(lambda: Run.objects.filter(label=f"{queue}-taken").exists(), timeout=10, message="task started")
+        url = f"{QUEUES}messages/?queue={queue}"
+        asked = admin_client.post(url, {"key": [key]})
+        assert asked.status_code == 200 and taken.id.encode() in asked.content
+        done = admin_client.post(url, {"key": [key], "confirmed": "yes"}, follow=True)
+        [(level, text)] = _said(done)
+        assert level == "warning" and "a worker already had it" in text and taken.id in text
+        wait_until(lambda: Run.objects.filter(label=f"{queue}-taken", finished__isnull=False).exists(), timeout=10,
+                   message="the taken task ran to its end, as said")
+    finally:
+        worker.terminate()
+
+    queue = _queue()
+    kept = record.apply_async((f"{queue}-revoked",), queue=queue)
+    later = record.apply_async((f"{queue}-later",), queue=queue)
+    [key, _] = [item.key for item in operations.waiting(queue)]
+    done = admin_client.post(f"{QUEUES}messages/?queue={queue}", {"key": [key], "confirmed": "yes"}, follow=True)
+    assert _said(done) == [("success", f"1 task(s) revoked (it was waiting: it will not run): {kept.id}")]
+    worker = start_worker("-c", "1", "-Q", queue)
+    try:
+        assert later.get(timeout=10)  # behind the revoked one in the queue: that one was dropped
+        assert AsyncResult(kept.id).state == states.REVOKED
+        assert not Run.objects.filter(label=f"{queue}-revoked").exists()
+    finally:
+        worker.terminate()
 
 
 def test_queues_page_on_rabbitmq_counts_purges_and_says_what_it_cannot_list(admin_client, transactional_db,
