@@ -2,12 +2,14 @@
 broker (Redis or the database broker)."""
 
 import json
+import re
 import time
 import uuid
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from django.utils.html import escape
 
 from taskqueue import AsyncResult, operations, states
 from taskqueue.brokers import get_broker
@@ -57,6 +59,14 @@ def test_queues_page_counts_lists_revokes_and_purges_waiting_messages(admin_clie
     assert not held(get_broker(), waiting[1].id) and not held(get_broker(), waiting[2].id)
     [info] = [q for q in operations.queues() if q.name == queue]
     assert (info.ready, info.delayed) == (0, 1)  # the delayed one is kept
+
+
+def _row(response, kind: str, name: str) -> str:
+    """The HTML of the one table row of this queue or worker (data-queue / data-worker)."""
+    assert response.status_code == 200
+    rows = re.findall(rf'<tr data-{kind}="{re.escape(escape(name))}">(.*?)</tr>', response.content.decode(), re.S)
+    assert len(rows) == 1, f"{len(rows)} rows for {kind} {name!r}"
+    return rows[0]
 
 
 def _said(response) -> list[tuple[str, str]]:
@@ -129,8 +139,9 @@ def test_a_paused_queue_is_left_alone_until_resumed(admin_client, transactional_
         res = add.apply_async((2, 2), queue=queue)
         time.sleep(1.5)  # a consumer that took it would have run it by now
         assert AsyncResult(res.id).state == states.PENDING and waits_in(get_broker(), queue, res.id)
-        assert b"paused" in admin_client.get(QUEUES).content
+        assert "tq-paused" in _row(admin_client.get(QUEUES), "queue", queue)
         admin_client.post(QUEUES, {"queue": queue, "action": "resume"})
+        assert "tq-paused" not in _row(admin_client.get(QUEUES), "queue", queue)
         assert res.get(timeout=READ_EVERY + 10) == 4
     finally:
         worker.terminate()
@@ -145,6 +156,7 @@ def test_workers_page_shows_a_live_worker_and_shuts_it_down_warm(admin_client, t
         wait_until(lambda: Run.objects.filter(label=f"{queue}-long").exists(), timeout=10, message="task started")
         [info] = [w for w in operations.workers() if w.hostname == f"{queue}@tests"]
         assert info.alive and info.record.pid == worker.pid and info.record.queues == [queue]
+        assert "tq-live" in _row(admin_client.get("/admin/taskqueue/workerrecord/"), "worker", info.key)
         assert info.record.concurrency == 2 and info.record.pool == "prefork" and info.processed >= 1
         assert [m.id for m in info.running] == [running.id]
         page = admin_client.get("/admin/taskqueue/workerrecord/")
@@ -158,7 +170,7 @@ def test_workers_page_shows_a_live_worker_and_shuts_it_down_warm(admin_client, t
         assert running.get(timeout=5)  # the running task was finished, not killed
         [info] = [w for w in operations.workers() if w.key == info.key]
         assert not info.alive
-        assert b"dead" in admin_client.get("/admin/taskqueue/workerrecord/").content
+        assert "tq-dead" in _row(admin_client.get("/admin/taskqueue/workerrecord/"), "worker", info.key)
     finally:
         worker.terminate()
 
