@@ -11,7 +11,7 @@ import pytest
 from django.core.management import call_command
 from django.utils.html import escape
 
-from taskqueue import AsyncResult, operations, states
+from taskqueue import AsyncResult, control, operations, states
 from taskqueue.brokers import get_broker
 from taskqueue.models import PausedQueue, WorkerRecord
 from taskqueue.testing import start_worker
@@ -59,6 +59,23 @@ def test_queues_page_counts_lists_revokes_and_purges_waiting_messages(admin_clie
     assert not held(get_broker(), waiting[1].id) and not held(get_broker(), waiting[2].id)
     [info] = [q for q in operations.queues() if q.name == queue]
     assert (info.ready, info.delayed) == (0, 1)  # the delayed one is kept
+
+
+@pytest.mark.reads_by_key
+def test_waiting_messages_are_paged_fifty_at_a_time(admin_client, transactional_db, broker_url):
+    queue = _queue()
+    sent = [add.apply_async((i, i), queue=queue) for i in range(51)]
+    try:
+        first = admin_client.get(f"{QUEUES}messages/", {"queue": queue}).content.decode()
+        keys = re.findall(r'<tr data-key="([^"]+)">', first)
+        assert len(keys) == 50 and keys[0].startswith(sent[0].id)
+        assert re.search(r'href="[^"]*page=2[^"]*">next', first) and "previous</a>" not in first
+        second = admin_client.get(f"{QUEUES}messages/", {"queue": queue, "page": "2"}).content.decode()
+        [last] = re.findall(r'<tr data-key="([^"]+)">', second)
+        assert last.startswith(sent[50].id) and "next &rarr;" not in second
+        assert re.search(r'href="[^"]*page=1[^"]*">&larr; previous', second)
+    finally:
+        assert control.purge(queue) == 51
 
 
 def _row(response, kind: str, name: str) -> str:
