@@ -36,6 +36,8 @@ def test_queues_page_counts_lists_revokes_and_purges_waiting_messages(admin_clie
     add.apply_async((9, 9), queue=queue, countdown=3600)
     [info] = [q for q in operations.queues() if q.name == queue]
     assert (info.ready, info.delayed, info.in_flight) == (3, 1, 0) and 0 <= info.oldest_age < 60
+    cells = dict(re.findall(r'<td class="tq-num (\w+)">(.*?)</td>', _row(admin_client.get(QUEUES), "queue", queue)))
+    assert (cells["ready"], cells["delayed"], cells["inflight"]) == ("3", "1", "0") and cells["oldest"].endswith(" s")
 
     page = admin_client.get(QUEUES)
     assert page.status_code == 200 and f'data-queue="{queue}"'.encode() in page.content
@@ -134,10 +136,14 @@ def test_queues_page_on_rabbitmq_counts_purges_and_says_what_it_cannot_list(admi
     waiting = [add.apply_async((i, i), queue=queue) for i in range(3)]
     wait_until(lambda: [q for q in operations.queues() if q.name == queue and q.ready == 3], timeout=5,
                message="three ready")  # RabbitMQ's counts follow its confirms within milliseconds
-    page = admin_client.get(QUEUES)
-    assert page.status_code == 200 and f'data-queue="{queue}"'.encode() in page.content
+    [info] = [q for q in operations.queues() if q.name == queue]
+    assert (info.delayed, info.oldest_age, info.readable) == (None, None, False)  # unknown, not 0
+    cells = dict(re.findall(r'<td class="tq-num (\w+)">(.*?)</td>', _row(admin_client.get(QUEUES), "queue", queue)))
+    assert cells["ready"] == "3" and cells["inflight"] == "0"
+    assert "tq-unknown" in cells["delayed"] and "tq-unknown" in cells["oldest"]  # shown as "–"
     listing = admin_client.get(f"{QUEUES}messages/", {"queue": queue})
     assert listing.status_code == 200 and b"3 message(s) wait here" in listing.content
+    assert b"delayed <span class=\"tq-unknown\"" in listing.content
     admin_client.post(f"{QUEUES}purge/", {"queue": queue, "confirmed": "yes"})
     [info] = [q for q in operations.queues() if q.name == queue]
     assert info.ready == 0 and all(AsyncResult(r.id).state == states.PENDING for r in waiting)
