@@ -2,9 +2,11 @@
 
 Nothing is counted in the workers, so any number of worker processes (prefork children included)
 and web processes serve the same figures, with no multiprocess directory and no cost per task.
-Task figures that only grow (finished, failed, retried, runtimes) cover the tasks that finished in
-the last TASKQUEUE_METRICS_WINDOW seconds: snapshots to read as gauges (`histogram_quantile`
-straight on the buckets), not counters to `rate()`.
+The figures about finished tasks (finished, failed, retried, runtimes) cover the tasks that
+finished in the last TASKQUEUE_METRICS_WINDOW seconds, so they go down as the window slides: every
+family is a gauge, none a counter or a histogram (whose samples Prometheus takes to only grow and
+`rate()` would misread). The runtimes are cumulative buckets with an `le` label, so
+`histogram_quantile` works on them as they are.
 
 Mount it in the project's urls.py: ``path("metrics", taskqueue.metrics.view)``.
 """
@@ -21,7 +23,8 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.utils import floatToGoString
 
 from . import states
 from .brokers import get_broker
@@ -65,7 +68,7 @@ class Collector:
         finished = TaskResult.objects.filter(state__in=states.READY_STATES,
                                              date_done__gte=timezone.now() - timedelta(seconds=window)).order_by()
         yield from task_metrics(finished)
-        yield runtime_histogram(finished)
+        yield from runtime_metrics(finished)
         yield dead_letter_metric()
 
 
@@ -83,8 +86,12 @@ def broker_metrics() -> Iterator[Metric]:
     for queue, size in sorted(holdings.sizes.items()):
         ready.add_metric([queue], size)
     yield ready
-    yield GaugeMetricFamily("taskqueue_delayed_messages", "Messages waiting for their eta or countdown",
-                            value=len(holdings.delayed))
+    if get_broker().reads_by_key:  # RabbitMQ cannot tell: no figure rather than a false 0
+        delayed = GaugeMetricFamily("taskqueue_delayed_messages", "Messages waiting for their eta or countdown",
+                                    labels=["queue"])
+        for queue, count in sorted(holdings.later.items()):
+            delayed.add_metric([queue], count)
+        yield delayed
     timeout = get_settings().VISIBILITY_TIMEOUT
     live = {consumer: age for consumer, age in holdings.consumers.items() if age <= timeout}
     yield GaugeMetricFamily("taskqueue_in_flight_messages", "Messages held by live worker processes",
@@ -124,20 +131,26 @@ def task_metrics(finished) -> Iterator[Metric]:
     yield retries
 
 
-def runtime_histogram(finished) -> Metric:
-    """Runtimes (start, else creation, to end) of the tasks finished in the window: one aggregate."""
-    histogram = HistogramMetricFamily("taskqueue_task_runtime_seconds",
-                                      "Runtimes of the tasks finished in the window, by name", labels=["task_name"])
+def runtime_metrics(finished) -> Iterator[Metric]:
+    """Runtimes (start, else creation, to end) of the tasks finished in the window, in one
+    aggregate: cumulative buckets (gauges with an `le` label) and the seconds they add up to."""
+    buckets = GaugeMetricFamily("taskqueue_task_runtime_buckets",
+                                "Tasks finished in the window that ran at most `le` seconds, by name (cumulative)",
+                                labels=["task_name", "le"])
+    busy = GaugeMetricFamily("taskqueue_task_busy_seconds", "Runtimes of the tasks finished in the window added up, "
+                             "by name", labels=["task_name"])
     runtime = ExpressionWrapper(F("date_done") - Coalesce("date_started", "date_created"), output_field=DurationField())
-    buckets = {f"le{index}": Count("id", filter=Q(runtime__lte=timedelta(seconds=bound)))
-               for index, bound in enumerate(RUNTIME_BUCKETS)}
+    counts = {f"le{index}": Count("id", filter=Q(runtime__lte=timedelta(seconds=bound)))
+              for index, bound in enumerate(RUNTIME_BUCKETS)}
     rows = finished.annotate(runtime=runtime).values("task_name").annotate(total=Count("id"), seconds=Sum("runtime"),
-                                                                            **buckets)
+                                                                            **counts)
     for row in sorted(rows, key=lambda row: row["task_name"]):
-        counts = [(str(bound), row[f"le{index}"]) for index, bound in enumerate(RUNTIME_BUCKETS)]
-        total_seconds = row["seconds"].total_seconds() if row["seconds"] is not None else 0.0
-        histogram.add_metric([row["task_name"]], [*counts, ("+Inf", row["total"])], total_seconds)
-    return histogram
+        for index, bound in enumerate(RUNTIME_BUCKETS):
+            buckets.add_metric([row["task_name"], floatToGoString(bound)], row[f"le{index}"])
+        buckets.add_metric([row["task_name"], "+Inf"], row["total"])
+        busy.add_metric([row["task_name"]], row["seconds"].total_seconds() if row["seconds"] is not None else 0.0)
+    yield buckets
+    yield busy
 
 
 def dead_letter_metric() -> Metric:

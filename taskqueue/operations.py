@@ -23,10 +23,11 @@ WORKERS_KEPT = timedelta(days=1)  # a dead worker's record is listed (then delet
 class QueueInfo:
     name: str
     ready: int = 0
-    delayed: int = 0
+    delayed: int | None = 0  # None: the broker cannot tell (RabbitMQ)
     in_flight: int = 0
-    oldest_age: float | None = None  # seconds since the message at its head became ready
+    oldest_age: float | None = None  # seconds since the message at its head became ready (None: none, or unknown)
     paused: bool = False
+    readable: bool = True  # False: a broker that cannot be read by key (RabbitMQ): delayed and age unknown
 
 
 def queues() -> list[QueueInfo]:
@@ -37,8 +38,11 @@ def queues() -> list[QueueInfo]:
                 for queue in record.queues}
     names = sorted({*holdings.sizes, *holdings.inflight, *holdings.later, *paused, *consumed})
     now = time.time()
-    return [QueueInfo(name, holdings.sizes.get(name, 0), holdings.later.get(name, 0), holdings.inflight.get(name, 0),
-                      max(0.0, now - holdings.oldest[name]) if name in holdings.oldest else None, name in paused)
+    readable = get_broker().reads_by_key
+    return [QueueInfo(name, holdings.sizes.get(name, 0), holdings.later.get(name, 0) if readable else None,
+                      holdings.inflight.get(name, 0),
+                      max(0.0, now - holdings.oldest[name]) if name in holdings.oldest else None, name in paused,
+                      readable)
             for name in names]
 
 
@@ -65,11 +69,9 @@ def waiting(queue: str, offset: int = 0, limit: int = 50) -> list[WaitingMessage
     return page
 
 
-def revoke_waiting(keys: list[str]) -> list[str]:
-    """Revoke the tasks of these waiting messages (they will not run); returns their task ids."""
-    task_ids = sorted({key.split("~", 1)[0] for key in keys})
-    control.revoke(task_ids)
-    return task_ids
+def task_ids_of(keys: list[str]) -> list[str]:
+    """The task ids of these waiting messages' keys (revoke them with revoke_and_report)."""
+    return sorted({key.split("~", 1)[0] for key in keys if key})
 
 
 REVOKED, RUNNING, UNSTOPPABLE, TERMINATED, NOT_STOPPED, FINISHED = (

@@ -1,5 +1,5 @@
 """The queues page: depths read from the broker, the waiting messages of a queue (decoded, paged),
-revoke, purge (after a confirmation page), pause and resume."""
+revoke and purge (each after a confirmation page), pause and resume."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from django.utils.http import urlencode
 from .. import control, operations
 from ..brokers import get_broker
 from ..models import Queue
+from .revoking import report_revoke
 
 PAGE = 50
 
@@ -71,11 +72,12 @@ class QueueAdmin(admin.ModelAdmin):
             page = 1
         if request.method == "POST":
             self._require_change(request)
-            keys = request.POST.getlist("key")
-            if keys:
-                revoked = operations.revoke_waiting(keys)
-                self.message_user(request, f"Revoked {len(revoked)} waiting task(s): they will not run "
-                                           f"(dropped when they reach the head of {queue!r}).", messages.SUCCESS)
+            task_ids = operations.task_ids_of(request.POST.getlist("key"))
+            if task_ids and request.POST.get("confirmed") != "yes":  # ask first, as the purge does
+                return TemplateResponse(request, "admin/taskqueue/queue_revoke.html", self._context(
+                    request, f"Revoke {len(task_ids)} task(s) waiting in {queue}?", queue=queue, task_ids=task_ids))
+            if task_ids:  # what happened to each: a worker may have taken one since the page was read
+                report_revoke(self, request, task_ids, terminate=False)
             return HttpResponseRedirect(request.get_full_path())
         waiting = operations.waiting(queue, (page - 1) * PAGE, PAGE + 1)
         info = next((q for q in operations.queues() if q.name == queue), None)

@@ -1,17 +1,20 @@
 """The admin's workflow page in headless Chromium: the failed step of a new-device-login chain,
 its workflow graph, resumed from the failed node until the chain completes."""
 
+import time
+import uuid
+
 import pytest
 from django.contrib.auth.models import User
 
 from demo_project.logins.models import Login, RiskApiControl, RiskVerdict
 from demo_project.logins.tasks import start_workflow
-from taskqueue import chord, control, states
+from taskqueue import chain, chord, control, states
 from taskqueue.models import TaskResult
 from taskqueue.testing import start_worker
 from tests.browser.test_pages import ARTIFACTS, browser  # noqa: F401  (the Chromium fixture)
 from tests.helpers import wait_until
-from tests.tasks import add, tsum
+from tests.tasks import add, slow_add, tsum
 
 pytestmark = [pytest.mark.any_broker, pytest.mark.any_database]
 
@@ -69,3 +72,43 @@ def test_resume_a_failed_login_chain_from_its_workflow_page(browser, admin_site)
     page.screenshot(path=str(ARTIFACTS / "workflow-fan-out.png"), full_page=True)
     page.close()
     assert control.purge("wf-browser-nobody") == 30
+
+
+def test_the_workflow_page_refreshes_while_it_runs_and_stops_polling_when_done(browser, live_server,  # noqa: F811
+                                                                               transactional_db, broker_url):
+    """Opened while the chain's second step runs: the page fetches ?fragment=1 until that node is
+    SUCCESS, without navigating, and asks no more once the graph says nothing runs."""
+    queue = f"wf-live-{uuid.uuid4().hex[:8]}"
+    worker = start_worker("-c", "1", "-Q", queue)
+    try:
+        ARTIFACTS.mkdir(exist_ok=True)
+        result = chain(add.s(1, 1).set(queue=queue), slow_add.s(2, seconds=3.0).set(queue=queue)).apply_async()
+        row = wait_until(lambda: TaskResult.objects.filter(task_id=result.parent.id, state=states.SUCCESS).first(),
+                         timeout=15, message="the first step done: the second (3 s) runs")
+        User.objects.create_superuser("admin", "admin@example.com", "admin-pw")
+        page = browser.new_page(viewport={"width": 1200, "height": 700})
+        page.goto(f"{live_server.url}/admin/login/?next=/admin/taskqueue/taskresult/{row.pk}/workflow/")
+        page.fill("#id_username", "admin")
+        page.fill("#id_password", "admin-pw")
+        page.click("input[type=submit]")
+        page.wait_for_selector("#tq-graph", timeout=10_000)
+        workflow_url = page.url
+        assert page.locator("#tq-graph").get_attribute("data-running") == "1"
+        assert page.locator(f'[data-task-id="{result.id}"]').get_attribute("data-state") != states.SUCCESS
+        fragments: list[float] = []
+        navigations: list[str] = []
+        page.on("request", lambda request: fragments.append(time.monotonic())
+                if "fragment=1" in request.url else None)
+        page.on("framenavigated", lambda frame: navigations.append(frame.url) if frame == page.main_frame else None)
+
+        page.wait_for_selector(f'[data-task-id="{result.id}"][data-state="SUCCESS"]', timeout=15_000)
+        page.wait_for_selector('#tq-graph[data-running="0"]', timeout=5_000)
+        page.screenshot(path=str(ARTIFACTS / "workflow-refreshed.png"), full_page=True)
+        assert fragments, "the page was refreshed by fetching ?fragment=1"
+        assert navigations == [] and page.url == workflow_url  # refreshed in place
+        asked = len(fragments)
+        page.wait_for_timeout(5_000)  # more than two polling periods (2 s)
+        assert len(fragments) == asked, "polling stopped once nothing runs"
+        page.close()
+    finally:
+        worker.terminate()

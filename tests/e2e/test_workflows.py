@@ -11,7 +11,7 @@ from taskqueue.exceptions import ChordError
 from taskqueue.models import ChordCounter, TaskResult
 from tests.helpers import wait_until
 from tests.models import Run
-from tests.tasks import add, fail, fail_with, fails_until_fixed, record_list, tsum
+from tests.tasks import add, errback_label, fail, fail_with, fails_until_fixed, record_list, tsum
 
 
 def _fix(label: str) -> None:
@@ -50,6 +50,27 @@ def test_resume_a_failed_chain_step_continues_the_chain(worker, admin_client):
     assert Run.objects.filter(label="ran:chain-step").count() == 2  # the failed attempt and the resumed one
     again = _resume(admin_client, second.id)
     assert "Not resumed" in again, again  # it is SUCCESS now
+
+
+def test_resume_a_failed_task_runs_its_link_callback_once(worker, admin_client):
+    """The same callbacks: a link= of the failed task runs when the resumed attempt succeeds, once;
+    its link_error ran for the failure and does not run again."""
+    sent = fails_until_fixed.apply_async(([1, 2, 3], "linked"), link=record_list.s(label="linked-callback"),
+                                         link_error=errback_label.s("linked-errback"))
+    _failed(sent.id)
+    wait_until(lambda: Run.objects.filter(label="linked-errback").exists(), timeout=10, message="errback ran")
+    assert not Run.objects.filter(label="linked-callback").exists()
+    _fix("linked")
+    answer = _resume(admin_client, sent.id)
+    assert "again; what followed it runs" in answer, answer
+    assert AsyncResult(sent.id).get(timeout=20) == [1, 2, 3]
+    callback = wait_until(lambda: Run.objects.filter(label="linked-callback").first(), timeout=10,
+                          message="the link ran after the resume")
+    assert callback.task_id == "3"  # given the resumed attempt's result
+    assert add.delay(1, 1).get(timeout=10) == 2  # a later task done: a second callback would have run by now
+    assert Run.objects.filter(label="linked-callback").count() == 1
+    assert Run.objects.filter(label="linked-errback").count() == 1
+    assert Run.objects.filter(label="ran:linked").count() == 2  # the failed attempt and the resumed one
 
 
 def test_resume_a_failed_chord_member_completes_the_chord_once(worker, admin_client):

@@ -101,3 +101,36 @@ def test_cleanup_of_200000_expired_results_stays_in_bounded_memory(transactional
     tracemalloc.stop()
     assert deleted == 200000 and list(TaskResult.objects.values_list("task_id", flat=True)) == ["fresh"]
     assert peak < 20 * 1024 * 1024, f"cleanup peaked at {peak / 1e6:.1f} MB"
+
+
+def test_beat_schedule_setting_is_synced_each_time_a_scheduler_starts(transactional_db, settings):
+    """TASKQUEUE_BEAT_SCHEDULE written to rows: a changed entry is updated, a removed one disabled,
+    an unchanged one not saved again (a save would restart its interval), admin rows left alone."""
+    from taskqueue.scheduler import FROM_CODE
+    from taskqueue.schedules import crontab
+
+    by_admin = _every(30, name="made-in-the-admin")
+    settings.TASKQUEUE_BEAT_SCHEDULE = {
+        "a": {"task": "tests.tasks.add", "schedule": 60, "args": (1, 2)},
+        "b": {"task": "tests.tasks.add", "schedule": crontab(minute="5"), "options": {"queue": "beat-b"}},
+        "c": {"task": "tests.tasks.echo", "schedule": timedelta(minutes=5), "kwargs": {"value": "x"}},
+    }
+    Scheduler().run(lambda: True)  # writes the schedule, then stops before its first tick
+    rows = {row.name: row for row in PeriodicTask.objects.all()}
+    a, b, c = rows["a"], rows["b"], rows["c"]
+    assert (a.task, a.args, a.interval.every, a.interval.period, a.enabled) == ("tests.tasks.add", [1, 2], 60,
+                                                                               "seconds", True)
+    assert (b.crontab.minute, b.interval, b.queue, b.enabled, b.description) == ("5", None, "beat-b", True, FROM_CODE)
+    assert (c.kwargs, c.interval.every) == ({"value": "x"}, 300)
+
+    settings.TASKQUEUE_BEAT_SCHEDULE = {
+        "a": {"task": "tests.tasks.add", "schedule": 120, "args": (3, 4)},  # changed
+        "c": {"task": "tests.tasks.echo", "schedule": timedelta(minutes=5), "kwargs": {"value": "x"}},  # unchanged
+    }  # "b" removed
+    Scheduler().run(lambda: True)
+    rows = {row.name: row for row in PeriodicTask.objects.all()}
+    assert (rows["a"].pk, rows["a"].args, rows["a"].interval.every, rows["a"].enabled) == (a.pk, [3, 4], 120, True)
+    assert rows["a"].date_changed > a.date_changed  # saved: its interval restarts from the change
+    assert (rows["b"].pk, rows["b"].enabled) == (b.pk, False)  # disabled, kept with its run history
+    assert (rows["c"].date_changed, rows["c"].enabled) == (c.date_changed, True)  # not saved again
+    assert rows["made-in-the-admin"].enabled and rows["made-in-the-admin"].date_changed == by_admin.date_changed

@@ -44,8 +44,10 @@ class Command(BaseCommand):
     def _print_status(self, report: dict) -> None:
         self.stdout.write("queues:")
         for name, queue in report["queues"].items():
-            age = "-" if queue["oldest_age_s"] is None else f"{queue['oldest_age_s']:.1f} s"
-            self.stdout.write(f"  {name}: ready {queue['ready']}, delayed {queue['delayed']}, in flight "
+            unknown = queue["delayed"] is None  # a broker that cannot tell (RabbitMQ)
+            age = ("unknown" if unknown else "-") if queue["oldest_age_s"] is None else f"{queue['oldest_age_s']:.1f} s"
+            delayed = "unknown" if unknown else queue["delayed"]
+            self.stdout.write(f"  {name}: ready {queue['ready']}, delayed {delayed}, in flight "
                               f"{queue['in_flight']}, oldest {age}{', PAUSED' if queue['paused'] else ''}")
         self.stdout.write("results:")
         self._print(report["results"], "  ")
