@@ -39,15 +39,24 @@ class Doorbell:
             return False
         path = os.path.join(self.directory, f"{os.getpid()}-{uuid.uuid4().hex[:8]}.sock")
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        try:
-            os.makedirs(self.directory, mode=0o700, exist_ok=True)
-            sock.bind(path)
-        except OSError:
+        if not self._bind(sock, path):
             sock.close()
             return False
         sock.setblocking(False)
         self._local.sock, self._local.path = sock, path
         return True
+
+    def _bind(self, sock: socket.socket, path: str) -> bool:
+        for _ in range(2):  # the last waiter closing may remove the directory between the two calls
+            try:
+                os.makedirs(self.directory, mode=0o700, exist_ok=True)
+                sock.bind(path)
+                return True
+            except FileNotFoundError:
+                continue
+            except OSError:
+                return False
+        return False
 
     def wait_for(self, payloads: Container[str], seconds: float) -> bool:
         """Wait up to `seconds` for a ring naming one of `payloads`; False when none came."""
@@ -97,6 +106,10 @@ class Doorbell:
         if sock is not None and self._local.pid == os.getpid():
             sock.close()
             _remove(self._local.path)
+            try:
+                os.rmdir(self.directory)  # the last one out: no empty directories left behind
+            except OSError:
+                pass
         self._local.sock, self._local.pid = None, None
 
 
