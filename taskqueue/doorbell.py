@@ -82,8 +82,8 @@ class Doorbell:
 
     def ring(self, payloads: Iterable[str]) -> None:
         """Tell every waiter on this machine (a full socket already has a ring waiting)."""
-        message = "\n".join(sorted(set(payloads))).encode()[:_MAX_DATAGRAM]
-        if not message or not hasattr(socket, "AF_UNIX"):
+        messages = _datagrams(sorted(set(payloads)))
+        if not messages or not hasattr(socket, "AF_UNIX"):
             return
         try:
             entries = [entry.path for entry in os.scandir(self.directory) if entry.name.endswith(".sock")]
@@ -94,12 +94,14 @@ class Doorbell:
             sender = self._local.sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
             sender.setblocking(False)
         for path in entries:
-            try:
-                sender.sendto(message, path)
-            except ConnectionRefusedError:  # its process is gone
-                _remove(path)
-            except OSError:  # full (BlockingIOError), or removed meanwhile
-                pass
+            for message in messages:
+                try:
+                    sender.sendto(message, path)
+                except ConnectionRefusedError:  # its process is gone
+                    _remove(path)
+                    break
+                except OSError:  # full (BlockingIOError), or removed meanwhile
+                    break
 
     def close(self) -> None:
         sock = getattr(self._local, "sock", None)
@@ -111,6 +113,19 @@ class Doorbell:
             except OSError:
                 pass
         self._local.sock, self._local.pid = None, None
+
+
+def _datagrams(names: list[str]) -> list[bytes]:
+    """The names, newline-separated, in as few datagrams of at most _MAX_DATAGRAM bytes as fit."""
+    datagrams: list[bytes] = []
+    current = b""
+    for name in names:
+        encoded = name.encode()[:_MAX_DATAGRAM]
+        if current and len(current) + 1 + len(encoded) > _MAX_DATAGRAM:
+            datagrams.append(current)
+            current = b""
+        current = current + b"\n" + encoded if current else encoded
+    return [*datagrams, current] if current else datagrams
 
 
 def _remove(path: str) -> None:

@@ -1,5 +1,6 @@
 """Wake `get()` waiters when a result is stored: Redis pub/sub with the Redis broker, LISTEN/NOTIFY
-with the database broker on PostgreSQL, else a short bounded backoff (SQLite).
+with results in PostgreSQL otherwise, a doorbell (`doorbell.py`) with results in SQLite, else a
+short bounded backoff.
 
 The database stays the source of truth: a notification says "look again now". With Redis, the
 notification of a finished task also carries its signed outcome (state, result, traceback) when it
@@ -20,6 +21,7 @@ import redis
 from .brokers import CLUSTER_SCHEME, broker_kind
 from .brokers.redis import ThreadClients, connect
 from .conf import get_settings
+from .doorbell import Doorbell
 from .pglisten import Listener
 
 # A Redis Cluster also answers MOVED (the slot is served elsewhere now) or CLUSTERDOWN.
@@ -39,6 +41,8 @@ def _kind() -> str:
 
         if connection.vendor == "postgresql":
             return "postgres"
+        if connection.vendor == "sqlite":
+            return "doorbell"
     return "poll"
 
 
@@ -111,6 +115,8 @@ def publish(task_ids: list[str], notices: dict[str, bytes] | None = None,
 
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_notify(%s, x) FROM unnest(%s::text[]) AS x", [_pg_channel(), task_ids])
+    elif kind == "doorbell":
+        _results_doorbell().ring(task_ids)
 
 
 def _own_client(key: str = ""):
@@ -160,6 +166,8 @@ def listen(task_id: str, outcome_only: bool = False) -> Iterator[Callable[[float
             yield wait
     elif kind == "postgres":
         yield _pg_waiter(task_id)
+    elif kind == "doorbell" and _results_doorbell().listen():
+        yield _doorbell_waiter(task_id)
     else:
         yield _backoff_waiter()
 
@@ -282,6 +290,29 @@ def _pg_waiter(task_id: str) -> Callable[[float], None]:
     return wait
 
 
+_doorbells: dict[str, Doorbell] = {}  # SQLite file and prefix -> its doorbell
+
+
+def _results_doorbell() -> Doorbell:
+    from django.db import connection
+
+    name = f"{os.path.abspath(str(connection.settings_dict['NAME']))}:{get_settings().KEY_PREFIX}_done"
+    doorbell = _doorbells.get(name)
+    if doorbell is None:
+        doorbell = _doorbells[name] = Doorbell(name)
+    return doorbell
+
+
+def _doorbell_waiter(task_id: str) -> Callable[[float], None]:
+    doorbell = _results_doorbell()  # already listening: bound before the row is read
+    wanted = (task_id,)
+
+    def wait(seconds: float) -> None:  # a ring carries no outcome either: the waiter reads the row
+        doorbell.wait_for(wanted, seconds)
+
+    return wait
+
+
 def close() -> None:
     """Close this thread's listening connections (before dropping a test database, say)."""
     _drop_thread_pubsub()
@@ -289,6 +320,8 @@ def close() -> None:
         (threads or pooled).close_mine()
     for listener in _listeners.values():
         listener.close()
+    for doorbell in _doorbells.values():
+        doorbell.close()
 
 
 def _backoff_waiter() -> Callable[[float], None]:

@@ -41,7 +41,7 @@ class Listener:
         deadline = time.monotonic() + max(0.0, seconds)
         try:
             conn = self.listen()
-            while (remaining := deadline - time.monotonic()) > 0:
+            while (remaining := deadline - time.monotonic()) > 0.001:  # psycopg's wait counts in ms
                 for note in conn.notifies(timeout=remaining, stop_after=1):
                     if note.payload in payloads:
                         return True

@@ -255,16 +255,23 @@ class Adapter:
             warm_ms.append((time.perf_counter() - started) * 1000)
         time.sleep(settle)  # the warm-up's last acks and writes are not idle time
         processes = self.workers.processes()
-        used = -cpu_seconds(processes)
+        before = {p.pid: cpu_seconds([p]) for p in processes}
         started = time.monotonic()
         time.sleep(seconds)  # the measured spell itself
         wall = time.monotonic() - started
-        used += cpu_seconds(processes)
+        by_process = {}
+        for p in processes:
+            try:
+                name = " ".join(p.cmdline())[-60:]
+            except Exception:
+                name = "?"
+            by_process[str(p.pid)] = {"cmd": name, "cpu_percent": 100 * (cpu_seconds([p]) - before[p.pid]) / wall}
+        used = sum(entry["cpu_percent"] for entry in by_process.values()) * wall / 100
         started = time.perf_counter()
         self.round_trip(warm)
         first_ms = (time.perf_counter() - started) * 1000
         return {"description": self.description, "cpu_percent": 100 * used / wall, "seconds": wall,
-                "processes": len(processes),
+                "processes": len(processes), "by_process": by_process,
                 "first_round_trip_ms": first_ms, "warm_round_trip_p50_ms": statistics.median(warm_ms)}
 
 

@@ -20,9 +20,11 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, connections, transaction
 from django.db.models import Count, F, Min, Q
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from ..doorbell import Doorbell
 from ..models import BrokerConsumer, CancelledTask, QueuedMessage, TaskLock
@@ -98,8 +100,10 @@ class DatabaseBroker(Broker):
             self._doorbell().listen()  # the same, for a ring
         deliveries = self._take(consumer_id, queues, count)
         deadline = time.monotonic() + max(0.0, timeout)
-        while not deliveries and time.monotonic() < deadline:
-            self._wait(queues, min(deadline - time.monotonic(), self._until_next_due(queues)))
+        while not deliveries and (left := deadline - time.monotonic()) > 0:
+            due_in = self._until_next_due(queues)
+            if not self._wait(queues, min(left, due_in)) and due_in > left:
+                break  # slept to the deadline and nothing came: no need to look again
             deliveries = self._take(consumer_id, queues, 1)
         return deliveries
 
@@ -138,19 +142,32 @@ class DatabaseBroker(Broker):
         return [row for row in rows if row[6] not in cancelled]
 
     def _until_next_due(self, queues: list[str]) -> float:
-        nxt = QueuedMessage.objects.using(self.alias).filter(queue__in=queues, consumer_id=None).aggregate(
-            at=Min("available_at"))["at"]
-        return 1.0 if nxt is None else max(0.0, (nxt - timezone.now()).total_seconds())
+        """Seconds until the next waiting message of `queues` is due (1 if none waits): one plain
+        statement, as an idle consumer asks this twice a second."""
+        table = _table(self.connection, QueuedMessage)
+        with self.connection.cursor() as cursor:
+            cursor.execute(f"SELECT MIN(available_at) FROM {table} WHERE consumer_id IS NULL AND queue IN "
+                           f"({', '.join(['%s'] * len(queues))})", queues)
+            value = cursor.fetchone()[0]
+        if value is None:
+            return 1.0
+        if isinstance(value, str):  # SQLite
+            value = parse_datetime(value)
+        if settings.USE_TZ and timezone.is_naive(value):
+            value = timezone.make_aware(value, UTC)
+        return max(0.0, (value - timezone.now()).total_seconds())
 
-    def _wait(self, queues: list[str], seconds: float) -> None:
+    def _wait(self, queues: list[str], seconds: float) -> bool:
+        """Sleep until one of `queues` is notified (True) or `seconds` pass (False); True when
+        polling, as then a message may have come meanwhile."""
         if seconds <= 0:
-            return
+            return True
         if self.is_postgres:
-            self._listener.wait_for(queues, seconds)
-        elif self._doorbell().listen():
-            self._doorbell().wait_for(queues, seconds)
-        else:
-            time.sleep(min(seconds, SQLITE_POLL))
+            return self._listener.wait_for(queues, seconds)
+        if self._doorbell().listen():
+            return self._doorbell().wait_for(queues, seconds)
+        time.sleep(min(seconds, SQLITE_POLL))
+        return True
 
     def ack(self, deliveries: Sequence[Delivery]) -> None:
         keys = [d.key for d in deliveries]

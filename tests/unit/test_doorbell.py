@@ -72,3 +72,14 @@ def test_close_removes_the_socket_and_a_fork_binds_its_own():
     bell.ring({"x"})  # the child's socket is gone with it
     bell.close()
     assert mine and not os.path.exists(bell.directory)
+
+
+def test_many_names_ring_in_several_datagrams_and_each_name_arrives():
+    bell = _bell()
+    names = {f"{n:032x}" for n in range(500)}  # about 16 KB of task ids: four datagrams
+    try:
+        assert bell.listen()
+        bell.ring(names)
+        assert bell.wait_for({f"{499:032x}"}, 30) is True  # the last name, in the last datagram
+    finally:
+        bell.close()
