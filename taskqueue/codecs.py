@@ -33,6 +33,7 @@ class Outcome:
     retries: int | None = None  # retries count to store (RETRY stores the next attempt's number)
     next_attempt: tuple | None = None  # (args, kwargs, options) of the retry to send
     encoded: Any = None  # the result already turned into JSON types (checked in the worker)
+    signum: int | None = None  # revoked with terminate: the signal the revoke asked for
 
 
 def exception_to_json(exc: BaseException) -> dict:
