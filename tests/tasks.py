@@ -44,7 +44,8 @@ def fail(*args):
 @task(bind=True)
 def whoami(self):
     return {"id": self.request.id, "retries": self.request.retries, "queue": self.request.queue,
-            "hostname": self.request.hostname, "is_eager": self.request.is_eager}
+            "hostname": self.request.hostname, "is_eager": self.request.is_eager,
+            "priority": self.request.delivery_info["priority"]}
 
 
 @task(bind=True)
