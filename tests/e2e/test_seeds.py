@@ -143,3 +143,26 @@ def test_what_is_celery_config_from_object_with_include(transactional_db, app_co
     assert included is not None
     settings.TASKQUEUE_TASK_ALWAYS_EAGER = True  # the shared worker does not import that module
     assert included.delay().get(timeout=10) == "included"
+
+
+# -- notes-celery-cheatsheet.md: tasks ----------------------------------------------------------
+
+def test_cheatsheet_logging(transactional_db, settings, caplog):
+    """### Logging: `from celery.utils.log import get_task_logger` (run eagerly: the shared worker
+    does not import this module)."""
+    app = taskqueue.app
+    from taskqueue.utils.log import get_task_logger
+
+    logger = get_task_logger(__name__)
+
+    @app.task
+    def add(x, y):
+        logger.info('Adding {0} + {1}'.format(x, y))  # noqa: UP030, UP032 - as the seed writes it
+        return x + y
+
+    settings.TASKQUEUE_TASK_ALWAYS_EAGER = True
+    with caplog.at_level("INFO", logger=__name__):
+        res = add.delay(2, 3)
+    assert res.get(timeout=5) == 5
+    [record] = [r for r in caplog.records if r.name == __name__]
+    assert record.getMessage() == "Adding 2 + 3" and record.task_id == res.id
