@@ -263,7 +263,9 @@ class chord(Signature, kind="chord"):
         if type(header) is dict and header.get("subtask_type") == "chord" and body is None:
             Signature.__init__(self, header)  # rebuilt from a dict (after JSON): as it was
             return
-        header = header if isinstance(header, group) else group(header)
+        header = maybe_signature(header) if isinstance(header, dict) else header
+        if not isinstance(header, group):  # a chain's steps are the members, as Celery's _maybe_group makes them
+            header = group(header.tasks if isinstance(header, chain) else header)
         Signature.__init__(self, "taskqueue.chord", (), {
             "header": dict(header), "body": dict(maybe_signature(body)) if body is not None else None,
         }, options, subtask_type="chord")
@@ -387,10 +389,8 @@ def _lone_chain_ending_in_group(sig: group) -> chain | None:
     """`group(a | group(b, c))`: Celery gives that inner group's result, not a list holding it."""
     members = sig["kwargs"]["tasks"]
     only = maybe_signature(members[0]) if len(members) == 1 else None
-    if not isinstance(only, chain):
-        return None
-    steps = only._prepared()
-    return only if steps and isinstance(steps[-1], group) else None
+    steps = only._prepared() if isinstance(only, chain) else None
+    return only if steps and isinstance(only, chain) and isinstance(steps[-1], group) else None
 
 
 def _completable(sig: Signature) -> Signature:
