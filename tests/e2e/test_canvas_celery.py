@@ -179,3 +179,13 @@ def test_a_chords_own_options_and_its_call_options_reach_its_header_and_body(wor
     finally:
         other.terminate()
     assert [(r["queue"], r["priority"]) for r in ran] == [("chordopts", 4)] * 3 + [("chordopts-call", 6)] * 2
+
+
+def test_each_task_of_a_chain_of_groups_runs_exactly_once(mode):
+    # Celery's documentation promises one run per task; its chain-of-groups bug runs some several times
+    res = chain(group(tick.si("cg-a"), tick.si("cg-b")), group(tick.si("cg-c"), tick.si("cg-d")),
+                group(tick.si("cg-e"), tick.si("cg-f")), tick.si("cg-g")).apply_async()
+    assert res.get(timeout=30) == "cg-g"
+    _settled()
+    labels = sorted(Run.objects.filter(label__startswith="cg-").values_list("label", flat=True))
+    assert labels == ["cg-a", "cg-b", "cg-c", "cg-d", "cg-e", "cg-f", "cg-g"]
