@@ -20,7 +20,7 @@ from . import celeryconf, conf, registry, signals
 from .canvas import signature
 from .conf import get_settings
 from .control import Control
-from .producer import send
+from .producer import call_args, call_kwargs, send
 from .result import AsyncResult, GroupResult
 from .task import Task, task
 
@@ -312,7 +312,7 @@ TaskQueue = Celery
 
 def send_task(name: str, args: tuple | list | None = None, kwargs: dict | None = None, **options: Any) -> AsyncResult:
     """Enqueue a task by name, without importing it (it only has to be registered in the worker)."""
-    return send(name, tuple(args or ()), dict(kwargs or {}), task=registry.find(name), **options)
+    return send(name, call_args(args), call_kwargs(kwargs), task=registry.find(name), **options)
 
 
 app = Celery("default")

@@ -23,6 +23,7 @@ from .result import AsyncResult, GroupResult
 from .signature import MARKS, Signature, chunks, maybe_signature, signature, xmap, xstarmap
 from .utils import new_id
 
+_NOT_PASSED = ("task_id", "chain", *_sig.FREEZE_OPTIONS, "link", "link_error")  # not for a chord's parts
 __all__ = ["MARKS", "Signature", "chain", "chord", "chunks", "group", "maybe_signature", "signature",
            "xmap", "xstarmap"]
 
@@ -64,8 +65,7 @@ class chain(Signature, kind="chain"):
     def __or__(self, other: Any) -> Signature:
         if not isinstance(other, dict):
             return NotImplemented
-        other = maybe_signature(other)
-        if not self.tasks and isinstance(other, group):
+        if isinstance(other := maybe_signature(other), group) and not self.tasks:
             return _unrolled(other)
         return chain(*self.unchain_tasks(), other)
 
@@ -133,8 +133,7 @@ class chain(Signature, kind="chain"):
         """Send the first step (the rest travels in its message, next step last, as in Celery's
         protocol); returns the last step's result, or None for an empty chain."""
         frozen = self.clone()._linked(options)
-        own = {key: value for key, value in frozen["options"].items() if key not in ("link", "link_error")}
-        options = {**own, **options}
+        options = {**{k: v for k, v in frozen["options"].items() if k not in ("link", "link_error")}, **options}
         task_id = options.pop("task_id", None)
         result = outline.record(frozen, frozen.freeze(task_id, **_sig.freeze_args(options)))
         if result is None:
@@ -149,9 +148,8 @@ class chain(Signature, kind="chain"):
 
     def __repr__(self) -> str:
         steps = self.tasks
-        if not steps:
-            return f"<chain@{id(self):#x}: empty>"
-        return _sig.shorter_repr(steps[0]["task"], " | ".join(repr(step) for step in steps))
+        return _sig.shorter_repr(steps[0]["task"], " | ".join(repr(step) for step in steps)) if steps else (
+            f"<chain@{id(self):#x}: empty>")
 
 
 class group(Signature, kind="group"):
@@ -265,7 +263,9 @@ class chord(Signature, kind="chord"):
         if type(header) is dict and header.get("subtask_type") == "chord" and body is None:
             Signature.__init__(self, header)  # rebuilt from a dict (after JSON): as it was
             return
-        header = header if isinstance(header, group) else group(header)
+        header = maybe_signature(header) if isinstance(header, dict) else header
+        if not isinstance(header, group):  # a chain's steps are the members, as Celery's _maybe_group makes them
+            header = group(header.tasks if isinstance(header, chain) else header)
         Signature.__init__(self, "taskqueue.chord", (), {
             "header": dict(header), "body": dict(maybe_signature(body)) if body is not None else None,
         }, options, subtask_type="chord")
@@ -275,9 +275,7 @@ class chord(Signature, kind="chord"):
     tasks = property(lambda self: self.header.tasks)
 
     def __call__(self, body: Any = None, **options: Any) -> AsyncResult:
-        if body is not None:
-            return chord(self.header, body, **self.options).apply_async(**options)
-        return self.apply_async(**options)
+        return (chord(self.header, body, **self.options) if body is not None else self).apply_async(**options)
 
     def __or__(self, other: Any) -> Signature:
         """`chord | task` (a chord, a one-member group) extends the body; anything else makes a chain."""
@@ -325,6 +323,9 @@ class chord(Signature, kind="chord"):
     def apply_async(self, args: tuple | list = (), kwargs: dict | None = None, **options: Any) -> AsyncResult:
         frozen = self.clone()._linked(options)
         result = outline.record(frozen, frozen.freeze(options.pop("task_id", None), **_sig.freeze_args(options)))
+        # the chord's own options and the call's go to the header's tasks and the body (Celery's _chord.run)
+        options = {k: v for k, v in {**frozen["options"], **options}.items() if k not in _NOT_PASSED}
+        frozen["kwargs"]["body"]["options"].update(options)
         header = frozen.header
         if not header["kwargs"]["tasks"]:  # nothing to wait for: the body runs with []
             frozen.body.apply_async(([],))
@@ -388,10 +389,8 @@ def _lone_chain_ending_in_group(sig: group) -> chain | None:
     """`group(a | group(b, c))`: Celery gives that inner group's result, not a list holding it."""
     members = sig["kwargs"]["tasks"]
     only = maybe_signature(members[0]) if len(members) == 1 else None
-    if not isinstance(only, chain):
-        return None
-    steps = only._prepared()
-    return only if steps and isinstance(steps[-1], group) else None
+    steps = only._prepared() if isinstance(only, chain) else None
+    return only if steps and isinstance(only, chain) and isinstance(steps[-1], group) else None
 
 
 def _completable(sig: Signature) -> Signature:

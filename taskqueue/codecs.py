@@ -33,6 +33,7 @@ class Outcome:
     retries: int | None = None  # retries count to store (RETRY stores the next attempt's number)
     next_attempt: tuple | None = None  # (args, kwargs, options) of the retry to send
     encoded: Any = None  # the result already turned into JSON types (checked in the worker)
+    signum: int | None = None  # revoked with terminate: the signal the revoke asked for
 
 
 def exception_to_json(exc: BaseException) -> dict:
@@ -78,7 +79,7 @@ def encode_value(value: Any) -> Any:
     try:
         encoded = serialization.to_jsonable(value, "return value")
     except TypeError as exc:
-        if not _is_result(value):
+        if not is_result(value):
             raise TypeError(f"the task returned a value that cannot be stored: {exc}") from None
         # A returned AsyncResult or GroupResult is stored as its tuple form, as Celery stores it
         # with any serializer but pickle: get() gives the tuple, result_from_tuple() the result.
@@ -88,7 +89,7 @@ def encode_value(value: Any) -> Any:
     return encoded
 
 
-def _is_result(value: Any) -> bool:
+def is_result(value: Any) -> bool:
     """An AsyncResult or GroupResult (told by shape: `result` sits above this module)."""
     return callable(getattr(value, "as_tuple", None)) and callable(getattr(value, "ready", None))
 

@@ -31,6 +31,7 @@ class Request:
     group_id: str | None = None
     group_index: int | None = None
     queue: str | None = None
+    priority: int | None = None
     hostname: str | None = None
     is_eager: bool = False
     called_directly: bool = True
@@ -51,7 +52,7 @@ class Request:
             id=message.id, task=message.task, args=message.args, kwargs=message.kwargs, retries=message.retries,
             eta=message.eta_datetime, expires=message.expires_datetime, parent_id=message.parent_id,
             root_id=message.root_id or message.id, group_id=message.group_id, group_index=message.group_index,
-            queue=message.queue, hostname=hostname, is_eager=is_eager, called_directly=False,
+            queue=message.queue, priority=message.priority, hostname=hostname, is_eager=is_eager, called_directly=False,
             headers=message.headers, link=message.link, link_error=message.link_error, chain=message.chain,
             chord=message.chord, time_limit=message.time_limit, soft_time_limit=message.soft_time_limit,
             ignore_result=message.ignore_result, lock=message.lock)
@@ -61,7 +62,7 @@ class Request:
 
     @property
     def delivery_info(self) -> dict:
-        return {"routing_key": self.queue, "exchange": ""}
+        return {"routing_key": self.queue, "exchange": "", "priority": self.priority}
 
 
 _EMPTY = Request()

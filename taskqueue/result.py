@@ -360,24 +360,16 @@ def _leaves(result) -> list[AsyncResult]:
 
 def _followers(node: Any, value: Any) -> list:
     """What `collect()` visits after `node`: a group's members; a task's children and the result
-    it returned (stored as its tuple form)."""
+    it returned (stored by the worker as its tuple form, flagged as such: a plain value of that
+    shape is not followed)."""
     if isinstance(node, GroupResult):
         return list(node.results)
     followers = list(node.children)
     if isinstance(value, (AsyncResult, GroupResult)):  # an eager run's: the object itself
         followers.append(value)
-    elif _is_result_tuple(value):
-        followers.append(result_from_tuple(value))
+    elif (returned := store.returned_result(node.id)) is not None:
+        followers.append(result_from_tuple(returned))
     return followers
-
-
-def _is_result_tuple(value: Any) -> bool:
-    """Whether a value has the shape of `as_tuple()`: ((id, parent), members or None)."""
-    if not (isinstance(value, (tuple, list)) and len(value) == 2):
-        return False
-    head, members = value
-    return (isinstance(head, (tuple, list)) and len(head) == 2 and isinstance(head[0], str)
-            and (members is None or isinstance(members, (tuple, list))))
 
 
 def _refuse_inside_a_task(disable_sync_subtasks: bool) -> None:

@@ -16,7 +16,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from . import hotsql, notify, serialization, states
-from .codecs import Outcome, encode_value, exception_to_json, notices
+from .codecs import Outcome, encode_value, exception_to_json, is_result, notices
 from .message import Message
 
 if TYPE_CHECKING:
@@ -73,6 +73,8 @@ def outcome_row(out: Outcome) -> dict[str, Any] | None:
                date_started=out.started, date_done=timezone.now() if out.state in states.READY_STATES else None)
     if out.retries is not None:
         row["retries"] = out.retries
+    if out.state == states.SUCCESS and is_result(out.result):  # collect() follows it, as Celery its children
+        row["meta"] = {"returned": result}
     return row
 
 
@@ -183,6 +185,13 @@ def forget(task_id: str) -> None:
 def children_ids(task_id: str) -> list[str]:
     return list(_models().TaskResult.objects.filter(parent_id=task_id).order_by("date_created")
                 .values_list("task_id", flat=True))
+
+
+def returned_result(task_id: str) -> Any:
+    """The tuple of the AsyncResult or GroupResult a task returned (None if it returned another value)."""
+    meta = (_models().TaskResult.objects.filter(task_id=task_id, state=states.SUCCESS)
+            .values_list("meta", flat=True).first())
+    return serialization.from_jsonable(meta["returned"]) if isinstance(meta, dict) and "returned" in meta else None
 
 
 def counts_by_state() -> dict[str, int]:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from django.dispatch import receiver
 
-from taskqueue import Task, get_task_logger, group, task
+from taskqueue import AsyncResult, Task, app, get_task_logger, group, task
 from taskqueue.exceptions import SoftTimeLimitExceeded
 from taskqueue.signals import worker_shutdown
 
@@ -44,7 +44,8 @@ def fail(*args):
 @task(bind=True)
 def whoami(self):
     return {"id": self.request.id, "retries": self.request.retries, "queue": self.request.queue,
-            "hostname": self.request.hostname, "is_eager": self.request.is_eager}
+            "hostname": self.request.hostname, "is_eager": self.request.is_eager,
+            "priority": self.request.delivery_info["priority"]}
 
 
 @task(bind=True)
@@ -423,3 +424,52 @@ def fails_until_fixed(value, label):
     if not Run.objects.filter(label=f"fixed:{label}").exists():
         raise ValueError(f"{label} is not fixed yet")
     return value
+
+
+# -- the seeds' own tasks (notes-celery-cheatsheet.md), as they write them, for tests/e2e/test_seeds.py --
+
+@app.task(name="sum-of-two-numbers")
+def sum_of_two_numbers(x, y):
+    return x + y
+
+
+@app.task
+def subtract(x, y):
+    return x - y
+
+
+@app.task
+def multiply(x, y):
+    return x * y
+
+
+class MyBase(Task):
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        print("{0!r} failed: {1!r}".format(task_id, exc))  # noqa: T201, UP030, UP032 - the seed's
+        Run.objects.create(label=f"MyBase.on_failure:{type(exc).__name__}", task_id=task_id)
+
+
+@app.task(base=MyBase)
+def add_with_base(x, y):
+    raise KeyError()
+
+
+@app.task
+def error_handler(uuid):
+    result = AsyncResult(uuid)
+    # the seed's `result.get(propagte=False)` (a typo) would block inside a task: Celery refuses that too
+    exc = result.get(propagate=False, disable_sync_subtasks=False)
+    print("Task {} raised exception".format(uuid))  # noqa: T201, UP032
+    print(result.traceback)  # noqa: T201
+    Run.objects.create(label=f"error_handler:{type(exc).__name__}", task_id=uuid)
+
+
+@app.task
+def success_callback(response):
+    print("Processing task finished successfully!")  # noqa: T201
+    Run.objects.create(label=f"success_callback:{response}")
+
+
+@app.task(name="remote.processing")
+def remote_processing():
+    return "processed"

@@ -329,7 +329,7 @@ def _run_hooks(task, outcome: Outcome) -> None:
             # here only expired (execute.run) or stopped by revoke(terminate=True) (fail_killed)
             expired = str(outcome.result).startswith("expired")
             signals.task_revoked.send(sender=task, request=Request.from_message(message, outcome.hostname),
-                                      terminated=not expired, signum=None, expired=expired)
+                                      terminated=not expired, signum=outcome.signum, expired=expired)
         task.after_return(outcome.state, outcome.result, message.id, message.args, message.kwargs, einfo)
         signals.task_postrun.send(sender=task, task_id=message.id, task=task, args=message.args,
                                   kwargs=message.kwargs, retval=outcome.result, state=outcome.state)
@@ -338,8 +338,9 @@ def _run_hooks(task, outcome: Outcome) -> None:
 
 
 def fail_killed(delivery: Delivery, body: bytes, hostname: str, error: BaseException,
-                broker: Broker, task_name: str = "") -> None:
-    """The supervisor killed a child (hard time limit, revoked with terminate): store its outcome, ack."""
+                broker: Broker, task_name: str = "", signum: int | None = None) -> None:
+    """The supervisor killed a child (hard time limit, revoked with terminate: `signum` the signal the
+    revoke asked for): store its outcome, ack."""
     if not body:  # too large for the task slot: read it from the broker, which holds it until the ack
         body = broker.inspect([delivery.key]).bodies.get(delivery.key, b"")
     if not body and not broker.reads_by_key:
@@ -353,7 +354,8 @@ def fail_killed(delivery: Delivery, body: bytes, hostname: str, error: BaseExcep
         broker.ack([delivery])
         return
     state = states.REVOKED if isinstance(error, TaskRevokedError) else states.FAILURE
-    outcome = Outcome(message, state, error, traceback=f"{type(error).__name__}: {error}\n", hostname=hostname)
+    outcome = Outcome(message, state, error, traceback=f"{type(error).__name__}: {error}\n", hostname=hostname,
+                      signum=signum)
     notify.publish(*continuation.save([outcome]))
     finish(outcome, ExecutionContext(broker, hostname, delivery.consumer_id))
     broker.ack([delivery])

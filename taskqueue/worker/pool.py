@@ -97,14 +97,18 @@ def run_scheduler() -> None:
 
 def settle_killed(running: tuple[dict, bytes], hostname: str, reason: str) -> None:
     """Store the outcome of a task whose process was killed (at its hard time limit: FAILURE;
-    revoked with terminate: REVOKED), and ack it."""
+    revoked with terminate: REVOKED, `reason` "revoked:SIGTERM" naming the signal asked for), and ack it."""
     info, body = running
     delivery = Delivery(info["key"], body, info["queue"], info["consumer"])
+    reason, _, signal_name = reason.partition(":")
+    signum = None
     if reason == "revoked":
         error: Exception = TaskRevokedError("revoked with terminate: its process was stopped")
+        signal_name = (signal_name or "SIGTERM").upper()
+        signum = int(signal.Signals[signal_name if signal_name.startswith("SIG") else f"SIG{signal_name}"])
     else:
         error = TimeLimitExceeded(f"hard time limit ({info['limit']} s) exceeded")
-    fail_killed(delivery, body, hostname, error, get_broker(), task_name=info.get("task", ""))
+    fail_killed(delivery, body, hostname, error, get_broker(), task_name=info.get("task", ""), signum=signum)
 
 
 class ForkLauncher:

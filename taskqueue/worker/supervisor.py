@@ -174,7 +174,7 @@ class Supervisor:
                 continue
             if signal_name.upper() in _ENDING_SIGNALS:
                 logger.warning("Task %s revoked with terminate: stopping its process", task_id)
-                self._kill(handle, "revoked")
+                self._kill(handle, f"revoked:{signal_name.upper()}")
             elif task_id not in self._signalled:
                 self._signalled.add(task_id)
                 logger.warning("Task %s revoked with terminate: sending it %s", task_id, signal_name)
@@ -196,7 +196,7 @@ class Supervisor:
     def _reap(self, handle: Consumer) -> None:
         """A consumer ended: settle its task if we killed it (hard limit, revoked), requeue the rest."""
         current = handle.slot.read()
-        if current and handle.killed_for in ("time limit", "revoked"):
+        if current and (handle.killed_for or "").split(":")[0] in ("time limit", "revoked"):
             # If storing its outcome fails (an outage), the task is requeued with the rest instead.
             self._try("Storing the outcome of a task whose process was killed", self.launcher.settle, current,
                       handle.killed_for)

@@ -46,7 +46,7 @@ def on_retry(sender=None, request=None, reason=None, einfo=None, **extra):
 
 @signals.task_revoked.connect
 def on_revoked(sender=None, request=None, terminated=None, signum=None, expired=None, **extra):
-    _record("task_revoked", request.id, f"{_name(sender)}|{terminated}|{expired}")
+    _record("task_revoked", request.id, f"{_name(sender)}|{terminated}|{expired}|{signum}")
 
 
 @signals.worker_init.connect

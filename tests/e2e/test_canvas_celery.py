@@ -6,9 +6,10 @@ import pytest
 from taskqueue import AsyncResult, GroupResult, chain, chord, group
 from taskqueue.exceptions import ChordError
 from taskqueue.models import TaskResult
+from taskqueue.testing import start_worker
 from tests.helpers import wait_until
 from tests.models import Run
-from tests.tasks import add, echo, errback_label, fail, lineage, mul, record_list, tick, tsum
+from tests.tasks import add, echo, errback_label, fail, lineage, mul, record_list, tick, tsum, whoami
 
 
 def _settled():
@@ -164,3 +165,27 @@ def test_empty_and_small_canvases(mode):
 def test_skewed_group_runs_every_member(mode):
     res = group(add.s(i, i) for i in range(3)).skew(start=0.05, step=0.05)()
     assert res.get(timeout=20) == [0, 2, 4]
+
+
+def test_a_chords_own_options_and_its_call_options_reach_its_header_and_body(worker):
+    # Celery's _chord.run: dict(chord.options, **call options) goes to the header's tasks and the body;
+    # the shared worker (default queue) would run a body sent anywhere else
+    own = chord([whoami.si(), whoami.si()], whoami.si(), queue="chordopts", priority=4).apply_async()
+    called = chord([whoami.si()], whoami.si(), queue="chordopts-nobody", priority=4).apply_async(
+        queue="chordopts-call", priority=6)
+    other = start_worker("-c", "1", "-Q", "chordopts,chordopts-call")
+    try:
+        ran = [own.get(timeout=20), *own.parent.get(timeout=5), called.get(timeout=20), *called.parent.get(timeout=5)]
+    finally:
+        other.terminate()
+    assert [(r["queue"], r["priority"]) for r in ran] == [("chordopts", 4)] * 3 + [("chordopts-call", 6)] * 2
+
+
+def test_each_task_of_a_chain_of_groups_runs_exactly_once(mode):
+    # Celery's documentation promises one run per task; its chain-of-groups bug runs some several times
+    res = chain(group(tick.si("cg-a"), tick.si("cg-b")), group(tick.si("cg-c"), tick.si("cg-d")),
+                group(tick.si("cg-e"), tick.si("cg-f")), tick.si("cg-g")).apply_async()
+    assert res.get(timeout=30) == "cg-g"
+    _settled()
+    labels = sorted(Run.objects.filter(label__startswith="cg-").values_list("label", flat=True))
+    assert labels == ["cg-a", "cg-b", "cg-c", "cg-d", "cg-e", "cg-f", "cg-g"]

@@ -346,15 +346,20 @@ def test_task_revoked_where_the_revoke_takes_effect(configured_worker):
     wait_until(lambda: Run.objects.filter(label="revoke-running").exists(), timeout=10, message="started")
     running.revoke(terminate=True)
     wait_until(lambda: recorded("task_revoked", running.id), timeout=10, message="task_revoked for terminate")
-    assert recorded("task_revoked", running.id) == ["tests.tasks.record|True|False"]
+    assert recorded("task_revoked", running.id) == ["tests.tasks.record|True|False|15"]  # SIGTERM, as in Celery
+    killed = record.apply_async(("revoke-killed", 30), queue="signals", soft_time_limit=60)
+    wait_until(lambda: Run.objects.filter(label="revoke-killed").exists(), timeout=10, message="started")
+    killed.revoke(terminate=True, signal="SIGKILL")
+    wait_until(lambda: recorded("task_revoked", killed.id), timeout=10, message="task_revoked for SIGKILL")
+    assert recorded("task_revoked", killed.id) == ["tests.tasks.record|True|False|9"]
     expired = add.apply_async((1, 1), queue="signals", expires=0.01, countdown=0.5)
     wait_until(lambda: recorded("task_revoked", expired.id), timeout=10, message="task_revoked for expiry")
-    assert recorded("task_revoked", expired.id) == ["tests.tasks.add|False|True"]
+    assert recorded("task_revoked", expired.id) == ["tests.tasks.add|False|True|None"]
     # revoked before any worker took it: the broker never hands it out, the revoking process says so
     seen = []
 
     def receiver(sender=None, request=None, terminated=None, signum=None, expired=None, **kwargs):
-        seen.append((sender.name, request.id, request.args, terminated, expired))
+        seen.append((sender.name, request.id, request.args, terminated, expired, signum))
 
     signals.task_revoked.connect(receiver)
     try:
@@ -363,7 +368,7 @@ def test_task_revoked_where_the_revoke_takes_effect(configured_worker):
     finally:
         signals.task_revoked.disconnect(receiver)
     if get_broker().reads_by_key:
-        assert seen == [("tests.tasks.add", queued.id, (4, 4), False, False)]
+        assert seen == [("tests.tasks.add", queued.id, (4, 4), False, False, None)]
     else:  # RabbitMQ: a waiting message cannot be read, so there is no request to send it with
         assert seen == []
 

@@ -11,6 +11,7 @@ from taskqueue.exceptions import TaskRevokedError
 from tests.models import Run
 from tests.tasks import (
     add,
+    echo,
     expired_by_default,
     fail,
     fans_out,
@@ -75,6 +76,13 @@ def test_collect_walks_the_result_graph(mode):
     assert all(node.get(timeout=1) == value for node, value in collected if isinstance(value, int))
     assert len({node.id for node, _ in collected if node.id}) == len(collected)  # each node once
     assert len(squares) == 4
+
+
+def test_collect_does_not_follow_a_plain_value_shaped_like_a_result_tuple(mode):
+    # Celery follows what the task sent (its children), not whatever its return value looks like
+    shaped = [["no-such-task", None], None]
+    res = echo.delay(shaped)
+    assert [(node.id, value) for node, value in res.collect(timeout=5)] == [(res.id, shaped)]
 
 
 def test_apply_keeps_a_failure_on_its_result(transactional_db):

@@ -4,9 +4,23 @@ import pytest
 
 import taskqueue
 from taskqueue import AsyncResult, control, states
+from taskqueue.models import TaskResult
 from taskqueue.testing import start_worker
-from tests.helpers import held
-from tests.tasks import add, progress, whoami
+from tests.helpers import held, wait_until
+from tests.models import Run
+from tests.tasks import (
+    add,
+    add_with_base,
+    error_handler,
+    fail,
+    multiply,
+    progress,
+    subtract,
+    success_callback,
+    sum_of_two_numbers,
+    tsum,
+    whoami,
+)
 
 
 def test_add_delay_get(worker):
@@ -143,3 +157,134 @@ def test_what_is_celery_config_from_object_with_include(transactional_db, app_co
     assert included is not None
     settings.TASKQUEUE_TASK_ALWAYS_EAGER = True  # the shared worker does not import that module
     assert included.delay().get(timeout=10) == "included"
+
+
+# -- notes-celery-cheatsheet.md: tasks ----------------------------------------------------------
+
+def test_cheatsheet_logging(transactional_db, settings, caplog):
+    """### Logging: `from celery.utils.log import get_task_logger` (run eagerly: the shared worker
+    does not import this module)."""
+    app = taskqueue.app
+    from taskqueue.utils.log import get_task_logger
+
+    logger = get_task_logger(__name__)
+
+    @app.task
+    def add(x, y):
+        logger.info('Adding {0} + {1}'.format(x, y))  # noqa: UP030, UP032 - as the seed writes it
+        return x + y
+
+    settings.TASKQUEUE_TASK_ALWAYS_EAGER = True
+    with caplog.at_level("INFO", logger=__name__):
+        res = add.delay(2, 3)
+    assert res.get(timeout=5) == 5
+    [record] = [r for r in caplog.records if r.name == __name__]
+    assert record.getMessage() == "Adding 2 + 3" and record.task_id == res.id
+
+
+def test_cheatsheet_task_names(worker):
+    """**Names**: `@app.task(name='sum-of-two-numbers')`."""
+    assert sum_of_two_numbers.name == "sum-of-two-numbers"
+    assert taskqueue.send_task("sum-of-two-numbers", (2, 3)).get(timeout=10) == 5
+
+
+def test_cheatsheet_task_inheritance(worker):
+    """**Task Inheritance**: `@app.task(base=MyBase)` whose on_failure runs in the worker."""
+    res = add_with_base.delay(1, 2)
+    assert isinstance(res.get(timeout=10, propagate=False), KeyError) and res.state == states.FAILURE
+    wait_until(lambda: Run.objects.filter(task_id=res.id).exists(), timeout=5, message="on_failure")
+    assert list(Run.objects.filter(task_id=res.id).values_list("label", flat=True)) == [
+        "MyBase.on_failure:KeyError"]
+
+
+# -- notes-celery-cheatsheet.md: signatures and calling them ------------------------------------
+
+def test_cheatsheet_extracting_signatures(worker):
+    """**Extracting a Signature**, options 1 to 3, immutable and partial signatures."""
+    from taskqueue import signature
+
+    option_1 = signature("tests.tasks.add", args=(2, 2))
+    option_2 = add.signature((2, 2))
+    option_3 = add.s(2, 2)
+    assert option_1 == option_2 == option_3
+    assert [s.delay().get(timeout=10) for s in (option_1, option_2, option_3)] == [4, 4, 4]
+    assert add.s(2, 2, debug=True)["kwargs"] == {"debug": True}
+    partial = add.s(2)
+    assert partial.delay(4).get(timeout=10) == 6  # 4 + 2
+    immutable = add.signature((2, 2), immutable=True)
+    assert immutable.immutable and immutable.delay(4).get(timeout=10) == 4
+
+
+def test_cheatsheet_calling_a_signature_in_the_current_process(transactional_db):
+    """**Calling Signatures**: `add.s(2, 2)()` executes in the current process."""
+    assert add.s(2, 2)() == 4
+    assert not TaskResult.objects.exists()  # nothing was sent, nothing stored
+
+
+def test_cheatsheet_callback(worker):
+    """**Callbacks**: `add.apply_async((2, 2), link=add.s(8))`: the callback gets the return value."""
+    res = add.apply_async((2, 2), link=add.s(8))
+    assert res.get(timeout=10) == 4
+    wait_until(lambda: res.children, timeout=10, message="the callback's row")
+    [callback] = res.children
+    assert callback.get(timeout=10) == 12
+
+
+def test_cheatsheet_errback_old_style(worker):
+    """**Errbacks**: `link_error=error_handler.s()`, an errback taking the failed task's id."""
+    add.apply_async((2, 2), link_error=error_handler.s()).get(timeout=10)  # as the seed: add succeeds
+    failed = fail.apply_async((2, 2), link_error=error_handler.s())
+    assert isinstance(failed.get(timeout=10, propagate=False), ValueError)
+    wait_until(lambda: Run.objects.filter(label__startswith="error_handler").exists(), timeout=10,
+               message="error_handler ran")
+    assert list(Run.objects.values_list("label", "task_id")) == [("error_handler:ValueError", failed.id)]
+
+
+def test_cheatsheet_send_task_with_a_link(worker):
+    """#### Examples: `app.send_task("remote.processing", link=success_callback.s())`."""
+    app = taskqueue.app
+    res = app.send_task("remote.processing", link=success_callback.s())
+    assert res.get(timeout=10) == "processed"
+    wait_until(lambda: Run.objects.filter(label="success_callback:processed").exists(), timeout=10,
+               message="success_callback ran")
+
+
+# -- notes-celery-cheatsheet.md: groups, chords, serializing results -------------------------------
+
+def test_cheatsheet_chord_saved_with_its_parent(worker):
+    """#### Groups: `task = chord(group_tasks)(callback)`, then `task.parent.save()` and `.children`."""
+    from taskqueue import chord, group
+
+    callback = tsum.s()
+    group_tasks = group([
+        add.s(5, 5),
+        subtract.s(20, 10),
+        multiply.s(2, 5),
+    ])
+    task = chord(group_tasks)(callback)
+    task.parent.save()
+    assert task.get(timeout=20) == 30
+    assert task.parent.children == task.parent.results and len(task.parent.children) == 3
+    restored = taskqueue.app.GroupResult.restore(task.parent.id)
+    assert [r.id for r in restored.children] == [r.id for r in task.parent.children]
+    assert restored.get(timeout=10) == [10, 10, 10]
+    again = taskqueue.app.AsyncResult(task.id, parent=restored)
+    assert again.parent == restored and again.get(timeout=10) == 30
+
+
+def test_cheatsheet_serializing_result_definitions(worker):
+    """#### Serializing Result Definitions: `as_tuple()`, `json.dumps`, `result_from_tuple`
+    (the seed's second step `multiple(4, 7)` is a typo; a signature taking the first's result here)."""
+    import json
+
+    from taskqueue import chain
+    from taskqueue.result import result_from_tuple
+
+    result = chain(
+        add.s(1, 2), multiply.s(4)
+    ).apply_async()
+    res = result.as_tuple()
+    serialized = json.dumps(res)
+    rehydrated_res = result_from_tuple(json.loads(serialized))
+    assert rehydrated_res.id == result.id and rehydrated_res.parent.id == result.parent.id
+    assert rehydrated_res.get(timeout=10) == 12 and rehydrated_res.parent.get(timeout=10) == 3

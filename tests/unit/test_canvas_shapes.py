@@ -154,3 +154,15 @@ def test_immutability_and_chord_callbacks_go_where_celery_puts_them():
     assert all(m.immutable for m in c.tasks) and not c.body.immutable
     assert c.body.options["link"] == [dict(echo.s())] and c.body.options["link_error"] == [dict(errback_label.s("eb"))]
     assert all("link" not in m.options and "link_error" not in m.options for m in c.tasks)
+
+
+def test_a_chain_as_a_chord_header_gives_its_steps_as_the_members():
+    # Celery's _chord.__init__ passes the header through _maybe_group: a chain's tasks become the
+    # header's members (run in parallel), a lone signature a one-member header
+    c = chord(chain(add.s(1, 1), mul.s(2)), tsum.s())
+    assert [m["task"] for m in c.tasks] == ["tests.tasks.add", "tests.tasks.mul"]
+    assert [m.args for m in c.tasks] == [(1, 1), (2,)]
+    assert [m["task"] for m in chord(dict(chain(echo.s(1), echo.s(2))), tsum.s()).tasks] == ["tests.tasks.echo"] * 2
+    assert len(chord(add.s(1, 1), tsum.s()).tasks) == 1
+    frozen = chord(chain(add.s(1, 1), mul.s(2)), tsum.s()).freeze()
+    assert len(frozen.parent.results) == 2

@@ -3,11 +3,12 @@ meaning here are honoured (in the message built, or refused with a clear error).
 
 import logging
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import pytest
 import redis
 
-from taskqueue import AsyncResult, Task, ratelimits, task
+from taskqueue import AsyncResult, Task, app, ratelimits, send_task, task
 from taskqueue.conf import get_settings
 from taskqueue.producer import build_message
 from tests.tasks import add, ported, untyped
@@ -80,7 +81,7 @@ def test_typing_checks_the_call_unless_disabled(settings):
 ])
 def test_args_and_kwargs_of_the_wrong_type_fail_in_the_caller(settings, args, kwargs, match):
     settings.TASKQUEUE_BROKER_URL = "redis://127.0.0.1:1/0"
-    for call in (add.apply_async, add.apply):
+    for call in (add.apply_async, add.apply, partial(app.send_task, add.name), partial(send_task, add.name)):
         with pytest.raises(TypeError, match=match):
             call(args, kwargs)
 
