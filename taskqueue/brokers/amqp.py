@@ -37,7 +37,6 @@ from .database import DatabaseBroker
 
 DEAD_LOOK_EVERY = 1.0  # seconds between a consumer's looks at the dead queue
 BAND_LOOK_EVERY = 1.0  # seconds between a consumer's looks for a priority band first used meanwhile
-WAIT_SLICE = 0.05  # seconds an idle reserve holds its consumer's lock at a time (acks go between)
 MAX_PREFETCH = 64  # most messages a consumer in a flow is pushed ahead of what it took
 
 
@@ -217,8 +216,13 @@ class AmqpBroker(Broker):
         self._record_holding(consumer_id, consumer)  # what it acked since is no longer held
         consumer.stand(bands, 1)
         deadline = time.monotonic() + timeout
-        while not consumer.pushed and time.monotonic() < deadline:
-            consumer.drain(min(WAIT_SLICE, deadline - time.monotonic()))
+        while not consumer.pushed and (left := deadline - time.monotonic()) > 0:
+            consumer.lock.release()  # other threads ack on this connection while it sleeps
+            try:
+                consumer.wait_readable(left)
+            finally:
+                consumer.lock.acquire()
+            consumer.drain(0)
         consumer.let_higher_bands_catch_up(bands, deadline - time.monotonic())
         return consumer.take_pushed(bands, 1)
 

@@ -3,6 +3,7 @@ to it, and its standing basic.consume per queue band."""
 
 from __future__ import annotations
 
+import select
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -71,6 +72,15 @@ class Consumer:
                 self.connection.drain_events(timeout=0)
         except TimeoutError:
             pass
+
+    def wait_readable(self, seconds: float) -> None:
+        """Sleep until RabbitMQ sent something or `seconds` pass, reading nothing, so the caller
+        can leave `lock` to other threads (their acks) meanwhile."""
+        transport = self.connection.transport
+        sock = transport.sock
+        if transport._read_buffer or (hasattr(sock, "pending") and sock.pending()):
+            return  # part of a frame is read already (or decrypted and waiting)
+        select.select([sock], [], [], max(0.0, seconds))
 
     def take_pushed(self, bands: list[str], count: int) -> list[tuple[str, amqp.Message]]:
         """Up to `count` of what was pushed, band by band in the order given, first in first out."""
