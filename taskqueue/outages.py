@@ -4,10 +4,10 @@ waiting one out: a worker holds what it has through an outage instead of dying o
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable
 
-import amqp
 import redis
 from django.db import connections
 from django.db.utils import DatabaseError, InterfaceError, OperationalError
@@ -15,8 +15,7 @@ from django.db.utils import DatabaseError, InterfaceError, OperationalError
 logger = logging.getLogger("taskqueue.worker")
 
 # Not every OSError: a task's FileNotFoundError is its own failure, not an outage.
-_BROKER_ERRORS = (redis.ConnectionError, redis.TimeoutError, ConnectionError, TimeoutError,
-                  amqp.exceptions.ConnectionError, amqp.exceptions.RecoverableConnectionError)
+_BROKER_ERRORS = (redis.ConnectionError, redis.TimeoutError, ConnectionError, TimeoutError)
 # SQLSTATE classes of a lost or refused connection: 08 connection exception, 57P admin shutdown,
 # crash shutdown, cannot connect now (starting up or shutting down).
 _LOST_CONNECTION_STATES = ("08", "57P")
@@ -26,7 +25,7 @@ HOLD_LIMIT = 600.0  # seconds a worker holds finished outcomes through an outage
 
 def is_outage(exc: BaseException) -> bool:
     """Whether `exc` means a database or broker is unreachable (retry later), not a bad message."""
-    if isinstance(exc, (OperationalError, InterfaceError) + _BROKER_ERRORS):
+    if isinstance(exc, (OperationalError, InterfaceError) + _BROKER_ERRORS + _amqp_errors()):
         return True
     if isinstance(exc, OSError) and _raised_by_amqp_socket(exc):
         return True
@@ -37,13 +36,20 @@ def is_outage(exc: BaseException) -> bool:
     return False
 
 
+def _amqp_errors() -> tuple[type[BaseException], ...]:
+    """py-amqp's connection errors, once something imported it (a worker on Redis never loads it:
+    about 2 MB a process)."""
+    amqp = sys.modules.get("amqp")
+    return (amqp.exceptions.ConnectionError, amqp.exceptions.RecoverableConnectionError) if amqp else ()
+
+
 def _raised_by_amqp_socket(exc: OSError) -> bool:
     """py-amqp reports a connection the server closed as a plain OSError ("Server unexpectedly
     closed connection"), raised in its socket transport: that is a lost connection too."""
     frame = exc.__traceback__
     while frame is not None and frame.tb_next is not None:
         frame = frame.tb_next
-    return frame is not None and frame.tb_frame.f_globals.get("__name__") == amqp.transport.__name__
+    return frame is not None and frame.tb_frame.f_globals.get("__name__") == "amqp.transport"
 
 
 def lost_database(exc: BaseException) -> bool:
