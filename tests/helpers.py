@@ -620,7 +620,7 @@ def delete_amqp_topology(broker) -> None:
 
     params, topology = broker.params, broker.topology
     queues = [name for name in topology.declared() if name.startswith(f"{broker.prefix}.")]
-    exchanges = [topology.due, topology.dead]
+    exchanges = [topology.due, topology.dead, topology.notices]
     if topology.known("ladder"):
         queues += [topology.rung(n) for n in range(DELAY_RUNGS)]
         exchanges += [topology.rung(n) for n in range(DELAY_RUNGS)]

@@ -36,7 +36,7 @@ from .base import Broker, Delivery, Holdings, Leases, Outgoing
 from .database import DatabaseBroker
 
 DEAD_LOOK_EVERY = 1.0  # seconds between a consumer's looks at the dead queue
-BAND_LOOK_EVERY = 1.0  # seconds between a consumer's looks for a priority band first used meanwhile
+BAND_LOOK_EVERY = 10.0  # seconds between a consumer's looks for new priority bands (notices tell it at once)
 MAX_PREFETCH = 64  # most messages a consumer in a flow is pushed ahead of what it took
 
 
@@ -89,7 +89,10 @@ class AmqpBroker(Broker):
         channel = publisher.channel
         for m in messages:
             band = (bands or {}).get(m.key) or self.topology.band(m.queue, m.priority)
-            self.topology.declare_band(channel, band)
+            if not self.topology.known(band):
+                self.topology.declare_band(channel, band)
+                if band != self.topology.band(m.queue, 0):  # a priority band: consumers take it from now
+                    publisher.send(amqp.Message(band), self.topology.notices, "", mandatory=False)
             headers: dict[str, Any] = {HEADER_QUEUE: band}
             if redeliveries.get(m.key):
                 headers[HEADER_COUNT] = redeliveries[m.key]
@@ -113,10 +116,7 @@ class AmqpBroker(Broker):
     def _consumer(self, consumer_id: str) -> Consumer:
         consumer = self._consumers.get(consumer_id)
         if consumer is None:
-            connection = connect(self.params)
-            channel = connection.channel()
-            channel.basic_qos(0, 1, False)  # per consumer (quorum queues know no global QoS)
-            consumer = Consumer(connection, channel)
+            consumer = Consumer.open(connect(self.params), self.topology)
             with self._consumers_lock:
                 self._consumers[consumer_id] = consumer
         return consumer
@@ -132,9 +132,11 @@ class AmqpBroker(Broker):
         consumer = self._consumer(consumer_id)
         try:
             with consumer.lock:
-                if time.monotonic() >= consumer.next_band_look:  # a priority band someone started
-                    consumer.next_band_look = time.monotonic() + BAND_LOOK_EVERY
-                    self._look_for_bands(consumer, queues)
+                looking_at = (self.topology.generation, frozenset(queues))
+                if consumer.looked != looking_at or time.monotonic() >= consumer.next_band_look:
+                    consumer.looked, consumer.next_band_look = looking_at, time.monotonic() + BAND_LOOK_EVERY
+                    self.topology.find_bands(consumer.connection, queues)  # made before its notices were bound
+                consumer.bands_changed = False
                 bands = [band for queue in queues for band in self.topology.bands(queue)
                          if band == self.topology.band(queue, 0) or self.topology.known(band)]
                 for band in bands:
@@ -156,21 +158,6 @@ class AmqpBroker(Broker):
             self.topology.forget()  # the next connection may be to a node that lost them (as on publish)
             raise
         return deliveries
-
-    def _look_for_bands(self, consumer: Consumer, queues: list[str]) -> None:
-        """The priority bands of these queues that exist: a band is made by the first publish of
-        its priority (so a queue without priorities is one quorum queue, not three)."""
-        for queue in queues:
-            for band in self.topology.bands(queue)[:-1]:
-                if self.topology.known(band):
-                    continue
-                channel = consumer.connection.channel()
-                try:
-                    channel.queue_declare(band, passive=True)
-                    self.topology.found(band)
-                    channel.close()
-                except amqp.exceptions.NotFound:
-                    pass  # the server closed the channel
 
     def _record_holding(self, consumer_id: str, consumer: Consumer) -> None:
         """Write what the consumer holds to its BrokerConsumer row when it changed: the operator's
@@ -216,7 +203,7 @@ class AmqpBroker(Broker):
         self._record_holding(consumer_id, consumer)  # what it acked since is no longer held
         consumer.stand(bands, 1)
         deadline = time.monotonic() + timeout
-        while not consumer.pushed and (left := deadline - time.monotonic()) > 0:
+        while not consumer.pushed and not consumer.bands_changed and (left := deadline - time.monotonic()) > 0:
             consumer.lock.release()  # other threads ack on this connection while it sleeps
             try:
                 consumer.wait_readable(left)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import amqp
 
+from .amqptopology import Topology
 from .base import Delivery
 
 FLOW_GRACE = 0.01  # seconds a consumer in a flow waits for the pushes its last acks made room for
@@ -37,7 +38,28 @@ class Consumer:
     stirred: set[str] = field(default_factory=set)
     next_dead_look: float = 0.0
     next_band_look: float = 0.0
+    looked: tuple[int, frozenset[str]] = (-1, frozenset())  # topology generation and queues of the last look
+    bands_changed: bool = False  # a band notice came: the next reserve takes that band too
     recorded: list[list[str]] = field(default_factory=list)  # the holding last written to the database
+
+    @classmethod
+    def open(cls, connection: amqp.Connection, topology: Topology) -> Consumer:
+        """A consumer on this connection, bound to the band notices: a notice makes the band known
+        and ends the consumer's idle wait, so its next reserve takes that band too."""
+        channel = connection.channel()
+        channel.basic_qos(0, 1, False)  # per consumer (quorum queues know no global QoS)
+        consumer = cls(connection, channel)
+        topology.declare_dead(channel)  # with the notices exchange
+        notices = channel.queue_declare("", exclusive=True, auto_delete=True).queue
+        channel.queue_bind(notices, topology.notices)
+
+        def band_made(message: amqp.Message) -> None:
+            body = message.body
+            topology.found(body.decode() if isinstance(body, bytes) else str(body))
+            consumer.bands_changed = True
+
+        channel.basic_consume(notices, no_ack=True, callback=band_made)
+        return consumer
 
     def get(self, bands: list[str], count: int) -> list[tuple[str, amqp.Message]]:
         """Up to `count` messages by basic.get, band by band: one round trip each, so only for

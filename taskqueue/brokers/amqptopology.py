@@ -5,7 +5,8 @@ for countdown/eta a ladder of delay queues, one per power of two of DELAY_UNIT, 
 fixed TTL (so what expires first is always at its head), dead-lettering to the next rung and at
 the bottom, through the `<prefix>.due` headers exchange, into the queue named by the message's
 HEADER_QUEUE; `<prefix>.dead` takes what has no queue to go to and what is over a queue's delivery
-limit. Everything is a durable quorum queue.
+limit. Everything is a durable quorum queue. The `<prefix>.bands` fanout exchange tells consumers
+(each through an exclusive queue of its own) of a priority band the moment a publisher makes it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ class Topology:
         self.delivery_limit = delivery_limit
         self.due = f"{prefix}.due"
         self.dead = f"{prefix}.dead"
+        self.notices = f"{prefix}.bands"  # fanout: "this priority band was just made", to consumers
+        self.generation = 0  # one more each time everything declared is forgotten
         self._declared: set[str] = set()
         self._lock = threading.Lock()
 
@@ -58,7 +61,7 @@ class Topology:
 
     def declared_queues(self) -> set[str]:
         """The taskqueue queues whose bands this process declared or found."""
-        skip = (self.due, self.dead, f"{self.prefix}.delay.")
+        skip = (self.due, self.dead, self.notices, f"{self.prefix}.delay.")
         return {self.queue_of(name) for name in self.declared()
                 if name.startswith(f"{self.prefix}.") and not name.startswith(skip)}
 
@@ -83,6 +86,21 @@ class Topology:
                 pass  # the server closed the channel
         return total if found else None
 
+    def find_bands(self, connection: amqp.Connection, queues: list[str]) -> None:
+        """The priority bands of these queues that exist, asked one by one (a band is made by the
+        first publish of its priority, so a queue without priorities is one quorum queue, not three)."""
+        for queue in queues:
+            for band in self.bands(queue)[:-1]:
+                if self.known(band):
+                    continue
+                channel = connection.channel()
+                try:
+                    channel.queue_declare(band, passive=True)
+                    self.found(band)
+                    channel.close()
+                except amqp.exceptions.NotFound:
+                    pass  # the server closed the channel
+
     def _once(self, name: str, declare: Callable[[], None]) -> None:
         if name in self._declared:
             return
@@ -94,6 +112,7 @@ class Topology:
         """After a reconnect to a broker that may have lost them (a new node, a reset)."""
         with self._lock:
             self._declared.clear()
+            self.generation += 1
 
     def declare_dead(self, channel: amqp.Channel) -> None:
         def declare():
@@ -103,6 +122,7 @@ class Topology:
             channel.queue_bind(self.dead, self.dead)
             channel.exchange_declare(self.due, "headers", durable=True, auto_delete=False,
                                      arguments={"alternate-exchange": self.dead})
+            channel.exchange_declare(self.notices, "fanout", durable=True, auto_delete=False)
         self._once(self.dead, declare)
 
     def declare_band(self, channel: amqp.Channel, band: str) -> None:

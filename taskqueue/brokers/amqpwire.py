@@ -84,8 +84,9 @@ class Publisher:
     def _returned(self, exc: Exception, exchange: str, routing_key: str, message: amqp.Message) -> None:
         self.refused.append(f"no queue for {routing_key!r}")
 
-    def send(self, message: amqp.Message, exchange: str, routing_key: str) -> None:
-        self.channel.basic_publish(message, exchange=exchange, routing_key=routing_key, mandatory=True)
+    def send(self, message: amqp.Message, exchange: str, routing_key: str, mandatory: bool = True) -> None:
+        """Mandatory: a message no queue takes fails the wait for confirms."""
+        self.channel.basic_publish(message, exchange=exchange, routing_key=routing_key, mandatory=mandatory)
         self.sent += 1
 
     def wait_for_confirms(self) -> None:

@@ -1,12 +1,14 @@
 """What the RabbitMQ broker does its own way (the shared contract is in test_broker_contract.py):
 priority bands, publisher confirms that refuse, connection-bound deliveries, the delivery limit."""
 
+import time
 import uuid
 
 import amqp
 import pytest
 
 from taskqueue.brokers import Outgoing, create_broker
+from taskqueue.brokers import amqp as amqp_broker
 from taskqueue.brokers.amqp import AmqpBroker
 from taskqueue.brokers.amqptopology import DELAY_RUNGS, delay_routing_key
 from taskqueue.brokers.amqpwire import PublishRefused, parse_url
@@ -39,6 +41,24 @@ def test_priorities_go_by_band_highest_first_and_in_order_within_one(broker):
                     Outgoing("q", "p5", b"x", priority=5), Outgoing("q", "p2", b"x", priority=2),
                     Outgoing("q", "p7", b"x", priority=7)])
     assert [d.key for d in broker.reserve("c", ["q"], count=5, timeout=0)] == ["p9", "p7", "p5", "p0", "p2"]
+
+
+def test_a_waiting_consumer_takes_a_priority_band_another_process_just_made(broker, amqp_url, monkeypatch):
+    """The band's notice reaches the consumer at once: with no periodic look for new bands, the
+    priority-8 message is taken all the same."""
+    monkeypatch.setattr(amqp_broker, "BAND_LOOK_EVERY", 3600.0)
+    assert broker.reserve("c", ["q"], timeout=0.1) == []  # consuming: only the plain band exists
+    other = create_broker(amqp_url, broker.prefix)  # another process's broker: a topology of its own
+    try:
+        other.publish([Outgoing("q", "urgent", b"x", priority=8)])
+        taken: list = []
+        deadline = time.monotonic() + 10
+        while not taken and time.monotonic() < deadline:
+            taken = broker.reserve("c", ["q"], timeout=0.5)
+        assert [d.key for d in taken] == ["urgent"]
+        broker.ack(taken)
+    finally:
+        other.close()
 
 
 def test_a_confirmed_outbox_publish_deletes_its_rows(broker):
