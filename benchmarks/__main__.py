@@ -8,6 +8,9 @@
     1-second tasks arrive, 8 worker processes). Prints the machine facts, the table and the context
     limits of Redis, PostgreSQL and RabbitMQ (one producer's publishes with confirms); writes
     benchmarks/results/latest.json and latest.png.
+    Named with --systems only: taskqueue's database broker (taskqueue-db on PostgreSQL,
+    taskqueue-sqlite on SQLite) and the database queues (django-tasks-db, procrastinate, huey-pg;
+    huey-sqlite, django-tasks-db-sqlite), each compared with taskqueue on the same database.
     See docs/performance.md.
 
 ``python -m benchmarks latency [--rounds N]``
@@ -44,7 +47,7 @@ import os
 import sys
 import time
 
-from .adapters import AMQP_SYSTEMS, DATABASE_SYSTEMS, SYSTEMS
+from .adapters import ALL_SYSTEMS, AMQP_SYSTEMS, SYSTEMS
 from .common import RESULTS_DIR, rabbitmq_problem
 
 
@@ -102,9 +105,9 @@ def select_systems(requested: str | None) -> list[str]:
         print(f"note: skipping {', '.join(AMQP_SYSTEMS)}: {problem}", flush=True)
         return [s for s in SYSTEMS if s not in AMQP_SYSTEMS]
     systems = [s.strip() for s in requested.split(",") if s.strip()]
-    unknown = set(systems) - set(SYSTEMS + DATABASE_SYSTEMS)
+    unknown = set(systems) - set(ALL_SYSTEMS)
     if unknown:
-        sys.exit(f"unknown systems: {', '.join(sorted(unknown))} (choose from {', '.join(SYSTEMS + DATABASE_SYSTEMS)})")
+        sys.exit(f"unknown systems: {', '.join(sorted(unknown))} (choose from {', '.join(ALL_SYSTEMS)})")
     on_rabbitmq = [s for s in systems if s in AMQP_SYSTEMS]
     if on_rabbitmq and (problem := rabbitmq_problem()):
         sys.exit(f"{', '.join(on_rabbitmq)} need RabbitMQ: {problem}")
@@ -142,8 +145,9 @@ def run(args: argparse.Namespace) -> None:
     print(f"\nmedians of {options.rounds} round(s), {elapsed:.0f} s; load average before "
           f"{load_before[0]:.2f}, after {facts['loadavg_after'][0]:.2f} (other work on this machine adds noise):")
     print(report.format_table(table, systems))
-    if margins := report.format_broker_margins(table, systems):
-        print(margins)
+    for margins in (report.format_broker_margins(table, systems), report.format_database_margins(table, systems)):
+        if margins:
+            print(margins)
     for system, errors in samples.errors.items():
         for scenario, message in errors.items():
             print(f"  {system} {scenario}: {message.splitlines()[0][:160]}")
@@ -173,8 +177,9 @@ def chart(args: argparse.Namespace) -> None:
     payload = json.loads((RESULTS_DIR / f"{args.output}.json").read_text())
     systems, table, options = payload["options"]["systems"], payload["medians"], payload["options"]
     print(report.format_table(table, systems))
-    if margins := report.format_broker_margins(table, systems):
-        print(margins)
+    for margins in (report.format_broker_margins(table, systems), report.format_database_margins(table, systems)):
+        if margins:
+            print(margins)
     report.write_chart(RESULTS_DIR / f"{args.output}.png", table, systems,
                        f"taskqueue vs peers, {payload['machine']['cores']} cores, N={options['n']}, medians of "
                        f"{options['rounds']} round(s) ({payload['date']})")
@@ -198,8 +203,9 @@ def main() -> None:
                    help="shrink a system's throughput batch (to a multiple of 1,000) if a 1,000-task probe says "
                         "N would take longer than this many seconds")
     r.add_argument("--systems", default=None,
-                   help=f"comma-separated subset of {','.join(SYSTEMS)} (default: all; {','.join(AMQP_SYSTEMS)} "
-                        "only when RabbitMQ answers on 127.0.0.1:5672 and rabbitmqctl can make their vhosts)")
+                   help=f"comma-separated subset of {','.join(ALL_SYSTEMS)} (default: {','.join(SYSTEMS)}; "
+                        f"{','.join(AMQP_SYSTEMS)} only when RabbitMQ answers on 127.0.0.1:5672 and rabbitmqctl can "
+                        "make their vhosts; the database broker and the database queues only when named)")
     r.add_argument("--scenarios", default="throughput,latency,chord,chain,mixed",
                    help="comma-separated subset of throughput,latency,chord,chain,mixed (default: all)")
     r.add_argument("--mixed-long", type=int, default=None,

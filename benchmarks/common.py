@@ -240,3 +240,14 @@ class WorkerGroup:
 
 def python() -> str:
     return sys.executable
+
+
+def copies(cmd: list[str], n: int) -> list[str]:
+    """One command line that runs `n` copies of `cmd` side by side under a small `sh`, for peers whose
+    worker is one process doing one task at a time (django-tasks-db's `db_worker`, Procrastinate's
+    worker with concurrency 1): the `WorkerGroup` signals the whole group, the shell waits for the
+    copies' own shutdown, and its ~1 MB is counted with the group's memory."""
+    import shlex
+
+    line = shlex.join(cmd)
+    return ["/bin/sh", "-c", 'trap "wait; exit 0" TERM INT; ' + " & ".join([line] * n) + " & wait"]

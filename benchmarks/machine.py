@@ -35,7 +35,7 @@ from .common import (
 )
 
 PACKAGES = ["django-taskqueue", "Django", "celery", "kombu", "billiard", "django-celery-results", "huey", "dramatiq",
-            "redis", "hiredis", "amqp", "psycopg", "matplotlib"]
+            "django-tasks-db", "procrastinate", "redis", "hiredis", "amqp", "psycopg", "matplotlib"]
 
 
 def facts() -> dict:

@@ -1,10 +1,13 @@
 """Presenting a run: the text table (with taskqueue's ratio to each system), JSON and a PNG chart.
 
 A peer is compared with the taskqueue column on the same broker: Celery on RabbitMQ with
-taskqueue on RabbitMQ, every other peer (all on Redis) with taskqueue on Redis."""
+taskqueue on RabbitMQ, the database queues with taskqueue's database broker on the same database
+(PostgreSQL: taskqueue-db, SQLite: taskqueue-sqlite), every other peer (all on Redis) with
+taskqueue on Redis."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -31,8 +34,12 @@ LABELS = {
 
 
 # The taskqueue columns, and the peers compared with a taskqueue column other than "taskqueue".
-TASKQUEUE_COLUMNS = ("taskqueue", "taskqueue-amqp")
-BASELINES = {"celery-amqp": "taskqueue-amqp"}
+TASKQUEUE_COLUMNS = ("taskqueue", "taskqueue-amqp", "taskqueue-db", "taskqueue-sqlite")
+# The database queues, by database: the taskqueue column each is compared with, and its peers.
+DATABASE_PEERS = {"taskqueue-db": ("PostgreSQL", ["django-tasks-db", "procrastinate", "huey-pg"]),
+                  "taskqueue-sqlite": ("SQLite", ["huey-sqlite", "django-tasks-db-sqlite"])}
+BASELINES = {"celery-amqp": "taskqueue-amqp",
+             **{peer: ours for ours, (_db, peers) in DATABASE_PEERS.items() for peer in peers}}
 
 
 def baseline(system: str) -> str | None:
@@ -93,9 +100,13 @@ def format_table(table: dict, systems: list[str]) -> str:
                        for i, (cell, w) in enumerate(zip(row, widths, strict=True))) for row in rows]
     lines.insert(1, "-" * len(lines[0]))
     note = "(x) = taskqueue's figure / that system's figure; '-' = failed or not applicable (see 'errors' in the JSON)"
-    if any(baseline(system) not in (None, "taskqueue") for system in systems):
-        note += "\n" + "; ".join(f"{system}'s (x) is against {base}" for system in systems
-                                 if (base := baseline(system)) not in (None, "taskqueue"))
+    against: dict[str, list[str]] = {}
+    for system in systems:
+        if (base := baseline(system)) not in (None, "taskqueue"):
+            against.setdefault(base, []).append(system)
+    if against:
+        note += "\n" + "; ".join(f"{peers[0]}'s (x) is against {base}" if len(peers) == 1
+                                 else f"{', '.join(peers)}: (x) against {base}" for base, peers in against.items())
     return "\n".join([*lines, note])
 
 
@@ -142,6 +153,42 @@ def format_broker_margins(table: dict, systems: list[str]) -> str:
                       "(throughput and enqueue: higher is better; times: lower):", *lines])
 
 
+# Issue #20's goals against the database queues: on PostgreSQL, throughput at least 3x and round-trip
+# p50 at most 0.5x the best of them; on SQLite, ahead of every one (1x).
+DATABASE_MARGIN_METRICS = ["throughput", "enqueue", "latency_p50", "latency_p99", "chord", "chain"]
+
+
+def best_peer(table: dict, metric: str, peers: list[str]) -> str | None:
+    """The peer with the best figure for `metric` (highest rate, shortest time), None if none has one."""
+    higher_better = METRICS[metric][3]
+    figures = [(value, peer) for peer in peers if (value := table.get(metric, {}).get(peer))]
+    if not figures:
+        return None
+    return (max if higher_better else min)(figures)[1]
+
+
+def format_database_margins(table: dict, systems: list[str]) -> str:
+    """One line per database whose taskqueue column ran beside at least one of its peers: taskqueue's
+    figure / the best peer's for each main metric, naming that peer (the best may differ by metric)."""
+    lines = []
+    for ours, (database, peers) in DATABASE_PEERS.items():
+        ran = [peer for peer in peers if peer in systems]
+        if ours not in systems or not ran:
+            continue
+        cells = []
+        for metric in DATABASE_MARGIN_METRICS:
+            best = best_peer(table, metric, ran)
+            r = ratio(table, metric, best, ours) if best is not None else None
+            if r is not None:
+                cells.append(f"{metric.replace('latency_', '')} {_fmt_ratio(r)}x ({best})")
+        lines.append(f"  {database + ':':11} {ours} / the best of {', '.join(ran)}: " + (", ".join(cells) or "-"))
+    if not lines:
+        return ""
+    return "\n".join(["taskqueue's database broker / the best database queue on the same database, per metric "
+                      "(issue #20's goals: PostgreSQL throughput >= 3x and p50 <= 0.5x; SQLite ahead of all):",
+                      *lines])
+
+
 def write_json(path: Path, payload: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")
@@ -158,8 +205,10 @@ def write_chart(path: Path, table: dict, systems: list[str], title: str) -> None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    palette = iter(["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22"])
-    highlight = {"taskqueue": "#d62728", "taskqueue-amqp": "#ff9896"}
+    palette = itertools.cycle(["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+                               "#bcbd22", "#17becf", "#aec7e8"])
+    highlight = {"taskqueue": "#d62728", "taskqueue-amqp": "#ff9896", "taskqueue-db": "#c0392b",
+                 "taskqueue-sqlite": "#f1948a"}
     colors = [highlight.get(s) or next(palette) for s in systems]
     fig, axes = plt.subplots(3, 4, figsize=(18, 12.5))
     for ax in axes.flat[len(CHART_METRICS):]:

@@ -174,21 +174,21 @@ def run_round(drivers: dict[str, Driver], order: list[str], samples: Samples, op
             result = _call(drivers[system], samples, "throughput", "throughput", throughput_timeout, n=sizes[system])
             _call(drivers[system], samples, "memory_loaded", "memory", 30)
             if result:
-                print(f"  {system:16} throughput {result['tasks_per_s']:8.0f} tasks/s "
+                print(f"  {system:22} throughput {result['tasks_per_s']:8.0f} tasks/s "
                       f"(enqueue {result['enqueue_per_s']:.0f}/s, N={result['n']})", flush=True)
     if "latency" in options.scenarios:
         for system in order:
             result = _call(drivers[system], samples, "latency", "latency", options.latency_budget_s + 60,
                            rounds=options.latency_rounds, budget_s=options.latency_budget_s)
             if result:
-                print(f"  {system:16} latency p50 {result['p50_ms']:7.2f} ms ({result['samples']} calls)", flush=True)
+                print(f"  {system:22} latency p50 {result['p50_ms']:7.2f} ms ({result['samples']} calls)", flush=True)
     for scenario, n in (("chord", options.chord_n), ("chain", options.chain_n)):
         if scenario not in options.scenarios:
             continue
         for system in order:
             result = _call(drivers[system], samples, scenario, scenario, 400, n=n)
             if result:
-                print(f"  {system:16} {scenario} {result['seconds']:7.3f} s", flush=True)
+                print(f"  {system:22} {scenario} {result['seconds']:7.3f} s", flush=True)
 
 
 def run_mixed(drivers: dict[str, Driver], order: list[str], samples: Samples, options: Options) -> None:
@@ -201,7 +201,7 @@ def run_mixed(drivers: dict[str, Driver], order: list[str], samples: Samples, op
                        processes=options.mixed_processes, long_rate=options.mixed_long_rate)
         if result:
             failed = f", {result['small_failed']} failed" if result["small_failed"] else ""
-            print(f"  {system:16} small p50 {result['small_p50_ms']:7.2f} ms, p99 {result['small_p99_ms']:8.2f} ms "
+            print(f"  {system:22} small p50 {result['small_p50_ms']:7.2f} ms, p99 {result['small_p99_ms']:8.2f} ms "
                   f"({result['small_n']} calls{failed}); long makespan {result['makespan_s']:.2f} s", flush=True)
 
 
@@ -241,7 +241,7 @@ def calibrate(drivers: dict[str, Driver], samples: Samples, options: Options) ->
         if probe:
             fits = int(probe["tasks_per_s"] * options.throughput_budget_s) // 1_000 * 1_000
             sizes[system] = max(1_000, min(options.n, fits))
-        print(f"  {system:16} throughput batch: {sizes[system]:,} tasks"
+        print(f"  {system:22} throughput batch: {sizes[system]:,} tasks"
               + (f" (probe {probe['tasks_per_s']:.0f} tasks/s)" if probe else ""), flush=True)
     return sizes
 

@@ -77,3 +77,73 @@ def test_the_context_limits_name_rabbitmqs_confirmed_publish_rates(capsys):
     line = capsys.readouterr().out.splitlines()[-1]
     assert line == ("RabbitMQ, one producer, each publish waiting for its confirm: quorum 1,100/s (p50 0.88 ms), "
                     "classic transient 7,600/s (p50 0.13 ms)")
+
+
+# The database queues (issue #20): each compared with taskqueue's database broker on its database.
+DB_TABLE = {
+    "throughput": {"taskqueue-db": 3_000.0, "django-tasks-db": 300.0, "procrastinate": 500.0, "huey-pg": 1_000.0,
+                   "taskqueue-sqlite": 1_500.0, "huey-sqlite": 900.0, "django-tasks-db-sqlite": 200.0},
+    "latency_p50": {"taskqueue-db": 2.0, "django-tasks-db": 8.0, "procrastinate": 5.0, "huey-pg": 6.0,
+                    "taskqueue-sqlite": 3.0, "huey-sqlite": 7.0, "django-tasks-db-sqlite": None},
+    "chord": {"taskqueue-db": 1.0, "django-tasks-db": None, "procrastinate": None, "huey-pg": 4.0},
+}
+DB_SYSTEMS = ["taskqueue-db", "django-tasks-db", "procrastinate", "huey-pg", "taskqueue-sqlite", "huey-sqlite",
+              "django-tasks-db-sqlite"]
+
+
+def test_each_database_queue_is_compared_with_taskqueue_on_the_same_database():
+    from benchmarks.adapters import DATABASE_PEERS, POSTGRES_PEERS, SQLITE_PEERS
+
+    assert {peer: report.baseline(peer) for peer in DATABASE_PEERS} == {
+        **dict.fromkeys(POSTGRES_PEERS, "taskqueue-db"), **dict.fromkeys(SQLITE_PEERS, "taskqueue-sqlite")}
+    assert report.baseline("taskqueue-db") is None and report.baseline("taskqueue-sqlite") is None
+    ratios = report.ratios(DB_TABLE, DB_SYSTEMS)
+    assert ratios["throughput"] == {"django-tasks-db": 10.0, "procrastinate": 6.0, "huey-pg": 3.0,
+                                    "huey-sqlite": 1_500 / 900, "django-tasks-db-sqlite": 7.5}
+    assert ratios["latency_p50"]["huey-sqlite"] == 3.0 / 7.0 and ratios["latency_p50"]["django-tasks-db-sqlite"] is None
+    text = report.format_table(DB_TABLE, DB_SYSTEMS)
+    throughput = next(line for line in text.splitlines() if line.startswith("throughput, end to end"))
+    assert "1,000 (3.00x)" in throughput and "900 (1.67x)" in throughput and "1,500 (" not in throughput
+    assert "django-tasks-db, procrastinate, huey-pg: (x) against taskqueue-db" in text
+    assert "huey-sqlite, django-tasks-db-sqlite: (x) against taskqueue-sqlite" in text
+
+
+def test_the_database_margins_line_takes_the_best_peer_per_metric():
+    assert report.best_peer(DB_TABLE, "throughput", ["django-tasks-db", "procrastinate", "huey-pg"]) == "huey-pg"
+    assert report.best_peer(DB_TABLE, "latency_p50", ["django-tasks-db", "procrastinate", "huey-pg"]) == "procrastinate"
+    assert report.best_peer(DB_TABLE, "chord", ["django-tasks-db", "procrastinate"]) is None  # no canvas: no figure
+    lines = report.format_database_margins(DB_TABLE, DB_SYSTEMS).splitlines()
+    assert "PostgreSQL throughput >= 3x and p50 <= 0.5x" in lines[0]
+    assert lines[1].split() == ["PostgreSQL:", "taskqueue-db", "/", "the", "best", "of", "django-tasks-db,",
+                                "procrastinate,", "huey-pg:", "throughput", "3.00x", "(huey-pg),", "p50", "0.40x",
+                                "(procrastinate),", "chord", "0.25x", "(huey-pg)"]
+    # A peer that failed (no p50) is left out of that metric's best rather than counted as best.
+    assert lines[2].split() == ["SQLite:", "taskqueue-sqlite", "/", "the", "best", "of", "huey-sqlite,",
+                                "django-tasks-db-sqlite:", "throughput", "1.67x", "(huey-sqlite),", "p50", "0.43x",
+                                "(huey-sqlite)"]
+
+
+def test_the_database_margins_need_the_taskqueue_column_and_a_peer_of_that_database():
+    assert report.format_database_margins(DB_TABLE, ["taskqueue-db", "huey-sqlite"]) == ""
+    only_pg = report.format_database_margins(DB_TABLE, ["taskqueue-db", "procrastinate"]).splitlines()
+    assert len(only_pg) == 2 and only_pg[1].split()[:7] == ["PostgreSQL:", "taskqueue-db", "/", "the", "best", "of",
+                                                            "procrastinate:"]
+    assert report.format_database_margins(TABLE, SYSTEMS_RUN) == ""
+
+
+def test_the_database_queues_are_selectable_by_name_but_not_in_the_default_run(monkeypatch):
+    from benchmarks.adapters import DATABASE_PEERS
+
+    assert set(DATABASE_PEERS).isdisjoint(SYSTEMS)
+    assert select_systems("taskqueue-db,django-tasks-db,procrastinate,huey-pg") == [
+        "taskqueue-db", "django-tasks-db", "procrastinate", "huey-pg"]
+    assert select_systems("taskqueue-sqlite,huey-sqlite,django-tasks-db-sqlite")[1:] == [
+        "huey-sqlite", "django-tasks-db-sqlite"]
+    monkeypatch.setattr(common, "AMQP_PORT", free_port())
+    assert not set(DATABASE_PEERS) & set(select_systems(None))
+
+
+def test_copies_runs_n_commands_under_one_shell_that_waits_for_them():
+    line = common.copies(["python", "-m", "x", "--name", "a b"], 2)
+    assert line[:2] == ["/bin/sh", "-c"]
+    assert line[2] == "trap \"wait; exit 0\" TERM INT; python -m x --name 'a b' & python -m x --name 'a b' & wait"
