@@ -11,7 +11,7 @@ from taskqueue import AsyncResult, registry, send_task, states, task
 from taskqueue.exceptions import DeadLettered
 from taskqueue.models import DeadLetter, TaskResult
 from taskqueue.testing import start_worker
-from tests.browser.test_pages import ARTIFACTS, browser  # noqa: F401  (the Chromium fixture)
+from tests.browser.test_pages import ARTIFACTS, browser, log_in_to_admin  # noqa: F401  (the Chromium fixture)
 from tests.factories import DeadLetterFactory
 from tests.helpers import wait_until
 from tests.models import Run
@@ -34,11 +34,7 @@ def queue():
 
 
 def _log_in(browser, site, username: str, password: str = "pw"):  # noqa: F811
-    page = browser.new_page()
-    page.goto(f"{site}/admin/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", password)
-    page.click("input[type=submit]")
+    page = log_in_to_admin(browser, site, username, password)
     page.wait_for_selector("#content", timeout=10_000)
     return page
 

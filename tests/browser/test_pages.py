@@ -53,6 +53,18 @@ def site(live_server, transactional_db, broker_url):
     worker.terminate()
 
 
+def log_in_to_admin(browser, site: str, username: str, password: str, next_path: str = "",
+                    viewport: dict | None = None):
+    """A new page, logged into the admin through its form, at `next_path` (the admin's index if
+    empty); the caller waits for what it expects there."""
+    page = browser.new_page(viewport=viewport) if viewport else browser.new_page()
+    page.goto(f"{site}/admin/login/" + (f"?next={next_path}" if next_path else ""))
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("input[type=submit]")
+    return page
+
+
 def _open_logged_in(browser, site: str, path: str):
     """A new page at `path`, through the login form it is sent to first."""
     page = browser.new_page()

@@ -12,7 +12,7 @@ from demo_project.logins.tasks import start_workflow
 from taskqueue import chain, chord, control, states
 from taskqueue.models import TaskResult
 from taskqueue.testing import start_worker
-from tests.browser.test_pages import ARTIFACTS, browser  # noqa: F401  (the Chromium fixture)
+from tests.browser.test_pages import ARTIFACTS, browser, log_in_to_admin  # noqa: F401  (the Chromium fixture)
 from tests.helpers import wait_until
 from tests.tasks import add, slow_add, tsum
 
@@ -39,11 +39,8 @@ def test_resume_a_failed_login_chain_from_its_workflow_page(browser, admin_site)
                         timeout=40, message="the risk step failed after its retries")
     User.objects.create_superuser("admin", "admin@example.com", "admin-pw")
 
-    page = browser.new_page(viewport={"width": 1400, "height": 900})
-    page.goto(f"{admin_site}/admin/login/?next=/admin/taskqueue/taskresult/{failed.pk}/change/")
-    page.fill("#id_username", "admin")
-    page.fill("#id_password", "admin-pw")
-    page.click("input[type=submit]")
+    page = log_in_to_admin(browser, admin_site, "admin", "admin-pw", f"/admin/taskqueue/taskresult/{failed.pk}/change/",
+                           viewport={"width": 1400, "height": 900})
     page.wait_for_selector("text=View workflow", timeout=10_000)
     page.screenshot(path=str(ARTIFACTS / "workflow-failed-task.png"), full_page=True)
 
@@ -86,11 +83,9 @@ def test_the_workflow_page_refreshes_while_it_runs_and_stops_polling_when_done(b
         row = wait_until(lambda: TaskResult.objects.filter(task_id=result.parent.id, state=states.SUCCESS).first(),
                          timeout=15, message="the first step done: the second (3 s) runs")
         User.objects.create_superuser("admin", "admin@example.com", "admin-pw")
-        page = browser.new_page(viewport={"width": 1200, "height": 700})
-        page.goto(f"{live_server.url}/admin/login/?next=/admin/taskqueue/taskresult/{row.pk}/workflow/")
-        page.fill("#id_username", "admin")
-        page.fill("#id_password", "admin-pw")
-        page.click("input[type=submit]")
+        page = log_in_to_admin(browser, live_server.url, "admin", "admin-pw",
+                               f"/admin/taskqueue/taskresult/{row.pk}/workflow/",
+                               viewport={"width": 1200, "height": 700})
         page.wait_for_selector("#tq-graph", timeout=10_000)
         workflow_url = page.url
         assert page.locator("#tq-graph").get_attribute("data-running") == "1"
