@@ -19,7 +19,10 @@ DATABASES = {"default": {"ENGINE": "django.db.backends.postgresql",
                          "NAME": os.environ.get("TASKQUEUE_BENCH_DB", "bench_taskqueue"),
                          "USER": "postgres", "HOST": "127.0.0.1", "PORT": "5432"}}
 if os.environ.get("TASKQUEUE_BENCH_SQLITE"):  # taskqueue-sqlite: broker and results in one SQLite file
-    DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": os.environ["TASKQUEUE_BENCH_SQLITE"]}}
+    # as docs/brokers.md tells users to set it up (SQLite's default synchronous=FULL is kept)
+    DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": os.environ["TASKQUEUE_BENCH_SQLITE"],
+                             "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE",
+                                         "init_command": "PRAGMA journal_mode=WAL;"}}}
 # Redis DB 13 for `taskqueue`, a throwaway RabbitMQ vhost for `taskqueue-amqp` (set by the adapter).
 TASKQUEUE_BROKER_URL = os.environ.get("TASKQUEUE_BENCH_BROKER_URL", "redis://127.0.0.1:6379/13")
 TASKQUEUE_KEY_PREFIX = os.environ.setdefault("TASKQUEUE_BENCH_PREFIX", f"tqbench-{os.getpid()}")
