@@ -4,6 +4,8 @@ import os
 import threading
 import uuid
 
+import pytest
+
 from taskqueue.doorbell import Doorbell
 
 
@@ -46,6 +48,7 @@ def test_a_ring_before_the_wait_is_not_lost_and_other_queues_do_not_count():
     assert not os.path.exists(bell.directory)
 
 
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded")  # the child binds a socket and exits
 def test_a_dead_process_socket_is_removed_by_the_next_ring():
     bell = _bell()
     pid = os.fork()
@@ -60,6 +63,7 @@ def test_a_dead_process_socket_is_removed_by_the_next_ring():
     os.rmdir(bell.directory)
 
 
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded")  # the child binds a socket and exits
 def test_close_removes_the_socket_and_a_fork_binds_its_own():
     bell = _bell()
     assert bell.listen()
