@@ -21,7 +21,7 @@ import psutil
 from .adapters import create
 from .common import PG_DSN, TASKQUEUE_REDIS_DB, percentile, python, redis_client
 
-QUEUE = "default"
+EMPTY, BACKLOG = "scale-empty", "scale-backlog"  # the queues of part 2
 
 
 def say(message: str) -> None:
@@ -125,45 +125,50 @@ def chords(adapter: Any, system: str, sizes: list[int], out: dict) -> None:
 
 # -- 2. a waiting backlog ------------------------------------------------------------------------------
 
-def backlog(adapter: Any, system: str, sizes: list[int], n: int, rounds: int, out: dict) -> None:
-    """No worker runs: enqueue `n` with delay(), then the benchmark itself reserves (count=1) and
-    acks `n` from the head of the queue through the broker's own reserve() and ack(); `rounds` times
-    (the backlog stays as it was: as many taken as added), medians. First on an empty queue (after
-    an untimed round of 1,000), then behind each backlog preloaded in bulk (the queue emptied after
-    each level: an empty queue again after a backlog shows the drift of a shared machine)."""
+def backlog(adapter: Any, system: str, waiting: int, n: int, rounds: int, out: dict) -> None:
+    """No worker runs. A round: `n` `add.apply_async(queue=...)` (delay() with a queue named), then
+    the benchmark itself takes `n` from the head of that queue through the broker's own reserve()
+    (count=1) and ack(); as many taken as added, so what waits stays as it was. First `rounds` on an
+    empty broker (after an untimed round of 1,000); then `waiting` messages are preloaded in bulk
+    into a second queue, and rounds on the empty queue and on the one behind the backlog
+    alternate, so the drift of a shared machine falls on both alike. Medians of the rounds."""
     from taskqueue.brokers import get_broker
 
     broker = get_broker()
     body = sample_body(broker)
-    enqueue_and_reserve(broker, 1_000)
-    for waiting in sizes:
-        if waiting:
-            started = time.perf_counter()
-            preload(system, broker, waiting, body)
-            say(f"preloaded {waiting:,} waiting messages in {time.perf_counter() - started:.1f} s")
-        timings = [enqueue_and_reserve(broker, n) for _ in range(rounds)]
-        enqueue_s = statistics.median(t[0] for t in timings)
-        reserve_s = statistics.median(t[1] for t in timings)
-        row = {"waiting": waiting, "n": n, "rounds": rounds, "enqueue_per_s": n / enqueue_s,
-               "reserve_ack_per_s": n / reserve_s, "each": [[n / e, n / r] for e, r in timings]}
+    enqueue_and_reserve(broker, EMPTY, 1_000)
+    alone = [enqueue_and_reserve(broker, EMPTY, n) for _ in range(rounds)]
+    started = time.perf_counter()
+    preload(system, broker, waiting, body)
+    say(f"preloaded {waiting:,} waiting messages in {time.perf_counter() - started:.1f} s")
+    pairs = [(enqueue_and_reserve(broker, EMPTY, n), enqueue_and_reserve(broker, BACKLOG, n)) for _ in range(rounds)]
+    rows = [("0, broker empty", 0, alone), (f"0, {waiting:,} in another queue", 0, [a for a, _ in pairs]),
+            (f"{waiting:,}", waiting, [b for _, b in pairs])]
+    for label, count, timings in rows:
+        row = {"label": label, "waiting": count, "n": n, "rounds": rounds,
+               "enqueue_per_s": n / statistics.median(t[0] for t in timings),
+               "reserve_ack_per_s": n / statistics.median(t[1] for t in timings),
+               "enqueue_best_per_s": n / min(t[0] for t in timings),
+               "reserve_best_per_s": n / min(t[1] for t in timings),
+               "each": [[round(n / e), round(n / r)] for e, r in timings]}
         out.setdefault("backlog", []).append(row)
-        say(f"{waiting:,} waiting: enqueue {row['enqueue_per_s']:,.0f}/s, "
-            f"reserve+ack {row['reserve_ack_per_s']:,.0f}/s (rounds: {[[round(x) for x in r] for r in row['each']]})")
-        empty_queue(system, broker)
+        say(f"{label} waiting: enqueue {row['enqueue_per_s']:,.0f}/s, reserve+ack {row['reserve_ack_per_s']:,.0f}/s "
+            f"(rounds: {row['each']})")
+    empty_queue(system)
 
 
-def enqueue_and_reserve(broker: Any, n: int) -> tuple[float, float]:
+def enqueue_and_reserve(broker: Any, queue: str, n: int) -> tuple[float, float]:
     from .tasks import add
 
     started = time.perf_counter()
     for i in range(n):
-        add.delay(i, i)
+        add.apply_async((i, i), queue=queue)
     enqueue_s = time.perf_counter() - started
     consumer = f"scale-{os.getpid()}"
     started = time.perf_counter()
     taken = 0
     while taken < n:  # bounded: an empty reserve stops it
-        deliveries = broker.reserve(consumer, [QUEUE], count=1, timeout=0)
+        deliveries = broker.reserve(consumer, [queue], count=1, timeout=0)
         if not deliveries:
             raise RuntimeError(f"queue empty after {taken} of {n} reserves")
         broker.ack(deliveries)
@@ -177,50 +182,45 @@ def sample_body(broker: Any) -> bytes:
     """The body of a real `add` message, for the preloaded ones (same size)."""
     from .tasks import add
 
-    task_id = add.delay(1, 1).id
+    task_id = add.apply_async((1, 1), queue=EMPTY).id
     body = broker.inspect([task_id]).bodies[task_id]
-    empty_queue_of(broker, 1)
+    taker = f"scale-empty-{os.getpid()}"
+    broker.ack(broker.reserve(taker, [EMPTY], count=1, timeout=0))
+    broker.leases(requeue=[taker])
     return body
 
 
-def empty_queue_of(broker: Any, count: int) -> None:
-    taker = f"scale-empty-{os.getpid()}"
-    broker.ack(broker.reserve(taker, [QUEUE], count=count, timeout=0))
-    broker.leases(requeue=[taker])
-
-
 def preload(system: str, broker: Any, waiting: int, body: bytes) -> None:
+    """`waiting` messages in the BACKLOG queue, ahead of any sent later."""
     if system in ("taskqueue", "taskqueue-amqp"):
         from taskqueue.brokers.base import Outgoing
 
         batch = 2_000
         for start in range(0, waiting, batch):  # the broker's publish, a batch a round trip
-            broker.publish([Outgoing(QUEUE, f"backlog-{i}", body) for i in range(start, min(waiting, start + batch))])
+            broker.publish([Outgoing(BACKLOG, f"backlog-{i}", body) for i in range(start, min(waiting, start + batch))])
         return
     from django.db import connection
+    from django.utils import timezone
 
     from taskqueue.models import QueuedMessage
 
     table = QueuedMessage._meta.db_table
-    now = time.time()
     columns = "key, task_id, queue, body, priority, available_at, rank, redeliveries, date_created"
+    rank = time.time() - 100  # ranks are when a message became ready (epoch s): these first
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(f"INSERT INTO {table} ({columns}) SELECT 'backlog-' || g, 'backlog-' || g, %s, %s, 0, "
                            f"now(), %s + g * 1e-6, 0, now() FROM generate_series(1, %s) AS g",
-                           [QUEUE, body.decode(), now - 100, waiting])
-            cursor.execute(f"ANALYZE {table}")
+                           [BACKLOG, body.decode(), rank, waiting])
         else:
-            from django.utils import timezone
-
             stamp = connection.ops.adapt_datetimefield_value(timezone.now())
             cursor.execute(f"WITH RECURSIVE n(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM n WHERE g < %s) "
                            f"INSERT INTO {table} ({columns}) SELECT 'backlog-' || g, 'backlog-' || g, %s, %s, 0, "
-                           f"%s, %s + g * 1e-6, 0, %s FROM n", [waiting, QUEUE, body.decode(), stamp, now - 100, stamp])
-            cursor.execute(f"ANALYZE {table}")
+                           f"%s, %s + g * 1e-6, 0, %s FROM n", [waiting, BACKLOG, body.decode(), stamp, rank, stamp])
+        cursor.execute(f"ANALYZE {table}")  # as autovacuum would soon
 
 
-def empty_queue(system: str, broker: Any) -> None:
+def empty_queue(system: str) -> None:
     """Drop what is left waiting, without a reserve per message: UNLINK (Redis frees it in the
     background), TRUNCATE on PostgreSQL, DELETE on SQLite."""
     if system in ("taskqueue", "taskqueue-amqp"):
@@ -228,7 +228,8 @@ def empty_queue(system: str, broker: Any) -> None:
 
         client = redis_client(TASKQUEUE_REDIS_DB)
         prefix = os.environ["TASKQUEUE_BENCH_PREFIX"]
-        client.unlink(key(prefix, "msg"), key(prefix, "queue", QUEUE), key(prefix, "wake", QUEUE))
+        client.unlink(key(prefix, "msg"), *(key(prefix, name, queue) for name in ("queue", "wake")
+                                             for queue in (EMPTY, BACKLOG)))
         client.close()
         return
     from django.db import connection
@@ -295,25 +296,37 @@ def load_results(rows: int) -> float:
     return time.perf_counter() - started
 
 
-def results(adapter: Any, system: str, rows: int, count: int, batch: int, out: dict) -> None:
+def results(adapter: Any, system: str, rows: int, batch: int, out: dict) -> None:
+    """get() with no rows but the round trips' own, with `rows` more, then (after the cleanup and a
+    VACUUM, as autovacuum would) with none again: a drift of a shared machine shows there."""
+    from django.db import connection
+
     from taskqueue.models import TaskResult
 
-    adapter.start(warmup=20)
+    adapter.start(warmup=100)
     try:
-        adapter.reset_results()
-        empty = round_trips(count)
-        out["get"] = {"rows_0": {"rows": TaskResult.objects.count(), **empty}}
-        say(f"get() with {out['get']['rows_0']['rows']} rows: p50 {empty['get_p50_ms']:.2f} ms "
-            f"(round trip p50 {empty['round_trip_p50_ms']:.2f} ms)")
+        out["get"] = []
+        measure_get(out, "no rows")
         loaded = load_results(rows)
         say(f"loaded {rows:,} expired result rows in {loaded:.1f} s")
-        full = round_trips(count)
-        out["get"]["rows_n"] = {"rows": TaskResult.objects.count(), "load_s": loaded, **full}
-        say(f"get() with {out['get']['rows_n']['rows']:,} rows: p50 {full['get_p50_ms']:.2f} ms "
-            f"(round trip p50 {full['round_trip_p50_ms']:.2f} ms)")
+        measure_get(out, f"{rows:,} rows", load_s=loaded)
         out["cleanup"] = cleanup(adapter, system, rows, batch)
+        adapter.reset_results()
+        with connection.cursor() as cursor:
+            cursor.execute(f"VACUUM ANALYZE {TaskResult._meta.db_table}" if connection.vendor == "postgresql"
+                           else "VACUUM")
+        measure_get(out, "no rows again (after cleanup, VACUUM)")
     finally:
         adapter.stop()
+
+
+def measure_get(out: dict, label: str, count: int = 200, **extra: Any) -> None:
+    from taskqueue.models import TaskResult
+
+    row = {"label": label, "rows": TaskResult.objects.count(), **round_trips(count), **extra}
+    out["get"].append(row)
+    say(f"get() with {row['rows']:,} rows ({label}): p50 {row['get_p50_ms']:.2f} ms, p99 {row['get_p99_ms']:.2f} ms "
+        f"(round trip p50 {row['round_trip_p50_ms']:.2f} ms)")
 
 
 def cleanup(adapter: Any, system: str, rows: int, batch: int) -> dict:
@@ -386,17 +399,15 @@ def main() -> None:
             chords(adapter, system, options["sizes"], out)
             save()
         if "backlog" in options["parts"]:
-            backlog(adapter, system, [0, options["backlog"], 0], options["enqueue"], options["rounds"], out)
+            backlog(adapter, system, options["backlog"], options["enqueue"], options["rounds"], out)
             save()
         if "results" in options["parts"]:
-            results(adapter, system, options["rows"], options["get_rounds"], options["batch"], out)
+            results(adapter, system, options["rows"], options["batch"], out)
             save()
     finally:
         adapter.stop()
         if system in ("taskqueue", "taskqueue-amqp"):
-            from taskqueue.brokers import get_broker
-
-            empty_queue(system, get_broker())
+            empty_queue(system)
         adapter.teardown()
         save()
 
