@@ -236,6 +236,8 @@ def main() -> None:
     g.add_argument("--backlog", type=int, default=None, help="messages waiting (default 1,000,000)")
     g.add_argument("--rows", type=int, default=None, help="expired result rows (default 10,000,000)")
     g.add_argument("--parts", default="chords,backlog,results", help="comma-separated subset of chords,backlog,results")
+    g.add_argument("--enqueue", type=int, default=10_000, help="messages sent and reserved a round (default 10,000)")
+    g.add_argument("--rounds", type=int, default=5, help="rounds at each backlog level (default 5)")
     g.add_argument("--output", default="scale", help="basename of the JSON in benchmarks/results/")
     c = sub.add_parser("chart", help="re-draw the table and PNG from a saved JSON")
     c.add_argument("--output", default="latest", help="basename in benchmarks/results/")
@@ -257,7 +259,8 @@ def main() -> None:
     elif args.command == "scale":
         from . import scale
 
-        scale.run(args.brokers, args.quick, args.sizes, args.backlog, args.rows, args.parts, args.output)
+        scale.run(args.brokers, args.quick, args.sizes, args.backlog, args.rows, args.parts, args.output,
+                  args.enqueue, args.rounds)
     elif args.command == "admin":
         from . import admin_scale
 

@@ -44,7 +44,8 @@ FULL = {"sizes": [1_000, 10_000, 100_000], "backlog": 1_000_000, "rows": 10_000_
 QUICK = {"sizes": [1_000, 10_000], "backlog": 100_000, "rows": 1_000_000}
 
 
-def options(quick: bool, sizes: str | None, backlog: int | None, rows: int | None, parts: str) -> dict:
+def options(quick: bool, sizes: str | None, backlog: int | None, rows: int | None, parts: str,
+            enqueue: int = 10_000, rounds: int = 5) -> dict:
     chosen = dict(QUICK if quick else FULL)
     if sizes:
         chosen["sizes"] = [int(size.replace("_", "")) for size in sizes.split(",") if size.strip()]
@@ -55,7 +56,7 @@ def options(quick: bool, sizes: str | None, backlog: int | None, rows: int | Non
     wanted = [part.strip() for part in parts.split(",") if part.strip()]
     if unknown := set(wanted) - set(PARTS):
         sys.exit(f"unknown parts: {', '.join(sorted(unknown))} (choose from {', '.join(PARTS)})")
-    return {**chosen, "parts": wanted, "enqueue": 10_000, "rounds": 5, "batch": 5_000}
+    return {**chosen, "parts": wanted, "enqueue": enqueue, "rounds": rounds, "batch": 5_000}
 
 
 def budget(chosen: dict) -> float:
@@ -92,10 +93,10 @@ def run_one(broker: str, chosen: dict) -> dict:
 
 
 def run(brokers: str, quick: bool, sizes: str | None, backlog: int | None, rows: int | None, parts: str,
-        output: str) -> None:
+        output: str, enqueue: int = 10_000, rounds: int = 5) -> None:
     from . import machine
 
-    chosen = options(quick, sizes, backlog, rows, parts)
+    chosen = options(quick, sizes, backlog, rows, parts, enqueue, rounds)
     names = [name.strip() for name in brokers.split(",") if name.strip()]
     if unknown := set(names) - set(BROKERS):
         sys.exit(f"unknown brokers: {', '.join(sorted(unknown))} (choose from {', '.join(BROKERS)}; "
@@ -142,14 +143,15 @@ def format_tables(results: dict) -> str:
                          f"{_mb(row, 'redis_used_over_start_mb')} | {_mb(row, 'pg_rss_mb')} | "
                          f"{_mb(row, 'pg_uss_mb')} |")
     lines += ["", "enqueue (add.apply_async with a queue) and reserve (broker.reserve(count=1) + ack, by the "
-              "benchmark) of 10,000, no worker running; medians of 5 rounds; the last two rows in alternation",
-              "| broker | waiting in the queue | enqueue /s | reserve+ack /s | enqueue vs row 2 | reserve vs row 2 "
-              "| best enqueue /s | best reserve /s |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+              "benchmark), no worker running; medians of the rounds; the last two rows in alternation",
+              "| broker | waiting in the queue | N x rounds | enqueue /s | reserve+ack /s | enqueue vs row 2 "
+              "| reserve vs row 2 | best enqueue /s | best reserve /s |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for broker, result in results.items():
         rows = result.get("backlog", [])
         for row in rows:
             base = rows[1] if len(rows) > 1 else row
-            lines.append(f"| {broker} | {row['label']} | {row['enqueue_per_s']:,.0f} | "
+            lines.append(f"| {broker} | {row['label']} | {row['n']:,} x {row['rounds']} | "
+                         f"{row['enqueue_per_s']:,.0f} | "
                          f"{row['reserve_ack_per_s']:,.0f} | {_ratio(base['enqueue_per_s'], row['enqueue_per_s'])} | "
                          f"{_ratio(base['reserve_ack_per_s'], row['reserve_ack_per_s'])} | "
                          f"{row['enqueue_best_per_s']:,.0f} | {row['reserve_best_per_s']:,.0f} |")
