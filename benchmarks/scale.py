@@ -145,7 +145,8 @@ def format_tables(results: dict) -> str:
     lines += ["", "enqueue (add.apply_async with a queue) and reserve (broker.reserve(count=1) + ack, by the "
               "benchmark), no worker running; medians of the rounds; the last two rows in alternation",
               "| broker | waiting in the queue | N x rounds | enqueue /s | reserve+ack /s | enqueue vs row 2 "
-              "| reserve vs row 2 | best enqueue /s | best reserve /s |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+              "| reserve vs row 2 | best enqueue /s | best reserve /s |",
+              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for broker, result in results.items():
         rows = result.get("backlog", [])
         for row in rows:

@@ -283,8 +283,9 @@ def chords_of(task_ids: list[str]) -> list[tuple[str, str]]:
 
 
 def chord_counter(group_id: str):
-    """The ChordCounter of a chord, or None (not a chord, or its row expired)."""
-    return _models().ChordCounter.objects.filter(group_id=group_id).first()
+    """The ChordCounter of a chord, or None (not a chord, or its row expired); its member ids and
+    body are read when first used (a settle after each batch of members, and only the last needs them)."""
+    return _models().ChordCounter.objects.filter(group_id=group_id).defer("member_ids", "body").first()
 
 
 def results_in_order(task_ids: list[str]) -> list:
