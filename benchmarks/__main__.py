@@ -31,6 +31,14 @@
     one. By default taskqueue on each broker: Redis, the database broker on PostgreSQL and on
     SQLite, RabbitMQ (when it answers). See benchmarks/idle.py.
 
+``python -m benchmarks scale [--brokers redis,database,sqlite] [--quick] [--sizes N,N,...] [--backlog N] [--rows N]``
+    How cost grows with the work, one broker at a time: chords of 1,000 / 10,000 / 100,000
+    members (time a member, peak memory of the workers, Redis and the PostgreSQL backends), enqueue
+    and reserve with 0 and 1,000,000 messages waiting, get() with 0 and 10,000,000 result rows, and
+    `manage.py taskqueue cleanup` of those rows while round trips run. `--quick`: chords of 1,000
+    and 10,000, 100,000 waiting, 1,000,000 rows. See benchmarks/scale.py and docs/performance.md
+    ("Growth"); writes benchmarks/results/scale.json.
+
 ``python -m benchmarks chart [--output NAME]``
     Re-print the table and re-draw the PNG from benchmarks/results/NAME.json.
 
@@ -227,6 +235,16 @@ def main() -> None:
     i.add_argument("--seconds", type=float, default=20.0)
     i.add_argument("--systems", default=None,
                    help="default: taskqueue,taskqueue-db,taskqueue-sqlite (and taskqueue-amqp when RabbitMQ answers)")
+    g = sub.add_parser("scale", help="chords, waiting backlogs and result rows as they grow, per broker")
+    g.add_argument("--brokers", default="redis,database,sqlite", help="comma-separated subset of redis,database,sqlite")
+    g.add_argument("--quick", action="store_true", help="chords of 1k and 10k, 100k waiting, 1M result rows")
+    g.add_argument("--sizes", default=None, help="chord sizes, comma-separated (default 1000,10000,100000)")
+    g.add_argument("--backlog", type=int, default=None, help="messages waiting (default 1,000,000)")
+    g.add_argument("--rows", type=int, default=None, help="expired result rows (default 10,000,000)")
+    g.add_argument("--parts", default="chords,backlog,results", help="comma-separated subset of chords,backlog,results")
+    g.add_argument("--enqueue", type=int, default=10_000, help="messages sent and reserved a round (default 10,000)")
+    g.add_argument("--rounds", type=int, default=5, help="rounds at each backlog level (default 5)")
+    g.add_argument("--output", default="scale", help="basename of the JSON in benchmarks/results/")
     c = sub.add_parser("chart", help="re-draw the table and PNG from a saved JSON")
     c.add_argument("--output", default="latest", help="basename in benchmarks/results/")
     args = parser.parse_args()
@@ -244,6 +262,11 @@ def main() -> None:
         from . import idle
 
         idle.main(args.systems, args.seconds)
+    elif args.command == "scale":
+        from . import scale
+
+        scale.run(args.brokers, args.quick, args.sizes, args.backlog, args.rows, args.parts, args.output,
+                  args.enqueue, args.rounds)
     elif args.command == "admin":
         from . import admin_scale
 

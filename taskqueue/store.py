@@ -199,15 +199,15 @@ def counts_by_state() -> dict[str, int]:
 
 
 def delete_expired(expires: timedelta, batch_size: int) -> int:
-    """Delete finished results older than `expires` in batches of ids, never loading them all."""
-    TaskResult = _models().TaskResult
-    deleted = 0
-    for _ in range(1_000_000):  # bounded: each round deletes up to batch_size rows
-        ids = list(TaskResult.objects.expired(expires).order_by().values_list("id", flat=True)[:batch_size])
-        if not ids:
-            break
+    """Delete finished results older than `expires`, at most `batch_size` rows a statement, each its
+    own commit (workers storing results never wait on it); each batch's ids are read upwards from
+    the last batch's end, never again over the dead index entries of the rows deleted before."""
+    TaskResult, cutoff = _models().TaskResult, timezone.now() - expires
+    expired = TaskResult.objects.ready().filter(date_done__lt=cutoff).order_by("id").values_list("id", flat=True)
+    deleted, ids = 0, list(expired[:batch_size])
+    while ids:  # bounded: each batch starts above the last one's ids
         deleted += TaskResult.objects.filter(id__in=ids).delete()[0]
-    cutoff = timezone.now() - expires
+        ids = list(expired.filter(id__gt=ids[-1])[:batch_size]) if len(ids) == batch_size else []
     _models().Workflow.objects.filter(date_created__lt=cutoff).delete()
     _models().FailedCall.objects.filter(date_created__lt=cutoff).delete()
     return deleted
@@ -283,8 +283,9 @@ def chords_of(task_ids: list[str]) -> list[tuple[str, str]]:
 
 
 def chord_counter(group_id: str):
-    """The ChordCounter of a chord, or None (not a chord, or its row expired)."""
-    return _models().ChordCounter.objects.filter(group_id=group_id).first()
+    """The ChordCounter of a chord, or None (not a chord, or its row expired); its member ids and
+    body are read when first used (a settle after each batch of members, and only the last needs them)."""
+    return _models().ChordCounter.objects.filter(group_id=group_id).defer("member_ids", "body").first()
 
 
 def results_in_order(task_ids: list[str]) -> list:

@@ -95,7 +95,11 @@ class DatabaseBroker(Broker):
             time.sleep(max(0.0, timeout))
             return []
         if self.is_postgres:
-            self._listener.listen()  # before looking, so no NOTIFY falls between the two
+            # Listening before looking, so no NOTIFY falls between the two; and reading what came
+            # before, unread while messages were there to take: left unread, they fill the socket
+            # and the server's backend waits to send them inside a transaction, holding back the
+            # xmin horizon (no vacuum anywhere; dead rows pile up at the head of the queue).
+            self._listener.forget_earlier()
         else:
             self._doorbell().listen()  # the same, for a ring
         deliveries = self._take(consumer_id, queues, count)

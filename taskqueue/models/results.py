@@ -95,7 +95,7 @@ class ChordCounterQuerySet(models.QuerySet["ChordCounter"]):
 
     def count_finished(self, group_id: str, finished: int, failed_task_id: str | None = None) -> None:
         """Count `finished` members; a failed one (its id given) resolves the chord as failed."""
-        counter = self.filter(group_id=group_id).first()
+        counter = self.filter(group_id=group_id).defer("member_ids", "body").first()  # 100,000 ids: MBs
         if counter is not None:
             counter.counted(finished, failed_task_id)
 

@@ -298,3 +298,26 @@ def test_no_queues_takes_nothing_and_waits_out_the_timeout(broker):
     assert broker.reserve("c", [], count=5, timeout=0.2) == []
     assert time.monotonic() - started >= 0.19
     assert [d.key for d in broker.reserve("c", ["q"], timeout=1)] == ["k"]
+
+
+@pytest.mark.any_broker
+def test_a_busy_database_consumer_reads_its_notifications(transactional_db):
+    """A consumer that always finds messages never waits, so it never read its LISTEN connection:
+    unread NOTIFYs filled the socket, and the server's backend, waiting to send them inside a
+    transaction, held back the xmin horizon (no vacuum; dead rows piled up at the queue's head and
+    each reserve got slower). Each reserve on PostgreSQL now reads what came before it."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's (SQLite's doorbell is a datagram socket)")
+    broker = create_broker("django://", f"contract-{uuid.uuid4().hex[:8]}")
+    try:
+        assert broker.reserve("c1", ["q"], timeout=0) == []  # listening from here on
+        for index in range(20):
+            broker.publish([Outgoing("q", f"k{index}", b"x")])  # a NOTIFY each
+        time.sleep(0.3)  # they reach the listening connection
+        for _ in range(20):
+            broker.ack(broker.reserve("c1", ["q"], timeout=0))
+        assert list(broker._listener.listen().notifies(timeout=0)) == []
+    finally:
+        broker.close()
