@@ -165,7 +165,10 @@ def listen(task_id: str, outcome_only: bool = False) -> Iterator[Callable[[float
         with _listen_redis(task_id) as wait:
             yield wait
     elif kind == "postgres":
-        yield _pg_waiter(task_id)
+        try:
+            yield _pg_waiter(task_id)
+        finally:
+            _pg_listener().unlisten()  # a caller between two get()s reads no notifications
     elif kind == "doorbell" and _results_doorbell().listen():
         yield _doorbell_waiter(task_id)
     else:

@@ -26,9 +26,26 @@ class Listener:
             database = connections[self.alias]
             conn = database.get_new_connection(database.get_connection_params())
             conn.autocommit = True
+            self._local.conn, self._local.pid, self._local.listening = conn, os.getpid(), False
+        if not self._local.listening:
             conn.execute(f'LISTEN "{self.channel}"')
-            self._local.conn, self._local.pid = conn, os.getpid()
+            self._local.listening = True
         return conn
+
+    def unlisten(self) -> None:
+        """Stop listening and keep the connection, for a thread that will not wait for a while:
+        notifications it left unread would fill its socket, and the server's backend, blocked on
+        sending them, would hold back vacuum everywhere."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None or conn.closed or self._local.pid != os.getpid() or not self._local.listening:
+            return
+        try:
+            conn.execute(f'UNLISTEN "{self.channel}"')
+            self._local.listening = False
+            for _ in conn.notifies(timeout=0):  # what came before the UNLISTEN
+                pass
+        except Exception:  # broken: a new connection next time
+            self.close()
 
     def forget_earlier(self) -> None:
         """Drop what arrived before now."""

@@ -315,9 +315,24 @@ def test_a_busy_database_consumer_reads_its_notifications(transactional_db):
         assert broker.reserve("c1", ["q"], timeout=0) == []  # listening from here on
         for index in range(20):
             broker.publish([Outgoing("q", f"k{index}", b"x")])  # a NOTIFY each
-        time.sleep(0.3)  # they reach the listening connection
+        broker._listener.listen().execute("SELECT 1")  # a round trip there delivers every one sent before
         for _ in range(20):
             broker.ack(broker.reserve("c1", ["q"], timeout=0))
         assert list(broker._listener.listen().notifies(timeout=0)) == []
     finally:
         broker.close()
+
+
+def test_get_stops_listening_once_it_has_its_result(transactional_db):
+    """get() on results in PostgreSQL listens while it waits and stops after: a process that called
+    get() once would otherwise keep every finished task's NOTIFY unread, as above."""
+    from taskqueue import AsyncResult, notify
+    from tests.factories import TaskResultFactory
+
+    if notify._kind() != "postgres":
+        pytest.skip("waiters listen on PostgreSQL only with the database or RabbitMQ broker")
+    row = TaskResultFactory()
+    assert AsyncResult(row.task_id).get(timeout=5) == 4
+    conn = notify._pg_listener()._local.conn  # this thread's LISTEN connection, kept open
+    assert conn.execute("SELECT pg_listening_channels()").fetchall() == []
+    assert AsyncResult(row.task_id).get(timeout=5) == 4  # and it listens again when it waits again
