@@ -11,6 +11,7 @@ says so and the caller keeps polling.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
 import select
@@ -44,6 +45,7 @@ class Doorbell:
             return False
         sock.setblocking(False)
         self._local.sock, self._local.path = sock, path
+        atexit.register(_remove_if_mine, path, os.getpid())  # a killed process's is removed by the next ring
         return True
 
     def _bind(self, sock: socket.socket, path: str) -> bool:
@@ -126,6 +128,15 @@ def _datagrams(names: list[str]) -> list[bytes]:
             current = b""
         current = current + b"\n" + encoded if current else encoded
     return [*datagrams, current] if current else datagrams
+
+
+def _remove_if_mine(path: str, pid: int) -> None:
+    if os.getpid() == pid:  # not in a forked child that exits normally: the socket is its parent's
+        _remove(path)
+        try:
+            os.rmdir(os.path.dirname(path))
+        except OSError:
+            pass
 
 
 def _remove(path: str) -> None:

@@ -87,3 +87,13 @@ def test_many_names_ring_in_several_datagrams_and_each_name_arrives():
         assert bell.wait_for({f"{499:032x}"}, 30) is True  # the last name, in the last datagram
     finally:
         bell.close()
+
+
+def test_a_process_that_exits_normally_leaves_no_socket_behind():
+    import subprocess
+    import sys
+
+    name = f"/tmp/test-doorbell-{uuid.uuid4().hex}.sqlite3"
+    code = f"from taskqueue.doorbell import Doorbell; assert Doorbell({name!r}).listen()"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    assert not os.path.exists(Doorbell(name).directory)
