@@ -22,14 +22,19 @@ class Listener:
     def listen(self):
         """This thread's connection, listening (call before looking, so no NOTIFY falls between)."""
         conn = getattr(self._local, "conn", None)
+        if conn is not None and not conn.closed and self._local.pid == os.getpid() and not self._local.listening:
+            try:
+                conn.execute(f'LISTEN "{self.channel}"')
+                self._local.listening = True
+            except Exception:  # dropped by the server while it was kept unlistening: a new one
+                self.close()
+                conn = None
         if conn is None or conn.closed or self._local.pid != os.getpid():
             database = connections[self.alias]
             conn = database.get_new_connection(database.get_connection_params())
             conn.autocommit = True
-            self._local.conn, self._local.pid, self._local.listening = conn, os.getpid(), False
-        if not self._local.listening:
             conn.execute(f'LISTEN "{self.channel}"')
-            self._local.listening = True
+            self._local.conn, self._local.pid, self._local.listening = conn, os.getpid(), True
         return conn
 
     def unlisten(self) -> None:
