@@ -49,9 +49,10 @@ def new_row(**values: Any) -> dict[str, Any]:
     return row
 
 
-def upsert(rows: list[dict[str, Any]], fields: list[str]) -> None:
+def upsert(rows: list[dict[str, Any]], fields: list[str], *, over_finished: bool = True) -> None:
     """Insert or update rows by task_id in one statement (callers notify waiters after commit);
-    with no `fields`, a row that exists is left alone. REVOKED is final: never overwritten.
+    with no `fields`, a row that exists is left alone. REVOKED is final: never overwritten; with
+    `over_finished` False, neither are SUCCESS and FAILURE (STARTED of a late duplicate run).
 
     Not bulk_create: it wraps the INSERT in BEGIN/COMMIT, three round trips instead of one. On
     PostgreSQL the whole batch travels as one JSON document unpacked by `json_to_recordset`: one
@@ -60,7 +61,7 @@ def upsert(rows: list[dict[str, Any]], fields: list[str]) -> None:
     """
     table = schema()
     connection = connections[router.db_for_write(table.model)]
-    sql = _upsert_sql(connection, len(rows), tuple(fields))
+    sql = _upsert_sql(connection, len(rows), tuple(fields), over_finished)
     if connection.vendor == "postgresql":
         text = _rows_json(rows)
         if "\\u0000" in text or "\\ud" in text:  # NUL, or a surrogate (maybe a lone one): jsonb refuses those
@@ -107,9 +108,9 @@ _rows_json = json.JSONEncoder(separators=(",", ":"), default=_json_default).enco
 _upsert_sqls: dict[tuple, str] = {}
 
 
-def _upsert_sql(connection, count: int, fields: tuple[str, ...]) -> str:
+def _upsert_sql(connection, count: int, fields: tuple[str, ...], over_finished: bool = True) -> str:
     postgres = connection.vendor == "postgresql"
-    cache_key = (connection.vendor, fields, None if postgres else count)
+    cache_key = (connection.vendor, fields, None if postgres else count, over_finished)
     sql = _upsert_sqls.get(cache_key)
     if sql is None:
         table = schema()
@@ -119,7 +120,8 @@ def _upsert_sql(connection, count: int, fields: tuple[str, ...]) -> str:
             table.columns, OnConflict.UPDATE if fields else OnConflict.IGNORE, updates,
             [table.meta.get_field("task_id").column])
         if fields:  # REVOKED is final: a late result, a retry or update_state() never overwrites it
-            conflict += f" WHERE {qn(table.meta.db_table)}.{qn('state')} <> '{states.REVOKED}'"
+            kept = [states.REVOKED] if over_finished else [states.REVOKED, states.SUCCESS, states.FAILURE]
+            conflict += f" WHERE {qn(table.meta.db_table)}.{qn('state')} NOT IN ({', '.join(repr(s) for s in kept)})"
         names = ", ".join(qn(f.column) for f in table.columns)
         if postgres:  # keys of the JSON objects are attribute names, which equal the column names here
             record = ", ".join(f"{qn(f.attname)} {f.db_type(connection)}" for f in table.columns)

@@ -55,7 +55,8 @@ def record_queued(task_id: str, task_name: str, args: list, kwargs: dict, queue:
 
 
 def mark_started(message: Message, hostname: str, started) -> None:
-    hotsql.upsert([_row(message, states.STARTED, worker=hostname, date_started=started)], _FINAL_FIELDS)
+    hotsql.upsert([_row(message, states.STARTED, worker=hostname, date_started=started)], _FINAL_FIELDS,
+                  over_finished=False)  # a duplicate delivery starting late never hides a finished result
     notify.publish([message.id], finished=set())
 
 

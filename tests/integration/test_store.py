@@ -114,3 +114,17 @@ def test_the_write_prepares_its_statement_again_when_the_server_dropped_it(trans
     after = _outcome(2)
     store.save_outcomes([after])
     assert store.fetch(after.message.id).result == 2
+
+
+def test_a_late_duplicate_start_never_hides_a_finished_result(transactional_db):
+    """A copy of a message delivered twice (RabbitMQ hands out again what a killed consumer held)
+    may start after the other copy finished: its STARTED must not overwrite the SUCCESS a chord's
+    body is about to read (it read None for that member in CI)."""
+    message = MessageFactory()
+    store.save_outcomes([Outcome(message=message, state=states.SUCCESS, result=3)])
+    store.mark_started(message, "late@host", datetime.now(UTC))
+    row = store.fetch(message.id)
+    assert (row.state, row.result) == (states.SUCCESS, 3)
+    fresh = MessageFactory()
+    store.mark_started(fresh, "first@host", datetime.now(UTC))  # a first start still marks it
+    assert store.fetch(fresh.id).state == states.STARTED
