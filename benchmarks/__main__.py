@@ -1,6 +1,6 @@
 """Benchmarks for taskqueue on this machine.
 
-``python -m benchmarks run [--quick] [--rounds N] [--tasks N] [--systems a,b,...] [--scenarios a,b,...]``
+``python -m benchmarks run [--quick] [--rounds N] [--tasks N] [--systems a,..] [--scenarios a,..] [--database-queues]``
     Compares taskqueue with Celery 5 (three result set-ups), Huey and Dramatiq on Redis, and
     taskqueue with Celery (django-db results) on RabbitMQ when it answers: throughput,
     round-trip latency, chord, chain and worker memory, 2 worker processes each, scenarios in
@@ -8,9 +8,9 @@
     1-second tasks arrive, 8 worker processes). Prints the machine facts, the table and the context
     limits of Redis, PostgreSQL and RabbitMQ (one producer's publishes with confirms); writes
     benchmarks/results/latest.json and latest.png.
-    Named with --systems only: taskqueue's database broker (taskqueue-db on PostgreSQL,
-    taskqueue-sqlite on SQLite) and the database queues (django-tasks-db, procrastinate, huey-pg;
-    huey-sqlite, django-tasks-db-sqlite), each compared with taskqueue on the same database.
+    With --database-queues (or named with --systems): taskqueue's database broker (taskqueue-db on
+    PostgreSQL, taskqueue-sqlite on SQLite) and the database queues (django-tasks-db, procrastinate,
+    huey-pg; huey-sqlite, django-tasks-db-sqlite), each compared with taskqueue on the same database.
     See docs/performance.md.
 
 ``python -m benchmarks latency [--rounds N]``
@@ -55,7 +55,7 @@ import os
 import sys
 import time
 
-from .adapters import ALL_SYSTEMS, AMQP_SYSTEMS, SYSTEMS
+from .adapters import ALL_SYSTEMS, AMQP_SYSTEMS, DATABASE_PEERS, DATABASE_SYSTEMS, SYSTEMS
 from .common import RESULTS_DIR, rabbitmq_problem
 
 
@@ -103,16 +103,19 @@ def print_limits(limits: dict) -> None:
         print(f"RabbitMQ: {rabbitmq}")
 
 
-def select_systems(requested: str | None) -> list[str]:
+def select_systems(requested: str | None, database_queues: bool = False) -> list[str]:
     """The --systems list, or every system; the RabbitMQ ones are left out of the default with a
-    note when RabbitMQ does not answer, and asked for by name they stop the run with the reason."""
+    note when RabbitMQ does not answer, and asked for by name they stop the run with the reason.
+    `database_queues`: also taskqueue's database broker and the database queues, on both databases."""
+    extra = [*DATABASE_SYSTEMS, *DATABASE_PEERS] if database_queues else []
     if requested is None:
         problem = rabbitmq_problem()
         if problem is None:
-            return list(SYSTEMS)
+            return [*SYSTEMS, *extra]
         print(f"note: skipping {', '.join(AMQP_SYSTEMS)}: {problem}", flush=True)
-        return [s for s in SYSTEMS if s not in AMQP_SYSTEMS]
+        return [s for s in SYSTEMS if s not in AMQP_SYSTEMS] + extra
     systems = [s.strip() for s in requested.split(",") if s.strip()]
+    systems += [s for s in extra if s not in systems]
     unknown = set(systems) - set(ALL_SYSTEMS)
     if unknown:
         sys.exit(f"unknown systems: {', '.join(sorted(unknown))} (choose from {', '.join(ALL_SYSTEMS)})")
@@ -127,7 +130,7 @@ def run(args: argparse.Namespace) -> None:
     from .runner import SCENARIOS, Options, medians
     from .runner import run as run_all
 
-    systems = select_systems(args.systems)
+    systems = select_systems(args.systems, args.database_queues)
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     unknown = set(scenarios) - set(SCENARIOS)
     if unknown or not scenarios:
@@ -214,6 +217,9 @@ def main() -> None:
                    help=f"comma-separated subset of {','.join(ALL_SYSTEMS)} (default: {','.join(SYSTEMS)}; "
                         f"{','.join(AMQP_SYSTEMS)} only when RabbitMQ answers on 127.0.0.1:5672 and rabbitmqctl can "
                         "make their vhosts; the database broker and the database queues only when named)")
+    r.add_argument("--database-queues", action="store_true",
+                   help="also run taskqueue's database broker (taskqueue-db, taskqueue-sqlite) and the database "
+                        f"queues ({','.join(DATABASE_PEERS)}), each compared on its own database")
     r.add_argument("--scenarios", default="throughput,latency,chord,chain,mixed",
                    help="comma-separated subset of throughput,latency,chord,chain,mixed (default: all)")
     r.add_argument("--mixed-long", type=int, default=None,
@@ -244,6 +250,7 @@ def main() -> None:
     g.add_argument("--parts", default="chords,backlog,results", help="comma-separated subset of chords,backlog,results")
     g.add_argument("--enqueue", type=int, default=10_000, help="messages sent and reserved a round (default 10,000)")
     g.add_argument("--rounds", type=int, default=5, help="rounds at each backlog level (default 5)")
+    g.add_argument("--batch", type=int, default=5_000, help="the cleanup's --batch-size (default 5,000)")
     g.add_argument("--output", default="scale", help="basename of the JSON in benchmarks/results/")
     c = sub.add_parser("chart", help="re-draw the table and PNG from a saved JSON")
     c.add_argument("--output", default="latest", help="basename in benchmarks/results/")
@@ -266,7 +273,7 @@ def main() -> None:
         from . import scale
 
         scale.run(args.brokers, args.quick, args.sizes, args.backlog, args.rows, args.parts, args.output,
-                  args.enqueue, args.rounds)
+                  args.enqueue, args.rounds, args.batch)
     elif args.command == "admin":
         from . import admin_scale
 

@@ -89,6 +89,18 @@ def drop_database(name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def recreate_sqlite_file(path: Path) -> None:
+    """Start the SQLite database `path` afresh: no file left (its system creates it), its folder made."""
+    drop_sqlite_file(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+
+def drop_sqlite_file(path: Path) -> None:
+    """Delete the SQLite file `path` and its -wal, -shm and -journal companions, where there are any."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+
+
 def amqp_url(vhost: str, scheme: str = "amqp") -> str:
     """`amqp://` for taskqueue, `pyamqp://` for Celery; the vhost URL-quoted."""
     from urllib.parse import quote

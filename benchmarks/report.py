@@ -137,20 +137,10 @@ MARGIN_METRICS = ["throughput", "enqueue", "latency_p50", "latency_p99", "chord"
 def format_broker_margins(table: dict, systems: list[str]) -> str:
     """One line per broker whose pair ran: taskqueue's figure / Celery's (django-db, reused
     connections), for the main metrics, so the two brokers' margins read side by side."""
-    lines = []
-    for broker, ours, theirs in SAME_BROKER_PAIRS:
-        if ours not in systems or theirs not in systems:
-            continue
-        cells = []
-        for metric in MARGIN_METRICS:
-            r = ratio(table, metric, theirs, ours)
-            if r is not None:
-                cells.append(f"{metric.replace('latency_', '')} {_fmt_ratio(r)}x")
-        lines.append(f"  {broker + ':':9} {ours} / {theirs}: " + (", ".join(cells) or "-"))
-    if not lines:
-        return ""
-    return "\n".join(["taskqueue / Celery's best django-db set-up, on the same broker "
-                      "(throughput and enqueue: higher is better; times: lower):", *lines])
+    groups = [(broker, ours, [theirs]) for broker, ours, theirs in SAME_BROKER_PAIRS]
+    title = ("taskqueue / Celery's best django-db set-up, on the same broker "
+             "(throughput and enqueue: higher is better; times: lower):")
+    return format_margins(table, systems, groups, MARGIN_METRICS, title, label_width=9, best_of=False)
 
 
 # Issue #20's goals against the database queues: on PostgreSQL, throughput at least 3x and round-trip
@@ -170,23 +160,34 @@ def best_peer(table: dict, metric: str, peers: list[str]) -> str | None:
 def format_database_margins(table: dict, systems: list[str]) -> str:
     """One line per database whose taskqueue column ran beside at least one of its peers: taskqueue's
     figure / the best peer's for each main metric, naming that peer (the best may differ by metric)."""
+    groups = [(database, ours, peers) for ours, (database, peers) in DATABASE_PEERS.items()]
+    title = ("taskqueue's database broker / the best database queue on the same database, per metric "
+             "(issue #20's goals: PostgreSQL throughput >= 3x and p50 <= 0.5x; SQLite ahead of all):")
+    return format_margins(table, systems, groups, DATABASE_MARGIN_METRICS, title, label_width=11, best_of=True)
+
+
+def format_margins(table: dict, systems: list[str], groups: list[tuple[str, str, list[str]]], metrics: list[str],
+                   title: str, label_width: int, best_of: bool) -> str:
+    """Under `title`, one line per group `(label, taskqueue column, peers)` whose taskqueue column ran
+    beside at least one of its peers: for each of `metrics`, taskqueue's figure / the best figure among
+    the peers that ran; with `best_of`, the line and each figure name those peers and that best one
+    (with one peer per group, as the brokers' pairs, it is simply that peer's). "" if no line."""
     lines = []
-    for ours, (database, peers) in DATABASE_PEERS.items():
+    for label, ours, peers in groups:
         ran = [peer for peer in peers if peer in systems]
         if ours not in systems or not ran:
             continue
         cells = []
-        for metric in DATABASE_MARGIN_METRICS:
+        for metric in metrics:
             best = best_peer(table, metric, ran)
             r = ratio(table, metric, best, ours) if best is not None else None
             if r is not None:
-                cells.append(f"{metric.replace('latency_', '')} {_fmt_ratio(r)}x ({best})")
-        lines.append(f"  {database + ':':11} {ours} / the best of {', '.join(ran)}: " + (", ".join(cells) or "-"))
+                cells.append(f"{metric.replace('latency_', '')} {_fmt_ratio(r)}x" + (f" ({best})" if best_of else ""))
+        against = f"the best of {', '.join(ran)}" if best_of else ", ".join(ran)
+        lines.append(f"  {label + ':':{label_width}} {ours} / {against}: " + (", ".join(cells) or "-"))
     if not lines:
         return ""
-    return "\n".join(["taskqueue's database broker / the best database queue on the same database, per metric "
-                      "(issue #20's goals: PostgreSQL throughput >= 3x and p50 <= 0.5x; SQLite ahead of all):",
-                      *lines])
+    return "\n".join([title, *lines])
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:

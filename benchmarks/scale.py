@@ -45,7 +45,7 @@ QUICK = {"sizes": [1_000, 10_000], "backlog": 100_000, "rows": 1_000_000}
 
 
 def options(quick: bool, sizes: str | None, backlog: int | None, rows: int | None, parts: str,
-            enqueue: int = 10_000, rounds: int = 5) -> dict:
+            enqueue: int = 10_000, rounds: int = 5, batch: int = 5_000) -> dict:
     chosen = dict(QUICK if quick else FULL)
     if sizes:
         chosen["sizes"] = [int(size.replace("_", "")) for size in sizes.split(",") if size.strip()]
@@ -56,7 +56,7 @@ def options(quick: bool, sizes: str | None, backlog: int | None, rows: int | Non
     wanted = [part.strip() for part in parts.split(",") if part.strip()]
     if unknown := set(wanted) - set(PARTS):
         sys.exit(f"unknown parts: {', '.join(sorted(unknown))} (choose from {', '.join(PARTS)})")
-    return {**chosen, "parts": wanted, "enqueue": enqueue, "rounds": rounds, "batch": 5_000}
+    return {**chosen, "parts": wanted, "enqueue": enqueue, "rounds": rounds, "batch": batch}
 
 
 def budget(chosen: dict) -> float:
@@ -93,10 +93,10 @@ def run_one(broker: str, chosen: dict) -> dict:
 
 
 def run(brokers: str, quick: bool, sizes: str | None, backlog: int | None, rows: int | None, parts: str,
-        output: str, enqueue: int = 10_000, rounds: int = 5) -> None:
+        output: str, enqueue: int = 10_000, rounds: int = 5, batch: int = 5_000) -> None:
     from . import machine
 
-    chosen = options(quick, sizes, backlog, rows, parts, enqueue, rounds)
+    chosen = options(quick, sizes, backlog, rows, parts, enqueue, rounds, batch)
     names = [name.strip() for name in brokers.split(",") if name.strip()]
     if unknown := set(names) - set(BROKERS):
         sys.exit(f"unknown brokers: {', '.join(sorted(unknown))} (choose from {', '.join(BROKERS)}; "

@@ -1,16 +1,11 @@
 """The two statements on the path of every result, tuned by hand: the upsert of TaskResult rows
-(`upsert`) and the read of one row by task id (`read`). Everything else goes through the ORM.
-
-On PostgreSQL with psycopg 3 the autocommitted write is a statement prepared once per connection
-and run through libpq's PQexecPrepared; the read, and a write inside a transaction, go through a
-psycopg cursor with server-side binding. TASKQUEUE_PREPARED_STATEMENTS = False sends everything
-through Django's cursor (PgBouncer before 1.21 in transaction mode cannot keep prepared statements).
+(`upsert`) and the read of one row by task id (`read`), run by `sqlexec.execute` (libpq on
+PostgreSQL; a worker's write `visible_first`). Everything else goes through the ORM.
 """
 
 from __future__ import annotations
 
 import json
-import weakref
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -19,7 +14,7 @@ from django.db import connections, router
 from django.db.models.constants import OnConflict
 
 from . import serialization, states
-from .conf import get_settings
+from .sqlexec import execute
 
 
 class _Schema:
@@ -49,10 +44,13 @@ def new_row(**values: Any) -> dict[str, Any]:
     return row
 
 
-def upsert(rows: list[dict[str, Any]], fields: list[str], *, over_finished: bool = True) -> None:
+def upsert(rows: list[dict[str, Any]], fields: list[str], *, over_finished: bool = True,
+           notify_channel: str | None = None) -> None:
     """Insert or update rows by task_id in one statement (callers notify waiters after commit);
     with no `fields`, a row that exists is left alone. REVOKED is final: never overwritten; with
     `over_finished` False, neither are SUCCESS and FAILURE (STARTED of a late duplicate run).
+    `notify_channel` (PostgreSQL): the statement itself NOTIFYs each written task id there, so
+    waiters wake at its commit without another round trip.
 
     Not bulk_create: it wraps the INSERT in BEGIN/COMMIT, three round trips instead of one. On
     PostgreSQL the whole batch travels as one JSON document unpacked by `json_to_recordset`: one
@@ -66,12 +64,16 @@ def upsert(rows: list[dict[str, Any]], fields: list[str], *, over_finished: bool
         text = _rows_json(rows)
         if "\\u0000" in text or "\\ud" in text:  # NUL, or a surrogate (maybe a lone one): jsonb refuses those
             text = _rows_json([_storable_row(row) for row in rows])
-        _execute(connection, sql, [text])
+        if notify_channel is None:
+            execute(connection, sql, [text], deferrable=True)
+        else:
+            execute(connection, f"WITH written AS ({sql} RETURNING task_id) SELECT pg_notify(%s, task_id) FROM written",
+                    [text, notify_channel], deferrable=True)
         return
     try:
-        _execute(connection, sql, _row_params(connection, rows))
+        execute(connection, sql, _row_params(connection, rows))
     except UnicodeEncodeError:  # a lone surrogate in a text column (sqlite3 encodes it as it binds)
-        _execute(connection, sql, _row_params(connection, [_storable_row(row) for row in rows]))
+        execute(connection, sql, _row_params(connection, [_storable_row(row) for row in rows]))
 
 
 def read(task_id: str):
@@ -133,79 +135,6 @@ def _upsert_sql(connection, count: int, fields: tuple[str, ...], over_finished: 
     return sql
 
 
-def _execute(connection, sql: str, params: list, fetch_one: bool = False):
-    """Run a hot statement: through libpq when it is an autocommitted write on psycopg 3, through a
-    psycopg cursor (prepared only if OPTIONS set psycopg's "prepare_threshold"; Django turns it
-    off) otherwise, or through Django's cursor when TASKQUEUE_PREPARED_STATEMENTS is False."""
-    if connection.vendor == "postgresql" and get_settings().PREPARED_STATEMENTS:
-        import psycopg  # only installed with PostgreSQL
-
-        connection.ensure_connection()
-        raw = connection.connection
-        if isinstance(raw, psycopg.Connection):
-            with connection.wrap_database_errors:
-                if not fetch_one and _autocommitted_write(raw, params):
-                    return _exec_prepared(raw, sql, params)
-                with psycopg.Cursor(raw) as cursor:
-                    cursor.execute(sql, params, prepare=True)
-                    return cursor.fetchone() if fetch_one else None
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchone() if fetch_one else None
-
-
-def _autocommitted_write(raw, params: list) -> bool:
-    """Whether libpq can run this write directly. Not inside a transaction: psycopg sends the
-    BEGIN of Django's atomic() lazily, before the first statement of a cursor."""
-    import psycopg  # only installed with PostgreSQL
-
-    return (raw.autocommit and raw.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE
-            and all(type(param) is str for param in params))
-
-
-_statement_names: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # connection -> {sql: name}
-_NO_SUCH_STATEMENT = b"26000"  # invalid_sql_statement_name
-
-
-def _exec_prepared(raw, sql: str, params: list[str]) -> None:
-    """A write with no rows back, through libpq's PQexecPrepared (which releases the GIL while it
-    waits). psycopg's cursor adds about 0.1 ms of Python and polling to each execute: as much as
-    the server spends on a one-row upsert, on the path of every result."""
-    import psycopg  # only installed with PostgreSQL
-
-    names = _statement_names.setdefault(raw, {})
-    values = [param.encode() for param in params]
-    name = names.get(sql)
-    if name is not None:
-        result = raw.pgconn.exec_prepared(name, values)
-        if result.error_field(psycopg.pq.DiagnosticField.SQLSTATE) != _NO_SUCH_STATEMENT:
-            return _raise_if_failed(raw, result)
-        # Dropped on the server, so nothing ran: psycopg sends DEALLOCATE ALL after a rollback
-        # when it prepares statements itself (OPTIONS "prepare_threshold"), a pooler DISCARD ALL.
-    name = name or f"taskqueue_write_{len(names)}".encode()
-    _raise_if_failed(raw, raw.pgconn.prepare(name, _numbered_placeholders(sql)))
-    names[sql] = name
-    _raise_if_failed(raw, raw.pgconn.exec_prepared(name, values))
-
-
-def _raise_if_failed(raw, result) -> None:
-    import psycopg  # only installed with PostgreSQL
-
-    if result.status not in (psycopg.pq.ExecStatus.COMMAND_OK, psycopg.pq.ExecStatus.TUPLES_OK):
-        if raw.pgconn.status != psycopg.pq.ConnStatus.OK:  # the server went away: an outage, not a bad write
-            raise psycopg.OperationalError(raw.pgconn.get_error_message(raw.info.encoding) or "connection lost")
-        raise psycopg.errors.error_from_result(result, encoding=raw.info.encoding)
-
-
-def _numbered_placeholders(sql: str) -> bytes:
-    """`%s` placeholders (psycopg's) as `$1`, `$2`... (the server's)."""
-    if "%%" in sql:
-        raise ValueError("a literal % in a hot statement is not supported")
-    parts = sql.split("%s")
-    return "".join(part + (f"${index}" if index < len(parts) else "")
-                   for index, part in enumerate(parts, 1)).encode()
-
-
 class _RowReader:
     """SELECT of one row by task id, with the column converters looked up once."""
 
@@ -221,7 +150,7 @@ class _RowReader:
                            for field, col in self.columns]
 
     def read(self, connection, task_id: str):
-        row = _execute(connection, self.sql, [task_id], fetch_one=True)
+        row = execute(connection, self.sql, [task_id], fetch_one=True)
         if row is None:
             return None
         values = []

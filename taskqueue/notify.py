@@ -271,6 +271,11 @@ def _pg_channel() -> str:
     return f"{get_settings().KEY_PREFIX}_done"
 
 
+def postgres_channel() -> str | None:
+    """The channel a result write NOTIFYs itself, when waiters listen on PostgreSQL (else None)."""
+    return _pg_channel() if _kind() == "postgres" else None
+
+
 _listeners: dict[str, Listener] = {}  # channel -> its listener
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +29,20 @@ if TYPE_CHECKING:
     from .task import Task
 
 logger = logging.getLogger("taskqueue.producer")
+
+_in_the_transaction = contextvars.ContextVar("in_the_transaction", default=False)
+
+
+@contextlib.contextmanager
+def sending_in_the_transaction() -> Iterator[None]:
+    """Sends made inside a transaction here belong to it on the database broker too: its rows are
+    inserted in the transaction (not after the commit, where a crash or a failed insert would lose
+    them); the other brokers stage them in the outbox, as they always do."""
+    token = _in_the_transaction.set(True)
+    try:
+        yield
+    finally:
+        _in_the_transaction.reset(token)
 
 _MESSAGE_OPTIONS = {"priority", "parent_id", "root_id", "group_id", "group_index", "time_limit",
                     "soft_time_limit", "ignore_result", "chain", "chord", "retries"}
@@ -142,6 +158,8 @@ def _publish(prepared: list[tuple[wire.Message, bytes]], settings, options: dict
         outbox.stage(items, DEFAULT_DB_ALIAS)
         transaction.on_commit(lambda: _publish_staged(publish, len(items), outbox.remember_for()),
                               using=DEFAULT_DB_ALIAS)
+    elif _in_the_transaction.get() and broker_kind(settings.BROKER_URL) == "database":
+        publish()  # its rows join the transaction
     else:
         transaction.on_commit(publish)
 

@@ -79,19 +79,19 @@ def outcome_row(out: Outcome) -> dict[str, Any] | None:
     return row
 
 
-def _upsert_outcomes(outcomes: list[Outcome]) -> list[dict[str, Any]]:
+def _upsert_outcomes(outcomes: list[Outcome], notify_channel: str | None = None) -> list[dict[str, Any]]:
     """One statement for all the outcomes' rows; returns the rows written."""
     rows = [row for row in map(outcome_row, outcomes) if row is not None]
     if rows:
-        hotsql.upsert(rows, _FINAL_FIELDS)
+        hotsql.upsert(rows, _FINAL_FIELDS, notify_channel=notify_channel)
     return rows
 
 
 def save_outcomes(outcomes: list[Outcome], publish: bool = True) -> Wake:
     """Store many outcomes in one statement (the worker's batch write), then wake their waiters
-    (or, with publish=False, return what `notify.publish` needs for the caller to publish)."""
-    rows = _upsert_outcomes(outcomes)
-    if not rows:
+    (with publish=False, return what `notify.publish` needs; nothing if the write notified)."""
+    rows = _upsert_outcomes(outcomes, channel := notify.postgres_channel())
+    if not rows or channel is not None:
         return [], {}, set()
     finished = {row["task_id"] for row in rows if row["state"] in states.READY_STATES}
     wake = [row["task_id"] for row in rows], notices(rows), finished
@@ -284,9 +284,9 @@ def chords_of(task_ids: list[str]) -> list[tuple[str, str]]:
 
 
 def chord_counter(group_id: str):
-    """The ChordCounter of a chord, or None (not a chord, or its row expired); its member ids and
-    body are read when first used (a settle after each batch of members, and only the last needs them)."""
-    return _models().ChordCounter.objects.filter(group_id=group_id).defer("member_ids", "body").first()
+    """The ChordCounter of a chord, or None (not a chord, or its row expired); its plan (member ids
+    and body) is read when first used (a settle after each batch of members, and only the last needs it)."""
+    return _models().ChordCounter.objects.filter(group_id=group_id).first()
 
 
 def results_in_order(task_ids: list[str]) -> list:

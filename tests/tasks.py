@@ -210,6 +210,17 @@ def slow_add(x, y, seconds=0.05):
 
 
 @task
+def add_when_released(x, y, gate, timeout=30.0):
+    """x + y once the file `gate` exists (the test creates it), at most `timeout` seconds on."""
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(gate):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{gate} was never created")
+        time.sleep(0.02)
+    return x + y
+
+
+@task
 def record_list(values, label="body"):
     Run.objects.create(label=label, task_id=str(len(values)), pid=os.getpid(), started=time.time())
     return values

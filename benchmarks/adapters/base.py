@@ -12,9 +12,18 @@ import os
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from ..common import WorkerGroup, percentile
+from ..common import (
+    LOG_DIR,
+    WorkerGroup,
+    drop_database,
+    drop_sqlite_file,
+    percentile,
+    recreate_database,
+    recreate_sqlite_file,
+)
 
 
 class NotSupported(Exception):
@@ -273,6 +282,61 @@ class Adapter:
         return {"description": self.description, "cpu_percent": 100 * used / wall, "seconds": wall,
                 "processes": len(processes), "by_process": by_process,
                 "first_round_trip_ms": first_ms, "warm_round_trip_p50_ms": statistics.median(warm_ms)}
+
+
+class ThrowawayDatabase:
+    """For an adapter (listed before `Adapter` or its subclass) whose system keeps its queue or
+    results in a throwaway PostgreSQL database of its own, `db_name`: `recreate_database` drops and
+    creates it, `drop_database` drops it.
+
+    The client and the workers find it through the environment, set when the adapter is built (the
+    workers it starts inherit the driver's): `environment()`, by default the database's name in
+    `db_env` and DJANGO_SETTINGS_MODULE `django_settings`; a system without Django (`django_settings`
+    None) has DJANGO_SETTINGS_MODULE unset instead."""
+
+    db_name: str = ""
+    db_env: str = ""
+    django_settings: str | None = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        if self.django_settings is None:
+            os.environ.pop("DJANGO_SETTINGS_MODULE", None)
+        os.environ.update(self.environment())
+
+    def environment(self) -> dict[str, str]:
+        """The variables this system's client and workers read (a subclass adds its own)."""
+        env = {self.db_env: self.db_name}
+        if self.django_settings is not None:
+            env["DJANGO_SETTINGS_MODULE"] = self.django_settings
+        return env
+
+    def recreate_database(self) -> None:
+        recreate_database(self.db_name)
+
+    def drop_database(self) -> None:
+        drop_database(self.db_name)
+
+
+class SqliteFile(ThrowawayDatabase):
+    """The same system on one SQLite file instead of the PostgreSQL database: `path`, in the logs
+    folder and named after `db_name`, given to the client and workers in `sqlite_env` (listed before
+    the PostgreSQL variant's adapter, whose `environment()` it extends)."""
+
+    sqlite_env: str = ""
+
+    @property
+    def path(self) -> Path:
+        return LOG_DIR / f"{self.db_name}.sqlite3"
+
+    def environment(self) -> dict[str, str]:
+        return {**super().environment(), self.sqlite_env: str(self.path)}
+
+    def recreate_database(self) -> None:
+        recreate_sqlite_file(self.path)
+
+    def drop_database(self) -> None:
+        drop_sqlite_file(self.path)
 
 
 def cpu_seconds(processes: list) -> float:

@@ -12,31 +12,21 @@ framework has no chord or chain.
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
-from ..common import LOG_DIR, WorkerGroup, copies, drop_database, python, recreate_database
-from .base import Adapter
+from ..common import WorkerGroup, copies, python
+from .base import Adapter, SqliteFile, ThrowawayDatabase
 
 POLL_S = 0.005
 
 
-class DjangoTasksAdapter(Adapter):
+class DjangoTasksAdapter(ThrowawayDatabase, Adapter):
     name = "django-tasks-db"
     description = "django-tasks-db (Django tasks), queue and results in PostgreSQL, 2 x db_worker --interval 0.005"
     db_name = "bench_django_tasks"
-
-    def __init__(self) -> None:
-        super().__init__()
-        os.environ["DJANGO_SETTINGS_MODULE"] = "benchmarks.peers.django_tasks_settings"
-        os.environ["BENCH_DJANGO_TASKS_DB"] = self.db_name
-
-    def recreate_database(self) -> None:
-        recreate_database(self.db_name)
-
-    def drop_database(self) -> None:
-        drop_database(self.db_name)
+    db_env = "BENCH_DJANGO_TASKS_DB"
+    django_settings = "benchmarks.peers.django_tasks_settings"
 
     def setup(self) -> None:
         import django
@@ -97,22 +87,10 @@ class DjangoTasksAdapter(Adapter):
         self.drop_database()
 
 
-class DjangoTasksSqliteAdapter(DjangoTasksAdapter):
+class DjangoTasksSqliteAdapter(SqliteFile, DjangoTasksAdapter):
     """The same on one SQLite file (WAL): django-tasks-db claims a task in an exclusive transaction."""
 
     name = "django-tasks-db-sqlite"
     description = "django-tasks-db (Django tasks), queue and results in one SQLite file, 2 x db_worker --interval 0.005"
     db_name = "bench_django_tasks_sqlite"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.path = LOG_DIR / f"{self.db_name}.sqlite3"
-        os.environ["BENCH_DJANGO_TASKS_SQLITE"] = str(self.path)
-
-    def recreate_database(self) -> None:
-        self.drop_database()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-
-    def drop_database(self) -> None:
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
+    sqlite_env = "BENCH_DJANGO_TASKS_SQLITE"

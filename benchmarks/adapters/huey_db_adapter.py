@@ -13,32 +13,25 @@ has Redis's result notification, so `get(blocking=True)` polls: Huey's default b
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from ..common import LOG_DIR, WorkerGroup, drop_database, python, recreate_database
+from ..common import WorkerGroup, python
+from .base import SqliteFile, ThrowawayDatabase
 from .huey_adapter import HueyAdapter
 
 POLL = {"backoff": 1.0, "max_delay": 0.005}
 
 
-class HueyPostgresAdapter(HueyAdapter):
+class HueyPostgresAdapter(ThrowawayDatabase, HueyAdapter):
     name = "huey-pg"
     description = "Huey 3, PostgresHuey (LISTEN/NOTIFY dequeue), get() polled every 5 ms, huey_consumer -w 2 -k process"
     db_name = "bench_huey_pg"
+    db_env = "BENCH_HUEY_PG_DB"
+    huey_storage = "pg"  # BENCH_HUEY_STORAGE: the storage benchmarks.peers.huey_db_app builds
     consumer_options: list[str] = []
 
-    def __init__(self) -> None:
-        super().__init__()
-        os.environ["BENCH_HUEY_STORAGE"] = "pg"
-        os.environ["BENCH_HUEY_PG_DB"] = self.db_name
-        os.environ.pop("DJANGO_SETTINGS_MODULE", None)
-
-    def recreate_database(self) -> None:
-        recreate_database(self.db_name)
-
-    def drop_database(self) -> None:
-        drop_database(self.db_name)
+    def environment(self) -> dict[str, str]:
+        return {**super().environment(), "BENCH_HUEY_STORAGE": self.huey_storage}
 
     def setup(self) -> None:
         self.recreate_database()  # before the app's Huey, which creates its tables when it is built
@@ -82,23 +75,11 @@ class HueyPostgresAdapter(HueyAdapter):
         self.drop_database()
 
 
-class HueySqliteAdapter(HueyPostgresAdapter):
+class HueySqliteAdapter(SqliteFile, HueyPostgresAdapter):
     name = "huey-sqlite"
     description = ("Huey 3, SqliteHuey (one SQLite file), consumer polling every 5 ms "
                    "(--delay 0.005 --max-delay 0.005), get() polled every 5 ms, huey_consumer -w 2 -k process")
     db_name = "bench_huey_sqlite"
+    sqlite_env = "BENCH_HUEY_SQLITE"
+    huey_storage = "sqlite"
     consumer_options = ["--delay", "0.005", "--max-delay", "0.005"]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.path = LOG_DIR / f"{self.db_name}.sqlite3"
-        os.environ["BENCH_HUEY_STORAGE"] = "sqlite"
-        os.environ["BENCH_HUEY_SQLITE"] = str(self.path)
-
-    def recreate_database(self) -> None:
-        self.drop_database()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-
-    def drop_database(self) -> None:
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)

@@ -12,29 +12,27 @@ with `get(interval=0.005)`. Throughput counts `succeeded` rows. No chord or chai
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
-from ..common import WorkerGroup, copies, drop_database, python, recreate_database
-from .base import Adapter
+from ..common import WorkerGroup, copies, python
+from .base import Adapter, ThrowawayDatabase
 
 POLL_S = 0.005
 
 
-class ProcrastinateAdapter(Adapter):
+class ProcrastinateAdapter(ThrowawayDatabase, Adapter):
     name = "procrastinate"
     description = "Procrastinate 3, PostgreSQL, 2 x worker --concurrency 1 (LISTEN/NOTIFY), status polled every 5 ms"
     db_name = "bench_procrastinate"
+    db_env = "BENCH_PROCRASTINATE_DB"
 
     def __init__(self) -> None:
         super().__init__()
-        os.environ["BENCH_PROCRASTINATE_DB"] = self.db_name
-        os.environ.pop("DJANGO_SETTINGS_MODULE", None)
         self.conn: Any = None
 
     def setup(self) -> None:
-        recreate_database(self.db_name)
+        self.recreate_database()
         from ..peers import procrastinate_app
 
         self.peer = procrastinate_app
@@ -96,4 +94,4 @@ class ProcrastinateAdapter(Adapter):
         if self.conn is not None:
             self.conn.close()
         self.app.close()
-        drop_database(self.db_name)
+        self.drop_database()

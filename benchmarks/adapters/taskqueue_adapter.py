@@ -16,37 +16,34 @@ import os
 from typing import Any
 
 from ..common import (
-    LOG_DIR,
     TASKQUEUE_REDIS_DB,
     WorkerGroup,
     amqp_url,
     delete_redis_keys,
     delete_vhost,
-    drop_database,
     python,
-    recreate_database,
     recreate_vhost,
     redis_url,
 )
-from .base import Adapter
+from .base import Adapter, SqliteFile, ThrowawayDatabase
 
 DB_NAME = "bench_taskqueue"
 
 
-class TaskqueueAdapter(Adapter):
+class TaskqueueAdapter(ThrowawayDatabase, Adapter):
     name = "taskqueue"
     description = "taskqueue, Redis broker, PostgreSQL results, runworker -c 2"
     db_name = DB_NAME
+    db_env = "TASKQUEUE_BENCH_DB"
+    django_settings = "benchmarks.settings"
 
     def __init__(self) -> None:
+        self.prefix = f"tqbench-{os.getpid()}"  # before the environment is set
         super().__init__()
-        self.prefix = f"tqbench-{os.getpid()}"
-        os.environ.update({
-            "DJANGO_SETTINGS_MODULE": "benchmarks.settings",
-            "TASKQUEUE_BENCH_DB": self.db_name,
-            "TASKQUEUE_BENCH_PREFIX": self.prefix,
-            "TASKQUEUE_BENCH_BROKER_URL": self.broker_url(),
-        })
+
+    def environment(self) -> dict[str, str]:
+        return {**super().environment(), "TASKQUEUE_BENCH_PREFIX": self.prefix,
+                "TASKQUEUE_BENCH_BROKER_URL": self.broker_url()}
 
     def broker_url(self) -> str:
         return redis_url(TASKQUEUE_REDIS_DB)
@@ -66,12 +63,6 @@ class TaskqueueAdapter(Adapter):
         from django.core.management import call_command
 
         call_command("migrate", verbosity=0)
-
-    def recreate_database(self) -> None:
-        recreate_database(self.db_name)
-
-    def drop_database(self) -> None:
-        drop_database(self.db_name)
 
     def worker_group(self, processes: int = 2) -> WorkerGroup:
         cmd = [python(), "-m", "django", "runworker", "-c", str(processes), "-l", "warning"]
@@ -174,22 +165,10 @@ class TaskqueueDatabaseAdapter(TaskqueueAdapter):
         """The broker's tables went with the database."""
 
 
-class TaskqueueSqliteAdapter(TaskqueueDatabaseAdapter):
+class TaskqueueSqliteAdapter(SqliteFile, TaskqueueDatabaseAdapter):
     """The embedded default: the database broker, broker and results in one SQLite file."""
 
     name = "taskqueue-sqlite"
     description = "taskqueue, database broker (django://) and results in one SQLite file, runworker -c 2"
     db_name = "bench_taskqueue_sqlite"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.path = LOG_DIR / f"{self.db_name}.sqlite3"
-        os.environ["TASKQUEUE_BENCH_SQLITE"] = str(self.path)
-
-    def recreate_database(self) -> None:
-        self.drop_database()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-
-    def drop_database(self) -> None:
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
+    sqlite_env = "TASKQUEUE_BENCH_SQLITE"

@@ -1,4 +1,5 @@
-"""The Huey 3 app of the database peers: `add`, `tsum` and `slow`, on PostgresHuey or SqliteHuey.
+"""The Huey 3 app of the database peers: the Redis app's `add`, `tsum` and `slow` (`huey_tasks`), on
+PostgresHuey or SqliteHuey: this module only chooses the storage.
 
 BENCH_HUEY_STORAGE picks the storage: ``pg`` for `PostgresHuey` (Huey 3.5+: the queue, results and
 counters in tables of a throwaway database, BENCH_HUEY_PG_DB; a worker with nothing to do waits on
@@ -12,12 +13,12 @@ Run with ``huey_consumer benchmarks.peers.huey_db_app.huey -w 2 -k process``.
 from __future__ import annotations
 
 import os
-import time
 
 from huey import PostgresHuey, SqliteHuey
 from psycopg.conninfo import make_conninfo
 
 from benchmarks.common import PG_DSN
+from benchmarks.peers.huey_tasks import define_tasks
 
 NAME = "bench-huey-db"
 STORAGE = os.environ.get("BENCH_HUEY_STORAGE", "pg")
@@ -28,19 +29,4 @@ else:
     huey = PostgresHuey(NAME, dsn=make_conninfo(PG_DSN, dbname=os.environ.get("BENCH_HUEY_PG_DB", "bench_huey_pg")),
                         results=True)
 
-
-@huey.task()
-def add(x: int, y: int) -> int:
-    return x + y
-
-
-@huey.task()
-def tsum(numbers: list[int]) -> int:
-    return sum(numbers)
-
-
-@huey.task()
-def slow(seconds: float) -> float:
-    """The mixed load's long task. Returns a value: Huey stores no result for None (store_none=False)."""
-    time.sleep(seconds)
-    return seconds
+add, tsum, slow = define_tasks(huey, __name__)

@@ -267,6 +267,9 @@ class ChordCounterAdmin(MembersAdmin):
     def get_changelist(self, request, **kwargs):
         return ChangeList  # a chord's own state is on its row
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("plan")  # its body's task, in the same query
+
     def member_ids(self, obj) -> list[str]:
         return list(obj.member_ids)
 

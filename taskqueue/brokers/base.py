@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from ..sqlexec import Rider
 
 
 class Outgoing(NamedTuple):
@@ -51,7 +55,8 @@ class Holdings:
 
 
 class Broker(ABC):
-    """Every broker implements these nine; results and notifications live elsewhere."""
+    """Every broker implements these nine (`ack_rider` is optional); results and notifications live
+    elsewhere."""
 
     # Whether `inspect` finds messages by key (bodies, pages of waiting keys, what each consumer
     # holds); RabbitMQ cannot: operator pages then show counts only.
@@ -83,6 +88,19 @@ class Broker(ABC):
     @abstractmethod
     def ack(self, deliveries: Sequence[Delivery]) -> None:
         """Remove messages for good; called only once their outcome is stored."""
+
+    def ack_rider(self, deliveries: Sequence[Delivery]) -> Rider | None:
+        """The ack as a statement a worker can run in the transaction that stores the outcomes,
+        where the broker's queues live in the results' database (the database broker on
+        PostgreSQL); None elsewhere: the worker then calls `ack` once the outcomes are on disk."""
+        return None
+
+    def writes_before_ack(self) -> AbstractContextManager[None]:
+        """Where a worker writes what must precede an ack (the outcomes, the messages that follow
+        them): the database broker on SQLite, its queue in the results' file, lets those commit
+        without a disk sync (`sqlexec.unsynced`: the ack comes after them in the same log);
+        elsewhere nothing changes."""
+        return nullcontext()
 
     @abstractmethod
     def release(self, deliveries: Sequence[Delivery], *, delay: float = 0.0) -> None:

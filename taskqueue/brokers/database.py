@@ -3,32 +3,39 @@
 Tables: QueuedMessage (one row per message; `consumer_id` set while leased), BrokerConsumer
 (heartbeats), CancelledTask (revoked ids), TaskLock (lock_key mutexes).
 
-A reserve is one UPDATE that claims rows (with `FOR UPDATE SKIP LOCKED` on PostgreSQL, so
-consumers never wait on each other; on SQLite the statement holds the write lock), then a
-SELECT of the claimed rows. Every statement touches one table and no transaction spans two, so
-the broker never takes locks in an order that could deadlock with other writers (a TRUNCATE of
-all tables between tests, say). An idle consumer sleeps on LISTEN/NOTIFY on PostgreSQL, so a new
-message is taken within milliseconds; on SQLite on a `doorbell` (a Unix socket per waiting thread,
-rung after the commit), which serves the processes of one machine, as SQLite itself does.
+A publish is one INSERT (on PostgreSQL with the NOTIFY of its queues) and a reserve one UPDATE
+that claims rows and returns them, with whether each task was revoked (`FOR UPDATE SKIP LOCKED` on
+PostgreSQL, so consumers never wait on each other; on SQLite the UPDATE holds the write lock, and
+before SQLite 3.35 a SELECT reads the claimed rows back). No statement writes two tables and no transaction spans
+two writes, so the broker never waits on itself in a lock cycle (a TRUNCATE of every table, as
+between tests, can still meet a reserve: PostgreSQL then fails one of the two). An idle consumer
+sleeps on LISTEN/NOTIFY on PostgreSQL, so a new message is taken within milliseconds; on SQLite on
+a `doorbell` (a Unix socket per waiting thread, rung after the commit), which serves the processes
+of one machine, as SQLite itself does.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import sqlite3
 import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, connections, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.db.models import Count, F, Min, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from .. import sqlexec
 from ..doorbell import Doorbell
-from ..models import BrokerConsumer, CancelledTask, QueuedMessage, TaskLock
+from ..models import BrokerConsumer, CancelledTask, QueuedMessage, TaskLock, TaskResult
 from ..pglisten import Listener
+from . import dbstatements as statements
 from .base import Broker, Delivery, Holdings, Leases, Outgoing
 
 SQLITE_POLL = 0.02  # where no doorbell can be made (no Unix sockets)
@@ -64,11 +71,32 @@ class DatabaseBroker(Broker):
             priority = min(max(m.priority, 0), 9)
             rows.append(QueuedMessage(key=m.key, task_id=m.key.split("~", 1)[0], queue=m.queue,
                                       body=m.body.decode("utf-8"), priority=priority, available_at=available_at,
-                                      rank=available_at.timestamp() - priority * self.priority_aging))
-        with transaction.atomic(using=self.alias):
-            # A key already queued or in flight is not queued twice (re-sent follow-ups).
-            QueuedMessage.objects.using(self.alias).bulk_create(rows, ignore_conflicts=True)
+                                      rank=available_at.timestamp() - priority * self.priority_aging,
+                                      date_created=now))
+        if self.is_postgres:
+            self._publish_postgres(rows)
+            return
+        # A key already queued or in flight is not queued twice (re-sent follow-ups). One statement
+        # in autocommit is one transaction (one disk sync); more rows than one takes share one.
+        ops = self.connection.ops
+        with transaction.atomic(using=self.alias) if len(rows) > _IN_BATCH else contextlib.nullcontext():
+            with self.connection.cursor() as cursor:
+                for start in range(0, len(rows), _IN_BATCH):
+                    chunk = rows[start:start + _IN_BATCH]
+                    sqlexec.execute_promptly(  # a producer is not held back milliseconds by busy workers
+                        self.connection, cursor, statements.insert_ignoring_known_keys(self.connection, len(chunk)),
+                        [value for row in chunk for value in (
+                            row.key, row.task_id, row.queue, row.body, row.priority,
+                            ops.adapt_datetimefield_value(row.available_at), row.rank,
+                            ops.adapt_datetimefield_value(row.date_created))])
             self._notify({row.queue for row in rows})
+
+    def _publish_postgres(self, rows: list[QueuedMessage]) -> None:
+        """One statement, so one round trip and (outside a transaction) one commit: the rows go in
+        as one JSON document, and each queue that got a new message is notified."""
+        columns = ("key", "task_id", "queue", "body", "priority", "available_at", "rank", "date_created")
+        document = json.dumps([{name: getattr(row, name) for name in columns} for row in rows], default=str)
+        sqlexec.execute(self.connection, statements.publish(self.connection), [document, self.channel])
 
     def _notify(self, queues: set[str]) -> None:
         if not queues:
@@ -112,17 +140,55 @@ class DatabaseBroker(Broker):
         return deliveries
 
     def _take(self, consumer_id: str, queues: list[str], count: int) -> list[Delivery]:
+        if self.is_postgres or sqlite3.sqlite_version_info >= (3, 35):  # UPDATE ... RETURNING
+            rows = self._claim_returning(consumer_id, queues, count)
+        else:
+            rows = self._claim(consumer_id, queues, count)
+        order = {queue: index for index, queue in enumerate(queues)}
+        rows.sort(key=lambda row: (order.get(row[3], 0), row[5], row[0]))
+        return [Delivery(key=key, body=body.encode("utf-8"), queue=queue, consumer_id=consumer_id,
+                         redeliveries=redeliveries) for _, key, body, queue, redeliveries, _, _ in rows]
+
+    def _claim_returning(self, consumer_id: str, queues: list[str], count: int) -> list[tuple]:
+        """Claim up to `count` messages and read them back in one statement per queue. Its commit
+        does not wait for the disk (PostgreSQL: `synchronous_commit` off; SQLite: `sqlexec.unsynced`):
+        a claim lost in a crash only makes the message available again, which at-least-once allows."""
+        sql = statements.claim(self.connection)
+        now = self.connection.ops.adapt_datetimefield_value(timezone.now())
+        rows: list[tuple] = []
+        with sqlexec.unsynced(self.connection), self._claim_cursor() as cursor:
+            for queue in queues:
+                cursor.execute(sql, [consumer_id, uuid.uuid4().hex, now, queue, now, count - len(rows), now])
+                if self.is_postgres:
+                    cursor.nextset()  # past the SET LOCAL
+                rows += cursor.fetchall()
+                if len(rows) >= count:
+                    break
+        cancelled = [row for row in rows if row[7]]
+        if cancelled:  # revoked: never handed out
+            QueuedMessage.objects.using(self.alias).filter(id__in=[row[0] for row in cancelled]).delete()
+        return [row[:7] for row in rows if not row[7]]
+
+    def _claim_cursor(self):
+        """On PostgreSQL a client-side binding cursor: the claim is two statements in one query."""
+        if not self.is_postgres:
+            return self.connection.cursor()
+        import psycopg  # only installed with PostgreSQL
+
+        self.connection.ensure_connection()
+        return statements.wrapped(self.connection, psycopg.ClientCursor(self.connection.connection))
+
+    def _claim(self, consumer_id: str, queues: list[str], count: int) -> list[tuple]:
         claim = uuid.uuid4().hex
-        table = _table(self.connection, QueuedMessage)
-        skip_locked = " FOR UPDATE SKIP LOCKED" if self.is_postgres else ""
+        table = statements.quoted_table(self.connection, QueuedMessage)
         now = self.connection.ops.adapt_datetimefield_value(timezone.now())
         taken = 0
-        with self.connection.cursor() as cursor:
+        with sqlexec.unsynced(self.connection), self.connection.cursor() as cursor:
             for queue in queues:
                 cursor.execute(
                     f"UPDATE {table} SET consumer_id = %s, claim = %s, reserved_at = %s WHERE id IN ("
                     f"SELECT id FROM {table} WHERE queue = %s AND consumer_id IS NULL AND available_at <= %s"
-                    f" ORDER BY rank, id LIMIT %s{skip_locked})",
+                    f" ORDER BY rank, id LIMIT %s)",
                     [consumer_id, claim, now, queue, now, count - taken])
                 taken += cursor.rowcount
                 if taken >= count:
@@ -131,11 +197,7 @@ class DatabaseBroker(Broker):
             return []
         rows = list(QueuedMessage.objects.using(self.alias).filter(claim=claim).values_list(
             "id", "key", "body", "queue", "redeliveries", "rank", "task_id"))
-        rows = self._drop_cancelled(rows)
-        order = {queue: index for index, queue in enumerate(queues)}
-        rows.sort(key=lambda row: (order.get(row[3], 0), row[5], row[0]))
-        return [Delivery(key=key, body=body.encode("utf-8"), queue=queue, consumer_id=consumer_id,
-                         redeliveries=redeliveries) for _, key, body, queue, redeliveries, _, _ in rows]
+        return self._drop_cancelled(rows)
 
     def _drop_cancelled(self, rows: list[tuple]) -> list[tuple]:
         """Delete the claimed messages of revoked tasks; return the others."""
@@ -148,7 +210,7 @@ class DatabaseBroker(Broker):
     def _until_next_due(self, queues: list[str]) -> float:
         """Seconds until the next waiting message of `queues` is due (1 if none waits): one plain
         statement, as an idle consumer asks this twice a second."""
-        table = _table(self.connection, QueuedMessage)
+        table = statements.quoted_table(self.connection, QueuedMessage)
         with self.connection.cursor() as cursor:
             cursor.execute(f"SELECT MIN(available_at) FROM {table} WHERE consumer_id IS NULL AND queue IN "
                            f"({', '.join(['%s'] * len(queues))})", queues)
@@ -175,8 +237,25 @@ class DatabaseBroker(Broker):
 
     def ack(self, deliveries: Sequence[Delivery]) -> None:
         keys = [d.key for d in deliveries]
-        for start in range(0, len(keys), _IN_BATCH):
-            QueuedMessage.objects.using(self.alias).filter(key__in=keys[start:start + _IN_BATCH]).delete()
+        if self.is_postgres and keys:  # one statement for any number, prepared once per connection
+            sqlexec.execute(self.connection, statements.ack(self.connection), [json.dumps(keys)])
+            return
+        with sqlexec.unsynced(self.connection):
+            for start in range(0, len(keys), _IN_BATCH):
+                QueuedMessage.objects.using(self.alias).filter(key__in=keys[start:start + _IN_BATCH]).delete()
+
+    def writes_before_ack(self) -> contextlib.AbstractContextManager[None]:
+        """On SQLite with the results in the queue's file: commits without a disk sync (see Broker)."""
+        if self.is_postgres or router.db_for_write(TaskResult) != self.alias:
+            return contextlib.nullcontext()
+        return sqlexec.unsynced(self.connection)
+
+    def ack_rider(self, deliveries: Sequence[Delivery]) -> sqlexec.Rider | None:
+        """On PostgreSQL, the ack as a statement for the results' write (see Broker)."""
+        if not self.is_postgres or not deliveries:
+            return None
+        keys = json.dumps([delivery.key for delivery in deliveries])
+        return sqlexec.Rider(self.connection, statements.ack(self.connection), [keys])
 
     def release(self, deliveries: Sequence[Delivery], *, delay: float = 0.0) -> None:
         """Back in the place they were taken from (their rank), visible at once or after `delay`: one
@@ -305,7 +384,3 @@ class DatabaseBroker(Broker):
 
 def _when(eta: float) -> datetime:
     return datetime.fromtimestamp(eta, tz=UTC)
-
-
-def _table(connection, model) -> str:
-    return connection.ops.quote_name(model._meta.db_table)

@@ -50,8 +50,8 @@ class QueuedMessage(models.Model):
     available_at = models.DateTimeField()
     # Taken lowest first: when it became ready (epoch seconds), less priority x TASKQUEUE_PRIORITY_AGING.
     rank = models.FloatField(default=0.0)
-    consumer_id = models.CharField(max_length=255, null=True, blank=True, db_index=True)
-    claim = models.CharField(max_length=64, null=True, blank=True, db_index=True)
+    consumer_id = models.CharField(max_length=255, null=True, blank=True)
+    claim = models.CharField(max_length=64, null=True, blank=True)
     reserved_at = models.DateTimeField(null=True, blank=True)
     redeliveries = models.PositiveIntegerField(default=0)
     date_created = models.DateTimeField(default=timezone.now)
@@ -60,6 +60,9 @@ class QueuedMessage(models.Model):
         indexes = [
             models.Index(fields=["queue", "rank", "id"], name="tq_queued_ranked",
                          condition=models.Q(consumer_id__isnull=True)),
+            # Held messages only: a publish adds no entry to these (one b-tree write fewer each).
+            models.Index(fields=["consumer_id"], name="tq_queued_held", condition=models.Q(consumer_id__isnull=False)),
+            models.Index(fields=["claim"], name="tq_queued_claimed", condition=models.Q(claim__isnull=False)),
         ]
 
     def __str__(self) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import models
 from django.utils import timezone
 
@@ -95,9 +97,16 @@ class ChordCounterQuerySet(models.QuerySet["ChordCounter"]):
 
     def count_finished(self, group_id: str, finished: int, failed_task_id: str | None = None) -> None:
         """Count `finished` members; a failed one (its id given) resolves the chord as failed."""
-        counter = self.filter(group_id=group_id).defer("member_ids", "body").first()  # 100,000 ids: MBs
+        counter = self.filter(group_id=group_id).first()
         if counter is not None:
             counter.counted(finished, failed_task_id)
+
+    def create(self, **fields: Any):
+        """A counter and its plan (`member_ids` and `body`, in a row of their own)."""
+        member_ids, body = fields.pop("member_ids", None) or [], fields.pop("body", None) or {}
+        counter = super().create(**fields)
+        counter.plan = ChordPlan.objects.using(self.db).create(counter=counter, member_ids=member_ids, body=body)
+        return counter
 
 
 class ChordCounter(models.Model):
@@ -108,8 +117,6 @@ class ChordCounter(models.Model):
     group_id = models.CharField(max_length=255, unique=True)
     total = models.PositiveIntegerField()
     remaining = models.PositiveIntegerField()
-    member_ids = models.JSONField(help_text="Task ids whose results the body receives, in order")
-    body = models.JSONField(help_text="The body signature")
     state = models.CharField(max_length=20, default=PENDING, db_index=True)
     failed_task_id = models.CharField(max_length=255, null=True, blank=True)
     body_sent = models.BooleanField(default=False)
@@ -130,8 +137,33 @@ class ChordCounter(models.Model):
         self.save(update_fields=["remaining", "state", "failed_task_id", "date_done"])
 
     def claim(self) -> bool:
-        """Whether this caller is the one that sends (or fails) the body: true once per chord."""
-        return bool(ChordCounter.objects.filter(pk=self.pk, body_sent=False).update(body_sent=True))
+        """Whether this caller is the one that sends (or fails) the body: true once per resolution
+        of the chord, and only while it is still resolved as this copy read it (a resume may have
+        reopened it since: a stale claim must not fail it again)."""
+        return bool(ChordCounter.objects.filter(pk=self.pk, body_sent=False, state=self.state,
+                                                failed_task_id=self.failed_task_id).update(body_sent=True))
+
+    @property
+    def member_ids(self) -> list[str]:
+        """Task ids whose results the body receives, in order (read from the plan once)."""
+        return self.plan.member_ids
+
+    @property
+    def body(self) -> dict:
+        return self.plan.body
 
     def __str__(self) -> str:
         return f"chord {self.group_id} [{self.state}, {self.remaining}/{self.total} left]"
+
+
+class ChordPlan(models.Model):
+    """What a chord sends once its header is done: the member ids, in the order the body receives
+    their results, and the body. A row apart from its counter: counting members rewrites only the
+    small counter row (SQLite rewrites a whole row on any update: megabytes for 100,000 ids)."""
+
+    counter = models.OneToOneField(ChordCounter, on_delete=models.CASCADE, primary_key=True, related_name="plan")
+    member_ids = models.JSONField(help_text="Task ids whose results the body receives, in order")
+    body = models.JSONField(help_text="The body signature")
+
+    def __str__(self) -> str:
+        return f"plan of {self.counter_id}"

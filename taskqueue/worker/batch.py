@@ -13,11 +13,11 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from django.db import connections
 
-from .. import notify, registry, states, store
+from .. import notify, registry, sqlexec, states, store
 from ..brokers import Delivery
 from ..codecs import Outcome
 from ..message import Message
@@ -39,6 +39,7 @@ logger = logging.getLogger("taskqueue.worker")
 LONG_TASK = 0.01
 WATCHDOG_AFTER = 0.1  # looser than LONG_TASK: a short task with a database write can take 10 ms
 FLUSH_AFTER = 0.02
+MAX_EXTENSIONS = 32  # reserves a batch may add when its tasks sent what comes next (see `process`)
 _durations: dict[str, float] = {}  # task name -> smoothed run time in this process
 
 
@@ -124,6 +125,7 @@ class Pending:
         self.finished: list[tuple[Delivery, Outcome]] = []
         self.since: float | None = None
         self.hooks_due: list[Outcome] = []  # stored by the watchdog, hooks not run yet
+        self.sent_ahead: set[str] = set()  # keys of finished deliveries whose follow-ups went already
         self._lock = threading.Lock()  # the watchdog may flush while the consumer runs a task
 
     def __bool__(self) -> bool:
@@ -141,6 +143,20 @@ class Pending:
     def overdue(self) -> bool:
         return self.since is not None and time.monotonic() - self.since >= FLUSH_AFTER
 
+    def send_ahead(self) -> bool:
+        """Send the links and next chain step of each success not sent yet, before its outcome is
+        stored (as a flush does first); True if anything was sent."""
+        with self._lock:
+            due = [(delivery, outcome) for delivery, outcome in self.finished
+                   if delivery.key not in self.sent_ahead and _sent_ahead(outcome)]
+            if due:
+                assert self.ctx.broker is not None  # a worker's batch
+                with self.ctx.broker.writes_before_ack():  # their acks come after these sends
+                    for delivery, outcome in due:
+                        _follow_up(delivery, outcome, self.ctx)
+                        self.sent_ahead.add(delivery.key)
+        return bool(due)
+
     def flush(self, run_hooks: bool = True, hold: bool = True) -> None:
         """Store the outcomes, send their follow-ups, wake their waiters, ack, then run the hooks:
         a message is acked only once its outcome is stored and what follows it is sent.
@@ -153,7 +169,7 @@ class Pending:
             self.finished, self.to_ack, self.since = [], [], None
             outcomes = [outcome for _, outcome in finished]
             if finished or to_ack:
-                steps = _FlushSteps(finished, to_ack, self.ctx)
+                steps = _FlushSteps(finished, to_ack, self.ctx, self.sent_ahead)
                 try:
                     if hold:
                         through_outages(steps.run, "Storing outcomes", self.ctx.should_stop)
@@ -165,6 +181,7 @@ class Pending:
                     self.to_ack[:0] = steps.to_ack + [d for d, o in steps.finished if o is None]
                     self.since = self.since or time.monotonic()
                     raise
+                self.sent_ahead.difference_update(delivery.key for delivery, _ in finished)
             self.hooks_due += outcomes
             if not run_hooks:
                 return
@@ -176,22 +193,63 @@ class Pending:
 class _FlushSteps:
     """The steps of one flush, each done once even when `run` is called again after an outage."""
 
-    def __init__(self, finished: list[tuple[Delivery, Outcome]], to_ack: list[Delivery], ctx: ExecutionContext):
+    def __init__(self, finished: list[tuple[Delivery, Outcome]], to_ack: list[Delivery], ctx: ExecutionContext,
+                 sent_before: Collection[str] = ()):
         self.finished, self.to_ack, self.ctx = finished, to_ack, ctx
         self.wake: tuple | None = None
+        self.sent_ahead: set[int] = {index for index, (delivery, _) in enumerate(finished)
+                                     if delivery.key in sent_before}
+        self.looked_ahead = 0
         self.followed = 0
 
     def run(self) -> None:
+        broker = self.ctx.broker
+        assert broker is not None  # a worker's batch has a broker
+        with broker.writes_before_ack():  # the sends and writes this flush makes before its ack
+            self._run(broker)
+
+    def _run(self, broker) -> None:
+        # A success's links and next chain step go before its result is stored, as in Celery: the
+        # next step runs on another consumer while this one writes. Before the ack all the same.
+        while self.looked_ahead < len(self.finished):
+            delivery, outcome = self.finished[self.looked_ahead]
+            if self.looked_ahead not in self.sent_ahead and _sent_ahead(outcome):
+                _follow_up(delivery, outcome, self.ctx)
+                self.sent_ahead.add(self.looked_ahead)
+            self.looked_ahead += 1
         if self.wake is None:
-            self.wake = self._save()
-        while self.followed < len(self.finished):  # before waking anyone: a chain's next step is on the critical path
+            rider = self._ack_rider(broker)
+            with sqlexec.visible_first(rider):  # waiters see the results at once; the ack waits for the disk
+                self.wake = self._save()
+            if rider is not None and rider.rode:  # acked in the write's own transaction: done
+                notify.publish(*self.wake)
+                return
+        while self.followed < len(self.finished):  # before waking anyone
             delivery, outcome = self.finished[self.followed]
-            if outcome is not None:
+            if outcome is not None and self.followed not in self.sent_ahead:
                 _follow_up(delivery, outcome, self.ctx)
             self.followed += 1
         notify.publish(*self.wake)
-        self.ctx.broker.ack(  # type: ignore[union-attr]  # a worker's batch has a broker
-            self.to_ack + [delivery for delivery, _ in self.finished])
+        try:
+            durable = sqlexec.make_durable()
+        except BaseException:
+            self.wake = None  # a server that went away may have lost what it had not flushed: write again
+            raise
+        if not durable:  # the server cannot be asked to flush: write them again, each waiting for the disk
+            self.wake = None
+            return self._run(broker)
+        broker.ack(self._all_deliveries())
+
+    def _ack_rider(self, broker) -> sqlexec.Rider | None:
+        """The ack, to go in the outcomes' write where the broker offers it and nothing is to be
+        sent after that write."""
+        if not continuation.in_one_write([outcome for _, outcome in self.finished]):
+            return None
+        return broker.ack_rider(self._all_deliveries())
+
+    def _all_deliveries(self) -> list[Delivery]:
+        """What this flush acks: the deliveries without an outcome and those of the outcomes."""
+        return self.to_ack + [delivery for delivery, _ in self.finished]
 
     def _save(self) -> tuple:
         try:
@@ -232,14 +290,43 @@ class _FlushSteps:
             return None, ([], {}, set())
 
 
-def process(deliveries: list[Delivery], ctx: ExecutionContext,
-            should_stop: Callable[[], bool] = lambda: False) -> bool:
+def process(deliveries: list[Delivery], ctx: ExecutionContext, should_stop: Callable[[], bool] = lambda: False,
+            take_more: Callable[[], list[Delivery]] | None = None) -> bool:
     """Run a batch; returns False when it was cut short (a long task, or a warm shutdown).
+
+    With `take_more` (a reserve that does not wait), a batch whose tasks sent a next chain step or
+    a link goes on with what it finds waiting then, before storing anything: the next step usually,
+    run here at once instead of on a consumer still busy storing the step before (at most
+    FLUSH_AFTER seconds and MAX_EXTENSIONS reserves).
 
     Whatever goes wrong with one message stays with it (a dead letter, or the task failed); only
     an outage leaves this function, after storing what finished and giving back what did not."""
     ctx.should_stop = should_stop
     pending = Pending(ctx)
+    ctx.watchdog = ctx.watchdog or Watchdog()
+    ctx.watchdog.handed_back = False
+    complete = _run_all(deliveries, pending, ctx, should_stop)
+    extensions = 0
+    while (take_more is not None and complete and extensions < MAX_EXTENSIONS and not should_stop()
+           and not pending.overdue() and pending.send_ahead()):
+        try:
+            more = take_more()
+        except Exception as exc:  # what finished is stored below first (held through an outage)
+            if not is_outage(exc):
+                logger.exception("Taking more for a batch failed")
+            break
+        if not more:
+            break
+        extensions += 1
+        complete = _run_all(more, pending, ctx, should_stop, taken_more=True)
+    pending.flush()
+    return complete and not ctx.watchdog.handed_back
+
+
+def _run_all(deliveries: list[Delivery], pending: Pending, ctx: ExecutionContext,
+             should_stop: Callable[[], bool], taken_more: bool = False) -> bool:
+    """Decode and run these deliveries, their outcomes into `pending` (stored when overdue).
+    `taken_more`: what a batch took after its tasks sent it (see `process`)."""
     jobs: list[tuple[Delivery, Message]] = []
     for delivery in deliveries:
         message = rejects.decode_or_dead_letter(delivery, ctx.hostname)
@@ -258,15 +345,13 @@ def process(deliveries: list[Delivery], ctx: ExecutionContext,
         raise
     unstarted = _Unstarted(jobs, ctx)
     complete = True
-    ctx.watchdog = ctx.watchdog or Watchdog()
-    ctx.watchdog.handed_back = False
     while (job := unstarted.take()) is not None:
         if should_stop():  # warm shutdown: hand back what has not started
             unstarted.hand_back(taken=job)
             complete = False
             break
         try:
-            complete = _run_job(job, known.get(job[1].id), unstarted, pending, ctx) and complete
+            complete = _run_job(job, known.get(job[1].id), unstarted, pending, ctx, taken_more) and complete
         except Exception:  # an outage: store what finished (waiting for the servers), give back the rest
             drop_broken_connections()
             pending.flush()
@@ -274,13 +359,14 @@ def process(deliveries: list[Delivery], ctx: ExecutionContext,
             raise
         if pending.overdue():
             pending.flush()
-    pending.flush()
-    return complete and not ctx.watchdog.handed_back
+    return complete
 
 
 def _run_job(job: tuple[Delivery, Message], known: tuple[str, int] | None, unstarted: _Unstarted,
-             pending: Pending, ctx: ExecutionContext) -> bool:
-    """Run one message of a batch; False when the rest of the batch was handed back for it."""
+             pending: Pending, ctx: ExecutionContext, taken_more: bool = False) -> bool:
+    """Run one message of a batch; False when the rest of the batch was handed back for it.
+    A step the batch took after sending it runs without storing what finished first: it follows
+    those outcomes, and the watchdog stores them if it runs long."""
     delivery, message = job
     if execute.already_handled(message, known):
         rejects.contained(lambda: continuation.resume(message), delivery, message, ctx.hostname,
@@ -288,7 +374,7 @@ def _run_job(job: tuple[Delivery, Message], known: tuple[str, int] | None, unsta
         pending.add(delivery)
         return True
     complete = True
-    if _durations.get(message.task, LONG_TASK) >= LONG_TASK:
+    if _durations.get(message.task, LONG_TASK) >= LONG_TASK and not taken_more:
         pending.flush()  # expected to be long: store what finished, give back the rest, run it alone
         if len(unstarted):
             complete = not unstarted.hand_back()
@@ -310,6 +396,11 @@ def _run_job(job: tuple[Delivery, Message], known: tuple[str, int] | None, unsta
     if outcome is not None:
         pending.add(delivery, outcome)
     return complete
+
+
+def _sent_ahead(outcome: Outcome) -> bool:
+    """Whether what follows this outcome goes before it is stored: a success's links and next step."""
+    return outcome.state == states.SUCCESS and bool(outcome.message.link or outcome.message.chain)
 
 
 def _follow_up(delivery: Delivery, outcome: Outcome, ctx: ExecutionContext) -> None:

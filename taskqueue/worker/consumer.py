@@ -59,7 +59,10 @@ def consume(consumer_id: str, hostname: str, queues: list[str], slot: TaskSlot,
             deliveries = broker.reserve(consumer_id, active, count=wanted, timeout=IDLE_WAIT)
             if deliveries:
                 keeper.before_batch()
-                complete = process(deliveries, ctx, should_stop)
+                # with --max-tasks-per-child the count must stay exact: no taking more in a batch
+                take_more = None if max_tasks is not None else (
+                    lambda: broker.reserve(consumer_id, active, count=1, timeout=0))  # noqa: B023  (used at once)
+                complete = process(deliveries, ctx, should_stop, take_more)
                 count = min(prefetch, count * 2) if complete else 1
                 done += len(deliveries)
             backoff.reset()

@@ -20,7 +20,7 @@ from ..canvas import Signature, chain, chord, group, maybe_signature
 from ..codecs import Outcome, value_of
 from ..exceptions import ChordError
 from ..message import Message
-from ..producer import send
+from ..producer import send, sending_in_the_transaction
 from ..request import Request, request_context
 from ..utils import derived_id
 
@@ -55,6 +55,12 @@ def save(outcomes: list[Outcome]) -> store.Wake:
         # A failed member calls its own errbacks; the chord's failure must not call them again.
         settle(group_id, skip_errbacks=(failed or finished[0]).message.link_error)
     return wake
+
+
+def in_one_write(outcomes: list[Outcome]) -> bool:
+    """Whether `save` stores these in one statement and nothing is sent after it: successes of
+    tasks outside a chord (what follows a success is sent before the write)."""
+    return all(outcome.state == states.SUCCESS and not outcome.message.chord for outcome in outcomes)
 
 
 def follow_up(outcome: Outcome, hostname: str, eager: bool = False):
@@ -119,8 +125,12 @@ def settle(group_id: str, skip_errbacks: list | None = None) -> None:
         return
     body = maybe_signature(counter.body)
     if counter.state == counter.SUCCESS:
-        body.apply_async((store.results_in_order(counter.member_ids),))
-        counter.claim()
+        # Claimed and sent in one transaction: of two settles that both read the chord done, one
+        # sends the body (RabbitMQ keeps no key to drop a second copy by); a send that fails, or a
+        # crash before the commit, leaves the claim to the next settle (a redelivered member's).
+        with transaction.atomic(), sending_in_the_transaction():
+            if counter.claim():
+                body.apply_async((store.results_in_order(counter.member_ids),))
     elif counter.claim():  # errbacks run once: only the settle that claims the chord fails it
         row = store.fetch(counter.failed_task_id)
         fail_canvas(body, _chord_error(row, counter.failed_task_id), skip_errbacks=skip_errbacks or [],

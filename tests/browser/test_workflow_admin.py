@@ -14,7 +14,7 @@ from taskqueue.models import TaskResult
 from taskqueue.testing import start_worker
 from tests.browser.test_pages import ARTIFACTS, browser, log_in_to_admin  # noqa: F401  (the Chromium fixture)
 from tests.helpers import wait_until
-from tests.tasks import add, slow_add, tsum
+from tests.tasks import add, add_when_released, tsum
 
 pytestmark = [pytest.mark.any_broker, pytest.mark.any_database]
 
@@ -72,16 +72,19 @@ def test_resume_a_failed_login_chain_from_its_workflow_page(browser, admin_site)
 
 
 def test_the_workflow_page_refreshes_while_it_runs_and_stops_polling_when_done(browser, live_server,  # noqa: F811
-                                                                               transactional_db, broker_url):
-    """Opened while the chain's second step runs: the page fetches ?fragment=1 until that node is
-    SUCCESS, without navigating, and asks no more once the graph says nothing runs."""
+                                                                               transactional_db, broker_url, tmp_path):
+    """Opened while the chain's second step runs (held until the page is up): the page fetches
+    ?fragment=1 until that node is SUCCESS, without navigating, and asks no more once the graph
+    says nothing runs."""
     queue = f"wf-live-{uuid.uuid4().hex[:8]}"
     worker = start_worker("-c", "1", "-Q", queue)
+    gate = tmp_path / "release-the-second-step"
     try:
         ARTIFACTS.mkdir(exist_ok=True)
-        result = chain(add.s(1, 1).set(queue=queue), slow_add.s(2, seconds=3.0).set(queue=queue)).apply_async()
+        result = chain(add.s(1, 1).set(queue=queue),
+                       add_when_released.s(2, gate=str(gate)).set(queue=queue)).apply_async()
         row = wait_until(lambda: TaskResult.objects.filter(task_id=result.parent.id, state=states.SUCCESS).first(),
-                         timeout=15, message="the first step done: the second (3 s) runs")
+                         timeout=15, message="the first step done: the second runs until released")
         User.objects.create_superuser("admin", "admin@example.com", "admin-pw")
         page = log_in_to_admin(browser, live_server.url, "admin", "admin-pw",
                                f"/admin/taskqueue/taskresult/{row.pk}/workflow/",
@@ -95,6 +98,9 @@ def test_the_workflow_page_refreshes_while_it_runs_and_stops_polling_when_done(b
         page.on("request", lambda request: fragments.append(time.monotonic())
                 if "fragment=1" in request.url else None)
         page.on("framenavigated", lambda frame: navigations.append(frame.url) if frame == page.main_frame else None)
+        # a refresh while the step still runs, then the step released
+        page.wait_for_event("request", lambda request: "fragment=1" in request.url, timeout=10_000)
+        gate.touch()
 
         page.wait_for_selector(f'[data-task-id="{result.id}"][data-state="SUCCESS"]', timeout=15_000)
         page.wait_for_selector('#tq-graph[data-running="0"]', timeout=5_000)
@@ -106,4 +112,5 @@ def test_the_workflow_page_refreshes_while_it_runs_and_stops_polling_when_done(b
         assert len(fragments) == asked, "polling stopped once nothing runs"
         page.close()
     finally:
+        gate.touch()  # the step ends, whatever happened above
         worker.terminate()

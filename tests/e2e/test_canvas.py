@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from django.db import connection
 
 from taskqueue import GroupResult, chain, chord, group, result_from_tuple, signature, states
 from taskqueue.exceptions import ChordError
@@ -214,3 +215,34 @@ def test_chord_survives_a_worker_killed_halfway(transactional_db, broker_url):
     finally:
         first.kill()
         second.terminate()
+
+
+def test_a_chain_step_starts_while_the_step_before_is_still_being_stored(worker):
+    """As in Celery, a success's next chain step is sent before its result is written: the next
+    step runs (on the other consumer, or on this one in the same batch) while the first write waits
+    (here on an advisory lock the test holds, through a trigger on that one row's SUCCESS)."""
+    from tests.tasks import record_echo
+
+    if connection.vendor != "postgresql":
+        pytest.skip("holds the write with a PostgreSQL trigger")
+    canvas = chain(add.s(1, 1), record_echo.s(12))  # the second step runs as record_echo(2, 12)
+    res = canvas.freeze()
+    table = TaskResult._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(f"""
+            CREATE FUNCTION tq_test_hold_write() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN PERFORM pg_advisory_xact_lock(424242); RETURN NEW; END $$;
+            CREATE TRIGGER tq_test_hold_write BEFORE INSERT OR UPDATE ON {table} FOR EACH ROW
+            WHEN (NEW.task_id = '{res.parent.id}' AND NEW.state = 'SUCCESS') EXECUTE FUNCTION tq_test_hold_write();
+            SELECT pg_advisory_lock(424242);""")
+    try:
+        assert canvas.apply_async().id == res.id
+        wait_until(lambda: Run.objects.filter(task_id=res.id).exists(), timeout=10,
+                   message="the second step ran ...")
+        assert TaskResult.objects.get(task_id=res.parent.id).state != states.SUCCESS  # ... the first not stored yet
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT pg_advisory_unlock(424242); DROP TRIGGER tq_test_hold_write ON {table};"
+                           "DROP FUNCTION tq_test_hold_write();")
+    assert res.get(timeout=10) == 12
+    assert res.parent.get(timeout=10) == 2

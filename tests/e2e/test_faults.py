@@ -113,7 +113,8 @@ def test_worker_survives_a_redis_restart(transactional_db, settings):
     try:
         assert add.apply_async((1, 2), queue="restart").get(timeout=10) == 3
         server.stop()
-        assert worker.wait_for_output("Connection problem", timeout=15)  # it noticed and keeps trying
+        # it noticed and keeps trying
+        assert worker.wait_for_output("Connection problem", timeout=15), worker.output[-4000:]
         server = RedisServer(server.port).start()
         res = wait_until(lambda: _send_when_up(), timeout=10, message="publish after restart")
         assert res.get(timeout=20) == 5

@@ -10,6 +10,7 @@ import signal
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 
@@ -81,7 +82,7 @@ def test_a_rabbitmq_restart_during_a_drain_loses_nothing(rabbit_server, fault_ra
     wait_until(lambda: fault_db.count("SUCCESS") > stored_before, timeout=30, message="a result stored after it")
     recovery = time.monotonic() - back
     ids += [tally.delay(str(runs), i, 0.002).id for i in range(DRAIN, DRAIN + AFTER)]  # the producer reconnects
-    _all_stored(fault_db, DRAIN + AFTER, worker)
+    _all_stored(fault_db, DRAIN + AFTER, worker, what=lambda: _drain_state(rabbit_server, fault_rabbit, runs))
     ran = _runs(runs)
     report(f"RabbitMQ {'SIGKILLed and started' if how == 'kill' else 'restarted'} during a drain (countdowns due "
            "while it is down)", sent=DRAIN + AFTER,
@@ -97,13 +98,24 @@ def test_a_rabbitmq_restart_during_a_drain_loses_nothing(rabbit_server, fault_ra
     assert "died" not in worker.output
 
 
-def _all_stored(db: FaultDatabase, count: int, *workers, timeout: float = 60) -> None:
+def _all_stored(db: FaultDatabase, count: int, *workers, timeout: float = 60, what=lambda: "") -> None:
     try:
         wait_until(lambda: db.count("SUCCESS") == count, timeout=timeout, message=f"{count} tasks stored")
     except AssertionError as exc:
         failures = db.query("SELECT result FROM taskqueue_taskresult WHERE state = 'FAILURE' LIMIT 3")
-        outputs = "\n".join(worker.output[-6000:] for worker in workers)
-        raise AssertionError(f"{exc}: {db.states()} {failures}\n{outputs}") from None
+        # the worker's log without its success lines: what it met on the way
+        outputs = "\n".join("\n".join(line for line in worker.output.splitlines()
+                                      if " succeeded in " not in line)[-8000:] for worker in workers)
+        raise AssertionError(f"{exc}: {db.states()} {failures} {what()}\n{outputs}") from None
+
+
+def _drain_state(server: RabbitServer, url: str, runs: Path) -> str:
+    """For a drain that did not finish: the runs so far and the vhost's queues as the node sees them."""
+    ran = _runs(runs)
+    vhost = unquote(url.rsplit("/", 1)[1])
+    queues = server.ctl("list_queues", "-p", vhost, "name", "messages_ready", "messages_unacknowledged", "consumers")
+    busy = "\n".join(line for line in queues.splitlines() if not line.rstrip().endswith("\t0\t0\t0"))
+    return f"runs {len(ran)} ({len(set(ran))} distinct); queues (name, ready, unacked, consumers):\n{busy}"
 
 
 def _worker_of(db: FaultDatabase, task_id: str) -> str | None:

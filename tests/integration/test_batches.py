@@ -87,6 +87,84 @@ def test_a_batch_of_short_tasks_is_stored_and_acked_together(queue):
     assert not any(held(broker, r.id) for r in results)
 
 
+def test_a_batch_goes_on_with_the_chain_steps_its_tasks_send(queue, monkeypatch):
+    """A consumer that sent a chain's next step takes it itself at once (`take_more`, a reserve
+    that does not wait), before storing anything, rather than leaving it to a consumer still busy
+    storing: the whole chain runs in one batch, and its steps are stored and acked together."""
+    from taskqueue import chain
+
+    if get_settings().BROKER_URL.startswith("amqp"):
+        pytest.skip("RabbitMQ pushes a message to a consumer a moment after its publish: a reserve "
+                    "that does not wait finds it only by chance")
+
+    # The batch also ends once its outcomes are FLUSH_AFTER (20 ms) old; five steps, each a
+    # committed publish, can take longer on a loaded machine (CI ran four suites at once).
+    monkeypatch.setattr(batching, "FLUSH_AFTER", 10.0)
+    batching._durations[add.name] = 0.0001  # known to be short in this process
+    result = chain(add.s(1, 1).set(queue=queue), *[add.s(1).set(queue=queue) for _ in range(4)]).apply_async()
+    broker = get_broker()
+    batch = broker.reserve("consumer-x", [queue], count=1, timeout=5)
+    assert len(batch) == 1
+    taken: list[int] = []
+
+    def take_more():
+        more = broker.reserve("consumer-x", [queue], count=1, timeout=0)
+        taken.append(len(more))
+        return more
+
+    assert batching.process(batch, _context("consumer-x"), take_more=take_more) is True
+    assert taken == [1, 1, 1, 1]  # each step sent the next, and that was taken; the last sent nothing
+    assert result.get(timeout=1) == 6  # stored when the batch ended: no other consumer ran a step
+    steps, node = [], result
+    while node is not None:
+        steps.append(node.id)
+        node = node.parent
+    assert len(steps) == 5 and [_state(step) for step in steps] == [states.SUCCESS] * 5
+    assert broker.reserve("consumer-y", [queue], count=5, timeout=0) == []  # nothing left, nothing held back
+
+
+def test_a_batch_whose_take_more_fails_still_stores_what_ran(queue):
+    """The broker gone when the batch asks for more: what ran is stored and acked all the same
+    (not run again), and the error is left to the consumer's next reserve."""
+    import redis
+
+    from taskqueue import chain
+    from taskqueue.outages import is_outage
+
+    if get_settings().BROKER_URL.startswith("amqp"):
+        pytest.skip("on RabbitMQ a message is pushed to one consumer's connection: another cannot reserve it")
+    batching._durations[add.name] = 0.0001
+    result = chain(add.s(2, 2).set(queue=queue), add.s(1).set(queue=queue)).apply_async()
+    broker = get_broker()
+    batch = broker.reserve("consumer-x", [queue], count=1, timeout=5)
+    gone = redis.exceptions.ConnectionError("the broker went away")
+    assert is_outage(gone)
+
+    def take_more():
+        raise gone
+
+    assert batching.process(batch, _context("consumer-x"), take_more=take_more) is True
+    assert _state(result.parent.id) == states.SUCCESS and not held(broker, result.parent.id)
+    # the next step waits in the queue for a consumer
+    assert [d.key for d in broker.reserve("consumer-y", [queue], count=5, timeout=5)] == [result.id]
+
+
+def test_without_take_more_a_batch_ends_with_its_own_deliveries(queue):
+    from taskqueue import chain
+
+    if get_settings().BROKER_URL.startswith("amqp"):
+        pytest.skip("RabbitMQ pushes a message to a consumer a moment after its publish: a reserve "
+                    "that does not wait finds it only by chance")
+
+    batching._durations[add.name] = 0.0001
+
+    result = chain(add.s(1, 1).set(queue=queue), add.s(1).set(queue=queue)).apply_async()
+    broker = get_broker()
+    assert batching.process(broker.reserve("consumer-x", [queue], count=1, timeout=5), _context("consumer-x"))
+    assert _state(result.id) is None or _state(result.id) == states.PENDING  # the second step waits in the queue
+    assert [d.key for d in broker.reserve("consumer-y", [queue], count=5, timeout=0)] == [result.id]
+
+
 def test_a_task_that_turns_out_long_has_the_rest_handed_back_while_it_runs(queue):
     batching._durations[slow_add.name] = 0.0001  # believed short, so it starts inside the batch
     batching._durations[add.name] = 0.0001

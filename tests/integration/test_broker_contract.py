@@ -1,5 +1,6 @@
 """The broker contract: every broker must pass these same tests (parametrised by broker name)."""
 
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -120,8 +121,6 @@ def test_eta_hides_a_message_until_due(broker):
 
 
 def test_idle_reserve_wakes_on_publish(broker):
-    import threading
-
     timer = threading.Timer(0.2, lambda: broker.publish([Outgoing("q", "wake", b"x")]))
     timer.start()
     assert [d.key for d in _reserve_before_its_timeout(broker, "q")] == ["wake"]  # woken by the publish
@@ -130,8 +129,6 @@ def test_idle_reserve_wakes_on_publish(broker):
 def test_a_woken_consumer_takes_one_of_a_burst(broker):
     """Two idle consumers woken by three messages must not end up with all three in one batch: the
     first takes one, and the next in line (idle or back from its task) takes the rest in order."""
-    import threading
-
     burst = [Outgoing("q", f"b{i}", b"x") for i in range(3)]
     timer = threading.Timer(0.2, lambda: broker.publish(burst))
     timer.start()
@@ -299,6 +296,133 @@ def test_no_queues_takes_nothing_and_waits_out_the_timeout(broker):
     assert broker.reserve("c", [], count=5, timeout=0.2) == []
     assert time.monotonic() - started >= 0.19
     assert [d.key for d in broker.reserve("c", ["q"], timeout=1)] == ["k"]
+
+
+def _hold_sqlite_write_lock(connection):
+    """Another connection to the test's SQLite file, holding its write lock until it is closed."""
+    import sqlite3
+
+    other = sqlite3.connect(connection.settings_dict["NAME"], timeout=0, isolation_level=None,
+                            check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    return other
+
+
+@pytest.mark.any_broker
+def test_a_sqlite_publish_waits_for_the_write_lock_and_then_goes_in(transactional_db):
+    """The database broker's publish on SQLite tries again while another connection writes (every
+    50-500 us rather than SQLite's 1, 2, 5... ms), and goes in once the lock is free."""
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite's write lock")
+    broker = create_broker("django://", f"contract-{uuid.uuid4().hex[:8]}")
+    try:
+        broker.publish([Outgoing("q", "first", b"x")])  # the connection is open
+        other = _hold_sqlite_write_lock(connection)
+        release = threading.Timer(0.2, other.rollback)  # a writer busy for a while, then done
+        try:
+            release.start()
+            broker.publish([Outgoing("q", "second", b"x")])
+        finally:
+            release.join(5)
+            other.close()
+        assert sorted(d.key for d in broker.reserve("c", ["q"], count=5, timeout=0)) == ["first", "second"]
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA busy_timeout")
+            assert cursor.fetchone()[0] > 0  # the connection's own timeout is back
+    finally:
+        broker.close()
+
+
+@pytest.mark.any_broker
+def test_a_sqlite_publish_gives_up_after_the_connection_s_busy_timeout(transactional_db):
+    """A lock held longer than the connection's busy timeout: "database is locked", as without
+    the retries, and that timeout is kept."""
+    from django.db import OperationalError, connection
+
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite's write lock")
+    broker = create_broker("django://", f"contract-{uuid.uuid4().hex[:8]}")
+    try:
+        broker.publish([Outgoing("q", "first", b"x")])
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA busy_timeout")
+            configured = cursor.fetchone()[0]
+            cursor.execute("PRAGMA busy_timeout = 300")
+        other = _hold_sqlite_write_lock(connection)
+        try:
+            started = time.monotonic()
+            with pytest.raises(OperationalError, match="locked"):
+                broker.publish([Outgoing("q", "second", b"x")])
+            assert 0.3 <= time.monotonic() - started < 5
+        finally:
+            other.close()
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA busy_timeout")
+            assert cursor.fetchone()[0] == 300
+            cursor.execute(f"PRAGMA busy_timeout = {configured}")
+        assert [d.key for d in broker.reserve("c", ["q"], count=5, timeout=0)] == ["first"]
+    finally:
+        broker.close()
+
+
+@pytest.mark.any_broker
+def test_on_sqlite_only_the_publish_waits_for_the_disk(transactional_db):
+    """The database broker on SQLite (WAL): the producer's publish commits at the connection's own
+    synchronous level (the caller is told the task is queued); a consumer's claim, its outcome
+    writes and its ack at NORMAL (no disk sync each: a power loss takes back only a suffix of the
+    log, so never an ack without the results before it), and the level is restored after each."""
+    from django.db import connection
+
+    from taskqueue import codecs, states, store
+    from taskqueue.codecs import Outcome
+    from tests.factories import MessageFactory
+
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite's synchronous setting")
+    broker = create_broker("django://", f"contract-{uuid.uuid4().hex[:8]}")
+    seen: list[str] = []
+    try:
+        broker.publish([Outgoing("q", "warm", b"x")])  # the connection is open
+        raw = connection.connection
+        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        level = raw.execute("PRAGMA synchronous").fetchone()[0]
+        assert level == 2  # FULL, SQLite's default here
+        raw.set_trace_callback(seen.append)
+        broker.publish([Outgoing("q", "k", b"x")])
+        published = list(seen)
+        seen.clear()
+        [delivery] = [d for d in broker.reserve("c", ["q"], count=5, timeout=0) if d.key == "k"]
+        claimed = list(seen)
+        seen.clear()
+        message = MessageFactory()
+        with broker.writes_before_ack():
+            store.save_outcomes([Outcome(message, states.SUCCESS, 3, hostname="h", encoded=codecs.encode_value(3))])
+        broker.ack([delivery])
+        stored_and_acked = list(seen)
+    finally:
+        connection.connection.set_trace_callback(None)
+        broker.close()
+
+    def at_normal(statements: list[str], word: str) -> bool:
+        """Whether the statements starting with `word` all run between a switch to NORMAL and the restore."""
+        normal = False
+        found = False
+        for sql in statements:
+            if sql.startswith("PRAGMA synchronous = "):
+                normal = sql.endswith("NORMAL")
+            elif sql.lstrip().upper().startswith(word):
+                found = True
+                if not normal:
+                    return False
+        return found and not normal  # restored at the end
+
+    assert not any("synchronous =" in sql for sql in published) and any("INSERT" in sql for sql in published)
+    assert at_normal(claimed, "UPDATE")
+    assert at_normal(stored_and_acked, "INSERT") and at_normal(stored_and_acked, "DELETE")
+    assert connection.connection.execute("PRAGMA synchronous").fetchone()[0] == level
+    assert store.fetch(message.id).state == states.SUCCESS
 
 
 @pytest.mark.any_broker

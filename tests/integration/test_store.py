@@ -114,6 +114,14 @@ def test_the_write_prepares_its_statement_again_when_the_server_dropped_it(trans
     after = _outcome(2)
     store.save_outcomes([after])
     assert store.fetch(after.message.id).result == 2
+    from taskqueue import sqlexec  # the worker's way too: SET LOCAL and EXECUTE in one query
+
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")
+    worker_write = _outcome(3)
+    with sqlexec.visible_first():
+        store.save_outcomes([worker_write])
+    assert sqlexec.make_durable() and store.fetch(worker_write.message.id).result == 3
 
 
 def test_a_late_duplicate_start_never_hides_a_finished_result(transactional_db):
@@ -128,3 +136,178 @@ def test_a_late_duplicate_start_never_hides_a_finished_result(transactional_db):
     fresh = MessageFactory()
     store.mark_started(fresh, "first@host", datetime.now(UTC))  # a first start still marks it
     assert store.fetch(fresh.id).state == states.STARTED
+
+
+def _pg_lsn(cursor, function: str) -> int:
+    cursor.execute(f"SELECT {function}() - '0/0'::pg_lsn")
+    return int(cursor.fetchone()[0])
+
+
+def test_a_worker_write_is_visible_at_once_and_on_disk_once_make_durable_returns(transactional_db):
+    """The worker's result write commits without waiting for the disk (synchronous_commit off for
+    that one transaction); make_durable, called before the ack, waits for a WAL flush past it."""
+    from django.db import connection
+
+    from taskqueue import sqlexec
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the WAL is PostgreSQL's")
+    outcome = _outcome(7)
+    with sqlexec.visible_first():
+        store.save_outcomes([outcome])
+    with connection.cursor() as cursor:
+        written = _pg_lsn(cursor, "pg_current_wal_insert_lsn")
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone()[0] == "on"  # only that write's own transaction skipped the wait
+        assert store.fetch(outcome.message.id).result == 7  # committed: visible to everyone
+        assert sqlexec.make_durable()
+        assert _pg_lsn(cursor, "pg_current_wal_flush_lsn") >= written
+    assert sqlexec.make_durable()  # nothing left to flush
+
+
+def test_a_server_that_refuses_the_flush_gets_writes_that_wait_for_the_disk(transactional_db, monkeypatch):
+    """Where pg_logical_emit_message is not allowed, make_durable says so (the worker writes that
+    batch again) and later writes wait for the disk themselves."""
+    from django.db import connection
+
+    from taskqueue import sqlexec
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the WAL is PostgreSQL's")
+    monkeypatch.setattr(sqlexec, "_visible_first_works", True)  # restored after the test
+    role = f"tq_no_flush_{uuid.uuid4().hex[:8]}"
+    function = "pg_logical_emit_message(boolean, text, text)"
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE ROLE {role}; GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}; "
+                       f"GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role}; "
+                       f"REVOKE EXECUTE ON FUNCTION {function} FROM PUBLIC; SET ROLE {role}")
+    try:
+        first, second = _outcome(1), _outcome(2)
+        with sqlexec.visible_first():
+            store.save_outcomes([first])
+        assert sqlexec.make_durable() is False
+        with sqlexec.visible_first():
+            store.save_outcomes([first, second])  # written again, as the worker does
+        assert sqlexec.make_durable()  # nothing waits for a flush: the writes waited themselves
+        assert store.fetch(second.message.id).result == 2
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"RESET ROLE; GRANT EXECUTE ON FUNCTION {function} TO PUBLIC; "
+                           f"DROP OWNED BY {role}; DROP ROLE {role}")
+
+
+def _queued_keys(broker, queue: str) -> list[str]:
+    from taskqueue.models import QueuedMessage
+
+    return list(QueuedMessage.objects.filter(queue=queue).values_list("key", flat=True))
+
+
+def test_the_database_broker_acks_in_the_transaction_that_stores_the_outcome(transactional_db, monkeypatch):
+    """With the queues in the results' database (the database broker on PostgreSQL), the worker's
+    result write carries the ack: both commit in one transaction, neither waiting for the disk (a
+    crash loses both or neither, and a message not acked runs again), so no flush is asked for."""
+    from django.db import connections
+
+    from taskqueue import sqlexec
+    from taskqueue.brokers import Outgoing, create_broker
+
+    connection = connections["default"]
+    if connection.vendor != "postgresql":
+        pytest.skip("the libpq write is PostgreSQL's")
+    broker = create_broker("django://", f"rider-{uuid.uuid4().hex[:8]}")
+    queue = f"rider-{uuid.uuid4().hex[:8]}"
+    try:
+        outcomes = [_outcome(5), _outcome(6)]
+        broker.publish([Outgoing(queue, outcome.message.id, b"{}") for outcome in outcomes])
+        deliveries = broker.reserve("rider-consumer", [queue], count=2, timeout=5)
+        assert len(deliveries) == 2
+        # a flush asked for now would fail, and make_durable would say False
+        monkeypatch.setattr(sqlexec, "_FLUSH", b"SELECT taskqueue_no_such_function()")
+        monkeypatch.setattr(sqlexec, "_visible_first_works", True)  # restored after the test
+        rider = broker.ack_rider(deliveries)
+        with connection.cursor() as cursor:
+            cursor.execute("DEALLOCATE ALL")  # both statements prepared again, under new names
+        with sqlexec.visible_first(rider):
+            store.save_outcomes(outcomes)
+        assert rider.rode
+        assert _queued_keys(broker, queue) == []  # acked
+        assert [store.fetch(outcome.message.id).result for outcome in outcomes] == [5, 6]
+        assert sqlexec.make_durable()  # nothing left to flush
+    finally:
+        broker.close()
+
+
+def test_an_outcome_write_whose_ack_fails_is_not_stored_either(transactional_db):
+    """The ack and the write are one transaction: when the ack's statement fails, the outcome is
+    not stored (and the next write of the block goes without the rider: the one-by-one writes
+    after a failed batch must not ack the whole batch)."""
+    from django.db import DatabaseError, connections
+
+    from taskqueue import sqlexec
+
+    connection = connections["default"]
+    if connection.vendor != "postgresql":
+        pytest.skip("the libpq write is PostgreSQL's")
+    failing = sqlexec.Rider(connection, "SELECT 1 / (%s::int - 1)", ["1"])  # division by zero
+    outcome, retried = _outcome(7), _outcome(8)
+    with sqlexec.visible_first(failing):
+        with pytest.raises(DatabaseError, match="division by zero"):
+            store.save_outcomes([outcome])
+        store.save_outcomes([retried])
+    assert not failing.rode
+    assert store.fetch(outcome.message.id) is None or store.fetch(outcome.message.id).state != states.SUCCESS
+    assert store.fetch(retried.message.id).result == 8
+    assert sqlexec.make_durable()  # the write without the rider is flushed as before
+
+
+def test_a_settle_that_read_a_failed_chord_before_a_resume_does_not_fail_it_again(transactional_db):
+    """Two settles read a chord failed; one claims it and fails the body; a resume reopens the chord;
+    the other's claim, arriving late (it waited for SQLite's write lock), must find nothing to claim."""
+    from django.db import transaction
+
+    members = [str(uuid.uuid4()) for _ in range(3)]
+    store.create_chord("g-late", [(task_id, "tests.tasks.add", ((task_id, None), None)) for task_id in members],
+                       {"task": "tests.tasks.record_list", "args": [], "kwargs": {}, "options": {}})
+    store.count_failed_member("g-late", members[1])
+    first, late = store.chord_counter("g-late"), store.chord_counter("g-late")
+    assert (first.state, late.state) == ("FAILURE", "FAILURE") and not late.body_sent
+    assert first.claim()
+    with transaction.atomic():
+        store.reopen_chord("g-late", members[1])
+    assert not late.claim()
+    reopened = store.chord_counter("g-late")
+    assert (reopened.state, reopened.body_sent, reopened.remaining) == ("PENDING", False, 3)
+    store.count_failed_member("g-late", members[1])  # failed again: this resolution is claimed once
+    again = store.chord_counter("g-late")
+    assert again.claim() and not again.claim() and not first.claim()
+
+
+def test_two_settles_that_read_a_chord_done_send_its_body_once(transactional_db, monkeypatch):
+    """Two consumers count the last members of a chord at once and both read it done before
+    either claims it: one sends the body (RabbitMQ would run a second copy: it keeps no key)."""
+    from taskqueue import signals
+    from taskqueue.models import ChordCounter
+    from taskqueue.worker import continuation
+
+    members = [str(uuid.uuid4()) for _ in range(2)]
+    body_id = str(uuid.uuid4())
+    store.create_chord("g-twice", [(task_id, "tests.tasks.add", ((task_id, None), None)) for task_id in members],
+                       {"task": "tests.tasks.tsum", "args": [], "kwargs": {}, "options": {"task_id": body_id,
+                                                                                       "queue": "settle-twice"}})
+    ChordCounter.objects.count_finished("g-twice", 2)
+    copies = [store.chord_counter("g-twice"), store.chord_counter("g-twice")]  # both read before either claims
+    assert all(copy.state == "SUCCESS" and not copy.body_sent for copy in copies)
+    monkeypatch.setattr(store, "chord_counter", lambda group_id: copies.pop())
+    published = []
+
+    def count(sender, headers=None, **kwargs):
+        published.append(headers["id"])
+
+    signals.before_task_publish.connect(count, weak=False)
+    try:
+        continuation.settle("g-twice")
+        continuation.settle("g-twice")
+    finally:
+        signals.before_task_publish.disconnect(count)
+    assert published == [body_id]
+    assert ChordCounter.objects.get(group_id="g-twice").body_sent

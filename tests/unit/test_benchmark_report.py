@@ -141,6 +141,10 @@ def test_the_database_queues_are_selectable_by_name_but_not_in_the_default_run(m
         "huey-sqlite", "django-tasks-db-sqlite"]
     monkeypatch.setattr(common, "AMQP_PORT", free_port())
     assert not set(DATABASE_PEERS) & set(select_systems(None))
+    with_them = select_systems(None, database_queues=True)  # python -m benchmarks run --database-queues
+    assert with_them[:len(with_them) - 7] == select_systems(None)
+    assert with_them[-7:] == ["taskqueue-db", "taskqueue-sqlite", *DATABASE_PEERS]
+    assert select_systems("huey-pg", database_queues=True).count("huey-pg") == 1
 
 
 def test_copies_runs_n_commands_under_one_shell_that_waits_for_them():

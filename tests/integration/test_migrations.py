@@ -1,0 +1,30 @@
+"""Migrations that move data: what a running installation has is kept across the upgrade."""
+
+import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+pytestmark = pytest.mark.any_broker  # the database's
+
+
+def _migrate(target: str):
+    executor = MigrationExecutor(connection)
+    executor.migrate([("taskqueue", target)])
+    executor.loader.build_graph()
+    return executor.loader.project_state([("taskqueue", target)]).apps
+
+
+def test_a_chord_waiting_during_the_upgrade_keeps_its_members_and_body(transactional_db):
+    """0011 moves a chord's member ids and body from its counter row to a plan row of their own."""
+    latest = MigrationExecutor(connection).loader.graph.leaf_nodes("taskqueue")[0][1]
+    try:
+        before = _migrate("0010_held_message_indexes")
+        before.get_model("taskqueue", "ChordCounter").objects.create(
+            group_id="waiting-chord", total=2, remaining=1, member_ids=["m-1", "m-2"],
+            body={"task": "tests.tasks.tsum", "args": [], "kwargs": {}, "options": {}})
+        after = _migrate("0011_chord_plan")
+        counter = after.get_model("taskqueue", "ChordCounter").objects.get(group_id="waiting-chord")
+        plan = after.get_model("taskqueue", "ChordPlan").objects.get(counter=counter)
+        assert (counter.remaining, plan.member_ids, plan.body["task"]) == (1, ["m-1", "m-2"], "tests.tasks.tsum")
+    finally:
+        _migrate(latest)
