@@ -3,8 +3,9 @@
 RabbitMQ holds every message, in the queues `amqptopology.py` names and declares: one per queue
 and priority band (made by the first message of that priority: RabbitMQ 3.x quorum queues know no
 priorities), a ladder of delay queues for countdown/eta, and `<prefix>.dead` for what has no
-queue to go to or is over its delivery limit; workers take those into the dead letters with the
-reason.
+queue to go to or is over its delivery limit. Workers look there now and then: what is over its
+limit goes into the dead letters with the reason; a countdown that fell due with no queue to take
+it goes to its queue again.
 
 What RabbitMQ cannot hold (revoked task ids, lock_key mutexes, consumer leases for those locks,
 what each consumer holds for the operator's pages) is kept in the database broker's tables. A
@@ -20,6 +21,7 @@ while idle (see `_stream`). A one-off reserve (a purge) uses basic.get instead.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -34,6 +36,8 @@ from .amqptopology import DELAY_RUNGS, DELAY_UNIT, HEADER_COUNT, HEADER_QUEUE, T
 from .amqpwire import Publisher, close_quietly, connect, parse_url
 from .base import Broker, Delivery, Holdings, Leases, Outgoing
 from .database import DatabaseBroker
+
+logger = logging.getLogger("taskqueue.broker")
 
 DEAD_LOOK_EVERY = 1.0  # seconds between a consumer's looks at the dead queue
 BAND_LOOK_EVERY = 10.0  # seconds between a consumer's looks for new priority bands (notices tell it at once)
@@ -144,7 +148,7 @@ class AmqpBroker(Broker):
                 taken = []
                 if time.monotonic() >= consumer.next_dead_look:  # now and then, not on every reserve
                     consumer.next_dead_look = time.monotonic() + DEAD_LOOK_EVERY
-                    taken = consumer.get([self.topology.dead], count)
+                    taken = self._from_the_dead_queue(consumer, consumer_id, count)
                 if consumer.standing or timeout > 0:
                     taken += self._stream(consumer_id, consumer, bands, count - len(taken), timeout)
                 else:  # a one-off reserve (a purge, a tool): no consumer left standing
@@ -221,13 +225,29 @@ class AmqpBroker(Broker):
         if again:
             self._send_again(consumer, again, None, redelivered=False)
 
+    def _from_the_dead_queue(self, consumer: Consumer, consumer_id: str, count: int) -> list[tuple[str, amqp.Message]]:
+        """What is over a delivery limit, to be dead-lettered unread. A countdown that fell due
+        while no queue took it (its queue deleted, or a node starting again that expired it before
+        its bindings were back) is sent to its queue again, declared anew, and not counted."""
+        taken = consumer.get([self.topology.dead], count)
+        due = [(band, message) for band, message in taken if _death_reason(message) == "expired"]
+        if not due:
+            return taken
+        again = [self._delivery(consumer, consumer_id, band, message) for band, message in due]
+        for delivery in again:
+            band = consumer.held[delivery.key][0].band
+            logger.warning("Message %s fell due with no queue to take it; sent to %s again", delivery.key, band)
+            self.topology.declare_again(band)
+        self._send_again(consumer, again, None, redelivered=False)
+        return [entry for entry in taken if entry not in due]
+
     def _delivery(self, consumer: Consumer, consumer_id: str, source: str, message: amqp.Message) -> Delivery:
         headers = message.headers or {}
         band = headers.get(HEADER_QUEUE) or source
         key = message.properties.get("message_id") or ""
         redeliveries = int(headers.get(HEADER_COUNT, 0)) + int(headers.get("x-delivery-count", 0))
-        if source == self.topology.dead:
-            # over RabbitMQ's delivery limit (or with no queue to go to): dead-lettered unread
+        if source == self.topology.dead and _death_reason(message) != "expired":
+            # over RabbitMQ's delivery limit: dead-lettered unread
             redeliveries = max(redeliveries, self.max_redeliveries + 3)
         consumer.held.setdefault(key, []).append(Held(band, message))
         body = message.body if isinstance(message.body, bytes) else str(message.body).encode()
@@ -384,3 +404,9 @@ class AmqpBroker(Broker):
         self._drop_publisher()
         self.state.close()
 
+
+def _death_reason(message: amqp.Message) -> str:
+    """Why RabbitMQ dead-lettered a message last ("delivery_limit", "expired", ...): the newest
+    entry of its x-death header comes first."""
+    deaths = (message.headers or {}).get("x-death") or []
+    return str(deaths[0].get("reason", "")) if deaths and isinstance(deaths[0], dict) else ""

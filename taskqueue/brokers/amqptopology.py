@@ -108,6 +108,11 @@ class Topology:
         with self._lock:
             self._declared.add(name)
 
+    def declare_again(self, name: str) -> None:
+        """Declared again before its next use (it may have been deleted)."""
+        with self._lock:
+            self._declared.discard(name)
+
     def forget(self) -> None:
         """After a reconnect to a broker that may have lost them (a new node, a reset)."""
         with self._lock:

@@ -126,6 +126,25 @@ def test_over_the_delivery_limit_a_message_ends_in_the_dead_letters_with_the_rea
         broker.close()
 
 
+def test_a_countdown_that_falls_due_with_no_queue_to_take_it_is_sent_to_its_queue_again(broker):
+    """RabbitMQ routes a due countdown to the dead queue when no queue is bound to take it (here its
+    queue was deleted; a node starting again after a crash can expire delayed messages before its
+    bindings are back). That is no poison message: a consumer sends it to its queue again, uncounted."""
+    broker.publish([Outgoing("q", "due", b"body", eta=time.time() + 0.2)])
+    connection, channel = _raw_channel(broker)
+    try:
+        channel.queue_delete(f"{broker.prefix}.q")  # gone behind the broker's back while it waits
+        wait_until(lambda: channel.queue_declare(broker.topology.dead, passive=True).message_count == 1,
+                   timeout=10, message="the due message in the dead queue")
+    finally:
+        connection.close()
+    [delivery] = wait_until(lambda: broker.reserve("c", ["q"], timeout=0.5), timeout=10,
+                            message="the due message back in its queue")
+    assert (delivery.key, delivery.body, delivery.queue, delivery.redeliveries) == ("due", b"body", "q", 0)
+    broker.ack([delivery])
+    assert not DeadLetter.objects.exists()
+
+
 def test_a_countdown_climbs_down_the_rungs_it_needs():
     assert delay_routing_key(0.01).split(".") == ["0"] * (DELAY_RUNGS - 1) + ["1"]  # one unit: the bottom rung
     assert delay_routing_key(0.15).endswith(".0.1.1")  # three units of 50 ms
