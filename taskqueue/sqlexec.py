@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import sqlite3
 import threading
 import time
 import weakref
@@ -110,32 +111,50 @@ def _run_visible_first(raw, named: list[tuple[bytes, list[bytes]]]):
 _FIRST_PAUSE, _LONGEST_PAUSE = 0.00005, 0.0005  # seconds
 
 
-def execute_promptly(connection, cursor, sql: str, params: list) -> None:
+def execute_promptly(connection, sql: str, params: list) -> None:
     """An autocommitted write on SQLite (the database broker's publish) that, while another
     connection holds the write lock, tries again every 50-500 µs until the connection's busy
     timeout. SQLite's own busy handler sleeps 1, 2, 5, 10... ms between tries: a producer met that
-    way by workers that take the lock briefly but often falls ever further behind them. Inside a
+    way by workers that take the lock briefly but often falls ever further behind them. It runs on
+    the sqlite3 connection itself (Django's cursor adds a fifth to a one-row insert). Inside a
     transaction, or on another database, a plain execute (a retry there could deadlock)."""
     if connection.vendor != "sqlite" or connection.in_atomic_block:
-        cursor.execute(sql, params)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
         return
+    connection.ensure_connection()
     raw = connection.connection
-    timeout = raw.execute("PRAGMA busy_timeout").fetchone()[0]  # ms: the connection's "timeout" option
-    raw.execute("PRAGMA busy_timeout = 0")  # SQLITE_BUSY at once: the waiting is done here
-    try:
-        deadline = time.monotonic() + timeout / 1000
-        pause = _FIRST_PAUSE
-        while True:  # bounded by the deadline
-            try:
-                cursor.execute(sql, params)
-                return
-            except OperationalError as exc:
-                if getattr(exc.__cause__, "sqlite_errorname", "") != "SQLITE_BUSY" or time.monotonic() >= deadline:
-                    raise
-            time.sleep(pause)
-            pause = min(pause * 2, _LONGEST_PAUSE)
-    finally:
-        raw.execute(f"PRAGMA busy_timeout = {int(timeout)}")
+    timeout = int(raw.execute("PRAGMA busy_timeout").fetchone()[0])  # ms: as set now (its "timeout" option)
+    statement = _qmark(sql)
+    with connection.wrap_database_errors:
+        raw.execute("PRAGMA busy_timeout = 0")  # SQLITE_BUSY at once: the waiting is done here
+        try:
+            deadline = time.monotonic() + timeout / 1000
+            pause = _FIRST_PAUSE
+            while True:  # bounded by the deadline
+                try:
+                    raw.execute(statement, params)
+                    return
+                except sqlite3.OperationalError as exc:
+                    if getattr(exc, "sqlite_errorname", "") != "SQLITE_BUSY" or time.monotonic() >= deadline:
+                        raise
+                time.sleep(pause)
+                pause = min(pause * 2, _LONGEST_PAUSE)
+        finally:
+            raw.execute(f"PRAGMA busy_timeout = {timeout}")
+
+
+_QMARK_SQL: dict[str, str] = {}
+
+
+def _qmark(sql: str) -> str:
+    """A statement of ours written with %s placeholders (as Django's cursor takes), in sqlite3's."""
+    converted = _QMARK_SQL.get(sql)
+    if converted is None:
+        if len(_QMARK_SQL) > 64:  # a publish of n rows is a statement per n: keep the usual few
+            _QMARK_SQL.clear()
+        converted = _QMARK_SQL[sql] = sql.replace("%s", "?")
+    return converted
 
 
 # -- SQLite: a worker's own writes without a disk sync each ---------------------------------------

@@ -40,6 +40,7 @@ from .base import Broker, Delivery, Holdings, Leases, Outgoing
 
 SQLITE_POLL = 0.02  # where no doorbell can be made (no Unix sockets)
 _IN_BATCH = 500
+_ROW_COLUMNS = ("key", "task_id", "queue", "body", "priority", "available_at", "rank", "date_created")
 
 
 class DatabaseBroker(Broker):
@@ -65,44 +66,44 @@ class DatabaseBroker(Broker):
     def publish(self, messages: Sequence[Outgoing], *, remember: float | None = None) -> None:
         # `remember` is for the outbox, which a broker in the database does not need.
         now = timezone.now()
-        rows = []
+        rows = []  # in the column order of _ROW_COLUMNS
         for m in messages:
             available_at = _when(m.eta) if m.eta else now
             priority = min(max(m.priority, 0), 9)
-            rows.append(QueuedMessage(key=m.key, task_id=m.key.split("~", 1)[0], queue=m.queue,
-                                      body=m.body.decode("utf-8"), priority=priority, available_at=available_at,
-                                      rank=available_at.timestamp() - priority * self.priority_aging,
-                                      date_created=now))
+            rows.append((m.key, m.key.split("~", 1)[0], m.queue, m.body.decode("utf-8"), priority, available_at,
+                         available_at.timestamp() - priority * self.priority_aging, now))
         if self.is_postgres:
             self._publish_postgres(rows)
             return
         # A key already queued or in flight is not queued twice (re-sent follow-ups). One statement
         # in autocommit is one transaction (one disk sync); more rows than one takes share one.
-        ops = self.connection.ops
+        connection = self.connection
+        stored_now = connection.ops.adapt_datetimefield_value(now)
         with transaction.atomic(using=self.alias) if len(rows) > _IN_BATCH else contextlib.nullcontext():
-            with self.connection.cursor() as cursor:
-                for start in range(0, len(rows), _IN_BATCH):
-                    chunk = rows[start:start + _IN_BATCH]
-                    sqlexec.execute_promptly(  # a producer is not held back milliseconds by busy workers
-                        self.connection, cursor, statements.insert_ignoring_known_keys(self.connection, len(chunk)),
-                        [value for row in chunk for value in (
-                            row.key, row.task_id, row.queue, row.body, row.priority,
-                            ops.adapt_datetimefield_value(row.available_at), row.rank,
-                            ops.adapt_datetimefield_value(row.date_created))])
-            self._notify({row.queue for row in rows})
+            for start in range(0, len(rows), _IN_BATCH):
+                chunk = rows[start:start + _IN_BATCH]
+                sqlexec.execute_promptly(  # a producer is not held back milliseconds by busy workers
+                    connection, statements.insert_ignoring_known_keys(connection, len(chunk)),
+                    [value for key, task_id, queue, body, priority, available_at, rank, _ in chunk for value in (
+                        key, task_id, queue, body, priority,
+                        stored_now if available_at is now else connection.ops.adapt_datetimefield_value(available_at),
+                        rank, stored_now)])
+            self._notify({row[2] for row in rows})
 
-    def _publish_postgres(self, rows: list[QueuedMessage]) -> None:
+    def _publish_postgres(self, rows: list[tuple]) -> None:
         """One statement, so one round trip and (outside a transaction) one commit: the rows go in
         as one JSON document, and each queue that got a new message is notified."""
-        columns = ("key", "task_id", "queue", "body", "priority", "available_at", "rank", "date_created")
-        document = json.dumps([{name: getattr(row, name) for name in columns} for row in rows], default=str)
+        document = json.dumps([dict(zip(_ROW_COLUMNS, row, strict=True)) for row in rows], default=str)
         sqlexec.execute(self.connection, statements.publish(self.connection), [document, self.channel])
 
     def _notify(self, queues: set[str]) -> None:
         if not queues:
             return
         if not self.is_postgres:
-            transaction.on_commit(lambda: self._doorbell().ring(queues), using=self.alias)
+            if self.connection.in_atomic_block:
+                transaction.on_commit(lambda: self._doorbell().ring(queues), using=self.alias)
+            else:
+                self._doorbell().ring(queues)
             return
         with self.connection.cursor() as cursor:
             for queue in sorted(queues):
