@@ -157,14 +157,22 @@ class DatabaseBroker(Broker):
         sql = statements.claim(self.connection)
         now = self.connection.ops.adapt_datetimefield_value(timezone.now())
         rows: list[tuple] = []
-        with sqlexec.unsynced(self.connection), self._claim_cursor() as cursor:
-            for queue in queues:
-                cursor.execute(sql, [consumer_id, uuid.uuid4().hex, now, queue, now, count - len(rows), now])
-                if self.is_postgres:
+        if self.is_postgres:
+            with self._claim_cursor() as cursor:
+                for queue in queues:
+                    cursor.execute(sql, [consumer_id, uuid.uuid4().hex, now, queue, now, count - len(rows), now])
                     cursor.nextset()  # past the SET LOCAL
-                rows += cursor.fetchall()
-                if len(rows) >= count:
-                    break
+                    rows += cursor.fetchall()
+                    if len(rows) >= count:
+                        break
+        else:
+            with sqlexec.unsynced(self.connection):
+                for queue in queues:
+                    # promptly: a consumer woken by a ring often meets the sender still writing
+                    rows += sqlexec.execute_promptly(self.connection, sql, [
+                        consumer_id, uuid.uuid4().hex, now, queue, now, count - len(rows), now], fetch=True) or []
+                    if len(rows) >= count:
+                        break
         cancelled = [row for row in rows if row[7]]
         if cancelled:  # revoked: never handed out
             QueuedMessage.objects.using(self.alias).filter(id__in=[row[0] for row in cancelled]).delete()
@@ -172,8 +180,6 @@ class DatabaseBroker(Broker):
 
     def _claim_cursor(self):
         """On PostgreSQL a client-side binding cursor: the claim is two statements in one query."""
-        if not self.is_postgres:
-            return self.connection.cursor()
         import psycopg  # only installed with PostgreSQL
 
         self.connection.ensure_connection()

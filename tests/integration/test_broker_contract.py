@@ -336,6 +336,40 @@ def test_a_sqlite_publish_waits_for_the_write_lock_and_then_goes_in(transactiona
 
 
 @pytest.mark.any_broker
+def test_a_sqlite_claim_waits_for_the_write_lock_as_promptly_as_a_publish(transactional_db):
+    """A consumer woken by a ring often finds the sender still writing: its claim tries again every
+    50-500 us (with SQLite's busy handler off, the connection's timeout restored after) rather than
+    sleeping 1, 2, 5... ms, and takes the message once the lock is free."""
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite's write lock")
+    broker = create_broker("django://", f"contract-{uuid.uuid4().hex[:8]}")
+    seen: list[str] = []
+    try:
+        broker.publish([Outgoing("q", "k", b"x")])
+        other = _hold_sqlite_write_lock(connection)
+        release = threading.Timer(0.2, other.rollback)  # the sender, still writing for a while
+        connection.connection.set_trace_callback(seen.append)
+        try:
+            release.start()
+            assert [d.key for d in broker.reserve("c", ["q"], count=5, timeout=0)] == ["k"]
+        finally:
+            connection.connection.set_trace_callback(None)
+            release.join(5)
+            other.close()
+        claims = [i for i, sql in enumerate(seen) if sql.lstrip().upper().startswith("UPDATE")]
+        switches = [i for i, sql in enumerate(seen) if sql.startswith("PRAGMA busy_timeout = ")]
+        assert claims and switches and seen[switches[0]] == "PRAGMA busy_timeout = 0"
+        assert switches[0] < claims[0] and claims[-1] < switches[-1] and seen[switches[-1]] != "PRAGMA busy_timeout = 0"
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA busy_timeout")
+            assert cursor.fetchone()[0] > 0  # the connection's own timeout is back
+    finally:
+        broker.close()
+
+
+@pytest.mark.any_broker
 def test_a_sqlite_publish_gives_up_after_the_connection_s_busy_timeout(transactional_db):
     """A lock held longer than the connection's busy timeout: "database is locked", as without
     the retries, and that timeout is kept."""
