@@ -35,6 +35,18 @@ class Migration(migrations.Migration):
             ],
         ),
         migrations.RunPython(plans_from_counters, counters_from_plans),
+        # Defaults only so that a downgrade can add the columns back to existing rows (then filled
+        # from the plans); the columns are dropped next.
+        migrations.AlterField(
+            model_name='chordcounter',
+            name='member_ids',
+            field=models.JSONField(default=list, help_text='Task ids whose results the body receives, in order'),
+        ),
+        migrations.AlterField(
+            model_name='chordcounter',
+            name='body',
+            field=models.JSONField(default=dict, help_text='The body signature'),
+        ),
         migrations.RemoveField(
             model_name='chordcounter',
             name='body',

@@ -28,3 +28,20 @@ def test_a_chord_waiting_during_the_upgrade_keeps_its_members_and_body(transacti
         assert (counter.remaining, plan.member_ids, plan.body["task"]) == (1, ["m-1", "m-2"], "tests.tasks.tsum")
     finally:
         _migrate(latest)
+
+
+def test_a_downgrade_past_the_plan_rows_puts_a_waiting_chord_back_in_its_counter(transactional_db):
+    """0011 reversed (a rollback of the release): the columns come back with the rows there, and
+    the plan's member ids and body go back into them."""
+    latest = MigrationExecutor(connection).loader.graph.leaf_nodes("taskqueue")[0][1]
+    try:
+        after = _migrate("0011_chord_plan")
+        counter = after.get_model("taskqueue", "ChordCounter").objects.create(group_id="waiting-chord", total=2,
+                                                                            remaining=1)
+        after.get_model("taskqueue", "ChordPlan").objects.create(
+            counter=counter, member_ids=["m-1", "m-2"], body={"task": "tests.tasks.tsum", "args": []})
+        before = _migrate("0010_held_message_indexes")
+        counter = before.get_model("taskqueue", "ChordCounter").objects.get(group_id="waiting-chord")
+        assert (counter.remaining, counter.member_ids, counter.body["task"]) == (1, ["m-1", "m-2"], "tests.tasks.tsum")
+    finally:
+        _migrate(latest)
