@@ -201,16 +201,29 @@ def counts_by_state() -> dict[str, int]:
 
 def delete_expired(expires: timedelta, batch_size: int) -> int:
     """Delete finished results older than `expires`, at most `batch_size` rows a statement, each its
-    own commit (workers storing results never wait on it); each batch's ids are read upwards from
-    the last batch's end, never again over the dead index entries of the rows deleted before."""
-    TaskResult, cutoff = _models().TaskResult, timezone.now() - expires
-    expired = TaskResult.objects.ready().filter(date_done__lt=cutoff).order_by("id").values_list("id", flat=True)
+    own commit (workers storing results never wait on it); with them the chords settled before then
+    (counter and plan) and the groups made before then that no unfinished task or kept chord still
+    names. Returns the results deleted."""
+    models, cutoff = _models(), timezone.now() - expires
+    deleted = _delete_in_batches(models.TaskResult.objects.ready().filter(date_done__lt=cutoff), batch_size)
+    _delete_in_batches(models.ChordCounter.objects.filter(body_sent=True, date_done__lt=cutoff), batch_size)
+    running_groups = models.TaskResult.objects.exclude(state__in=states.READY_STATES).filter(
+        group_id__isnull=False).values("group_id")
+    _delete_in_batches(models.GroupResult.objects.filter(date_created__lt=cutoff).exclude(
+        group_id__in=models.ChordCounter.objects.values("group_id")).exclude(group_id__in=running_groups), batch_size)
+    models.Workflow.objects.filter(date_created__lt=cutoff).delete()
+    models.FailedCall.objects.filter(date_created__lt=cutoff).delete()
+    return deleted
+
+
+def _delete_in_batches(rows, batch_size: int) -> int:
+    """Delete `rows` by id, each batch its own statement and commit; each batch's ids are read
+    upwards from the last batch's end, never again over the dead index entries of those before."""
+    expired = rows.order_by("id").values_list("id", flat=True)
     deleted, ids = 0, list(expired[:batch_size])
     while ids:  # bounded: each batch starts above the last one's ids
-        deleted += TaskResult.objects.filter(id__in=ids).delete()[0]
+        deleted += rows.model.objects.filter(id__in=ids).delete()[1].get(rows.model._meta.label, 0)
         ids = list(expired.filter(id__gt=ids[-1])[:batch_size]) if len(ids) == batch_size else []
-    _models().Workflow.objects.filter(date_created__lt=cutoff).delete()
-    _models().FailedCall.objects.filter(date_created__lt=cutoff).delete()
     return deleted
 
 

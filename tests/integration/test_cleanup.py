@@ -6,7 +6,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from taskqueue import states
-from taskqueue.models import TaskResult
+from taskqueue.models import ChordCounter, ChordPlan, GroupResult, TaskResult
 from tests.factories import TaskResultFactory
 
 pytestmark = pytest.mark.any_broker  # the results database only
@@ -31,3 +31,26 @@ def test_cleanup_deletes_every_expired_row_in_batches_and_leaves_the_others(tran
     assert all(q.count(",") <= 4 for q in deletes)  # at most 5 ids in each IN (...)
     assert sorted(TaskResult.objects.values_list("task_id", flat=True)) == sorted(kept)
 
+
+
+def test_cleanup_deletes_the_chords_settled_and_the_groups_made_before_the_expiry(transactional_db):
+    """A chord whose body went out three days ago goes with its plan and its group; a chord still
+    waiting, a group with a task still running and a fresh group stay."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    long_ago = timezone.now() - timedelta(days=3)
+    settled = ChordCounter.objects.create(group_id="settled", total=1, remaining=0, state=ChordCounter.SUCCESS,
+                                          body_sent=True, date_done=long_ago, member_ids=["a"], body={})
+    ChordCounter.objects.create(group_id="waiting", total=2, remaining=1, member_ids=["b", "c"], body={})
+    for group_id in ("settled", "waiting", "finished-group", "running-group", "fresh-group"):
+        GroupResult.objects.create(group_id=group_id, member_ids=[])
+    GroupResult.objects.exclude(group_id="fresh-group").update(date_created=long_ago)
+    TaskResultFactory(task_id="done-member", group_id="finished-group", expired=True)
+    TaskResultFactory(task_id="running-member", group_id="running-group", state=states.STARTED)
+    call_command("taskqueue", "cleanup", "--batch-size", "2")
+    assert list(ChordCounter.objects.values_list("group_id", flat=True)) == ["waiting"]
+    assert not ChordPlan.objects.filter(counter_id=settled.pk).exists()
+    assert sorted(GroupResult.objects.values_list("group_id", flat=True)) == ["fresh-group", "running-group",
+                                                                               "waiting"]
