@@ -207,13 +207,25 @@ def delete_expired(expires: timedelta, batch_size: int) -> int:
     models, cutoff = _models(), timezone.now() - expires
     deleted = _delete_in_batches(models.TaskResult.objects.ready().filter(date_done__lt=cutoff), batch_size)
     _delete_in_batches(models.ChordCounter.objects.filter(body_sent=True, date_done__lt=cutoff), batch_size)
-    running_groups = models.TaskResult.objects.exclude(state__in=states.READY_STATES).filter(
-        group_id__isnull=False).values("group_id")
-    _delete_in_batches(models.GroupResult.objects.filter(date_created__lt=cutoff).exclude(
-        group_id__in=models.ChordCounter.objects.values("group_id")).exclude(group_id__in=running_groups), batch_size)
+    _delete_expired_groups(cutoff, batch_size)
     models.Workflow.objects.filter(date_created__lt=cutoff).delete()
     models.FailedCall.objects.filter(date_created__lt=cutoff).delete()
     return deleted
+
+
+def _delete_expired_groups(cutoff: datetime, batch_size: int) -> None:
+    """Saved groups made before `cutoff`, batch by batch, but those a kept chord or an unfinished
+    task (by its group_id, an indexed look at only this batch's groups) still names."""
+    models = _models()
+    candidates = models.GroupResult.objects.filter(date_created__lt=cutoff).order_by("id").values_list("id", "group_id")
+    batch = list(candidates[:batch_size])
+    while batch:  # bounded: each batch starts above the last one's ids
+        names = [group_id for _, group_id in batch]
+        kept = set(models.ChordCounter.objects.filter(group_id__in=names).values_list("group_id", flat=True))
+        kept |= set(models.TaskResult.objects.filter(group_id__in=names).exclude(
+            state__in=states.READY_STATES).values_list("group_id", flat=True))
+        models.GroupResult.objects.filter(id__in=[pk for pk, group_id in batch if group_id not in kept]).delete()
+        batch = list(candidates.filter(id__gt=batch[-1][0])[:batch_size]) if len(batch) == batch_size else []
 
 
 def _delete_in_batches(rows, batch_size: int) -> int:
