@@ -118,19 +118,18 @@ def execute_promptly(connection, sql: str, params: list, fetch: bool = False) ->
     that way by workers that take the lock briefly but often falls ever further behind them, and a
     consumer woken by a ring meets the sender still writing. A worker's result writes and acks keep
     the busy handler: retried as promptly, they took the lock from the producer (in the benchmark
-    the throughput halved). It runs on
-    the sqlite3 connection itself (Django's cursor adds a fifth to a one-row insert). Inside a
-    transaction, or on another database, a plain execute (a retry there could deadlock). With
-    `fetch`, the rows it returns."""
+    the throughput halved). It runs on the sqlite3 connection itself (Django's cursor adds a fifth
+    to a one-row insert). Inside a transaction, or on another database, a plain execute (a retry
+    there could deadlock). With `fetch`, the rows it returns."""
     if connection.vendor != "sqlite" or connection.in_atomic_block:
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.fetchall() if fetch else None
     connection.ensure_connection()
     raw = connection.connection
-    timeout = int(raw.execute("PRAGMA busy_timeout").fetchone()[0])  # ms: as set now (its "timeout" option)
     statement = _qmark(sql)
     with connection.wrap_database_errors:
+        timeout = int(raw.execute("PRAGMA busy_timeout").fetchone()[0])  # ms: as set now (its "timeout" option)
         raw.execute("PRAGMA busy_timeout = 0")  # SQLITE_BUSY at once: the waiting is done here
         try:
             deadline = time.monotonic() + timeout / 1000
