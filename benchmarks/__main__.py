@@ -25,11 +25,12 @@
     Many tasks that wait on I/O sent at once to one worker process: taskqueue's asyncio pool
     (`async def` tasks) against the peers' thread pools. See benchmarks/awaits.py.
 
-``python -m benchmarks idle [--seconds S] [--systems a,b]``
+``python -m benchmarks idle [--seconds S] [--systems a,b] [--pauses N] [--pause-seconds P]``
     What an idle `runworker -c 2` costs, one system at a time: CPU as a share of one core over S
     seconds (default 20), and the round trip of the first task after the idle spell against a warm
-    one. By default taskqueue on each broker: Redis, the database broker on PostgreSQL and on
-    SQLite, RabbitMQ (when it answers). See benchmarks/idle.py.
+    one, then the median of N (5) more first round trips, each after P (3) seconds of nothing. By
+    default taskqueue on each broker: Redis, the database broker on PostgreSQL and on SQLite,
+    RabbitMQ (when it answers). See benchmarks/idle.py.
 
 ``python -m benchmarks scale [--brokers redis,database,sqlite] [--quick] [--sizes N,N,...] [--backlog N] [--rows N]``
     How cost grows with the work, one broker at a time: chords of 1,000 / 10,000 / 100,000
@@ -239,6 +240,8 @@ def main() -> None:
     w.add_argument("--systems", default="taskqueue,celery-redis,huey,dramatiq")
     i = sub.add_parser("idle", help="CPU of an idle worker per broker, and the first task after idle")
     i.add_argument("--seconds", type=float, default=20.0)
+    i.add_argument("--pauses", type=int, default=5, help="more first round trips, each after a pause (default 5)")
+    i.add_argument("--pause-seconds", type=float, default=3.0, help="each pause (default 3 s)")
     i.add_argument("--systems", default=None,
                    help="default: taskqueue,taskqueue-db,taskqueue-sqlite (and taskqueue-amqp when RabbitMQ answers)")
     g = sub.add_parser("scale", help="chords, waiting backlogs and result rows as they grow, per broker")
@@ -268,7 +271,7 @@ def main() -> None:
     elif args.command == "idle":
         from . import idle
 
-        idle.main(args.systems, args.seconds)
+        idle.main(args.systems, args.seconds, args.pauses, args.pause_seconds)
     elif args.command == "scale":
         from . import scale
 

@@ -254,9 +254,12 @@ class Adapter:
     def memory(self) -> dict:
         return self.workers.memory()
 
-    def idle(self, seconds: float = 20.0, settle: float = 2.0, warm: int = 20) -> dict:
+    def idle(self, seconds: float = 20.0, settle: float = 2.0, warm: int = 20, pauses: int = 0,
+             pause_s: float = 3.0) -> dict:
         """The worker group's CPU while nothing is sent, as a share of one core; then the round
-        trip of the first task after that spell, beside the median of `warm` ones before it."""
+        trip of the first task after that spell, beside the median of `warm` ones before it; then
+        `pauses` more first round trips, each after `pause_s` seconds of nothing (one sample after
+        an idle spell is mostly noise)."""
         warm_ms = []
         for i in range(warm):
             started = time.perf_counter()
@@ -279,9 +282,17 @@ class Adapter:
         started = time.perf_counter()
         self.round_trip(warm)
         first_ms = (time.perf_counter() - started) * 1000
+        after_pauses_ms = []
+        for i in range(pauses):
+            time.sleep(pause_s)  # nothing sent: the pause is the measurement
+            started = time.perf_counter()
+            self.round_trip(warm + 1 + i)
+            after_pauses_ms.append((time.perf_counter() - started) * 1000)
         return {"description": self.description, "cpu_percent": 100 * used / wall, "seconds": wall,
                 "processes": len(processes), "by_process": by_process,
-                "first_round_trip_ms": first_ms, "warm_round_trip_p50_ms": statistics.median(warm_ms)}
+                "first_round_trip_ms": first_ms, "warm_round_trip_p50_ms": statistics.median(warm_ms),
+                "pause_s": pause_s, "after_pause_ms": after_pauses_ms,
+                "after_pause_p50_ms": statistics.median(after_pauses_ms) if after_pauses_ms else None}
 
 
 class ThrowawayDatabase:
