@@ -19,6 +19,12 @@ class Listener:
         self.alias, self.channel = alias, channel
         self._local = threading.local()
 
+    @property
+    def generation(self) -> int:
+        """How many times this thread began to listen: a change means notifications may have been
+        missed in between (a new connection, or a LISTEN after an UNLISTEN)."""
+        return getattr(self._local, "generation", 0)
+
     def listen(self):
         """This thread's connection, listening (call before looking, so no NOTIFY falls between)."""
         conn = getattr(self._local, "conn", None)
@@ -26,6 +32,7 @@ class Listener:
             try:
                 conn.execute(f'LISTEN "{self.channel}"')
                 self._local.listening = True
+                self._local.generation = self.generation + 1
             except Exception:  # dropped by the server while it was kept unlistening: a new one
                 self.close()
                 conn = None
@@ -35,6 +42,7 @@ class Listener:
             conn.autocommit = True
             conn.execute(f'LISTEN "{self.channel}"')
             self._local.conn, self._local.pid, self._local.listening = conn, os.getpid(), True
+            self._local.generation = self.generation + 1
         return conn
 
     def unlisten(self) -> None:
@@ -52,10 +60,12 @@ class Listener:
         except Exception:  # broken: a new connection next time
             self.close()
 
-    def forget_earlier(self) -> None:
-        """Drop what arrived before now."""
-        for _ in self.listen().notifies(timeout=0):
-            pass
+    def forget_earlier(self, payloads: Container[str] = ()) -> bool:
+        """Drop what arrived before now; whether a payload of `payloads` was among it."""
+        heard = False
+        for note in self.listen().notifies(timeout=0):
+            heard = heard or note.payload in payloads
+        return heard
 
     def wait_for(self, payloads: Container[str], seconds: float) -> bool:
         """Wait up to `seconds` for a notification whose payload is in `payloads`; False when none

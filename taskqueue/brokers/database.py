@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import sqlite3
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
@@ -39,8 +41,25 @@ from . import dbstatements as statements
 from .base import Broker, Delivery, Holdings, Leases, Outgoing
 
 SQLITE_POLL = 0.02  # where no doorbell can be made (no Unix sockets)
+QUIET_LOOK_EVERY = 5.0  # seconds: an idle consumer that heard nothing still looks this often
 _IN_BATCH = 500
 _ROW_COLUMNS = ("key", "task_id", "queue", "body", "priority", "available_at", "rank", "date_created")
+
+
+@dataclass(frozen=True)
+class _Quiet:
+    """What a consumer's last reserve learnt when it heard nothing: no message of `queues` was
+    ready and none is due before `due_at` (monotonic). Good while its LISTEN stayed unbroken, and
+    until `look_at`."""
+
+    queues: tuple[str, ...]
+    due_at: float
+    look_at: float
+    generation: int
+
+    def holds(self, queues: list[str], generation: int) -> bool:
+        return (self.queues == tuple(queues) and self.generation == generation
+                and time.monotonic() < min(self.due_at, self.look_at))
 
 
 class DatabaseBroker(Broker):
@@ -52,6 +71,7 @@ class DatabaseBroker(Broker):
         self.channel = f"{prefix}_queues"
         self._listener = Listener(alias, self.channel)
         self._doorbells: dict[str, Doorbell] = {}
+        self._quiet: dict[str, _Quiet] = {}  # consumer id -> what its last empty reserve learnt
 
     @property
     def connection(self):
@@ -123,21 +143,34 @@ class DatabaseBroker(Broker):
         if not queues:
             time.sleep(max(0.0, timeout))
             return []
+        quiet = None
         if self.is_postgres:
             # Listening before looking, so no NOTIFY falls between the two; and reading what came
             # before, unread while messages were there to take: left unread, they fill the socket
             # and the server's backend waits to send them inside a transaction, holding back the
             # xmin horizon (no vacuum anywhere; dead rows pile up at the head of the queue).
-            self._listener.forget_earlier()
+            heard = self._listener.forget_earlier(queues)
+            quiet = self._quiet.pop(consumer_id, None)
+            if quiet is not None and (heard or not quiet.holds(queues, self._listener.generation)):
+                quiet = None
         else:
             self._doorbell().listen()  # the same, for a ring
-        deliveries = self._take(consumer_id, queues, count)
+        # Nothing heard since the last reserve found nothing to take: no look (every publish,
+        # release and requeue notifies) until something is due or QUIET_LOOK_EVERY has passed.
+        deliveries = [] if quiet is not None else self._take(consumer_id, queues, count)
+        look_at = quiet.look_at if quiet is not None else time.monotonic() + QUIET_LOOK_EVERY
+        due_at = quiet.due_at if quiet is not None else None
         deadline = time.monotonic() + max(0.0, timeout)
         while not deliveries and (left := deadline - time.monotonic()) > 0:
-            due_in = self._until_next_due(queues)
+            if due_at is None:
+                due_at = time.monotonic() + self._until_next_due(queues)
+            due_in = due_at - time.monotonic()
             if not self._wait(queues, min(left, due_in)) and due_in > left:
-                break  # slept to the deadline and nothing came: no need to look again
+                if self.is_postgres:  # slept to the deadline and heard nothing: remember it
+                    self._quiet[consumer_id] = _Quiet(tuple(queues), due_at, look_at, self._listener.generation)
+                break
             deliveries = self._take(consumer_id, queues, 1)
+            due_at = None
         return deliveries
 
     def _take(self, consumer_id: str, queues: list[str], count: int) -> list[Delivery]:
@@ -215,15 +248,15 @@ class DatabaseBroker(Broker):
         return [row for row in rows if row[6] not in cancelled]
 
     def _until_next_due(self, queues: list[str]) -> float:
-        """Seconds until the next waiting message of `queues` is due (1 if none waits): one plain
-        statement, as an idle consumer asks this twice a second."""
+        """Seconds until the next waiting message of `queues` is due (infinity if none waits): one
+        plain statement."""
         table = statements.quoted_table(self.connection, QueuedMessage)
         with self.connection.cursor() as cursor:
             cursor.execute(f"SELECT MIN(available_at) FROM {table} WHERE consumer_id IS NULL AND queue IN "
                            f"({', '.join(['%s'] * len(queues))})", queues)
             value = cursor.fetchone()[0]
         if value is None:
-            return 1.0
+            return math.inf
         if isinstance(value, str):  # SQLite
             value = parse_datetime(value)
         if settings.USE_TZ and timezone.is_naive(value):
@@ -273,7 +306,7 @@ class DatabaseBroker(Broker):
         for consumer_id, keys in by_consumer.items():
             QueuedMessage.objects.using(self.alias).filter(key__in=keys, consumer_id=consumer_id).update(
                 consumer_id=None, claim=None, reserved_at=None, available_at=timezone.now() + timedelta(seconds=delay))
-        if deliveries and not delay:
+        if deliveries:  # later too: an idle consumer that knows when its next message is due learns it
             self._notify({delivery.queue for delivery in deliveries})
 
     # -- leases --------------------------------------------------------------------------------

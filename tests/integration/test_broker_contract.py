@@ -482,6 +482,65 @@ def test_a_busy_database_consumer_reads_its_notifications(transactional_db):
         broker.close()
 
 
+@pytest.mark.any_broker
+def test_an_idle_database_consumer_that_heard_nothing_looks_again_only_when_it_must(transactional_db, monkeypatch):
+    """On PostgreSQL every publish, release and requeue notifies its queue, so a consumer whose last
+    reserve found nothing and heard nothing does not look again (a claim and a look for the next
+    due message every half second were a third of an idle worker's CPU) until something is due or
+    QUIET_LOOK_EVERY has passed, for a notification lost with a connection. A row put in behind
+    the broker's back, with no NOTIFY, shows both; a publish is taken at once."""
+    from django.db import connection
+    from django.utils import timezone
+
+    from taskqueue.brokers import database
+    from taskqueue.models import QueuedMessage
+
+    if connection.vendor != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    monkeypatch.setattr(database, "QUIET_LOOK_EVERY", 1.0)
+    broker = create_broker("django://", f"contract-{uuid.uuid4().hex[:8]}")
+    try:
+        assert broker.reserve("c1", ["q"], timeout=0.1) == []  # found nothing, heard nothing
+        QueuedMessage.objects.create(key="silent", task_id="silent", queue="q", body="x",
+                                     available_at=timezone.now())
+        assert broker.reserve("c1", ["q"], timeout=0.1) == []  # no look: nothing was heard
+        started = time.monotonic()
+        [found] = wait_until(lambda: broker.reserve("c1", ["q"], timeout=0.1), timeout=5,
+                             message="the silent row taken at the next look")
+        assert found.key == "silent" and time.monotonic() - started < 3
+        broker.ack([found])
+        assert broker.reserve("c1", ["q"], timeout=0.1) == []
+        broker.publish([Outgoing("q", "heard", b"x")])
+        assert [d.key for d in broker.reserve("c1", ["q"], timeout=1)] == ["heard"]
+    finally:
+        broker.close()
+
+
+@pytest.mark.any_broker
+def test_a_release_for_later_tells_an_idle_database_consumer_when_to_look(transactional_db, monkeypatch):
+    """A message given back with a delay is notified too: a consumer that had found nothing learns
+    when it falls due, and takes it then, long before its next look of its own."""
+    from django.db import connection
+
+    from taskqueue.brokers import database
+
+    if connection.vendor != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    monkeypatch.setattr(database, "QUIET_LOOK_EVERY", 60.0)
+    broker = create_broker("django://", f"contract-{uuid.uuid4().hex[:8]}")
+    try:
+        broker.publish([Outgoing("q", "k", b"x")])
+        [held_by_c1] = broker.reserve("c1", ["q"], timeout=1)
+        assert broker.reserve("c2", ["q"], timeout=0.1) == []  # nothing ready for c2: it is quiet
+        released = time.monotonic()
+        broker.release([held_by_c1], delay=0.3)
+        [taken] = wait_until(lambda: broker.reserve("c2", ["q"], timeout=0.2), timeout=10,
+                             message="the released message taken by c2")
+        assert taken.key == "k" and 0.25 <= time.monotonic() - released < 5
+    finally:
+        broker.close()
+
+
 def test_get_stops_listening_once_it_has_its_result(transactional_db):
     """get() on results in PostgreSQL listens while it waits and stops after: a process that called
     get() once would otherwise keep every finished task's NOTIFY unread, as above."""
