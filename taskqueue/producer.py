@@ -131,8 +131,20 @@ def _check_other_options(task_name: str, names: set[str], options: dict) -> None
         next(publish_waits(options["retry_policy"]), None)  # TypeError now for an unknown key
 
 
+RESUMED_HEADER = "taskqueue_resumed"  # set by `resume`: a new attempt of a failed task, under a key of its own
+
+
+def message_key(msg: wire.Message) -> str:
+    """The broker's key of a message: its task id, marked for a retry or a resumed attempt. A key
+    still queued or in flight is not queued twice (a follow-up sent again after a crash), so an
+    attempt sent while the one before may still be held needs a key of its own."""
+    key = msg.id if not msg.retries else f"{msg.id}~{msg.retries}"
+    resumed = msg.headers.get(RESUMED_HEADER) if msg.headers else None
+    return f"{key}~r{resumed}" if resumed else key
+
+
 def _publish(prepared: list[tuple[wire.Message, bytes]], settings, options: dict | None = None) -> None:
-    items = [Outgoing(msg.queue, msg.id if not msg.retries else f"{msg.id}~{msg.retries}", body,
+    items = [Outgoing(msg.queue, message_key(msg), body,
                       datetime.fromisoformat(msg.eta).timestamp() if msg.eta else None, msg.priority)
              for msg, body in prepared]
 

@@ -8,10 +8,12 @@ transaction that sends the task: a chord counts the new attempt once and sends i
 
 from __future__ import annotations
 
+import uuid
+
 from django.db import transaction
 
 from . import registry, serialization, states, store
-from .producer import send
+from .producer import RESUMED_HEADER, send
 
 
 class NotResumable(Exception):
@@ -34,6 +36,8 @@ def resume(task_id: str) -> str:
                 "options": {"queue": row.queue, "parent_id": row.parent_id, "root_id": row.root_id,
                             "group_id": row.group_id}}
     options = {key: value for key, value in call["options"].items() if key not in ("eta", "expires", "retries")}
+    # a key of its own: the failed attempt's message may still be held (acked after its failure is stored)
+    options["headers"] = {**(options.get("headers") or {}), RESUMED_HEADER: uuid.uuid4().hex[:12]}
     with transaction.atomic():  # the reopened rows and the message: both, or neither (outbox)
         if not store.reopen_failed(task_id):
             raise NotResumable(f"{task_id} was resumed already")
