@@ -8,6 +8,7 @@ looked up when first needed.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -217,26 +218,29 @@ def _delete_expired_groups(cutoff: datetime, batch_size: int) -> None:
     """Saved groups made before `cutoff`, batch by batch, but those a kept chord or an unfinished
     task (by its group_id, an indexed look at only this batch's groups) still names."""
     models = _models()
-    candidates = models.GroupResult.objects.filter(date_created__lt=cutoff).order_by("id").values_list("id", "group_id")
-    batch = list(candidates[:batch_size])
-    while batch:  # bounded: each batch starts above the last one's ids
+    for batch in _batches_by_id(models.GroupResult.objects.filter(date_created__lt=cutoff), batch_size, "group_id"):
         names = [group_id for _, group_id in batch]
         kept = set(models.ChordCounter.objects.filter(group_id__in=names).values_list("group_id", flat=True))
         kept |= set(models.TaskResult.objects.filter(group_id__in=names).exclude(
             state__in=states.READY_STATES).values_list("group_id", flat=True))
         models.GroupResult.objects.filter(id__in=[pk for pk, group_id in batch if group_id not in kept]).delete()
-        batch = list(candidates.filter(id__gt=batch[-1][0])[:batch_size]) if len(batch) == batch_size else []
 
 
 def _delete_in_batches(rows, batch_size: int) -> int:
-    """Delete `rows` by id, each batch its own statement and commit; each batch's ids are read
-    upwards from the last batch's end, never again over the dead index entries of those before."""
-    expired = rows.order_by("id").values_list("id", flat=True)
-    deleted, ids = 0, list(expired[:batch_size])
-    while ids:  # bounded: each batch starts above the last one's ids
-        deleted += rows.model.objects.filter(id__in=ids).delete()[1].get(rows.model._meta.label, 0)
-        ids = list(expired.filter(id__gt=ids[-1])[:batch_size]) if len(ids) == batch_size else []
-    return deleted
+    """Delete `rows` by id, each batch its own statement and commit."""
+    model = rows.model
+    return sum(model.objects.filter(id__in=[pk for pk, in batch]).delete()[1].get(model._meta.label, 0)
+               for batch in _batches_by_id(rows, batch_size))
+
+
+def _batches_by_id(rows, batch_size: int, *fields: str) -> Iterator[list[tuple]]:
+    """(id, *fields) of `rows` in batches of `batch_size`, ids ascending; each batch is read upwards
+    from the last one's end, never again over the dead index entries of rows deleted before."""
+    ordered = rows.order_by("id").values_list("id", *fields)
+    batch = list(ordered[:batch_size])
+    while batch:  # bounded: each batch starts above the last one's ids
+        yield batch
+        batch = list(ordered.filter(id__gt=batch[-1][0])[:batch_size]) if len(batch) == batch_size else []
 
 
 # -- group rows ----------------------------------------------------------------------------------

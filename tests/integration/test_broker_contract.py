@@ -1,5 +1,6 @@
 """The broker contract: every broker must pass these same tests (parametrised by broker name)."""
 
+import contextlib
 import threading
 import time
 import uuid
@@ -308,6 +309,20 @@ def _hold_sqlite_write_lock(connection):
     return other
 
 
+@contextlib.contextmanager
+def _sqlite_writer_busy_for(connection, seconds: float):
+    """Another connection writing to the test's SQLite file for `seconds`, then done: its write
+    lock is held when the block starts and released while it runs."""
+    other = _hold_sqlite_write_lock(connection)
+    release = threading.Timer(seconds, other.rollback)
+    try:
+        release.start()
+        yield
+    finally:
+        release.join(5)
+        other.close()
+
+
 @pytest.mark.any_broker
 def test_a_sqlite_publish_waits_for_the_write_lock_and_then_goes_in(transactional_db):
     """The database broker's publish on SQLite tries again while another connection writes (every
@@ -319,14 +334,8 @@ def test_a_sqlite_publish_waits_for_the_write_lock_and_then_goes_in(transactiona
     broker = create_broker("django://", f"contract-{uuid.uuid4().hex[:8]}")
     try:
         broker.publish([Outgoing("q", "first", b"x")])  # the connection is open
-        other = _hold_sqlite_write_lock(connection)
-        release = threading.Timer(0.2, other.rollback)  # a writer busy for a while, then done
-        try:
-            release.start()
+        with _sqlite_writer_busy_for(connection, 0.2):
             broker.publish([Outgoing("q", "second", b"x")])
-        finally:
-            release.join(5)
-            other.close()
         assert sorted(d.key for d in broker.reserve("c", ["q"], count=5, timeout=0)) == ["first", "second"]
         with connection.cursor() as cursor:
             cursor.execute("PRAGMA busy_timeout")
@@ -348,16 +357,12 @@ def test_a_sqlite_claim_waits_for_the_write_lock_as_promptly_as_a_publish(transa
     seen: list[str] = []
     try:
         broker.publish([Outgoing("q", "k", b"x")])
-        other = _hold_sqlite_write_lock(connection)
-        release = threading.Timer(0.2, other.rollback)  # the sender, still writing for a while
-        connection.connection.set_trace_callback(seen.append)
-        try:
-            release.start()
-            assert [d.key for d in broker.reserve("c", ["q"], count=5, timeout=0)] == ["k"]
-        finally:
-            connection.connection.set_trace_callback(None)
-            release.join(5)
-            other.close()
+        with _sqlite_writer_busy_for(connection, 0.2):  # the sender, still writing for a while
+            connection.connection.set_trace_callback(seen.append)
+            try:
+                assert [d.key for d in broker.reserve("c", ["q"], count=5, timeout=0)] == ["k"]
+            finally:
+                connection.connection.set_trace_callback(None)
         claims = [i for i, sql in enumerate(seen) if sql.lstrip().upper().startswith("UPDATE")]
         switches = [i for i, sql in enumerate(seen) if sql.startswith("PRAGMA busy_timeout = ")]
         assert claims and switches and seen[switches[0]] == "PRAGMA busy_timeout = 0"
