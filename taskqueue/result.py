@@ -149,10 +149,16 @@ class AsyncResult:
         deadline = None if timeout is None else time.monotonic() + timeout
         recheck = interval if interval and interval > 0 else _FIRST_RECHECK
         seen = None
+        just_sent = self._sent_at is not None and time.monotonic() - self._sent_at < notify.FRESH
+        if on_message is None and (self._ready_row is not None or not just_sent):
+            # Not sent from here moments ago: it has often finished already, and a finished task's
+            # row needs no subscription around it (on PostgreSQL a LISTEN and an UNLISTEN).
+            row = self._fetch()
+            if row is not None and row.state in states.READY_STATES:
+                return row
         # Just sent from here and no progress wanted: the task cannot have finished long ago, so
         # block on its outcome list at once (one command) instead of reading the row first.
-        fresh = (on_message is None and self._sent_at is not None and self._ready_row is None
-                 and time.monotonic() - self._sent_at < notify.FRESH and notify.awaits_outcome())
+        fresh = on_message is None and just_sent and notify.awaits_outcome()
         with notify.listen(self.id, outcome_only=fresh) as wait:
             while True:
                 row = None if fresh else self._fetch()

@@ -546,16 +546,27 @@ def test_a_release_for_later_tells_an_idle_database_consumer_when_to_look(transa
         broker.close()
 
 
-def test_get_stops_listening_once_it_has_its_result(transactional_db):
-    """get() on results in PostgreSQL listens while it waits and stops after: a process that called
-    get() once would otherwise keep every finished task's NOTIFY unread, as above."""
-    from taskqueue import AsyncResult, notify
+def test_get_listens_only_while_it_waits(transactional_db):
+    """get() on results in PostgreSQL listens while it waits and stops after (a process that called
+    get() once would otherwise keep every finished task's NOTIFY unread, as above); the result of a
+    task that has finished is read without listening at all."""
+    from taskqueue import AsyncResult, notify, states
+    from taskqueue.exceptions import TimeoutError
     from tests.factories import TaskResultFactory
 
     if notify._kind() != "postgres":
         pytest.skip("waiters listen on PostgreSQL only with the database or RabbitMQ broker")
-    row = TaskResultFactory()
-    assert AsyncResult(row.task_id).get(timeout=5) == 4
-    conn = notify._pg_listener()._local.conn  # this thread's LISTEN connection, kept open
+    waiting = TaskResultFactory(state=states.PENDING, result=None, date_done=None)
+    with pytest.raises(TimeoutError):
+        AsyncResult(waiting.task_id).get(timeout=0.2)
+    listener = notify._pg_listener()
+    conn = listener._local.conn  # this thread's LISTEN connection, kept open
     assert conn.execute("SELECT pg_listening_channels()").fetchall() == []
-    assert AsyncResult(row.task_id).get(timeout=5) == 4  # and it listens again when it waits again
+    listened = listener.generation
+    finished = TaskResultFactory()
+    assert AsyncResult(finished.task_id).get(timeout=5) == 4
+    assert listener.generation == listened  # no LISTEN for it
+    with pytest.raises(TimeoutError):
+        AsyncResult(waiting.task_id).get(timeout=0.2)
+    assert listener.generation == listened + 1  # and it listens again when it waits again
+    assert conn.execute("SELECT pg_listening_channels()").fetchall() == []
