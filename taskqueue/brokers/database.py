@@ -39,6 +39,7 @@ from ..models import BrokerConsumer, CancelledTask, QueuedMessage, TaskLock, Tas
 from ..pglisten import Listener
 from . import dbstatements as statements
 from .base import Broker, Delivery, Holdings, Leases, Outgoing
+from .dbsweep import Sweeper
 
 SQLITE_POLL = 0.02  # where no doorbell can be made (no Unix sockets)
 QUIET_LOOK_EVERY = 5.0  # seconds: an idle consumer that heard nothing still looks this often
@@ -72,6 +73,7 @@ class DatabaseBroker(Broker):
         self._listener = Listener(alias, self.channel)
         self._doorbells: dict[str, Doorbell] = {}
         self._quiet: dict[str, _Quiet] = {}  # consumer id -> what its last empty reserve learnt
+        self._sweeper: Sweeper | None = None  # PostgreSQL: vacuums the queue table when its dead rows pile up
 
     @property
     def connection(self):
@@ -178,6 +180,10 @@ class DatabaseBroker(Broker):
             rows = self._claim_returning(consumer_id, queues, count)
         else:
             rows = self._claim(consumer_id, queues, count)
+        if rows and self.is_postgres:
+            if self._sweeper is None:
+                self._sweeper = Sweeper(self.alias, statements.quoted_table(self.connection, QueuedMessage))
+            self._sweeper.taken(len(rows), self.connection)
         order = {queue: index for index, queue in enumerate(queues)}
         rows.sort(key=lambda row: (order.get(row[3], 0), row[5], row[0]))
         return [Delivery(key=key, body=body.encode("utf-8"), queue=queue, consumer_id=consumer_id,
