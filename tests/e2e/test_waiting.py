@@ -5,7 +5,8 @@ import time
 import pytest
 from django.conf import settings
 
-from taskqueue import notify
+from taskqueue import AsyncResult, notify
+from taskqueue.exceptions import TimeoutError
 from taskqueue.notify import _redis_client
 from tests.tasks import add, always_retry, echo
 
@@ -38,13 +39,19 @@ def test_an_old_result_is_read_before_waiting(worker, monkeypatch):
     result = add.delay(4, 4)
     assert result.get(timeout=10) == 8
     _redis_client().delete(_outcome_key(result.id))  # as after OUTCOME_TTL
-    result._sent_at = time.monotonic() - notify.FRESH - 1
+    old = AsyncResult(result.id)
+    old._sent_at = time.monotonic() - notify.FRESH - 1  # sent from here, long ago
     waits = []
     listen = notify.listen
     monkeypatch.setattr(notify, "listen", lambda task_id, outcome_only=False: waits.append(outcome_only) or
                         listen(task_id, outcome_only))
-    assert result.get(timeout=5) == 8
-    assert waits == [False]  # subscribed and read the row, not blocked on the (expired) outcome list
+    assert old.get(timeout=5) == 8
+    assert waits == []  # read the row, found it finished: neither subscribed nor blocked on the (expired) list
+    pending = AsyncResult("never-sent")
+    pending._sent_at = old._sent_at
+    with pytest.raises(TimeoutError):
+        pending.get(timeout=0.2)
+    assert waits == [False]  # not finished: subscribed, not blocked on an outcome list
 
 
 def test_retry_states_do_not_wake_a_fresh_waiter(worker):
