@@ -199,7 +199,7 @@ class DatabaseBroker(Broker):
         if self.is_postgres:
             with self._claim_cursor() as cursor:
                 for queue in queues:
-                    cursor.execute(sql, [consumer_id, uuid.uuid4().hex, now, queue, now, count - len(rows), now])
+                    cursor.execute(sql, [consumer_id, now, queue, now, count - len(rows), now])
                     cursor.nextset()  # past the SET LOCAL
                     rows += cursor.fetchall()
                     if len(rows) >= count:
@@ -209,7 +209,7 @@ class DatabaseBroker(Broker):
                 for queue in queues:
                     # promptly: a consumer woken by a ring often meets the sender still writing
                     rows += sqlexec.execute_promptly(self.connection, sql, [
-                        consumer_id, uuid.uuid4().hex, now, queue, now, count - len(rows), now], fetch=True) or []
+                        consumer_id, now, queue, now, count - len(rows), now], fetch=True) or []
                     if len(rows) >= count:
                         break
         cancelled = [row for row in rows if row[7]]

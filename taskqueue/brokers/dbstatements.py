@@ -23,7 +23,9 @@ _CLAIM_SQL: dict[str, str] = {}
 
 def claim(connection) -> str:
     """The claim of a queue's first messages (see `DatabaseBroker._claim_returning`); on PostgreSQL
-    consumers skip each other's locked rows. Each row comes back with whether its task was revoked."""
+    consumers skip each other's locked rows. Each row comes back with whether its task was revoked.
+    It leaves `claim` empty: read back by RETURNING, the rows need no claim id to be found by (one
+    index entry fewer to write per message; only the claim without RETURNING, `_claim`, sets it)."""
     table = quoted_table(connection, QueuedMessage)
     sql = _CLAIM_SQL.get(connection.vendor + table)
     if sql is None:
@@ -31,7 +33,7 @@ def claim(connection) -> str:
         cancelled = quoted_table(connection, CancelledTask)
         sql = _CLAIM_SQL[connection.vendor + table] = (
             ("SET LOCAL synchronous_commit TO off; " if postgres else "")
-            + f"UPDATE {table} SET consumer_id = %s, claim = %s, reserved_at = %s WHERE id IN ("
+            + f"UPDATE {table} SET consumer_id = %s, reserved_at = %s WHERE id IN ("
             f"SELECT id FROM {table} WHERE queue = %s AND consumer_id IS NULL AND available_at <= %s "
             f"ORDER BY rank, id LIMIT %s{' FOR UPDATE SKIP LOCKED' if postgres else ''}) "
             "RETURNING id, key, body, queue, redeliveries, rank, task_id, "

@@ -51,7 +51,7 @@ class QueuedMessage(models.Model):
     # Taken lowest first: when it became ready (epoch seconds), less priority x TASKQUEUE_PRIORITY_AGING.
     rank = models.FloatField(default=0.0)
     consumer_id = models.CharField(max_length=255, null=True, blank=True)
-    claim = models.CharField(max_length=64, null=True, blank=True)
+    claim = models.CharField(max_length=64, null=True, blank=True)  # set only by SQLite before 3.35 (no RETURNING)
     reserved_at = models.DateTimeField(null=True, blank=True)
     redeliveries = models.PositiveIntegerField(default=0)
     date_created = models.DateTimeField(default=timezone.now)
