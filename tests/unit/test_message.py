@@ -44,8 +44,10 @@ def test_malformed_body_and_unknown_fields():
 
 def test_the_rest_of_a_chain_travels_as_lines_and_is_passed_on_without_being_encoded_again():
     when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-    steps = [{"task": "t.last", "args": [(1, 2)], "kwargs": {}, "options": {}},
-             {"task": "t.next", "args": [when], "kwargs": {"d": Decimal("1.5")}, "options": {"task_id": "n"}}]
+    steps = [{"task": "t.last", "args": [(1, 2)], "kwargs": {}, "options": {}, "subtask_type": None,
+              "immutable": False},
+             {"task": "t.next", "args": [when], "kwargs": {"d": Decimal("1.5")}, "options": {"task_id": "n"},
+              "subtask_type": None, "immutable": True}]
     raw = encode(MessageFactory(id="first", task="t.add", args=(1, 1), chain=steps), KEY)
     envelope, *lines = raw.partition(b":")[2].split(b"\n")
     assert json.loads(envelope)["v"] == 2 and "chain" not in json.loads(envelope) and len(lines) == 2
@@ -86,3 +88,16 @@ def test_a_signed_message_with_a_field_of_the_wrong_type_is_refused(fields):
 def test_text_that_utf8_cannot_encode_is_sent_escaped_and_comes_back():
     received = decode(encode(MessageFactory(id="s", task="t", args=("bytes \udcff read as text", "\x00")), KEY), KEY)
     assert received.args == ("bytes \udcff read as text", "\x00")
+
+
+def test_a_chain_step_travels_without_its_lineage_and_defaults():
+    """The worker sends each step with the lineage of the step before it, and a signature's
+    defaults are put back when a step is read: neither travels (a 100-step chain's first message
+    went from 25 KB to 10 KB)."""
+    step = {"task": "t.next", "args": [1], "kwargs": {}, "subtask_type": None, "immutable": False,
+            "options": {"task_id": "n", "root_id": "r", "parent_id": "p", "queue": "q"}}
+    raw = encode(MessageFactory(id="first", task="t.add", chain=[step]), KEY)
+    line = raw.partition(b":")[2].split(b"\n")[1]
+    assert json.loads(line) == {"task": "t.next", "args": [1], "options": {"task_id": "n", "queue": "q"}}
+    assert decode(raw, KEY).chain[0] == {"task": "t.next", "args": [1], "kwargs": {}, "subtask_type": None,
+                                         "immutable": False, "options": {"task_id": "n", "queue": "q"}}
