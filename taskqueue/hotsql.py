@@ -45,12 +45,13 @@ def new_row(**values: Any) -> dict[str, Any]:
 
 
 def upsert(rows: list[dict[str, Any]], fields: list[str], *, over_finished: bool = True,
-           notify_channel: str | None = None) -> None:
+           notify_channel: str | None = None, notices: dict[str, bytes] | None = None) -> None:
     """Insert or update rows by task_id in one statement (callers notify waiters after commit);
     with no `fields`, a row that exists is left alone. REVOKED is final: never overwritten; with
     `over_finished` False, neither are SUCCESS and FAILURE (STARTED of a late duplicate run).
     `notify_channel` (PostgreSQL): the statement itself NOTIFYs each written task id there, so
-    waiters wake at its commit without another round trip.
+    waiters wake at its commit without another round trip; a task id of `notices` is followed in its
+    payload by a newline and that signed outcome, so its waiter need not read the row.
 
     Not bulk_create: it wraps the INSERT in BEGIN/COMMIT, three round trips instead of one. On
     PostgreSQL the whole batch travels as one JSON document unpacked by `json_to_recordset`: one
@@ -67,8 +68,10 @@ def upsert(rows: list[dict[str, Any]], fields: list[str], *, over_finished: bool
         if notify_channel is None:
             execute(connection, sql, [text], deferrable=True)
         else:
-            execute(connection, f"WITH written AS ({sql} RETURNING task_id) SELECT pg_notify(%s, task_id) FROM written",
-                    [text, notify_channel], deferrable=True)
+            carried = json.dumps({task_id: notice.decode() for task_id, notice in (notices or {}).items()})
+            execute(connection, f"WITH written AS ({sql} RETURNING task_id) SELECT pg_notify(%s, "
+                    "written.task_id || COALESCE(E'\\n' || (%s::json ->> written.task_id), '')) FROM written",
+                    [text, notify_channel, carried], deferrable=True)
         return
     try:
         execute(connection, sql, _row_params(connection, rows))

@@ -287,13 +287,14 @@ def _pg_listener() -> Listener:
     return listener
 
 
-def _pg_waiter(task_id: str) -> Callable[[float], None]:
+def _pg_waiter(task_id: str) -> Callable[[float], bytes | None]:
     listener = _pg_listener()
     listener.forget_earlier()
     wanted = (task_id,)
 
-    def wait(seconds: float) -> None:  # a NOTIFY carries no outcome: the waiter reads the row
-        listener.wait_for(wanted, seconds)
+    def wait(seconds: float) -> bytes | None:  # the signed outcome when the worker's write sent one
+        carried = listener.wait_for(wanted, seconds)
+        return carried.encode() if carried else None
 
     return wait
 

@@ -64,23 +64,25 @@ class Listener:
         """Drop what arrived before now; whether a payload of `payloads` was among it."""
         heard = False
         for note in self.listen().notifies(timeout=0):
-            heard = heard or note.payload in payloads
+            heard = heard or _name(note.payload) in payloads
         return heard
 
-    def wait_for(self, payloads: Container[str], seconds: float) -> bool:
-        """Wait up to `seconds` for a notification whose payload is in `payloads`; False when none
-        came (or the connection broke: a new one is made next time, after a short pause)."""
+    def wait_for(self, payloads: Container[str], seconds: float) -> str | None:
+        """Wait up to `seconds` for a notification whose payload (up to a newline) is in `payloads`
+        and return what followed its newline (often ""); None when none came (or the connection
+        broke: a new one is made next time, after a short pause)."""
         deadline = time.monotonic() + max(0.0, seconds)
         try:
             conn = self.listen()
             while (remaining := deadline - time.monotonic()) > 0.001:  # psycopg's wait counts in ms
                 for note in conn.notifies(timeout=remaining, stop_after=1):
-                    if note.payload in payloads:
-                        return True
+                    name, _, rest = note.payload.partition("\n")
+                    if name in payloads:
+                        return rest
         except Exception:
             self.close()
             time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
-        return False
+        return None
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -90,3 +92,8 @@ class Listener:
                 conn.close()
             except Exception:  # already broken
                 pass
+
+
+def _name(payload: str) -> str:
+    """What a notification is about: its payload up to a newline (a result's may carry its outcome after it)."""
+    return payload.partition("\n")[0]

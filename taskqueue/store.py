@@ -81,10 +81,12 @@ def outcome_row(out: Outcome) -> dict[str, Any] | None:
 
 
 def _upsert_outcomes(outcomes: list[Outcome], notify_channel: str | None = None) -> list[dict[str, Any]]:
-    """One statement for all the outcomes' rows; returns the rows written."""
+    """One statement for all the outcomes' rows (with `notify_channel`, notifying their waiters with
+    the outcomes small enough to ride along); returns the rows written."""
     rows = [row for row in map(outcome_row, outcomes) if row is not None]
     if rows:
-        hotsql.upsert(rows, _FINAL_FIELDS, notify_channel=notify_channel)
+        hotsql.upsert(rows, _FINAL_FIELDS, notify_channel=notify_channel,
+                      notices=notices(rows) if notify_channel is not None else None)
     return rows
 
 

@@ -275,7 +275,7 @@ class DatabaseBroker(Broker):
         if seconds <= 0:
             return True
         if self.is_postgres:
-            return self._listener.wait_for(queues, seconds)
+            return self._listener.wait_for(queues, seconds) is not None
         if self._doorbell().listen():
             return self._doorbell().wait_for(queues, seconds)
         time.sleep(min(seconds, SQLITE_POLL))

@@ -42,6 +42,37 @@ def test_2000_tasks_survive_a_killed_worker(db_broker):
         second.terminate()
 
 
+@pytest.mark.database_broker
+def test_a_waiter_on_postgresql_takes_the_outcome_from_the_notification(db_broker, monkeypatch):
+    """The worker's result write notifies waiters on PostgreSQL with the signed outcome when it is
+    small, as on Redis: get() does not read the finished row (only the unfinished one, before
+    waiting and when woken by STARTED)."""
+    from django.db import connection
+
+    from taskqueue import AsyncResult, states
+
+    if connection.vendor != "postgresql":
+        pytest.skip("waiters on SQLite are woken by a doorbell, which carries no outcome")
+    worker = start_worker("-c", "1", env=DB_BROKER)
+    try:
+        assert slow_add.delay(1, 1, 0).get(timeout=10) == 2
+        read = []
+        fetch = AsyncResult._fetch
+
+        def reading(self):
+            row = fetch(self)
+            read.append(row.state if row is not None else states.PENDING)
+            return row
+
+        monkeypatch.setattr(AsyncResult, "_fetch", reading)
+        for i in range(5):
+            # interval: no re-read of the row while it waits (the task ends long before 5 s)
+            assert slow_add.delay(i, 1, 0.02).get(timeout=10, interval=5) == i + 1
+        assert read and states.SUCCESS not in read, read
+    finally:
+        worker.terminate()
+
+
 @pytest.mark.database_broker  # whatever the run's broker: run in its runs only
 def test_two_schedulers_send_each_slot_once(db_broker):
     """Two `runscheduler` processes race for every slot of a 2-second schedule: each slot is sent
