@@ -41,10 +41,16 @@ class Sweeper:
         self._taken = 0
         if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
             return  # one at a time per process
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT n_dead_tup, n_live_tup FROM pg_stat_user_tables WHERE relid = %s::regclass",
-                           [self.table])
-            row = cursor.fetchone()
+        if connection.in_atomic_block:  # a failed look would spoil the caller's transaction
+            return
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT n_dead_tup, n_live_tup FROM pg_stat_user_tables WHERE relid = %s::regclass",
+                               [self.table])
+                row = cursor.fetchone()
+        except Exception:  # a look that fails must not fail the reserve: the next one looks again
+            logger.warning("Could not read the statistics of %s", self.table, exc_info=True)
+            return
         if row is None or row[0] <= DEAD_ROWS + row[1] // 10:
             return
         self._pid = os.getpid()
