@@ -179,8 +179,8 @@ class AsyncConsumer:
         if delivery.redeliveries or message.retries:
             known = (await self.blocking(store.known_states, [message.id])).get(message.id)
         if execute.already_handled(message, known):
-            await self.blocking(rejects.contained, lambda: continuation.resume(message), delivery, message, hostname,
-                                "resending what follows the finished task")
+            await self.blocking(rejects.contained, lambda: continuation.resume(message, hostname), delivery, message,
+                                hostname, "resending what follows the finished task")
             return (delivery,)
         try:
             begun = await self.blocking(execute.begin, message, self.ctx, delivery)

@@ -369,7 +369,7 @@ def _run_job(job: tuple[Delivery, Message], known: tuple[str, int] | None, unsta
     those outcomes, and the watchdog stores them if it runs long."""
     delivery, message = job
     if execute.already_handled(message, known):
-        rejects.contained(lambda: continuation.resume(message), delivery, message, ctx.hostname,
+        rejects.contained(lambda: continuation.resume(message, ctx.hostname), delivery, message, ctx.hostname,
                           "resending what follows the finished task")
         pending.add(delivery)
         return True

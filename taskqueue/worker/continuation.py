@@ -82,9 +82,10 @@ def follow_up(outcome: Outcome, hostname: str, eager: bool = False):
     return None
 
 
-def resume(message: Message) -> None:
+def resume(message: Message, hostname: str = "") -> None:
     """A redelivered message that already finished: redo what may not have happened after it
-    (sending the next step, settling its chord). Sends are idempotent: same ids, deduplicated."""
+    (sending the next step, calling its errbacks, settling its chord). Sends are idempotent (same
+    ids, deduplicated); an errback that runs in place may run twice, as any task may."""
     row = store.fetch(message.id)
     if row is None:
         return
@@ -92,6 +93,8 @@ def resume(message: Message) -> None:
         settle(message.chord["group_id"])
     if row.state == states.SUCCESS and (message.link or message.chain):
         _send_links(message, serialization.from_jsonable(row.result))
+    elif row.state == states.FAILURE and message.link_error:  # the worker may have died before calling them
+        call_errbacks(message.link_error, Request.from_message(message, hostname), value_of(row), row.traceback)
 
 
 def revoked(task_ids: list[str]) -> None:

@@ -203,3 +203,25 @@ def test_a_returned_object_is_stored_and_passed_on_as_it_was_when_its_task_retur
     (callback,) = broker.reserve("consumer-f", [queue], count=5, timeout=0)
     assert decode(callback.body, get_settings().signing_key).args == ([1],)
     broker.ack([callback])
+
+
+def test_a_redelivered_failure_calls_its_errbacks(queue):
+    """A worker stores a failure, then calls the task's errbacks, then acks. One that died in
+    between left the failure stored, and the redelivery, finding the task finished, only resent
+    what follows a success: the errback was never called. It is called now (at least once, as a
+    task runs)."""
+    from taskqueue import store
+    from tests.models import Run
+    from tests.tasks import fail, on_error_request
+
+    result = fail.apply_async(queue=queue, link_error=on_error_request.s())
+    broker = get_broker()
+    [delivery] = broker.reserve("consumer-a", [queue], count=1, timeout=0)
+    message = decode(delivery.body, get_settings().signing_key)
+    store.save_outcomes([execute.failure(message, ValueError("boom"), "test-batches", None)])  # then it died
+    broker.leases(requeue=["consumer-a"])  # what it held goes back, counted
+    [again] = broker.reserve("consumer-b", [queue], count=1, timeout=0)
+    assert again.redeliveries == 1
+    assert batching.process([again], _context("consumer-b"))
+    assert Run.objects.filter(label="errback-request:ValueError", task_id=result.id).count() == 1
+    assert _state(result.id) == states.FAILURE and not held(broker, result.id)
