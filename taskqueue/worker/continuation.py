@@ -84,8 +84,9 @@ def follow_up(outcome: Outcome, hostname: str, eager: bool = False):
 
 def resume(message: Message, hostname: str = "") -> None:
     """A redelivered message that already finished: redo what may not have happened after it
-    (sending the next step, calling its errbacks, settling its chord). Sends are idempotent (same
-    ids, deduplicated); an errback that runs in place may run twice, as any task may."""
+    (sending the next step; after a failure, its errbacks and the failure of the chain's later
+    steps; settling its chord). Sends are idempotent (same ids, deduplicated), a chord failed twice
+    fails once, and an errback that runs in place may run twice, as any task may."""
     row = store.fetch(message.id)
     if row is None:
         return
@@ -93,8 +94,12 @@ def resume(message: Message, hostname: str = "") -> None:
         settle(message.chord["group_id"])
     if row.state == states.SUCCESS and (message.link or message.chain):
         _send_links(message, serialization.from_jsonable(row.result))
-    elif row.state == states.FAILURE and message.link_error:  # the worker may have died before calling them
-        call_errbacks(message.link_error, Request.from_message(message, hostname), value_of(row), row.traceback)
+    elif row.state == states.FAILURE and (message.link_error or message.chain):
+        # as `follow_up` does after a failure: the worker may have died before it did
+        exc = value_of(row)
+        call_errbacks(message.link_error, Request.from_message(message, hostname), exc, row.traceback)
+        if message.chain:  # the later steps never run: FAILURE again, and an enclosing chord fails
+            fail_canvas(rest_of_chain(message), exc, call_errbacks_of_entry=False)
 
 
 def revoked(task_ids: list[str]) -> None:

@@ -206,22 +206,25 @@ def test_a_returned_object_is_stored_and_passed_on_as_it_was_when_its_task_retur
 
 
 def test_a_redelivered_failure_calls_its_errbacks(queue):
-    """A worker stores a failure, then calls the task's errbacks, then acks. One that died in
-    between left the failure stored, and the redelivery, finding the task finished, only resent
-    what follows a success: the errback was never called. It is called now (at least once, as a
-    task runs)."""
-    from taskqueue import store
+    """A worker stores a failure, then calls the task's errbacks and fails the rest of its chain,
+    then acks. One that died in between left the failure stored, and the redelivery, finding the
+    task finished, only resent what follows a success: the errback was never called, and the later
+    steps stayed PENDING. Both are done now (an errback at least once, as a task runs)."""
+    from taskqueue import chain, store
     from tests.models import Run
     from tests.tasks import fail, on_error_request
 
-    result = fail.apply_async(queue=queue, link_error=on_error_request.s())
+    last = chain(fail.s().set(queue=queue).on_error(on_error_request.s()), add.s(1).set(queue=queue)).apply_async()
+    first_id = last.parent.id
     broker = get_broker()
     [delivery] = broker.reserve("consumer-a", [queue], count=1, timeout=0)
     message = decode(delivery.body, get_settings().signing_key)
+    assert message.id == first_id and len(message.chain) == 1
     store.save_outcomes([execute.failure(message, ValueError("boom"), "test-batches", None)])  # then it died
     broker.leases(requeue=["consumer-a"])  # what it held goes back, counted
     [again] = broker.reserve("consumer-b", [queue], count=1, timeout=0)
     assert again.redeliveries == 1
     assert batching.process([again], _context("consumer-b"))
-    assert Run.objects.filter(label="errback-request:ValueError", task_id=result.id).count() == 1
-    assert _state(result.id) == states.FAILURE and not held(broker, result.id)
+    assert Run.objects.filter(label="errback-request:ValueError", task_id=first_id).count() == 1
+    assert _state(first_id) == states.FAILURE and _state(last.id) == states.FAILURE  # never to run
+    assert not held(broker, first_id)
