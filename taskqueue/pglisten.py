@@ -64,7 +64,7 @@ class Listener:
         """Drop what arrived before now; whether a payload of `payloads` was among it."""
         heard = False
         for note in self.listen().notifies(timeout=0):
-            heard = heard or _name(note.payload) in payloads
+            heard = heard or _parts(note.payload)[0] in payloads
         return heard
 
     def wait_for(self, payloads: Container[str], seconds: float) -> str | None:
@@ -76,7 +76,7 @@ class Listener:
             conn = self.listen()
             while (remaining := deadline - time.monotonic()) > 0.001:  # psycopg's wait counts in ms
                 for note in conn.notifies(timeout=remaining, stop_after=1):
-                    name, _, rest = note.payload.partition("\n")
+                    name, rest = _parts(note.payload)
                     if name in payloads:
                         return rest
         except Exception:
@@ -94,6 +94,8 @@ class Listener:
                 pass
 
 
-def _name(payload: str) -> str:
-    """What a notification is about: its payload up to a newline (a result's may carry its outcome after it)."""
-    return payload.partition("\n")[0]
+def _parts(payload: str) -> tuple[str, str]:
+    """What a notification is about (its payload up to a newline) and what it carries after it (a
+    result's outcome, say; often nothing)."""
+    name, _, rest = payload.partition("\n")
+    return name, rest

@@ -176,11 +176,12 @@ class DatabaseBroker(Broker):
         return deliveries
 
     def _take(self, consumer_id: str, queues: list[str], count: int) -> list[Delivery]:
-        if self.is_postgres or sqlite3.sqlite_version_info >= (3, 35):  # UPDATE ... RETURNING
+        postgres = self.is_postgres
+        if postgres or sqlite3.sqlite_version_info >= (3, 35):  # UPDATE ... RETURNING
             rows = self._claim_returning(consumer_id, queues, count)
         else:
             rows = self._claim(consumer_id, queues, count)
-        if rows and self.is_postgres:
+        if rows and postgres:
             if self._sweeper is None:
                 self._sweeper = Sweeper(self.alias, statements.quoted_table(self.connection, QueuedMessage))
             self._sweeper.taken(len(rows), self.connection)
