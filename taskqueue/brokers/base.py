@@ -55,8 +55,8 @@ class Holdings:
 
 
 class Broker(ABC):
-    """Every broker implements these nine (`ack_rider` is optional); results and notifications live
-    elsewhere."""
+    """Every broker implements these nine (`ack_rider`, `writes_before_ack` and
+    `sends_with_next_reserve` are optional); results and notifications live elsewhere."""
 
     # Whether `inspect` finds messages by key (bodies, pages of waiting keys, what each consumer
     # holds); RabbitMQ cannot: operator pages then show counts only.
@@ -100,6 +100,14 @@ class Broker(ABC):
         them): the database broker on SQLite, its queue in the results' file, lets those commit
         without a disk sync (`sqlexec.unsynced`: the ack comes after them in the same log);
         elsewhere nothing changes."""
+        return nullcontext()
+
+    def sends_with_next_reserve(self) -> AbstractContextManager[None]:
+        """Where a worker sends what follows a task and then asks for more: publishes made on this
+        thread inside the block may wait for its next reserve and travel in the same round trip
+        (Redis: one script stores them, then leases), or go at the block's end. If that reserve
+        or the block fails, whether they went is unknown: publish them again (a message still
+        queued or held is not stored twice). Elsewhere nothing changes."""
         return nullcontext()
 
     @abstractmethod

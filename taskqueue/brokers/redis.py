@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, parse_qsl, unquote, urlencode, urlsplit
@@ -192,7 +193,8 @@ class RedisBroker(Broker):
         # An idle reserve blocks in slices of this, well under the socket timeout.
         self._block_limit = min(1.0, (self.client.get_connection_kwargs().get("socket_timeout") or 2.0) / 2)
         self._scripts = {name: self.client.register_script(script(name))
-                         for name in ("publish", "reserve", "ack", "release", "leases", "lock")}
+                         for name in ("publish", "reserve", "send_and_take", "ack", "release", "leases", "lock")}
+        self._held = threading.local()  # .calls: publishes waiting for this thread's next reserve
 
     def _run(self, name: str, args: list) -> Any:
         return self._threads.run_script(self._scripts[name], args)
@@ -204,6 +206,10 @@ class RedisBroker(Broker):
     def publish(self, messages: Sequence[Outgoing], *, remember: float | None = None) -> None:
         publish = self._scripts["publish"]
         calls = [(publish, self._publish_args(message, remember)) for message in messages]
+        held = getattr(self._held, "calls", None)
+        if held is not None:  # sent by the next reserve (see sends_with_next_reserve)
+            held += calls
+            return
         if not self.wait_replicas:
             self._threads.run_scripts(calls)
             return
@@ -212,6 +218,20 @@ class RedisBroker(Broker):
         if confirmed < self.wait_replicas:
             raise ReplicationError(f"{confirmed} of the {self.wait_replicas} replicas asked for (wait_replicas in "
                                    f"TASKQUEUE_BROKER_URL) confirmed a publish within {self._wait_ms} ms")
+
+    @contextmanager
+    def sends_with_next_reserve(self) -> Iterator[None]:
+        if self.wait_replicas:  # a publish returns only once its replicas confirmed it
+            yield
+            return
+        held: list[tuple[Script, list]] = []
+        self._held.calls = held
+        try:
+            yield
+        finally:
+            self._held.calls = None
+        if held:  # no reserve came to carry them
+            self._threads.run_scripts(held)
 
     def _publish_args(self, message: Outgoing, remember: float | None) -> list:
         queue = message.queue
@@ -255,9 +275,14 @@ class RedisBroker(Broker):
         return self._parse(consumer_id, reply)[0]
 
     def _take(self, consumer_id: str, queues: list[str], count: int) -> tuple[list[Delivery], float | None]:
+        call = (self._scripts["reserve"], [self.prefix, consumer_id, count, *queues])
+        held = getattr(self._held, "calls", None)
+        if held:  # the publishes first, in the same script: one reply, so all of it ran or none did
+            sent = [arg for _, args in held for arg in args[1:]]  # each publish's arguments after the prefix
+            call = (self._scripts["send_and_take"], [self.prefix, len(held), *sent, consumer_id, count, *queues])
+            held.clear()
         # once: a reserve Redis ran whose reply was lost must not be followed by a second one (see Broker.reserve)
-        reply = self._threads.run_scripts([(self._scripts["reserve"], [self.prefix, consumer_id, count, *queues])],
-                                          once=True)[0]
+        reply = self._threads.run_scripts([call], once=True)[0]
         return self._parse(consumer_id, reply)
 
     @staticmethod

@@ -143,19 +143,28 @@ class Pending:
     def overdue(self) -> bool:
         return self.since is not None and time.monotonic() - self.since >= FLUSH_AFTER
 
-    def send_ahead(self) -> bool:
+    def send_ahead_and_take(self, take_more: Callable[[], list[Delivery]]) -> list[Delivery] | None:
         """Send the links and next chain step of each success not sent yet, before its outcome is
-        stored (as a flush does first); True if anything was sent."""
+        stored (as a flush does first), then `take_more`: what it took, or None when nothing was
+        sent. The broker may carry the sends in that reserve's round trip; if either fails, the
+        flush sends them again."""
         with self._lock:
             due = [(delivery, outcome) for delivery, outcome in self.finished
                    if delivery.key not in self.sent_ahead and _sent_ahead(outcome)]
-            if due:
-                assert self.ctx.broker is not None  # a worker's batch
-                with self.ctx.broker.writes_before_ack():  # their acks come after these sends
+            if not due:
+                return None
+            broker = self.ctx.broker
+            assert broker is not None  # a worker's batch
+            try:
+                # their acks come after these sends
+                with broker.writes_before_ack(), broker.sends_with_next_reserve():
                     for delivery, outcome in due:
                         _follow_up(delivery, outcome, self.ctx)
                         self.sent_ahead.add(delivery.key)
-        return bool(due)
+                    return take_more()
+            except BaseException:
+                self.sent_ahead.difference_update(delivery.key for delivery, _ in due)
+                raise
 
     def flush(self, run_hooks: bool = True, hold: bool = True) -> None:
         """Store the outcomes, send their follow-ups, wake their waiters, ack, then run the hooks:
@@ -308,13 +317,17 @@ def process(deliveries: list[Delivery], ctx: ExecutionContext, should_stop: Call
     complete = _run_all(deliveries, pending, ctx, should_stop)
     extensions = 0
     while (take_more is not None and complete and extensions < MAX_EXTENSIONS and not should_stop()
-           and not pending.overdue() and pending.send_ahead()):
+           and not pending.overdue()):
         try:
-            more = take_more()
-        except Exception as exc:  # what finished is stored below first (held through an outage)
+            more = pending.send_ahead_and_take(take_more)
+        except Exception as exc:
             if not is_outage(exc):
                 logger.exception("Taking more for a batch failed")
-            break
+                break
+            # What finished is stored first (held through the outage); then the consumer gives back
+            # what a reserve whose reply was lost may have leased to it.
+            pending.flush()
+            raise
         if not more:
             break
         extensions += 1

@@ -103,6 +103,21 @@ def test_queues_are_read_in_the_order_given(broker):
     assert [d.key for d in broker.reserve("c", ["high", "low"], count=5, timeout=0)] == ["h1", "l1"]
 
 
+def test_sends_held_for_the_next_reserve_go_with_it_or_at_the_end(broker):
+    """`sends_with_next_reserve`: a publish inside the block is taken by the reserve that follows
+    it there (Redis: in the same script), or sent when the block ends; either way it is queued
+    once, and no idle consumer is left a wake token for a message already taken."""
+    with broker.sends_with_next_reserve():
+        broker.publish([Outgoing("q", "step", b"x")])
+        assert [d.key for d in broker.reserve("c", ["q"], timeout=2)] == ["step"]
+    assert broker.reserve("c2", ["q"], timeout=0) == []
+    if isinstance(getattr(broker, "client", None), redis.Redis):  # the Redis broker's own keys
+        assert broker.client.llen(key(broker.prefix, "wake", "q")) == 0
+    with broker.sends_with_next_reserve():
+        broker.publish([Outgoing("q", "unclaimed", b"x"), Outgoing("q", "unclaimed", b"x")])
+    assert [d.key for d in broker.reserve("c2", ["q"], count=5, timeout=2)] == ["unclaimed"]
+
+
 LONG_WAIT = 30  # a reserve() that waited out a timeout this long would have missed the event it waits for
 
 
