@@ -77,6 +77,7 @@ class Watchdog:
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._armed: tuple[_Unstarted, Pending, float] | None = None
+        self._timing = False  # the thread waits for a deadline: a later arming needs no wake-up
         self.handed_back = False
         self._thread: threading.Thread | None = None
         self._pid = 0
@@ -88,7 +89,8 @@ class Watchdog:
             self._thread.start()
         with self._cond:
             self._armed = (unstarted, pending, time.monotonic() + WATCHDOG_AFTER)
-            self._cond.notify()
+            if not self._timing:  # a thread timing an earlier deadline finds this one when that passes
+                self._cond.notify()
 
     def disarm(self) -> None:
         with self._cond:
@@ -98,11 +100,13 @@ class Watchdog:
         while True:  # a daemon thread for the life of the consumer; each wait is bounded
             with self._cond:
                 if self._armed is None:
+                    self._timing = False
                     self._cond.wait(1.0)
                     continue
                 unstarted, pending, deadline = self._armed
                 remaining = deadline - time.monotonic()
                 if remaining > 0:
+                    self._timing = True
                     self._cond.wait(remaining)
                     continue
                 self._armed = None
