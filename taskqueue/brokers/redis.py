@@ -277,7 +277,7 @@ class RedisBroker(Broker):
     def _take(self, consumer_id: str, queues: list[str], count: int) -> tuple[list[Delivery], float | None]:
         call = (self._scripts["reserve"], [self.prefix, consumer_id, count, *queues])
         held = getattr(self._held, "calls", None)
-        if held:  # the publishes first, in the same script: one reply, so all of it ran or none did
+        if held:  # the publishes first, in the same script (a reply lost: the caller sends them again)
             sent = [arg for _, args in held for arg in args[1:]]  # each publish's arguments after the prefix
             call = (self._scripts["send_and_take"], [self.prefix, len(held), *sent, consumer_id, count, *queues])
             held.clear()

@@ -160,11 +160,11 @@ class Pending:
             broker = self.ctx.broker
             assert broker is not None  # a worker's batch
             try:
-                # their acks come after these sends
-                with broker.writes_before_ack(), broker.sends_with_next_reserve():
-                    for delivery, outcome in due:
-                        _follow_up(delivery, outcome, self.ctx)
-                        self.sent_ahead.add(delivery.key)
+                with broker.sends_with_next_reserve():
+                    with broker.writes_before_ack():  # their acks come after these sends
+                        for delivery, outcome in due:
+                            _follow_up(delivery, outcome, self.ctx)
+                            self.sent_ahead.add(delivery.key)
                     return take_more()
             except BaseException:
                 self.sent_ahead.difference_update(delivery.key for delivery, _ in due)
