@@ -74,12 +74,19 @@ def follow_up(outcome: Outcome, hostname: str, eager: bool = False):
         # the value as stored: the live object may have changed since the task returned
         _send_links(message, serialization.from_jsonable(outcome.encoded))
     elif outcome.state in (states.FAILURE, states.REVOKED):
-        if outcome.state == states.FAILURE:
-            call_errbacks(message.link_error, Request.from_message(message, hostname, eager), outcome.result,
-                          outcome.traceback)
-        if message.chain:  # the later steps will never run (`save` stored that with this outcome)
-            fail_canvas(rest_of_chain(message), outcome.result, call_errbacks_of_entry=False, rows_stored=True)
+        # the later steps' FAILURE rows: `save` stored them with this outcome
+        _after_a_stop(message, outcome.state, outcome.result, outcome.traceback, hostname, eager, rows_stored=True)
     return None
+
+
+def _after_a_stop(message: Message, state: str, exc: Any, traceback: str | None, hostname: str,
+                  eager: bool = False, rows_stored: bool = False) -> None:
+    """What follows a task that ended FAILURE or REVOKED: after a failure its errbacks; then the
+    FAILURE of its chain's later steps, which will never run (and of an enclosing chord)."""
+    if state == states.FAILURE:
+        call_errbacks(message.link_error, Request.from_message(message, hostname, eager), exc, traceback)
+    if message.chain:
+        fail_canvas(rest_of_chain(message), exc, call_errbacks_of_entry=False, rows_stored=rows_stored)
 
 
 def resume(message: Message, hostname: str = "") -> None:
@@ -95,11 +102,9 @@ def resume(message: Message, hostname: str = "") -> None:
     if row.state == states.SUCCESS and (message.link or message.chain):
         _send_links(message, serialization.from_jsonable(row.result))
     elif row.state == states.FAILURE and (message.link_error or message.chain):
-        # as `follow_up` does after a failure: the worker may have died before it did
-        exc = value_of(row)
-        call_errbacks(message.link_error, Request.from_message(message, hostname), exc, row.traceback)
-        if message.chain:  # the later steps never run: FAILURE again, and an enclosing chord fails
-            fail_canvas(rest_of_chain(message), exc, call_errbacks_of_entry=False)
+        # as `follow_up` does after a failure: the worker may have died before it did (a chord
+        # failed twice fails once)
+        _after_a_stop(message, row.state, value_of(row), row.traceback, hostname)
 
 
 def revoked(task_ids: list[str]) -> None:
