@@ -176,7 +176,7 @@ def queued(queue: str = "default") -> list[Message]:
     deliveries = broker.reserve(consumer, [queue], count=100_000, timeout=0)
     try:
         key = get_settings().signing_key
-        return [decode(delivery.body, key) for delivery in deliveries]
+        return [decode(delivery.body, key) for delivery in deliveries if not delivery.revoked]
     finally:
         broker.release(deliveries)  # each back in its place (its rank is kept)
 

@@ -25,6 +25,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import amqp
@@ -154,7 +155,7 @@ class AmqpBroker(Broker):
                 else:  # a one-off reserve (a purge, a tool): no consumer left standing
                     taken += consumer.get(bands, count - len(taken))
                 deliveries = [self._delivery(consumer, consumer_id, band, message) for band, message in taken]
-            deliveries = self._drop_cancelled(consumer_id, deliveries)
+            deliveries = self._mark_revoked(deliveries)
             with consumer.lock:
                 self._record_holding(consumer_id, consumer)
         except Exception:
@@ -254,7 +255,7 @@ class AmqpBroker(Broker):
         return Delivery(key=key, body=body, queue=self.topology.queue_of(band), consumer_id=consumer_id,
                         redeliveries=redeliveries)
 
-    def _drop_cancelled(self, consumer_id: str, deliveries: list[Delivery]) -> list[Delivery]:
+    def _mark_revoked(self, deliveries: list[Delivery]) -> list[Delivery]:
         if not deliveries:
             return deliveries
         cancelled = set(CancelledTask.objects.using(self.state.alias).filter(
@@ -262,8 +263,7 @@ class AmqpBroker(Broker):
             .values_list("task_id", flat=True))
         if not cancelled:
             return deliveries
-        self.ack([d for d in deliveries if d.key.split("~", 1)[0] in cancelled])
-        return [d for d in deliveries if d.key.split("~", 1)[0] not in cancelled]
+        return [replace(d, revoked=True) if d.key.split("~", 1)[0] in cancelled else d for d in deliveries]
 
     def ack(self, deliveries: Sequence[Delivery]) -> None:
         for consumer_id, group in by_consumer(deliveries).items():

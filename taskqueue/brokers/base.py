@@ -31,6 +31,7 @@ class Delivery:
     queue: str
     consumer_id: str
     redeliveries: int = 0  # times it was taken back from a dead consumer
+    revoked: bool = False  # its task was revoked: not to run; the consumer settles what follows it, then acks
 
 
 class Leases(NamedTuple):
@@ -80,7 +81,8 @@ class Broker(ABC):
 
         Only what is ready at once is taken in a batch: after waiting, take a single message. An idle
         consumer woken by a burst then takes its share and the other idle consumers the rest, in order.
-        A message of a cancelled task is dropped instead of handed out. A reserve that fails on a
+        A message of a cancelled task is handed out marked `revoked`, so the consumer fails what
+        was to follow it (its chain's later steps, its chord) before acking it. A reserve that fails on a
         dropped connection may have leased messages whose reply was lost: the consumer then gives
         back what it holds and is not running (`leases(requeue=[itself])`) before reserving again.
         No `queues` (all paused) takes nothing: it waits out `timeout`."""

@@ -188,7 +188,8 @@ class DatabaseBroker(Broker):
         order = {queue: index for index, queue in enumerate(queues)}
         rows.sort(key=lambda row: (order.get(row[3], 0), row[5], row[0]))
         return [Delivery(key=key, body=body.encode("utf-8"), queue=queue, consumer_id=consumer_id,
-                         redeliveries=redeliveries) for _, key, body, queue, redeliveries, _, _ in rows]
+                         redeliveries=redeliveries, revoked=bool(revoked))
+                for _, key, body, queue, redeliveries, _, _, revoked in rows]
 
     def _claim_returning(self, consumer_id: str, queues: list[str], count: int) -> list[tuple]:
         """Claim up to `count` messages and read them back in one statement per queue. Its commit
@@ -213,10 +214,7 @@ class DatabaseBroker(Broker):
                         consumer_id, now, queue, now, count - len(rows), now], fetch=True) or []
                     if len(rows) >= count:
                         break
-        cancelled = [row for row in rows if row[7]]
-        if cancelled:  # revoked: never handed out
-            QueuedMessage.objects.using(self.alias).filter(id__in=[row[0] for row in cancelled]).delete()
-        return [row[:7] for row in rows if not row[7]]
+        return rows
 
     def _claim_cursor(self):
         """On PostgreSQL a client-side binding cursor: the claim is two statements in one query."""
@@ -244,15 +242,9 @@ class DatabaseBroker(Broker):
             return []
         rows = list(QueuedMessage.objects.using(self.alias).filter(claim=claim).values_list(
             "id", "key", "body", "queue", "redeliveries", "rank", "task_id"))
-        return self._drop_cancelled(rows)
-
-    def _drop_cancelled(self, rows: list[tuple]) -> list[tuple]:
-        """Delete the claimed messages of revoked tasks; return the others."""
         cancelled = set(CancelledTask.objects.using(self.alias).filter(
             task_id__in={row[6] for row in rows}, expires_at__gt=timezone.now()).values_list("task_id", flat=True))
-        if cancelled:
-            QueuedMessage.objects.using(self.alias).filter(id__in=[r[0] for r in rows if r[6] in cancelled]).delete()
-        return [row for row in rows if row[6] not in cancelled]
+        return [(*row, row[6] in cancelled) for row in rows]
 
     def _until_next_due(self, queues: list[str]) -> float:
         """Seconds until the next waiting message of `queues` is due (infinity if none waits): one
@@ -373,7 +365,9 @@ class DatabaseBroker(Broker):
             [CancelledTask(task_id=task_id, expires_at=timezone.now() + timedelta(seconds=ttl),
                            signal=terminate or "")],
             update_conflicts=True, unique_fields=["task_id"], update_fields=["expires_at", "signal"])
-        QueuedMessage.objects.using(self.alias).filter(task_id=task_id, consumer_id=None).delete()
+        # due now: a consumer takes it marked revoked and fails what was to follow it (see `reserve`)
+        QueuedMessage.objects.using(self.alias).filter(task_id=task_id, consumer_id=None).update(
+            available_at=timezone.now())
 
     def inspect(self, keys: Sequence[str] = (), *, holders: bool = False, queue: str | None = None,
                 offset: int = 0, limit: int = 0) -> Holdings:

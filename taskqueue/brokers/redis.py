@@ -288,11 +288,12 @@ class RedisBroker(Broker):
     @staticmethod
     def _parse(consumer_id: str, reply: list) -> tuple[list[Delivery], float | None]:
         next_eta = float(reply[0]) if reply[0] else None
-        deliveries = [
-            Delivery(key=reply[i].decode(), body=reply[i + 1], redeliveries=int(reply[i + 2]),
-                     queue=reply[i + 3].decode(), consumer_id=consumer_id)
-            for i in range(1, len(reply), 4)
-        ]
+        deliveries = []
+        for i in range(1, len(reply), 4):
+            revoked = reply[i + 2] == b"revoked"
+            deliveries.append(Delivery(key=reply[i].decode(), body=reply[i + 1], queue=reply[i + 3].decode(),
+                                       consumer_id=consumer_id, redeliveries=0 if revoked else int(reply[i + 2]),
+                                       revoked=revoked))
         return deliveries, next_eta
 
     def ack(self, deliveries: Sequence[Delivery]) -> None:

@@ -176,9 +176,9 @@ class AsyncConsumer:
         if message is None:
             return (delivery,)  # dead-lettered: acked with no outcome
         known = None
-        if delivery.redeliveries or message.retries:
+        if delivery.redeliveries or message.retries or delivery.revoked:
             known = (await self.blocking(store.known_states, [message.id])).get(message.id)
-        if execute.already_handled(message, known):
+        if execute.already_handled(message, known, delivery.revoked):
             await self.blocking(rejects.contained, lambda: continuation.resume(message, hostname), delivery, message,
                                 hostname, "resending what follows the finished task")
             return (delivery,)

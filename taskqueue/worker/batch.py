@@ -351,8 +351,8 @@ def _run_all(deliveries: list[Delivery], pending: Pending, ctx: ExecutionContext
             pending.add(delivery)
         else:
             jobs.append((delivery, message))
-    # Only a redelivery or a retry can meet a stored outcome (revoked messages never get here).
-    seen_before = [m.id for d, m in jobs if d.redeliveries or m.retries]
+    # Only a redelivery or a retry can meet a stored outcome, or a message the broker marked revoked.
+    seen_before = [m.id for d, m in jobs if d.redeliveries or m.retries or d.revoked]
     try:
         known = store.known_states(seen_before) if seen_before else {}
     except Exception:
@@ -385,7 +385,7 @@ def _run_job(job: tuple[Delivery, Message], known: tuple[str, int] | None, unsta
     A step the batch took after sending it runs without storing what finished first: it follows
     those outcomes, and the watchdog stores them if it runs long."""
     delivery, message = job
-    if execute.already_handled(message, known):
+    if execute.already_handled(message, known, delivery.revoked):
         rejects.contained(lambda: continuation.resume(message, ctx.hostname), delivery, message, ctx.hostname,
                           "resending what follows the finished task")
         pending.add(delivery)

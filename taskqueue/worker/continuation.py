@@ -90,20 +90,24 @@ def _after_a_stop(message: Message, state: str, exc: Any, traceback: str | None,
 
 
 def resume(message: Message, hostname: str = "") -> None:
-    """A redelivered message that already finished: redo what may not have happened after it
-    (sending the next step; after a failure, its errbacks and the failure of the chain's later
-    steps; settling its chord). Sends are idempotent (same ids, deduplicated), a chord failed twice
-    fails once, and an errback that runs in place may run twice, as any task may."""
+    """A redelivered message that already finished, or one of a revoked task: redo what may not
+    have happened after it (sending the next step; after a failure, its errbacks; after a failure
+    or a revoke, the failure of the chain's later steps; settling its chord). Sends are idempotent
+    (same ids, deduplicated), a chord failed twice fails once, and an errback that runs in place
+    may run twice, as any task may."""
     row = store.fetch(message.id)
     if row is None:
         return
+    if message.chord and row.state == states.REVOKED:
+        # counted when revoked only if its row named its group then (a chain's step sent later did not)
+        store.count_failed_member(message.chord["group_id"], message.id)
     if message.chord and row.state in states.READY_STATES:
         settle(message.chord["group_id"])
     if row.state == states.SUCCESS and (message.link or message.chain):
         _send_links(message, serialization.from_jsonable(row.result))
-    elif row.state == states.FAILURE and (message.link_error or message.chain):
-        # as `follow_up` does after a failure: the worker may have died before it did (a chord
-        # failed twice fails once)
+    elif row.state in (states.FAILURE, states.REVOKED) and (message.link_error or message.chain):
+        # as `follow_up` does after a stop: the worker may have died before it did, or a revoked
+        # task's message was never run (a chord failed twice fails once)
         _after_a_stop(message, row.state, value_of(row), row.traceback, hostname)
 
 

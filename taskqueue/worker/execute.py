@@ -56,12 +56,13 @@ class ExceptionInfo:
         return self.traceback
 
 
-def already_handled(message: Message, known: tuple[str, int] | None) -> bool:
-    """A redelivered message whose attempt already finished, or a revoked one."""
-    if known is None:
+def already_handled(message: Message, known: tuple[str, int] | None, revoked: bool = False) -> bool:
+    """A redelivered message whose attempt already finished, or a revoked one (`revoked`: as the
+    broker found it)."""
+    if known is None and not revoked:
         return False
-    state, retries = known
-    if state == states.REVOKED:
+    state, retries = known or (states.REVOKED, 0)
+    if state == states.REVOKED or (revoked and state not in states.READY_STATES):
         logger.info("Skipping revoked task %s[%s]", message.task, message.id)
         return True
     if state in states.READY_STATES or retries > message.retries + 1:

@@ -196,6 +196,25 @@ def test_revoked_member_resolves_the_chord(worker):
     assert not Run.objects.filter(label="body").exists()
 
 
+def test_a_chain_step_revoked_before_it_is_sent_fails_the_steps_after_it(worker):
+    res = chain(add.si(1, 1).set(countdown=1), add.si(2, 2), add.si(3, 3))()
+    res.parent.revoke()  # the middle step: its message is sent once the first step succeeds
+    with pytest.raises(Exception, match="revoked"):
+        res.get(timeout=15)
+    assert res.parent.parent.get(timeout=5) == 2
+    assert res.parent.state == states.REVOKED and res.state == states.FAILURE
+
+
+def test_a_chain_revoked_while_it_waits_in_a_chord_header_fails_the_chord(worker):
+    res = chord([chain(add.si(1, 1).set(countdown=1), add.si(2, 2)), add.si(3, 3)], record_list.s())()
+    head = res.parent.results[0].parent  # the chain's first step, waiting for its countdown
+    head.revoke()
+    with pytest.raises(Exception, match="revoked"):
+        res.get(timeout=15)
+    assert res.parent.results[0].state == states.FAILURE
+    assert not Run.objects.filter(label="body").exists()
+
+
 @pytest.mark.slow
 def test_chord_survives_a_worker_killed_halfway(transactional_db, broker_url):
     from taskqueue.models import TaskResult

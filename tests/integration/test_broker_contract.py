@@ -205,13 +205,18 @@ def test_lock_is_exclusive_and_freed_by_a_dead_owner(broker):
                       message="lock of a silent owner freed")
 
 
-def test_cancelled_tasks_are_never_handed_out(broker):
+def test_cancelled_tasks_are_handed_out_marked_revoked(broker):
     broker.publish([Outgoing("q", "t1", b"x"), Outgoing("q", "t1~2", b"x", eta=time.time() + 0.2),  # a later attempt
                     Outgoing("q", "t2", b"x")])
     broker.cancel("t1", ttl=60)
-    assert [d.key for d in broker.reserve("c", ["q"], count=5, timeout=0)] == ["t2"]
-    assert broker.reserve("c", ["q"], count=5, timeout=1) == []
-    assert broker.inspect(["t1", "t1~2"]).bodies == {}  # gone, where the broker can tell
+    taken = broker.reserve("c", ["q"], count=5, timeout=0)
+    broker.ack(taken)
+    if len(taken) == 2:  # the later attempt still waits for its eta (the database broker makes it due now)
+        taken += broker.reserve("c", ["q"], count=5, timeout=2)
+        broker.ack(taken[2:])
+    assert sorted((d.key, d.revoked) for d in taken) == [("t1", True), ("t1~2", True), ("t2", False)]
+    assert broker.reserve("c", ["q"], count=5, timeout=0) == []
+    assert broker.inspect(["t1", "t1~2"]).bodies == {}  # acked: gone, where the broker can tell
 
 
 @pytest.mark.redis_only

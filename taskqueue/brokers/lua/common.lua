@@ -47,8 +47,8 @@ local function store_message(queue, key, body, eta, announce, remember_ms, rank)
 end
 
 -- Lease up to `count` ready messages of `queues` (in order) to `consumer`, lowest rank first, after
--- making due delayed ones ready; renews the consumer's lease. A message of a cancelled task is
--- dropped instead (revoked). Returns {next_eta or "", key1, body1, redeliveries1, queue1, key2, ...}.
+-- making due delayed ones ready; renews the consumer's lease. A message of a cancelled task comes
+-- with "revoked" for its redeliveries. Returns {next_eta or "", key1, body1, redeliveries1, queue1, key2, ...}.
 local function lease(consumer, count, queues)
   local now = server_now()
   local due = redis.call('ZRANGEBYSCORE', delayed_key, '-inf', now, 'WITHSCORES', 'LIMIT', 0, 500)
@@ -70,15 +70,15 @@ local function lease(consumer, count, queues)
       for j = 1, #popped, 2 do
         local key = popped[j]
         local body = redis.call('HGET', msg_key, key)
-        if body and redis.call('EXISTS', cancelled_key(string.match(key, '^[^~]+'))) == 1 then
-          redis.call('HDEL', msg_key, key)
-          body = false
-        end
         if body then
           redis.call('HSET', inflight_key(consumer), key, queue .. '\n' .. popped[j + 1])
           out[#out + 1] = key
           out[#out + 1] = body
-          out[#out + 1] = redis.call('HGET', redeliveries_key, key) or '0'
+          if redis.call('EXISTS', cancelled_key(string.match(key, '^[^~]+'))) == 1 then
+            out[#out + 1] = 'revoked'
+          else
+            out[#out + 1] = redis.call('HGET', redeliveries_key, key) or '0'
+          end
           out[#out + 1] = queue
           taken = taken + 1
         end
