@@ -285,6 +285,18 @@ class AmqpBroker(Broker):
                 self._drop_consumer(consumer_id)
                 raise
 
+    def pushing(self, consumer_id: str) -> bool:
+        consumer = self._consumers.get(consumer_id)
+        return consumer is not None and consumer.may_hold_untaken()
+
+    def running_long(self, consumer_id: str) -> None:
+        consumer = self._consumers.get(consumer_id)
+        if consumer is None:
+            return
+        with consumer.lock:
+            consumer.stand([], 1)  # what was sent before the cancels' replies is read meanwhile
+            self._send_back_pushed(consumer, consumer_id)
+
     def release(self, deliveries: Sequence[Delivery], *, delay: float = 0.0) -> None:
         """Sent again (after `delay`), then acked: a release does not count as a redelivery, as a
         requeue would in a quorum queue."""

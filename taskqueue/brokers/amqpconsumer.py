@@ -86,6 +86,20 @@ class Consumer:
         self.prefetch = prefetch
         self.stirred = set(bands)
 
+    def may_hold_untaken(self) -> bool:
+        """Whether messages the worker did not take may wait here: pushed and not taken yet, or
+        on their way (the standing consumers hold fewer unacked messages than their prefetch; those
+        taken from consumers cancelled since count for none)."""
+        with self.lock:
+            if self.pushed:
+                return True
+            if not self.standing:
+                return False
+            tags = set(self.standing.values())
+            held = sum(entry.message.delivery_info.get("consumer_tag") in tags
+                       for entries in self.held.values() for entry in entries)
+            return held < self.prefetch
+
     def drain(self, timeout: float) -> None:
         """Read what RabbitMQ sent, waiting up to `timeout` s for the first frame."""
         try:

@@ -56,8 +56,8 @@ class Holdings:
 
 
 class Broker(ABC):
-    """Every broker implements these nine (`ack_rider`, `writes_before_ack` and
-    `sends_with_next_reserve` are optional); results and notifications live elsewhere."""
+    """Every broker implements these nine (`ack_rider`, `writes_before_ack`,
+    `sends_with_next_reserve`, `pushing` and `running_long` are optional); results and notifications live elsewhere."""
 
     # Whether `inspect` finds messages by key (bodies, pages of waiting keys, what each consumer
     # holds); RabbitMQ cannot: operator pages then show counts only.
@@ -111,6 +111,17 @@ class Broker(ABC):
         or the block fails, whether they went is unknown: publish them again (a message still
         queued or held is not stored twice). Elsewhere nothing changes."""
         return nullcontext()
+
+    def pushing(self, consumer_id: str) -> bool:
+        """Whether it may now send this consumer messages ahead of its reserves (RabbitMQ, with a
+        prefetch above one): its worker then says when a task runs long (`running_long`), so that
+        none waits behind it. Elsewhere False: a consumer takes only what it asks for."""
+        return False
+
+    def running_long(self, consumer_id: str) -> None:
+        """The consumer runs a long task: a broker `pushing` to it stops, and gives back what it
+        sent that was not taken yet, for other consumers; its next reserve starts again."""
+        return None
 
     @abstractmethod
     def release(self, deliveries: Sequence[Delivery], *, delay: float = 0.0) -> None:

@@ -71,8 +71,8 @@ class _Unstarted:
 
 
 class Watchdog:
-    """A thread that, once the current task of a batch runs long, hands back the unstarted rest
-    and stores (and acks) what finished before it."""
+    """A thread that, once the current task of a batch runs long, hands back the unstarted rest,
+    stops a broker's pushes to the consumer (RabbitMQ), and stores (and acks) what finished before it."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
@@ -113,11 +113,18 @@ class Watchdog:
             try:
                 if unstarted.hand_back():
                     self.handed_back = True
+                _running_long(unstarted.ctx)
                 pending.flush(run_hooks=False, hold=False)  # hooks and waiting stay with the consumer's thread
             except Exception:  # e.g. the broker is down: the consumer's own flush or the leases recover
                 logger.exception("Could not hand back or store the rest of a batch")
             finally:
                 connections.close_all()  # this thread's own connections (database broker)
+
+
+def _running_long(ctx: ExecutionContext) -> None:
+    """Tell a broker that sends messages ahead (RabbitMQ) to stop: none may wait behind this task."""
+    if ctx.broker is not None and ctx.broker.pushing(ctx.consumer_id):
+        ctx.broker.running_long(ctx.consumer_id)
 
 
 class Pending:
@@ -392,7 +399,8 @@ def _run_job(job: tuple[Delivery, Message], known: tuple[str, int] | None, unsta
         return True
     complete = True
     if _durations.get(message.task, LONG_TASK) >= LONG_TASK and not taken_more:
-        pending.flush()  # expected to be long: store what finished, give back the rest, run it alone
+        _running_long(ctx)  # expected to be long: what a broker pushed ahead goes to other consumers,
+        pending.flush()  # what finished is stored, the rest given back: it runs alone
         if len(unstarted):
             complete = not unstarted.hand_back()
     began = time.monotonic()

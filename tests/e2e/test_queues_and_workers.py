@@ -236,3 +236,22 @@ def test_warm_shutdown_from_the_admin_reaches_a_worker_of_any_pool(transactional
         assert worker.process.returncode == 0 and worker.output.count("Warm shutdown asked from the admin") == 1
     finally:
         worker.terminate()
+
+
+def test_small_tasks_do_not_wait_behind_a_long_one(transactional_db, broker_url):
+    queue = _queue()
+    worker = start_worker("-c", "2", "-Q", queue)
+    try:
+        # behind a burst: a broker that pushes (RabbitMQ) sends consumers in a flow messages ahead
+        burst = [add.apply_async((i, i), queue=queue) for i in range(300)]
+        long = record.apply_async(("long", 4.0), queue=queue)
+        assert [r.get(timeout=30) for r in burst] == [2 * i for i in range(300)]
+        wait_until(lambda: Run.objects.filter(label="long").exists(), timeout=10, message="the long task started")
+        small = []
+        for i in range(20):  # one at a time, as requests come: each may go to either consumer
+            small.append(add.apply_async((i, 1), queue=queue))
+            small[-1].get(timeout=10)
+        assert AsyncResult(long.id).state not in states.READY_STATES  # all twenty ran beside it
+        assert long.get(timeout=15)
+    finally:
+        worker.terminate()
