@@ -100,8 +100,8 @@ def resume(message: Message, hostname: str = "") -> None:
         return
     if message.chord and row.state == states.REVOKED:
         # counted when revoked only if its row named its group then (a chain's step sent later did not)
-        store.count_failed_member(message.chord["group_id"], message.id)
-    if message.chord and row.state in states.READY_STATES:
+        _fail_member(message.chord["group_id"], message.id)
+    elif message.chord and row.state in states.READY_STATES:
         settle(message.chord["group_id"])
     if row.state == states.SUCCESS and (message.link or message.chain):
         _send_links(message, serialization.from_jsonable(row.result))
@@ -114,8 +114,7 @@ def resume(message: Message, hostname: str = "") -> None:
 def revoked(task_ids: list[str]) -> None:
     """Tasks revoked (or failed) outside a worker: count them for their chords, which then fail."""
     for task_id, group_id in store.chords_of(task_ids):
-        store.count_failed_member(group_id, task_id)
-        settle(group_id)
+        _fail_member(group_id, task_id)
 
 
 def rest_of_chain(message: Message) -> chain:
@@ -152,6 +151,12 @@ def settle(group_id: str, skip_errbacks: list | None = None) -> None:
         row = store.fetch(counter.failed_task_id)
         fail_canvas(body, _chord_error(row, counter.failed_task_id), skip_errbacks=skip_errbacks or [],
                     traceback=row.traceback if row is not None else None)
+
+
+def _fail_member(group_id: str, task_id: str) -> None:
+    """A chord member that will never succeed: counted as failed, and the chord settled (failed)."""
+    store.count_failed_member(group_id, task_id)
+    settle(group_id)
 
 
 def _chord_error(row: Any, task_id: str) -> ChordError:
@@ -200,8 +205,7 @@ def fail_canvas(sig: Signature, exc: BaseException, skip_errbacks: list | None =
     for node in nodes:
         outer = node.options.get("chord")
         if outer and node.id:
-            store.count_failed_member(outer["group_id"], node.id)
-            settle(outer["group_id"])
+            _fail_member(outer["group_id"], node.id)
 
 
 def task_nodes(sig: Signature):
