@@ -295,17 +295,19 @@ def save_chord_members(group_id: str, outcomes: list[Outcome]) -> Outcome | None
         newly = [o for o in outcomes if before.get(o.message.id) not in states.READY_STATES]
         failed = next((o for o in newly if o.state != states.SUCCESS), None)
         if newly:
-            models.ChordCounter.objects.count_finished(group_id, len(newly), failed.message.id if failed else None)
+            models.ChordCounter.objects.count_finished(
+                group_id, len(newly), [o.message.id for o in newly if o.state != states.SUCCESS])
     notify.publish(ids)
     return failed
 
 
 def count_failed_member(group_id: str, task_id: str) -> None:
-    """A member that will never succeed (revoked, or never run): the chord is resolved as failed."""
+    """A member that will never succeed (revoked, or never run): the chord is resolved as failed.
+    Counted once, however often it is met."""
     ChordCounter = _models().ChordCounter
     with transaction.atomic():
         if ChordCounter.objects.lock(group_id):
-            ChordCounter.objects.count_finished(group_id, 1, task_id)
+            ChordCounter.objects.count_failed(group_id, task_id)
 
 
 def chords_of(task_ids: list[str]) -> list[tuple[str, str]]:
@@ -419,6 +421,7 @@ def reopen_chord(group_id: str, member_id: str) -> dict | None:
     if member_id not in counter.member_ids:
         return None
     counter.remaining = min(counter.total, counter.remaining + 1)
+    counter.failed_members.filter(task_id=member_id).delete()
     other = (models.TaskResult.objects.filter(group_id=group_id, state__in=(states.FAILURE, states.REVOKED))
              .values_list("task_id", flat=True).first())
     body_failed = counter.body_sent and counter.state == counter.FAILURE

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.db import models
@@ -95,11 +96,19 @@ class ChordCounterQuerySet(models.QuerySet["ChordCounter"]):
         of one chord are counted one at a time; False when there is no such chord."""
         return bool(self.filter(group_id=group_id).update(remaining=models.F("remaining")))
 
-    def count_finished(self, group_id: str, finished: int, failed_task_id: str | None = None) -> None:
-        """Count `finished` members; a failed one (its id given) resolves the chord as failed."""
+    def count_finished(self, group_id: str, finished: int, failed_task_ids: Sequence[str] = ()) -> None:
+        """Count `finished` members, `failed_task_ids` among them: the first failed one resolves the
+        chord as failed. Callers count each member once (see `count_failed`)."""
         counter = self.filter(group_id=group_id).first()
         if counter is not None:
-            counter.counted(finished, failed_task_id)
+            counter.counted(finished, failed_task_ids)
+
+    def count_failed(self, group_id: str, task_id: str) -> None:
+        """Count a member that will never succeed, unless it was counted as failed already (a revoke
+        and then the worker that meets the revoked message; a failed chain redelivered)."""
+        counter = self.filter(group_id=group_id).first()
+        if counter is not None and not counter.failed_members.filter(task_id=task_id).exists():
+            counter.counted(1, [task_id])
 
     def create(self, **fields: Any):
         """A counter and its plan (`member_ids` and `body`, in a row of their own)."""
@@ -128,11 +137,15 @@ class ChordCounter(models.Model):
     class Meta:
         ordering = ["-date_created"]
 
-    def counted(self, finished: int, failed_task_id: str | None) -> None:
+    def counted(self, finished: int, failed_task_ids: Sequence[str] = ()) -> None:
         self.remaining = max(0, self.remaining - finished)
-        if self.state == self.PENDING and (failed_task_id or self.remaining == 0):
-            self.state = self.FAILURE if failed_task_id else self.SUCCESS
-            self.failed_task_id = failed_task_id
+        if failed_task_ids:
+            ChordFailedMember.objects.using(self._state.db).bulk_create(
+                [ChordFailedMember(counter=self, task_id=task_id) for task_id in failed_task_ids],
+                ignore_conflicts=True)
+        if self.state == self.PENDING and (failed_task_ids or self.remaining == 0):
+            self.state = self.FAILURE if failed_task_ids else self.SUCCESS
+            self.failed_task_id = failed_task_ids[0] if failed_task_ids else None
             self.date_done = timezone.now()
         self.save(update_fields=["remaining", "state", "failed_task_id", "date_done"])
 
@@ -154,6 +167,22 @@ class ChordCounter(models.Model):
 
     def __str__(self) -> str:
         return f"chord {self.group_id} [{self.state}, {self.remaining}/{self.total} left]"
+
+
+class ChordFailedMember(models.Model):
+    """A member counted as failed (failed, revoked or never run): a member is met as failed more
+    than once (a revoke, then the worker that meets its message; a failed chain redelivered), and
+    counting it again would leave `remaining` short, so a resumed chord would send its body while a
+    member still runs. A resume of the member deletes its row."""
+
+    counter = models.ForeignKey(ChordCounter, on_delete=models.CASCADE, related_name="failed_members")
+    task_id = models.CharField(max_length=255)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["counter", "task_id"], name="tq_chord_failed_member")]
+
+    def __str__(self) -> str:
+        return f"{self.task_id} failed in {self.counter_id}"
 
 
 class ChordPlan(models.Model):

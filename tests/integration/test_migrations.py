@@ -45,3 +45,20 @@ def test_a_downgrade_past_the_plan_rows_puts_a_waiting_chord_back_in_its_counter
         assert (counter.remaining, counter.member_ids, counter.body["task"]) == (1, ["m-1", "m-2"], "tests.tasks.tsum")
     finally:
         _migrate(latest)
+
+
+def test_a_chord_failed_before_the_upgrade_does_not_count_its_failed_member_again(transactional_db):
+    """0012 records the member a failed chord has counted, so meeting it again after the upgrade
+    (the worker that meets a revoked member's message) leaves `remaining` as it was."""
+    from taskqueue import store
+
+    latest = MigrationExecutor(connection).loader.graph.leaf_nodes("taskqueue")[0][1]
+    try:
+        before = _migrate("0011_chord_plan")
+        before.get_model("taskqueue", "ChordCounter").objects.create(
+            group_id="failed-chord", total=3, remaining=2, state="FAILURE", failed_task_id="m-1")
+        _migrate(latest)
+        store.count_failed_member("failed-chord", "m-1")
+        assert store.chord_counter("failed-chord").remaining == 2
+    finally:
+        _migrate(latest)

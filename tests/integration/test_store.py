@@ -311,3 +311,43 @@ def test_two_settles_that_read_a_chord_done_send_its_body_once(transactional_db,
         signals.before_task_publish.disconnect(count)
     assert published == [body_id]
     assert ChordCounter.objects.get(group_id="g-twice").body_sent
+
+
+def _chord_of_three(group_id: str) -> list[str]:
+    members = [str(uuid.uuid4()) for _ in range(3)]
+    store.create_chord(group_id, [(task_id, "tests.tasks.add", ((task_id, None), None)) for task_id in members],
+                       {"task": "tests.tasks.record_list", "args": [], "kwargs": {}, "options": {}})
+    return members
+
+
+def test_a_revoked_chord_member_met_again_by_a_worker_is_counted_once(transactional_db):
+    """The revoke counts the member; the worker that later meets its message (handed out marked
+    revoked) must not count it again: the admin's `remaining` stays true."""
+    from taskqueue.worker import continuation
+
+    members = _chord_of_three("g-revoked-once")
+    continuation.revoked(store.mark_revoked([members[0]]))
+    assert (store.chord_counter("g-revoked-once").remaining, store.chord_counter("g-revoked-once").state) == (
+        2, "FAILURE")
+    continuation.resume(MessageFactory(id=members[0], chord={"group_id": "g-revoked-once"}))
+    assert store.chord_counter("g-revoked-once").remaining == 2
+
+
+def test_a_member_failed_twice_then_resumed_leaves_its_chord_waiting_for_the_rest(transactional_db):
+    """A chain in a chord header that failed, redelivered, fails its later steps again (the member
+    among them): counted twice, a resume of the chain would reopen the chord one member short, and
+    the body would be sent while a member still runs."""
+    from django.db import transaction
+
+    members = _chord_of_three("g-failed-twice")
+    store.count_failed_member("g-failed-twice", members[0])
+    store.count_failed_member("g-failed-twice", members[0])  # the redelivery's fail_canvas
+    with transaction.atomic():
+        store.reopen_chord("g-failed-twice", members[0])
+    assert store.chord_counter("g-failed-twice").remaining == 3
+    for member in members[1:]:
+        done = Outcome(MessageFactory(id=member, chord={"group_id": "g-failed-twice"}), states.SUCCESS, 7,
+                       hostname="store-test", encoded=codecs.encode_value(7))
+        store.save_chord_members("g-failed-twice", [done])
+    counter = store.chord_counter("g-failed-twice")
+    assert (counter.state, counter.remaining) == ("PENDING", 1)  # members[0] runs again
