@@ -14,12 +14,11 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from . import ratelimits, registry, runtime, signals, states, store
+from . import ratelimits, registry, runtime, states, store
 from .brokers import Broker, get_broker
 from .brokers.base import Holdings
 from .conf import get_settings
 from .message import Message, decode
-from .request import Request
 
 PURGE_BATCH = 500
 
@@ -32,41 +31,14 @@ def status() -> dict:
 def revoke(task_ids: list[str], terminate: bool = False, signal: str | None = None) -> None:
     """Record REVOKED (final), tell the broker never to hand these tasks out, and resolve their
     chords; with `terminate`, also stop them where they already run (prefork pool: the process
-    running the task is killed and replaced, or sent `signal` if it is not SIGTERM/SIGKILL/SIGQUIT)."""
+    running the task is killed and replaced, or sent `signal` if it is not SIGTERM/SIGKILL/SIGQUIT).
+    As in Celery, `task_revoked` is sent by the worker: the one that meets the revoked message, or
+    that stops the running task."""
     revoked = store.mark_revoked(task_ids)
     broker = get_broker()
-    announce = _unheld_requests(revoked, broker) if signals.task_revoked.receivers else []
     for task_id in task_ids:
         broker.cancel(task_id, _revoke_ttl(broker, task_id), terminate=(signal or "SIGTERM") if terminate else None)
     runtime.get().revoked(revoked)
-    for request in announce:
-        signals.task_revoked.send(sender=registry.find(request.task or "") or request.task, request=request,
-                                  terminated=False, signum=None, expired=False)
-
-
-def _held_task_ids(broker: Broker) -> set[str]:
-    """The tasks whose messages a consumer holds now (running, or about to in its batch)."""
-    return {key.split("~", 1)[0] for keys in broker.inspect(holders=True).held.values() for key in keys}
-
-
-def _unheld_requests(task_ids: list[str], broker: Broker) -> list[Request]:
-    """The requests of revoked tasks that no worker holds: no worker will see them, so the revoking
-    process sends their task_revoked (the worker does for one it stops or finds expired). On
-    RabbitMQ a waiting message cannot be read: only a task whose call the results table knows."""
-    held = _held_task_ids(broker)
-    requests = []
-    for task_id in task_ids:
-        if task_id in held:
-            continue
-        message = _message(task_id)
-        if message is not None and message.task:
-            requests.append(Request.from_message(message, None))
-            continue
-        row = store.fetch(task_id)
-        if row is not None and row.task_name:  # else an id never sent: no task to speak of
-            requests.append(Request(id=task_id, task=row.task_name, args=tuple(row.args or ()),
-                                    kwargs=dict(row.kwargs or {})))
-    return requests
 
 
 def _revoke_ttl(broker: Broker, task_id: str) -> float:

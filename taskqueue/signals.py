@@ -8,9 +8,9 @@ Sent (receivers get Celery's keyword arguments; `sender` as in Celery):
   `task_success` (`result`), `task_failure` (`task_id`, `exception`, `args`, `kwargs`,
   `traceback`, `einfo`), `task_retry` (`request`, `reason`, `einfo`): in the process running
   the task (sender: the task), after its outcome is stored.
-- `task_revoked` (`request`, `terminated`, `signum`, `expired`): by the worker for a task that
-  expired or that `revoke(terminate=True)` stopped; by the process calling `revoke()` for a task
-  no worker holds (the broker then never delivers it, so no worker would see it).
+- `task_revoked` (`request`, `terminated`, `signum`, `expired`): by the worker, as in Celery: for
+  a task that expired or that `revoke(terminate=True)` stopped, and for a revoked task's message
+  it meets (waiting when revoked, or a chain step revoked before it was sent), which it acks unrun.
 - `worker_init` (before the consumers start), `worker_ready` (once they run) and
   `worker_shutdown` (after the warm shutdown) in the `runworker` process; with the lean
   supervisor (prefork on Redis) `worker_shutdown` is sent by each consumer process as it stops.

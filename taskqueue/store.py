@@ -129,7 +129,10 @@ def save_state(task_id: str, state: str, meta: Any, request: Request | None = No
     notify.publish([task_id], finished=set())
 
 
-def mark_revoked(task_ids: list[str], reason: str = "revoked") -> list[str]:
+REVOKED_BY_CALL = "revoked"  # the reason a row gets from revoke(): not stopped, not expired
+
+
+def mark_revoked(task_ids: list[str], reason: str = REVOKED_BY_CALL) -> list[str]:
     """Record revocation for ids not finished yet; returns those ids."""
     done = set(_models().TaskResult.objects.filter(task_id__in=task_ids, state__in=states.READY_STATES)
                .values_list("task_id", flat=True))
@@ -141,6 +144,12 @@ def mark_revoked(task_ids: list[str], reason: str = "revoked") -> list[str]:
         hotsql.upsert(rows, ["state", "date_done", "result"])
         notify.publish([row["task_id"] for row in rows])
     return [row["task_id"] for row in rows]
+
+
+def revoked_by_call(row) -> bool:
+    """Whether a REVOKED row was revoked by revoke() (its task neither stopped nor expired)."""
+    result = row.result if isinstance(row.result, dict) else {}
+    return row.state == states.REVOKED and result.get("exc_message") == [REVOKED_BY_CALL]
 
 
 def fail_dead_lettered(task_id: str, task_name: str, reason: str) -> bool:

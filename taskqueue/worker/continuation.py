@@ -15,7 +15,7 @@ from typing import Any
 
 from django.db import transaction
 
-from .. import registry, serialization, states, store
+from .. import registry, serialization, signals, states, store
 from ..canvas import Signature, chain, chord, group, maybe_signature
 from ..codecs import Outcome, value_of
 from ..exceptions import ChordError
@@ -98,6 +98,8 @@ def resume(message: Message, hostname: str = "") -> None:
     row = store.fetch(message.id)
     if row is None:
         return
+    if store.revoked_by_call(row):
+        _announce_revoked(message, hostname)
     if message.chord and row.state == states.REVOKED:
         # counted when revoked only if its row named its group then (a chain's step sent later did not)
         _fail_member(message.chord["group_id"], message.id)
@@ -109,6 +111,20 @@ def resume(message: Message, hostname: str = "") -> None:
         # as `follow_up` does after a stop: the worker may have died before it did, or a revoked
         # task's message was never run (a chord failed twice fails once)
         _after_a_stop(message, row.state, value_of(row), row.traceback, hostname)
+
+
+def _announce_revoked(message: Message, hostname: str) -> None:
+    """task_revoked for the message of a revoked task, which this worker acks unrun (as Celery's
+    worker sends it when it discards a revoked request; a stopped or expired task's is sent where
+    that happens). Sent again if the message is: a worker that dies before the ack."""
+    if not signals.task_revoked.receivers:
+        return
+    try:
+        signals.task_revoked.send(sender=registry.find(message.task) or message.task,
+                                  request=Request.from_message(message, hostname),
+                                  terminated=False, signum=None, expired=False)
+    except Exception:
+        logger.exception("A task_revoked receiver raised for %s[%s]", message.task, message.id)
 
 
 def revoked(task_ids: list[str]) -> None:
