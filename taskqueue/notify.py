@@ -146,6 +146,21 @@ def _run_publish_each(args: list) -> None:
         raise
 
 
+def forget(task_ids: list[str]) -> None:
+    """Finished tasks made to wait again (resumed, or requeued from the dead letters): drop the
+    outcomes kept for fresh waiters, so a get() waits for the new attempt instead of finding the
+    old one."""
+    if not task_ids or _kind() != "redis":
+        return
+    keys = [_outcome_list(task_id) for task_id in task_ids]
+    pooled, threads, _ = _redis()
+    if threads is not None:
+        threads.get().delete(*keys)
+    else:  # a Redis Cluster: each list on its own slot's master
+        for key in keys:
+            _own_client(key).delete(key)
+
+
 def awaits_outcome() -> bool:
     """Whether a fresh waiter can block on the outcome list instead of subscribing first."""
     return _kind() == "redis"

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.db import transaction
 from django.utils import timezone
 
 from . import control, registry, states, store
@@ -211,7 +212,7 @@ def requeue_dead_letters(letters: list[DeadLetter]) -> Requeued:
     say), their results back to PENDING, and delete them. A letter that still cannot run here (it
     does not decode, or its task is still unknown) is refused with the reason and kept."""
     outcome = Requeued()
-    outgoing, task_ids, sent = [], [], []
+    outgoing, messages, sent = [], [], []
     for letter in letters:
         body = letter.body.encode("utf-8")
         try:
@@ -224,12 +225,18 @@ def requeue_dead_letters(letters: list[DeadLetter]) -> Requeued:
             outcome.refused[str(letter.pk)] = "its task already finished: requeueing it would run it twice"
             continue
         outgoing.append(Outgoing(letter.queue or message.queue, message.id, body, priority=message.priority))
-        task_ids.append(message.id)
+        messages.append(message)
         sent.append(letter.pk)
     if outgoing:
-        # In this order: a worker must not find the FAILURE of a requeued message, and a letter is
-        # deleted only once its message is back in the broker (if publishing fails, it is kept).
-        store.unfail_dead_lettered(task_ids)
+        # In this order: a worker must not find the FAILURE of a requeued message (nor of the chain
+        # steps and the chord that its dead-lettering failed), and a letter is deleted only once its
+        # message is back in the broker (if publishing fails, it is kept; reopening again is harmless).
+        task_ids = [message.id for message in messages]
+        with transaction.atomic():
+            store.unfail_dead_lettered(task_ids)
+            for message in messages:
+                store.reopen_followers(message.id, {**message.send_options(),
+                                                    "chain": [dict(step) for step in message.chain]})
         get_broker().publish(outgoing)
         DeadLetter.objects.filter(pk__in=sent).delete()
         outcome.requeued = task_ids

@@ -41,38 +41,9 @@ def resume(task_id: str) -> str:
     with transaction.atomic():  # the reopened rows and the message: both, or neither (outbox)
         if not store.reopen_failed(task_id):
             raise NotResumable(f"{task_id} was resumed already")
-        _reopen_followers(task_id, options)
+        store.reopen_followers(task_id, options)
         send(call["task"], tuple(call["args"]), dict(call["kwargs"]), task=registry.find(call["task"]),
              **{**options, "task_id": task_id})
     if not kept:
         return f"Sent {row.task_name}[{task_id}] again (its call was not kept: what followed it is not resent)"
     return f"Sent {row.task_name}[{task_id}] again; what followed it runs when it succeeds"
-
-
-def _reopen_followers(task_id: str, options: dict) -> None:
-    """Rows of the chain steps that never ran become PENDING; a chord resolved by this failure (or
-    by a never-run step that completes a chord member) waits again, and so on outwards."""
-    rest = [node for step in options.get("chain") or [] for node in tasks_of(step)]
-    store.reopen_never_run([node_id for node_id, _ in rest])
-    level = [(task_id, options), *rest]
-    while level:
-        following = []
-        for node_id, node_options in level:
-            mark = node_options.get("chord")
-            body = store.reopen_chord(mark["group_id"], node_id) if mark else None
-            if body is not None:
-                following.extend(tasks_of(body))
-        store.reopen_never_run([node_id for node_id, _ in following])
-        level = following
-
-
-def tasks_of(sig: dict) -> list[tuple[str, dict]]:
-    """(task id, options) of every task of a frozen signature dict, depth first."""
-    kind = sig.get("subtask_type")
-    kwargs = sig.get("kwargs") or {}
-    if kind in ("chain", "group"):
-        return [node for step in kwargs.get("tasks", []) for node in tasks_of(step)]
-    if kind == "chord":
-        return [*tasks_of(kwargs["header"]), *tasks_of(kwargs["body"])]
-    options = sig.get("options") or {}
-    return [(options["task_id"], options)] if options.get("task_id") else []

@@ -168,9 +168,11 @@ def fail_dead_lettered(task_id: str, task_name: str, reason: str) -> bool:
 
 def unfail_dead_lettered(task_ids: list[str]) -> int:
     """Back to PENDING, for requeued dead letters, the rows that dead-lettering failed (only those)."""
-    return _models().TaskResult.objects.filter(
+    reopened = _models().TaskResult.objects.filter(
         task_id__in=task_ids, state=states.FAILURE, result__exc_type="DeadLettered").update(
         state=states.PENDING, result=None, traceback=None, date_done=None)
+    notify.forget(task_ids)
+    return reopened
 
 
 def counts_by_worker(worker: str, since) -> dict[str, int]:
@@ -407,8 +409,10 @@ def failed_call(task_id: str) -> dict | None:
 def reopen_failed(task_id: str) -> bool:
     """Make a FAILURE row PENDING again, for its new attempt; False when it is not FAILURE (any
     more): only one resume of a failure goes ahead."""
-    return bool(_models().TaskResult.objects.filter(task_id=task_id, state=states.FAILURE)
-                .update(state=states.PENDING, result=None, traceback=None, date_started=None, date_done=None))
+    reopened = bool(_models().TaskResult.objects.filter(task_id=task_id, state=states.FAILURE)
+                    .update(state=states.PENDING, result=None, traceback=None, date_started=None, date_done=None))
+    notify.forget([task_id] if reopened else [])
+    return reopened
 
 
 def reopen_never_run(task_ids: list[str]) -> None:
@@ -417,20 +421,52 @@ def reopen_never_run(task_ids: list[str]) -> None:
     for start in range(0, len(task_ids), _IN_BATCH):
         TaskResult.objects.filter(task_id__in=task_ids[start:start + _IN_BATCH], state=states.FAILURE).update(
             state=states.PENDING, result=None, traceback=None, date_done=None)
+        notify.forget(task_ids[start:start + _IN_BATCH])
+
+
+def reopen_followers(task_id: str, options: dict) -> None:
+    """Before a failed task is sent again (resumed, or requeued from the dead letters): the rows of
+    the chain steps that never ran behind it become PENDING, and a chord it (or a never-run step
+    completing a chord member) resolved waits again, and so on outwards. `options`: the task's send
+    options, with its chain's steps as dicts. Call inside a transaction."""
+    rest = [node for step in options.get("chain") or [] for node in _tasks_of(step)]
+    reopen_never_run([node_id for node_id, _ in rest])
+    level = [(task_id, options), *rest]
+    while level:
+        following = []
+        for node_id, node_options in level:
+            mark = node_options.get("chord")
+            body = reopen_chord(mark["group_id"], node_id) if mark else None
+            if body is not None:
+                following.extend(_tasks_of(body))
+        reopen_never_run([node_id for node_id, _ in following])
+        level = following
+
+
+def _tasks_of(sig: dict) -> list[tuple[str, dict]]:
+    """(task id, options) of every task of a frozen signature dict, depth first."""
+    kind = sig.get("subtask_type")
+    kwargs = sig.get("kwargs") or {}
+    if kind in ("chain", "group"):
+        return [node for step in kwargs.get("tasks", []) for node in _tasks_of(step)]
+    if kind == "chord":
+        return [*_tasks_of(kwargs["header"]), *_tasks_of(kwargs["body"])]
+    options = sig.get("options") or {}
+    return [(options["task_id"], options)] if options.get("task_id") else []
 
 
 def reopen_chord(group_id: str, member_id: str) -> dict | None:
     """Count a failed member of a chord as unfinished again (its row already PENDING); the chord
     waits again unless another member failed too. Returns the body when its never-run failure must
-    be undone too (it was failed for this member), else None. Call inside a transaction."""
+    be undone too (it was failed for this member), else None. A member not counted as failed (or
+    reopened already: a second requeue, say) changes nothing. Call inside a transaction."""
     models = _models()
     if not models.ChordCounter.objects.lock(group_id):
         return None
     counter = models.ChordCounter.objects.get(group_id=group_id)
-    if member_id not in counter.member_ids:
+    if member_id not in counter.member_ids or not counter.failed_members.filter(task_id=member_id).delete()[0]:
         return None
     counter.remaining = min(counter.total, counter.remaining + 1)
-    counter.failed_members.filter(task_id=member_id).delete()
     other = (models.TaskResult.objects.filter(group_id=group_id, state__in=(states.FAILURE, states.REVOKED))
              .values_list("task_id", flat=True).first())
     body_failed = counter.body_sent and counter.state == counter.FAILURE

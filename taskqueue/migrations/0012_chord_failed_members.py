@@ -5,14 +5,18 @@ from django.db import migrations, models
 
 
 def mark_the_failed_members_known(apps, schema_editor):
-    """A chord already failed has counted its `failed_task_id`: that member is not counted again."""
+    """A chord resolved as failed has counted its failed members (its `failed_task_id`, and each
+    member stored FAILURE or REVOKED): they are not counted again, and a resume undoes each once."""
     ChordCounter = apps.get_model("taskqueue", "ChordCounter")
     ChordFailedMember = apps.get_model("taskqueue", "ChordFailedMember")
+    TaskResult = apps.get_model("taskqueue", "TaskResult")
     db = schema_editor.connection.alias
-    failed = list(ChordCounter.objects.using(db).exclude(failed_task_id=None).values_list("id", "failed_task_id"))
-    for start in range(0, len(failed), 500):
+    for counter in ChordCounter.objects.using(db).filter(state="FAILURE").iterator(chunk_size=100):
+        failed = set(TaskResult.objects.using(db).filter(group_id=counter.group_id, state__in=("FAILURE", "REVOKED"))
+                     .values_list("task_id", flat=True))
+        failed.update([counter.failed_task_id] if counter.failed_task_id else [])
         ChordFailedMember.objects.using(db).bulk_create(
-            [ChordFailedMember(counter_id=pk, task_id=task_id) for pk, task_id in failed[start:start + 500]])
+            [ChordFailedMember(counter_id=counter.pk, task_id=task_id) for task_id in failed], batch_size=500)
 
 
 class Migration(migrations.Migration):

@@ -133,6 +133,15 @@ def revoked(task_ids: list[str]) -> None:
         _fail_member(group_id, task_id)
 
 
+def dead_lettered(task_id: str, message: Message | None, exc: BaseException) -> None:
+    """A task whose message became a dead letter (its row stored FAILURE): its chord fails, and so
+    do its chain's later steps, which will never run (no errbacks: it never ran either, as for a
+    revoked step). A requeue of the letter reopens them (`store.reopen_followers`)."""
+    revoked([task_id])
+    if message is not None and message.chain:
+        fail_canvas(rest_of_chain(message), exc, call_errbacks_of_entry=False)
+
+
 def rest_of_chain(message: Message) -> chain:
     return chain(*[maybe_signature(step) for step in reversed(message.chain)])
 

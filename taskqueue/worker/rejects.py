@@ -12,7 +12,7 @@ from collections.abc import Callable
 from .. import registry, serialization, store
 from ..brokers import Delivery
 from ..conf import get_settings
-from ..exceptions import DecodeError, NotRegistered
+from ..exceptions import DeadLettered, DecodeError, NotRegistered
 from ..message import Message, decode, peek_id
 from ..models import DeadLetter
 from ..outages import is_outage
@@ -37,15 +37,14 @@ def decode_or_dead_letter(delivery: Delivery, hostname: str) -> Message | None:
             reason = str(exc)
         except Exception as exc:  # a body built to break the decoder must not break the consumer
             reason = f"the message could not be decoded: {exc!r}"
-    dead_letter(delivery, reason, hostname, task_name=message.task if message else "",
-                task_id=message.id if message else None)
+    dead_letter(delivery, reason, hostname, task_name=message.task if message else "", message=message)
     return None
 
 
 def dead_letter(delivery: Delivery, reason: str, hostname: str, task_name: str = "",
-                task_id: str | None = None) -> None:
-    """Keep a message that cannot run, with the reason, for an operator; with `task_id` (of a
-    verified message: an unverified body could name anyone's task), fail its result too."""
+                message: Message | None = None) -> None:
+    """Keep a message that cannot run, with the reason, for an operator; with `message` (verified:
+    an unverified body could name anyone's task), fail its result and what was to follow it too."""
     logger.error("Rejected message %s from queue %r: %s", delivery.key, delivery.queue, reason)
     escape = serialization.escape_text
     try:
@@ -63,18 +62,20 @@ def dead_letter(delivery: Delivery, reason: str, hostname: str, task_name: str =
         # Kept nowhere else: dropping it (with its body in the log) is the one way out of a loop.
         logger.critical("Could not keep message %s as a dead letter (%r); dropping it. Body: %.2000s",
                         delivery.key, exc, body)
-    if task_id:
-        _fail_its_result(task_id, task_name, reason)
+    if message is not None:
+        _fail_its_result(message, task_name, reason)
 
 
-def _fail_its_result(task_id: str, task_name: str, reason: str) -> None:
+def _fail_its_result(message: Message, task_name: str, reason: str) -> None:
     """Its caller's get() must raise rather than wait for ever: FAILURE, unless it finished (the
-    follow-ups of a finished task failed); a chord member counts as failed, so its chord fails."""
+    follow-ups of a finished task failed); a chord member counts as failed, so its chord fails, and
+    its chain's later steps fail."""
+    task_id = message.id
     if len(task_id) > 255:
         return
     try:
         if store.fail_dead_lettered(task_id, task_name[:255], f"dead-lettered: {reason}"):
-            continuation.revoked([task_id])
+            continuation.dead_lettered(task_id, message, DeadLettered(f"dead-lettered: {reason}"))
     except Exception as exc:
         if is_outage(exc):
             raise
@@ -91,4 +92,4 @@ def contained(action: Callable[[], object], delivery: Delivery, message: Message
         if is_outage(exc):
             raise
         logger.exception("%s of %s[%s] failed", what, message.task, message.id)
-        dead_letter(delivery, f"{what} failed: {exc!r}", hostname, task_name=message.task, task_id=message.id)
+        dead_letter(delivery, f"{what} failed: {exc!r}", hostname, task_name=message.task, message=message)

@@ -6,13 +6,13 @@ import uuid
 import pytest
 from django.contrib.messages import get_messages
 
-from taskqueue import AsyncResult, registry, send_task, states, task
-from taskqueue.exceptions import DeadLettered
+from taskqueue import AsyncResult, chain, chord, registry, send_task, signature, states, task
+from taskqueue.exceptions import ChordError, DeadLettered
 from taskqueue.models import DeadLetter, TaskResult
 from taskqueue.testing import start_worker
 from tests.helpers import wait_until
 from tests.models import Run
-from tests.tasks import add, record
+from tests.tasks import add, record, tsum
 
 pytestmark = [pytest.mark.slow, pytest.mark.any_database]  # revoke and requeue go through the broker
 
@@ -54,6 +54,54 @@ def test_a_dead_letter_fails_its_result_and_runs_once_requeued(admin_client, tra
         assert not DeadLetter.objects.filter(pk=letter.pk).exists()
         assert AsyncResult(res.id).get(timeout=10) == 40
         assert TaskResult.objects.get(task_id=res.id).state == states.SUCCESS
+    finally:
+        after_fix.terminate()
+
+
+def _fix_typo_and_requeue(admin_client, monkeypatch, queue: str, task_id: str) -> None:
+    """Deploy the missing task (here and on a new worker), then requeue its dead letter; returns
+    the new worker."""
+    letter = DeadLetter.objects.get(message_id=task_id)
+    monkeypatch.setitem(registry._tasks, "tests.tasks.typo_fixed", None)  # undone after the test
+    task(name="tests.tasks.typo_fixed")(lambda x: x * 10)
+    worker = start_worker("-c", "1", "-Q", queue, env={"TASKQUEUE_TEST_TYPO_FIXED": "1"})
+    response = admin_client.post("/admin/taskqueue/deadletter/", {"action": "requeue_selected",
+                                                                  "_selected_action": [letter.pk]}, follow=True)
+    assert ("success", f"Requeued 1 message(s): {task_id}") in _said(response)
+    return worker
+
+
+def test_a_dead_lettered_chain_step_fails_the_steps_after_it_and_a_requeue_carries_the_chain_on(
+        admin_client, transactional_db, broker_url, monkeypatch):
+    queue = _queue()
+    before_fix = start_worker("-c", "1", "-Q", queue)
+    try:
+        res = chain(signature("tests.tasks.typo_fixed", args=(4,), queue=queue), add.s(1).set(queue=queue))()
+        with pytest.raises(DeadLettered):  # the step after it will never run: its get() raises
+            res.get(timeout=10)
+        assert AsyncResult(res.id).state == states.FAILURE
+    finally:
+        before_fix.terminate()
+    after_fix = _fix_typo_and_requeue(admin_client, monkeypatch, queue, res.parent.id)
+    try:  # a result seen finished stays so in its AsyncResult, as in Celery: a fresh one waits again
+        assert AsyncResult(res.id).get(timeout=10) == 41
+    finally:
+        after_fix.terminate()
+
+
+def test_a_requeued_chord_member_reopens_its_chord(admin_client, transactional_db, broker_url, monkeypatch):
+    queue = _queue()
+    before_fix = start_worker("-c", "1", "-Q", queue)
+    try:
+        res = chord([signature("tests.tasks.typo_fixed", args=(4,), queue=queue), add.si(1, 1).set(queue=queue)],
+                    tsum.s().set(queue=queue))()
+        with pytest.raises(ChordError, match="DeadLettered"):
+            res.get(timeout=10)
+    finally:
+        before_fix.terminate()
+    after_fix = _fix_typo_and_requeue(admin_client, monkeypatch, queue, res.parent.results[0].id)
+    try:
+        assert AsyncResult(res.id).get(timeout=10) == 42  # the body, failed for the dead letter, runs now
     finally:
         after_fix.terminate()
 

@@ -48,7 +48,7 @@ def test_a_downgrade_past_the_plan_rows_puts_a_waiting_chord_back_in_its_counter
 
 
 def test_a_chord_failed_before_the_upgrade_does_not_count_its_failed_member_again(transactional_db):
-    """0012 records the member a failed chord has counted, so meeting it again after the upgrade
+    """0012 records the members a failed chord has counted, so meeting one again after the upgrade
     (the worker that meets a revoked member's message) leaves `remaining` as it was."""
     from taskqueue import store
 
@@ -56,9 +56,14 @@ def test_a_chord_failed_before_the_upgrade_does_not_count_its_failed_member_agai
     try:
         before = _migrate("0011_chord_plan")
         before.get_model("taskqueue", "ChordCounter").objects.create(
-            group_id="failed-chord", total=3, remaining=2, state="FAILURE", failed_task_id="m-1")
+            group_id="failed-chord", total=3, remaining=1, state="FAILURE", failed_task_id="m-1")
+        TaskResult = before.get_model("taskqueue", "TaskResult")
+        TaskResult.objects.create(task_id="m-1", group_id="failed-chord", state="FAILURE")
+        TaskResult.objects.create(task_id="m-2", group_id="failed-chord", state="REVOKED")
+        TaskResult.objects.create(task_id="m-3", group_id="failed-chord", state="PENDING")
         _migrate(latest)
         store.count_failed_member("failed-chord", "m-1")
-        assert store.chord_counter("failed-chord").remaining == 2
+        store.count_failed_member("failed-chord", "m-2")
+        assert store.chord_counter("failed-chord").remaining == 1  # m-3 still runs
     finally:
         _migrate(latest)

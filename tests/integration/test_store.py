@@ -342,12 +342,26 @@ def test_a_member_failed_twice_then_resumed_leaves_its_chord_waiting_for_the_res
     members = _chord_of_three("g-failed-twice")
     store.count_failed_member("g-failed-twice", members[0])
     store.count_failed_member("g-failed-twice", members[0])  # the redelivery's fail_canvas
-    with transaction.atomic():
-        store.reopen_chord("g-failed-twice", members[0])
-    assert store.chord_counter("g-failed-twice").remaining == 3
+    for _ in range(2):  # a second reopen (a requeue sent again after its publish failed) undoes nothing more
+        with transaction.atomic():
+            store.reopen_chord("g-failed-twice", members[0])
+        assert store.chord_counter("g-failed-twice").remaining == 3
     for member in members[1:]:
         done = Outcome(MessageFactory(id=member, chord={"group_id": "g-failed-twice"}), states.SUCCESS, 7,
                        hostname="store-test", encoded=codecs.encode_value(7))
         store.save_chord_members("g-failed-twice", [done])
     counter = store.chord_counter("g-failed-twice")
     assert (counter.state, counter.remaining) == ("PENDING", 1)  # members[0] runs again
+
+
+def test_a_reopened_result_drops_the_outcome_kept_for_fresh_waiters(transactional_db):
+    """A get() of a task sent moments ago blocks on its outcome list; once the failure is resumed
+    (or its dead letter requeued) it must wait for the new attempt, not find the failure again."""
+    from taskqueue import notify
+
+    failed = _outcome(ValueError("boom"), states.FAILURE)
+    store.save_outcomes([failed])
+    kept = notify._outcome_list(failed.message.id)
+    assert notify._own_client(kept).exists(kept)
+    assert store.reopen_failed(failed.message.id)
+    assert not notify._own_client(kept).exists(kept)
