@@ -31,7 +31,7 @@ from typing import Any
 import amqp
 from django.utils import timezone
 
-from ..models import BrokerConsumer, CancelledTask, OutboxMessage
+from ..models import BrokerConsumer, OutboxMessage
 from .amqpconsumer import FLOW_GRACE, Consumer, Held, by_consumer
 from .amqptopology import DELAY_RUNGS, DELAY_UNIT, HEADER_COUNT, HEADER_QUEUE, Topology, delay_routing_key
 from .amqpwire import Publisher, close_quietly, connect, parse_url
@@ -155,26 +155,27 @@ class AmqpBroker(Broker):
                 else:  # a one-off reserve (a purge, a tool): no consumer left standing
                     taken += consumer.get(bands, count - len(taken))
                 deliveries = [self._delivery(consumer, consumer_id, band, message) for band, message in taken]
-            deliveries = self._mark_revoked(deliveries)
-            with consumer.lock:
-                self._record_holding(consumer_id, consumer)
+                revoked = self._record_holding(consumer_id, consumer, [d.key.split("~", 1)[0] for d in deliveries])
+            if revoked:
+                deliveries = [replace(d, revoked=True) if d.key.split("~", 1)[0] in revoked else d for d in deliveries]
         except Exception:
             self._drop_consumer(consumer_id)
             self.topology.forget()  # the next connection may be to a node that lost them (as on publish)
             raise
         return deliveries
 
-    def _record_holding(self, consumer_id: str, consumer: Consumer) -> None:
-        """Write what the consumer holds to its BrokerConsumer row when it changed: the operator's
-        pages (and revoke's report) read it there, as RabbitMQ cannot be asked."""
+    def _record_holding(self, consumer_id: str, consumer: Consumer, task_ids: Sequence[str] = ()) -> set[str]:
+        """Write what the consumer holds to its BrokerConsumer row when it changed (the operator's
+        pages, and revoke's report, read it there, as RabbitMQ cannot be asked); returns which of
+        `task_ids`, just taken, are revoked (their messages are handed out marked)."""
         holding = sorted([self.topology.queue_of(entry.band), key]
                          for key, entries in consumer.held.items() for entry in entries)
-        if holding == consumer.recorded:
-            return
-        BrokerConsumer.objects.using(self.state.alias).bulk_create(
-            [BrokerConsumer(consumer_id=consumer_id, last_heartbeat=timezone.now(), holding=holding)],
-            update_conflicts=True, unique_fields=["consumer_id"], update_fields=["last_heartbeat", "holding"])
+        changed = holding != consumer.recorded
+        if not changed and not task_ids:
+            return set()
+        revoked = self.state.record_holding(consumer_id, holding if changed else None, task_ids)
         consumer.recorded = holding
+        return revoked
 
     def _stream(self, consumer_id: str, consumer: Consumer, bands: list[str], count: int,
                 timeout: float) -> list[tuple[str, amqp.Message]]:
@@ -254,16 +255,6 @@ class AmqpBroker(Broker):
         body = message.body if isinstance(message.body, bytes) else str(message.body).encode()
         return Delivery(key=key, body=body, queue=self.topology.queue_of(band), consumer_id=consumer_id,
                         redeliveries=redeliveries)
-
-    def _mark_revoked(self, deliveries: list[Delivery]) -> list[Delivery]:
-        if not deliveries:
-            return deliveries
-        cancelled = set(CancelledTask.objects.using(self.state.alias).filter(
-            task_id__in={d.key.split("~", 1)[0] for d in deliveries}, expires_at__gt=timezone.now())
-            .values_list("task_id", flat=True))
-        if not cancelled:
-            return deliveries
-        return [replace(d, revoked=True) if d.key.split("~", 1)[0] in cancelled else d for d in deliveries]
 
     def ack(self, deliveries: Sequence[Delivery]) -> None:
         for consumer_id, group in by_consumer(deliveries).items():

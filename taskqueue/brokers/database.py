@@ -199,7 +199,7 @@ class DatabaseBroker(Broker):
         now = self.connection.ops.adapt_datetimefield_value(timezone.now())
         rows: list[tuple] = []
         if self.is_postgres:
-            with self._claim_cursor() as cursor:
+            with self._client_cursor() as cursor:
                 for queue in queues:
                     cursor.execute(sql, [consumer_id, now, queue, now, count - len(rows), now])
                     cursor.nextset()  # past the SET LOCAL
@@ -216,12 +216,41 @@ class DatabaseBroker(Broker):
                         break
         return rows
 
-    def _claim_cursor(self):
-        """On PostgreSQL a client-side binding cursor: the claim is two statements in one query."""
+    def _client_cursor(self):
+        """On PostgreSQL a client-side binding cursor: the claim (and `record_holding`) is two
+        statements in one query."""
         import psycopg  # only installed with PostgreSQL
 
         self.connection.ensure_connection()
         return statements.wrapped(self.connection, psycopg.ClientCursor(self.connection.connection))
+
+    def record_holding(self, consumer_id: str, holding: list | None, task_ids: Sequence[str] = ()) -> set[str]:
+        """A RabbitMQ consumer's row, its heartbeat and the [queue, key] pairs it holds (`holding`;
+        None: unchanged), for the operator's pages; returns which of `task_ids` (those it just took)
+        are revoked. On PostgreSQL one round trip, whose commit does not wait for the disk (as a
+        claim's): the row is written again at the consumer's next change, and a crash that takes it
+        back loses nothing else. Inside a transaction (a tool's reserve in a request) the plain
+        write joins it."""
+        now = timezone.now()
+        if self.is_postgres and self.connection.get_autocommit() and not self.connection.in_atomic_block:
+            sql, params = statements.revoked_among(self.connection), [list(task_ids), now]
+            if holding is not None:
+                sql, params = statements.record_holding(self.connection) + "; " + sql, [
+                    consumer_id, now, json.dumps(holding), *params]
+            with self._client_cursor() as cursor:
+                cursor.execute(sql, params)
+                while cursor.nextset():  # past the SET LOCAL and the upsert, to the SELECT's rows
+                    pass
+                return {task_id for task_id, in cursor.fetchall()}
+        if holding is not None:
+            with sqlexec.unsynced(self.connection):
+                BrokerConsumer.objects.using(self.alias).bulk_create(
+                    [BrokerConsumer(consumer_id=consumer_id, last_heartbeat=now, holding=holding)],
+                    update_conflicts=True, unique_fields=["consumer_id"], update_fields=["last_heartbeat", "holding"])
+        if not task_ids:
+            return set()
+        return set(CancelledTask.objects.using(self.alias).filter(task_id__in=set(task_ids), expires_at__gt=now)
+                   .values_list("task_id", flat=True))
 
     def _claim(self, consumer_id: str, queues: list[str], count: int) -> list[tuple]:
         claim = uuid.uuid4().hex

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 
-from ..models import CancelledTask, QueuedMessage
+from ..models import BrokerConsumer, CancelledTask, QueuedMessage
 
 
 def quoted_table(connection, model) -> str:
@@ -71,3 +71,17 @@ def insert_ignoring_known_keys(connection, rows: int) -> str:
     return (f"INSERT OR IGNORE INTO {quoted_table(connection, QueuedMessage)} (key, task_id, queue, body, priority, "
             "available_at, rank, redeliveries, date_created) VALUES "
             + ", ".join(["(%s, %s, %s, %s, %s, %s, %s, 0, %s)"] * rows))
+
+
+def record_holding(connection) -> str:
+    """The PostgreSQL upsert of a RabbitMQ consumer's row (see `DatabaseBroker.record_holding`),
+    committed without waiting for the disk; `revoked_among` follows it in the same query."""
+    table = quoted_table(connection, BrokerConsumer)
+    return (f"SET LOCAL synchronous_commit TO off; INSERT INTO {table} (consumer_id, last_heartbeat, holding) "
+            "VALUES (%s, %s, %s::jsonb) ON CONFLICT (consumer_id) DO UPDATE "
+            "SET last_heartbeat = EXCLUDED.last_heartbeat, holding = EXCLUDED.holding")
+
+
+def revoked_among(connection) -> str:
+    """Which of a list of task ids are revoked now (PostgreSQL)."""
+    return f"SELECT task_id FROM {quoted_table(connection, CancelledTask)} WHERE task_id = ANY(%s) AND expires_at > %s"
