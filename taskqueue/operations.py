@@ -235,8 +235,7 @@ def requeue_dead_letters(letters: list[DeadLetter]) -> Requeued:
         with transaction.atomic():
             store.unfail_dead_lettered(task_ids)
             for message in messages:
-                store.reopen_followers(message.id, {**message.send_options(),
-                                                    "chain": [dict(step) for step in message.chain]})
+                store.reopen_followers(message.id, store.stored_options(message))
         get_broker().publish(outgoing)
         DeadLetter.objects.filter(pk__in=sent).delete()
         outcome.requeued = task_ids

@@ -387,14 +387,19 @@ def find_workflow(keys: list[str | None]) -> tuple[str, dict] | None:
     return (key, outline) if outline is not None else None
 
 
+def stored_options(message: Message) -> dict:
+    """The options that send this call again, its chain's steps as dicts: as `FailedCall` keeps
+    them and `reopen_followers` reads them."""
+    return {**message.send_options(), "chain": [dict(step) for step in message.chain]}
+
+
 def save_failed_calls(messages: list[Message]) -> None:
     """Keep how these failed tasks were sent (failure path only), so they can be resumed."""
     FailedCall = _models().FailedCall
     rows = []
     for message in messages:
-        options = message.send_options()
-        options["chain"] = [dict(step) for step in message.chain]
-        call = {"task": message.task, "args": list(message.args), "kwargs": message.kwargs, "options": options}
+        call = {"task": message.task, "args": list(message.args), "kwargs": message.kwargs,
+                "options": stored_options(message)}
         # storable: jsonb refuses NUL and lone surrogates; tagged, they come back as they were
         rows.append(FailedCall(task_id=message.id, call=serialization.storable(serialization.to_jsonable(call))))
     FailedCall.objects.bulk_create(rows, ignore_conflicts=True)

@@ -155,9 +155,11 @@ class AmqpBroker(Broker):
                 else:  # a one-off reserve (a purge, a tool): no consumer left standing
                     taken += consumer.get(bands, count - len(taken))
                 deliveries = [self._delivery(consumer, consumer_id, band, message) for band, message in taken]
-                revoked = self._record_holding(consumer_id, consumer, [d.key.split("~", 1)[0] for d in deliveries])
+                task_ids = [d.key.split("~", 1)[0] for d in deliveries]
+                revoked = self._record_holding(consumer_id, consumer, task_ids)
             if revoked:
-                deliveries = [replace(d, revoked=True) if d.key.split("~", 1)[0] in revoked else d for d in deliveries]
+                deliveries = [replace(d, revoked=True) if task_id in revoked else d
+                              for d, task_id in zip(deliveries, task_ids, strict=True)]
         except Exception:
             self._drop_consumer(consumer_id)
             self.topology.forget()  # the next connection may be to a node that lost them (as on publish)

@@ -37,14 +37,16 @@ def decode_or_dead_letter(delivery: Delivery, hostname: str) -> Message | None:
             reason = str(exc)
         except Exception as exc:  # a body built to break the decoder must not break the consumer
             reason = f"the message could not be decoded: {exc!r}"
-    dead_letter(delivery, reason, hostname, task_name=message.task if message else "", message=message)
+    dead_letter(delivery, reason, hostname, message=message)
     return None
 
 
 def dead_letter(delivery: Delivery, reason: str, hostname: str, task_name: str = "",
                 message: Message | None = None) -> None:
     """Keep a message that cannot run, with the reason, for an operator; with `message` (verified:
-    an unverified body could name anyone's task), fail its result and what was to follow it too."""
+    an unverified body could name anyone's task), fail its result and what was to follow it too.
+    `task_name`: when there is no verified message to read it from."""
+    task_name = message.task if message is not None else task_name
     logger.error("Rejected message %s from queue %r: %s", delivery.key, delivery.queue, reason)
     escape = serialization.escape_text
     try:
@@ -92,4 +94,4 @@ def contained(action: Callable[[], object], delivery: Delivery, message: Message
         if is_outage(exc):
             raise
         logger.exception("%s of %s[%s] failed", what, message.task, message.id)
-        dead_letter(delivery, f"{what} failed: {exc!r}", hostname, task_name=message.task, message=message)
+        dead_letter(delivery, f"{what} failed: {exc!r}", hostname, message=message)
