@@ -227,11 +227,13 @@ def test_redis_keeps_queue_names_and_caps_wake_tokens(redis_url):
         with pytest.raises(ValueError, match="invalid queue name"):
             broker.publish([Outgoing("bad\nname", "k", b"x")])
         broker.publish([Outgoing("q", f"k{i}", b"x") for i in range(100)])
-        assert broker.client.llen(f"{broker.prefix}:wake:q") == 64
+        assert broker.client.llen(f"{broker.prefix}:wake:q") == 100
+        broker.publish([Outgoing("q", f"more{i}", b"x") for i in range(29)])
+        assert broker.client.llen(f"{broker.prefix}:wake:q") == 64  # the 129th cut them to 64
         broker.client.delete(f"{broker.prefix}:queues")  # as after a Redis flush: named again a while later
         broker._announced["q"] -= 120
         broker.publish([Outgoing("q", "again", b"x")])
-        assert broker.inspect().sizes == {"q": 101}
+        assert broker.inspect().sizes == {"q": 130}
     finally:
         keys = list(broker.client.scan_iter(match=f"{broker.prefix}:*"))
         if keys:
