@@ -146,6 +146,16 @@ def mark_revoked(task_ids: list[str], reason: str = REVOKED_BY_CALL) -> list[str
     return [row["task_id"] for row in rows]
 
 
+def mark_stopped(task_id: str, reason: str) -> None:
+    """A task revoked, then stopped where it ran (revoke with terminate): its REVOKED row gives that
+    reason instead of revoke()'s (REVOKED stays final), so a copy of its message met later is not
+    announced as revoked a second time (RabbitMQ hands it out again once the killed process's
+    connection closes)."""
+    result = {"exc_type": "TaskRevokedError", "exc_module": "taskqueue.exceptions", "exc_message": [reason]}
+    _models().TaskResult.objects.filter(task_id=task_id, state=states.REVOKED).update(
+        result=result, traceback=f"TaskRevokedError: {reason}\n")
+
+
 def revoked_by_call(row) -> bool:
     """Whether a REVOKED row was revoked by revoke() (its task neither stopped nor expired)."""
     result = row.result if isinstance(row.result, dict) else {}

@@ -355,6 +355,8 @@ def fail_killed(delivery: Delivery, body: bytes, hostname: str, error: BaseExcep
         broker.ack([delivery])
         return
     state = states.REVOKED if isinstance(error, TaskRevokedError) else states.FAILURE
+    if state == states.REVOKED:  # its row is REVOKED already (by the revoke): say it was stopped
+        store.mark_stopped(message.id, str(error))
     outcome = Outcome(message, state, error, traceback=f"{type(error).__name__}: {error}\n", hostname=hostname,
                       signum=signum)
     notify.publish(*continuation.save([outcome]))
@@ -367,6 +369,7 @@ def _fail_by_id(task_id: str, task_name: str, error: BaseException) -> None:
     traceback = f"{type(error).__name__}: {error}\n"
     if isinstance(error, TaskRevokedError):
         store.mark_revoked([task_id], str(error))
+        store.mark_stopped(task_id, str(error))
     else:
         store.save_failures([task_id], error, traceback, {task_id: task_name})
 

@@ -333,6 +333,39 @@ def test_a_revoked_chord_member_met_again_by_a_worker_is_counted_once(transactio
     assert store.chord_counter("g-revoked-once").remaining == 2
 
 
+def test_a_task_stopped_by_revoke_with_terminate_is_announced_revoked_once(transactional_db):
+    """The worker that stops a revoked task where it runs sends task_revoked (terminated); a copy of
+    its message met afterwards (RabbitMQ hands it out again once the killed process's connection
+    closes) must not send it a second time, as it does for a task revoked while it waited."""
+    from taskqueue import signals
+    from taskqueue.brokers import Delivery, get_broker
+    from taskqueue.conf import get_settings
+    from taskqueue.exceptions import TaskRevokedError
+    from taskqueue.message import encode
+    from taskqueue.worker import continuation, execute
+
+    message = MessageFactory()
+    store.mark_revoked([message.id])  # revoke(terminate=True) of the running task
+    seen = []
+
+    def receiver(sender=None, request=None, terminated=None, **kwargs):
+        seen.append((request.id, terminated))
+
+    signals.task_revoked.connect(receiver)
+    try:
+        body = encode(message, get_settings().signing_key)
+        execute.fail_killed(Delivery(message.id, body, "q", "killed-consumer"), body, "store-test",
+                            TaskRevokedError("revoked with terminate: its process was stopped"), get_broker(),
+                            signum=15)
+        continuation.resume(message, "store-test")  # the copy, met by another consumer
+    finally:
+        signals.task_revoked.disconnect(receiver)
+    assert seen == [(message.id, True)]
+    row = store.fetch(message.id)
+    assert row.state == states.REVOKED and row.result["exc_message"] == [
+        "revoked with terminate: its process was stopped"]
+
+
 def test_a_member_failed_twice_then_resumed_leaves_its_chord_waiting_for_the_rest(transactional_db):
     """A chain in a chord header that failed, redelivered, fails its later steps again (the member
     among them): counted twice, a resume of the chain would reopen the chord one member short, and
