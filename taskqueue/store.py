@@ -136,9 +136,7 @@ def mark_revoked(task_ids: list[str], reason: str = REVOKED_BY_CALL) -> list[str
     """Record revocation for ids not finished yet; returns those ids."""
     done = set(_models().TaskResult.objects.filter(task_id__in=task_ids, state__in=states.READY_STATES)
                .values_list("task_id", flat=True))
-    rows = [hotsql.new_row(task_id=task_id, state=states.REVOKED, date_done=timezone.now(),
-                           result={"exc_type": "TaskRevokedError", "exc_module": "taskqueue.exceptions",
-                                   "exc_message": [reason]})
+    rows = [hotsql.new_row(task_id=task_id, state=states.REVOKED, date_done=timezone.now(), result=_revoked(reason))
             for task_id in task_ids if task_id not in done]
     if rows:
         hotsql.upsert(rows, ["state", "date_done", "result"])
@@ -151,9 +149,13 @@ def mark_stopped(task_id: str, reason: str) -> None:
     reason instead of revoke()'s (REVOKED stays final), so a copy of its message met later is not
     announced as revoked a second time (RabbitMQ hands it out again once the killed process's
     connection closes)."""
-    result = {"exc_type": "TaskRevokedError", "exc_module": "taskqueue.exceptions", "exc_message": [reason]}
     _models().TaskResult.objects.filter(task_id=task_id, state=states.REVOKED).update(
-        result=result, traceback=f"TaskRevokedError: {reason}\n")
+        result=_revoked(reason), traceback=f"TaskRevokedError: {reason}\n")
+
+
+def _revoked(reason: str) -> dict:
+    """A REVOKED row's result: the TaskRevokedError its get() raises, with the reason."""
+    return {"exc_type": "TaskRevokedError", "exc_module": "taskqueue.exceptions", "exc_message": [reason]}
 
 
 def revoked_by_call(row) -> bool:
